@@ -1,0 +1,32 @@
+//! AWS clients, built once per container from the SDK's standard configuration, so the same
+//! binaries talk to AWS, LocalStack or moto (`AWS_ENDPOINT_URL`). No network call happens here.
+
+use aws_config::{BehaviorVersion, SdkConfig};
+
+use crate::config::Config;
+use crate::queue::DeliveryQueue;
+use crate::secret_box::SecretBox;
+use crate::store::Store;
+
+pub async fn load_sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest()).load().await
+}
+
+/// The adapters every function shares.
+#[derive(Debug, Clone)]
+pub struct Adapters {
+    pub store: Store,
+    pub queue: DeliveryQueue,
+    pub secrets: SecretBox,
+}
+
+impl Adapters {
+    pub fn new(sdk: &SdkConfig, config: &Config) -> Self {
+        let r = &config.resources;
+        Adapters {
+            store: Store::new(aws_sdk_dynamodb::Client::new(sdk), r.clone()),
+            queue: DeliveryQueue::new(aws_sdk_sqs::Client::new(sdk), r.delivery_queue_url.clone()),
+            secrets: SecretBox::new(aws_sdk_kms::Client::new(sdk), r.secrets_key_id.clone()),
+        }
+    }
+}

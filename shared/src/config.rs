@@ -1,0 +1,163 @@
+//! Configuration, read once per container from the environment that `template.yaml` sets
+//! (plus the local-only switches of SPEC §7).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::retry::RetrySchedule;
+
+/// Attempts are kept this long by default before DynamoDB's TTL reaps them.
+pub const DEFAULT_RETENTION_DAYS: u32 = 30;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// Names of the AWS resources the functions use.
+#[derive(Debug, Clone)]
+pub struct Resources {
+    pub webhooks_table: String,
+    pub subscriptions_table: String,
+    pub events_table: String,
+    pub deliveries_table: String,
+    pub attempts_table: String,
+    pub delivery_queue_url: String,
+    pub secrets_key_id: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub resources: Resources,
+    pub retention: Duration,
+    pub retry_schedule: RetrySchedule,
+    /// Local-only: let deliveries reach loopback and private addresses.
+    pub allow_private_targets: bool,
+    /// Local-only: one more root CA (PEM file) trusted for deliveries.
+    pub extra_ca_file: Option<PathBuf>,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup`, so the local gateway and tests use the very
+    /// same parsing as the Lambda environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let required = |name: &'static str| -> Result<String, ConfigError> {
+            lookup(name)
+                .filter(|v| !v.trim().is_empty())
+                .ok_or(ConfigError::Missing(name))
+        };
+        let resources = Resources {
+            webhooks_table: required("WEBHOOKS_TABLE")?,
+            subscriptions_table: required("SUBSCRIPTIONS_TABLE")?,
+            events_table: required("EVENTS_TABLE")?,
+            deliveries_table: required("DELIVERIES_TABLE")?,
+            attempts_table: required("ATTEMPTS_TABLE")?,
+            delivery_queue_url: required("DELIVERY_QUEUE_URL")?,
+            secrets_key_id: required("SECRETS_KEY_ID")?,
+        };
+        let retention_days = match lookup("ATTEMPT_RETENTION_DAYS").filter(|v| !v.is_empty()) {
+            None => DEFAULT_RETENTION_DAYS,
+            Some(v) => v
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|d| (1..=3650).contains(d))
+                .ok_or_else(|| ConfigError::Invalid {
+                    name: "ATTEMPT_RETENTION_DAYS",
+                    reason: format!("{v:?} is not a whole number of days between 1 and 3650"),
+                })?,
+        };
+        let retry_schedule = match lookup("WEBHOOKS_RETRY_DELAYS").filter(|v| !v.is_empty()) {
+            None => RetrySchedule::default(),
+            Some(v) => RetrySchedule::parse(&v).map_err(|reason| ConfigError::Invalid {
+                name: "WEBHOOKS_RETRY_DELAYS",
+                reason,
+            })?,
+        };
+        let allow_private_targets = match lookup("WEBHOOKS_ALLOW_PRIVATE_TARGETS").as_deref() {
+            None | Some("") | Some("0") | Some("false") => false,
+            Some("1") | Some("true") => true,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "WEBHOOKS_ALLOW_PRIVATE_TARGETS",
+                    reason: format!("{other:?} is not 1 or 0"),
+                })
+            }
+        };
+        let extra_ca_file = lookup("WEBHOOKS_EXTRA_CA_FILE")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
+        Ok(Config {
+            resources,
+            retention: Duration::from_secs(u64::from(retention_days) * 86_400),
+            retry_schedule,
+            allow_private_targets,
+            extra_ca_file,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn base() -> HashMap<&'static str, &'static str> {
+        HashMap::from([
+            ("WEBHOOKS_TABLE", "w"),
+            ("SUBSCRIPTIONS_TABLE", "s"),
+            ("EVENTS_TABLE", "e"),
+            ("DELIVERIES_TABLE", "d"),
+            ("ATTEMPTS_TABLE", "a"),
+            ("DELIVERY_QUEUE_URL", "http://q"),
+            ("SECRETS_KEY_ID", "k"),
+        ])
+    }
+
+    fn load(vars: &HashMap<&'static str, &'static str>) -> Result<Config, ConfigError> {
+        Config::from_lookup(|k| vars.get(k).map(|v| v.to_string()))
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let cfg = load(&base()).unwrap();
+        assert_eq!(cfg.retention, Duration::from_secs(30 * 86_400));
+        assert_eq!(cfg.retry_schedule, RetrySchedule::default());
+        assert!(!cfg.allow_private_targets);
+        assert!(cfg.extra_ca_file.is_none());
+    }
+
+    #[test]
+    fn switches_and_delays_are_read() {
+        let mut vars = base();
+        vars.insert("WEBHOOKS_RETRY_DELAYS", "1,2,3");
+        vars.insert("WEBHOOKS_ALLOW_PRIVATE_TARGETS", "1");
+        vars.insert("ATTEMPT_RETENTION_DAYS", "7");
+        let cfg = load(&vars).unwrap();
+        assert_eq!(cfg.retry_schedule.max_attempts(), 4);
+        assert!(cfg.allow_private_targets);
+        assert_eq!(cfg.retention, Duration::from_secs(7 * 86_400));
+    }
+
+    #[test]
+    fn missing_and_invalid_values_are_named() {
+        let mut vars = base();
+        vars.remove("EVENTS_TABLE");
+        assert!(load(&vars).unwrap_err().to_string().contains("EVENTS_TABLE"));
+        let mut vars = base();
+        vars.insert("WEBHOOKS_RETRY_DELAYS", "1,x");
+        assert!(load(&vars)
+            .unwrap_err()
+            .to_string()
+            .contains("WEBHOOKS_RETRY_DELAYS"));
+    }
+}

@@ -1,0 +1,326 @@
+//! The HTTPS client that delivers webhooks: 10 s timeout in all, no redirects, no proxies,
+//! response bodies read up to 16 KiB, and every resolved address vetted before connecting
+//! (the SSRF guard: private, loopback and link-local targets are refused unless the local-only
+//! switch allows them).
+
+use std::collections::BTreeMap;
+use std::error::Error as StdError;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use reqwest::redirect::Policy;
+use thiserror::Error;
+use url::{Host, Url};
+
+use crate::model::RecordedResponse;
+use crate::retry::{parse_retry_after, AttemptResult};
+
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub const MAX_RESPONSE_BODY: usize = 16 * 1024;
+
+#[derive(Debug, Error)]
+pub enum ClientError {
+    #[error("cannot read extra CA file {path}: {reason}")]
+    ExtraCa { path: String, reason: String },
+    #[error("cannot build the HTTP client: {0}")]
+    Build(String),
+}
+
+/// What one HTTP attempt produced.
+#[derive(Debug, Clone)]
+pub struct HttpAttempt {
+    pub result: AttemptResult,
+    pub response: Option<RecordedResponse>,
+    pub error: Option<String>,
+    pub duration: Duration,
+}
+
+#[derive(Debug)]
+struct BlockedTarget(String);
+
+impl fmt::Display for BlockedTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} resolves only to private, loopback or reserved addresses",
+            self.0
+        )
+    }
+}
+
+impl StdError for BlockedTarget {}
+
+/// DNS resolution that drops addresses deliveries must not reach.
+#[derive(Debug, Clone, Copy)]
+struct GuardedResolver {
+    allow_private: bool,
+}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let allow_private = self.allow_private;
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let resolved = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            let allowed: Vec<SocketAddr> = resolved
+                .filter(|addr| allow_private || is_public(addr.ip()))
+                .collect();
+            if allowed.is_empty() {
+                return Err(Box::new(BlockedTarget(host)) as Box<dyn StdError + Send + Sync>);
+            }
+            Ok(Box::new(allowed.into_iter()) as Addrs)
+        })
+    }
+}
+
+/// Whether an address is on the public internet.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_public_v4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public_v4(v4),
+            None => is_public_v6(v6),
+        },
+    }
+}
+
+fn is_public_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, c, _] = ip.octets();
+    !(ip.is_private()
+        || ip.is_loopback()
+        || ip.is_link_local()
+        || ip.is_broadcast()
+        || ip.is_documentation()
+        || ip.is_unspecified()
+        || ip.is_multicast()
+        || a == 0
+        || (a == 100 && (64..128).contains(&b)) // shared address space (CGNAT)
+        || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
+        || (a == 198 && (b == 18 || b == 19)) // benchmarking
+        || a >= 240) // reserved
+}
+
+fn is_public_v6(ip: Ipv6Addr) -> bool {
+    let first = ip.segments()[0];
+    !(ip.is_loopback()
+        || ip.is_unspecified()
+        || ip.is_multicast()
+        || ip.is_unique_local()
+        || ip.is_unicast_link_local()
+        || (first == 0x2001 && ip.segments()[1] == 0x0db8) // documentation
+        || first == 0x0064) // NAT64 well-known prefix 64:ff9b::/96 maps to IPv4
+}
+
+#[derive(Debug, Clone)]
+pub struct DeliveryClient {
+    http: reqwest::Client,
+    allow_private: bool,
+}
+
+impl DeliveryClient {
+    pub fn new(allow_private: bool, extra_ca_file: Option<&std::path::Path>) -> Result<Self, ClientError> {
+        let mut builder = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(REQUEST_TIMEOUT)
+            .redirect(Policy::none())
+            .no_proxy()
+            .user_agent(concat!("comps-webhooks/", env!("CARGO_PKG_VERSION")))
+            .pool_idle_timeout(Duration::from_secs(50))
+            .dns_resolver(Arc::new(GuardedResolver { allow_private }));
+        if let Some(path) = extra_ca_file {
+            let pem = std::fs::read(path).map_err(|e| ClientError::ExtraCa {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| ClientError::ExtraCa {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            builder = builder.add_root_certificate(cert);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| ClientError::Build(e.to_string()))?;
+        Ok(DeliveryClient {
+            http,
+            allow_private,
+        })
+    }
+
+    /// POSTs `body` to `url` and reports what happened. Never fails: every problem is an
+    /// outcome the retry policy classifies.
+    pub async fn post(&self, url: &str, headers: &[(String, String)], body: Bytes) -> HttpAttempt {
+        let started = Instant::now();
+        if let Some(refusal) = self.refuse_literal_target(url) {
+            return HttpAttempt {
+                result: AttemptResult::Refused,
+                response: None,
+                error: Some(refusal),
+                duration: started.elapsed(),
+            };
+        }
+        let mut request = self.http.post(url).body(body);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(err) => {
+                let (result, error) = describe_error(&err);
+                return HttpAttempt {
+                    result,
+                    response: None,
+                    error: Some(error),
+                    duration: started.elapsed(),
+                };
+            }
+        };
+        let status = response.status().as_u16();
+        let mut recorded_headers: BTreeMap<String, String> = BTreeMap::new();
+        for (name, value) in response.headers() {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            recorded_headers
+                .entry(name.as_str().to_owned())
+                .and_modify(|v| {
+                    v.push_str(", ");
+                    v.push_str(&value);
+                })
+                .or_insert(value);
+        }
+        let retry_after = recorded_headers
+            .get("retry-after")
+            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        let (body, truncated) = read_capped(response).await;
+        HttpAttempt {
+            result: AttemptResult::Status {
+                status,
+                retry_after,
+            },
+            response: Some(RecordedResponse {
+                status,
+                headers: recorded_headers,
+                body: String::from_utf8_lossy(&body).into_owned(),
+                truncated,
+            }),
+            error: None,
+            duration: started.elapsed(),
+        }
+    }
+
+    /// Hosts written as IP literals never reach the resolver, so they are vetted here.
+    fn refuse_literal_target(&self, url: &str) -> Option<String> {
+        if self.allow_private {
+            return None;
+        }
+        let parsed = Url::parse(url).ok()?;
+        let ip = match parsed.host()? {
+            Host::Ipv4(v4) => IpAddr::V4(v4),
+            Host::Ipv6(v6) => IpAddr::V6(v6),
+            Host::Domain(_) => return None,
+        };
+        (!is_public(ip)).then(|| format!("blocked: {ip} is a private, loopback or reserved address"))
+    }
+}
+
+/// Reads at most 16 KiB of the body; a body that fails half-way keeps what arrived.
+async fn read_capped(mut response: reqwest::Response) -> (Vec<u8>, bool) {
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = MAX_RESPONSE_BODY - body.len();
+                if chunk.len() > room {
+                    body.extend_from_slice(&chunk[..room]);
+                    return (body, true);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return (body, false),
+            Err(_) => return (body, true),
+        }
+    }
+}
+
+fn describe_error(err: &reqwest::Error) -> (AttemptResult, String) {
+    let mut source: Option<&(dyn StdError + 'static)> = Some(err);
+    let mut innermost = err.to_string();
+    while let Some(e) = source {
+        if let Some(blocked) = e.downcast_ref::<BlockedTarget>() {
+            return (AttemptResult::Refused, format!("blocked: {blocked}"));
+        }
+        innermost = e.to_string();
+        source = e.source();
+    }
+    let kind = if err.is_timeout() {
+        return (
+            AttemptResult::TransportError,
+            format!("timeout: no answer within {}s", REQUEST_TIMEOUT.as_secs()),
+        );
+    } else if err.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    (AttemptResult::TransportError, format!("{kind}: {innermost}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_and_private_addresses() {
+        for private in [
+            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "0.0.0.0",
+            "100.64.0.1", "::1", "fe80::1", "fd00::1", "::ffff:127.0.0.1", "::ffff:169.254.169.254",
+            "255.255.255.255", "224.0.0.1",
+        ] {
+            assert!(!is_public(private.parse().unwrap()), "{private}");
+        }
+        for public in ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "::ffff:8.8.8.8"] {
+            assert!(is_public(public.parse().unwrap()), "{public}");
+        }
+    }
+
+    #[tokio::test]
+    async fn literal_private_targets_are_refused_without_a_connection() {
+        let client = DeliveryClient::new(false, None).unwrap();
+        for url in ["https://127.0.0.1:9/x", "https://[::1]:9/x", "https://169.254.169.254/latest"] {
+            let attempt = client.post(url, &[], Bytes::from_static(b"{}")).await;
+            assert_eq!(attempt.result, AttemptResult::Refused, "{url}");
+            assert!(attempt.error.unwrap().starts_with("blocked"));
+        }
+    }
+
+    #[tokio::test]
+    async fn names_resolving_to_loopback_are_refused() {
+        let client = DeliveryClient::new(false, None).unwrap();
+        let attempt = client
+            .post("https://localhost:9/x", &[], Bytes::from_static(b"{}"))
+            .await;
+        assert_eq!(attempt.result, AttemptResult::Refused);
+        assert!(attempt.error.unwrap().contains("localhost"));
+    }
+
+    #[tokio::test]
+    async fn allowed_private_targets_fail_as_transport_errors() {
+        // Port 9 (discard) is closed here: connection refused, which is retried.
+        let client = DeliveryClient::new(true, None).unwrap();
+        let attempt = client
+            .post("https://127.0.0.1:9/x", &[], Bytes::from_static(b"{}"))
+            .await;
+        assert_eq!(attempt.result, AttemptResult::TransportError);
+        assert!(attempt.error.unwrap().starts_with("connection failed"));
+    }
+
+    #[test]
+    fn a_missing_extra_ca_is_a_clear_error() {
+        let err = DeliveryClient::new(true, Some(std::path::Path::new("/nonexistent/ca.pem")))
+            .unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/ca.pem"));
+    }
+}

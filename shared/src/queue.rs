@@ -1,0 +1,132 @@
+//! SQS adapter for the deliveries queue. Every call is batched (10 entries per call).
+
+use std::time::Duration;
+
+use aws_sdk_sqs::error::DisplayErrorContext;
+use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::Client;
+use thiserror::Error;
+
+use crate::model::DeliveryMessage;
+
+const SQS_BATCH_MAX: usize = 10;
+const SEND_TRIES: usize = 4;
+
+#[derive(Debug, Error)]
+pub enum QueueError {
+    #[error("SQS call failed: {0}")]
+    Sqs(String),
+    #[error("SQS refused {0} messages after retries")]
+    Refused(usize),
+}
+
+fn sqs(err: impl std::error::Error) -> QueueError {
+    QueueError::Sqs(DisplayErrorContext(err).to_string())
+}
+
+/// A message to hide again for `delay`, so it comes back when its next attempt is due.
+#[derive(Debug, Clone)]
+pub struct Postponement {
+    pub message_id: String,
+    pub receipt_handle: String,
+    pub delay: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeliveryQueue {
+    sqs: Client,
+    url: String,
+}
+
+impl DeliveryQueue {
+    pub fn new(sqs: Client, url: String) -> Self {
+        DeliveryQueue { sqs, url }
+    }
+
+    /// Sends one message per delivery, retrying the entries SQS refuses.
+    pub async fn send(&self, messages: &[DeliveryMessage]) -> Result<(), QueueError> {
+        for chunk in messages.chunks(SQS_BATCH_MAX) {
+            let mut pending: Vec<(String, String)> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, m)| {
+                    serde_json::to_string(m)
+                        .map(|body| (i.to_string(), body))
+                        .map_err(|e| QueueError::Sqs(e.to_string()))
+                })
+                .collect::<Result<_, _>>()?;
+            for attempt in 0..SEND_TRIES {
+                let entries = pending
+                    .iter()
+                    .map(|(id, body)| {
+                        SendMessageBatchRequestEntry::builder()
+                            .id(id)
+                            .message_body(body)
+                            .build()
+                            .map_err(sqs)
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let out = self
+                    .sqs
+                    .send_message_batch()
+                    .queue_url(&self.url)
+                    .set_entries(Some(entries))
+                    .send()
+                    .await
+                    .map_err(sqs)?;
+                let failed: Vec<&str> = out.failed().iter().map(|f| f.id()).collect();
+                pending.retain(|(id, _)| failed.contains(&id.as_str()));
+                if pending.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+            }
+            if !pending.is_empty() {
+                return Err(QueueError::Refused(pending.len()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Changes the visibility of messages in batches. Returns the message ids SQS refused;
+    /// those come back after the queue's default visibility timeout instead.
+    pub async fn postpone(&self, postponements: &[Postponement]) -> Vec<String> {
+        let mut refused = Vec::new();
+        for chunk in postponements.chunks(SQS_BATCH_MAX) {
+            let entries: Vec<_> = chunk
+                .iter()
+                .enumerate()
+                .filter_map(|(i, p)| {
+                    ChangeMessageVisibilityBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(&p.receipt_handle)
+                        .visibility_timeout(p.delay.as_secs().min(43_200) as i32)
+                        .build()
+                        .ok()
+                })
+                .collect();
+            match self
+                .sqs
+                .change_message_visibility_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+            {
+                Ok(out) => {
+                    for failure in out.failed() {
+                        if let Some(p) = failure.id().parse::<usize>().ok().and_then(|i| chunk.get(i)) {
+                            tracing::warn!(message_id = %p.message_id, code = failure.code(), "visibility change refused");
+                            refused.push(p.message_id.clone());
+                        }
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(error = %DisplayErrorContext(&err), "visibility change failed");
+                    refused.extend(chunk.iter().map(|p| p.message_id.clone()));
+                }
+            }
+        }
+        refused
+    }
+}

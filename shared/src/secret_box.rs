@@ -1,0 +1,100 @@
+//! Signing secrets at rest: encrypted with KMS under an encryption context that binds each
+//! ciphertext to its webhook id, so a ciphertext copied onto another webhook won't decrypt.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use aws_sdk_kms::error::DisplayErrorContext;
+use aws_sdk_kms::primitives::Blob;
+use aws_sdk_kms::Client;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use thiserror::Error;
+
+use crate::signing::SigningSecret;
+
+const CONTEXT_KEY: &str = "webhook_id";
+
+#[derive(Debug, Error)]
+pub enum SecretBoxError {
+    #[error("KMS call failed: {0}")]
+    Kms(String),
+    #[error("stored secret is unreadable")]
+    Corrupt,
+}
+
+#[derive(Debug, Clone)]
+pub struct SecretBox {
+    kms: Client,
+    key_id: String,
+}
+
+impl SecretBox {
+    pub fn new(kms: Client, key_id: String) -> Self {
+        SecretBox { kms, key_id }
+    }
+
+    /// Returns base64 of the ciphertext.
+    pub async fn seal(&self, webhook_id: &str, secret: &SigningSecret) -> Result<String, SecretBoxError> {
+        let out = self
+            .kms
+            .encrypt()
+            .key_id(&self.key_id)
+            .plaintext(Blob::new(secret.expose().as_bytes()))
+            .encryption_context(CONTEXT_KEY, webhook_id)
+            .send()
+            .await
+            .map_err(|e| SecretBoxError::Kms(DisplayErrorContext(e).to_string()))?;
+        let blob = out.ciphertext_blob.ok_or(SecretBoxError::Corrupt)?;
+        Ok(BASE64.encode(blob.as_ref()))
+    }
+
+    pub async fn open(&self, webhook_id: &str, ciphertext: &str) -> Result<SigningSecret, SecretBoxError> {
+        let blob = BASE64.decode(ciphertext).map_err(|_| SecretBoxError::Corrupt)?;
+        let out = self
+            .kms
+            .decrypt()
+            .ciphertext_blob(Blob::new(blob))
+            .encryption_context(CONTEXT_KEY, webhook_id)
+            .send()
+            .await
+            .map_err(|e| SecretBoxError::Kms(DisplayErrorContext(e).to_string()))?;
+        let plain = out.plaintext.ok_or(SecretBoxError::Corrupt)?;
+        let text = std::str::from_utf8(plain.as_ref()).map_err(|_| SecretBoxError::Corrupt)?;
+        SigningSecret::parse(text).map_err(|_| SecretBoxError::Corrupt)
+    }
+}
+
+/// Decrypted secrets kept for the life of a container, keyed by webhook id *and* ciphertext:
+/// a rotated secret has a new ciphertext, so it is used on the very next attempt, and an
+/// unchanged one costs no KMS call.
+#[derive(Debug, Default)]
+pub struct SecretCache {
+    entries: Mutex<HashMap<String, (String, SigningSecret)>>,
+}
+
+impl SecretCache {
+    pub async fn get_or_open(
+        &self,
+        secret_box: &SecretBox,
+        webhook_id: &str,
+        ciphertext: &str,
+    ) -> Result<SigningSecret, SecretBoxError> {
+        if let Some(secret) = self.lookup(webhook_id, ciphertext) {
+            return Ok(secret);
+        }
+        let secret = secret_box.open(webhook_id, ciphertext).await?;
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.insert(webhook_id.to_owned(), (ciphertext.to_owned(), secret.clone()));
+        }
+        Ok(secret)
+    }
+
+    fn lookup(&self, webhook_id: &str, ciphertext: &str) -> Option<SigningSecret> {
+        let entries = self.entries.lock().ok()?;
+        entries
+            .get(webhook_id)
+            .filter(|(cached, _)| cached == ciphertext)
+            .map(|(_, secret)| secret.clone())
+    }
+}

@@ -1,0 +1,369 @@
+//! DynamoDB adapter: the five tables of `template.yaml`, and nothing but storage here.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, PutRequest, TransactWriteItem, WriteRequest};
+use aws_sdk_dynamodb::Client;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::config::Resources;
+use crate::model::{AttemptRecord, DeliveryRecord, EventRecord, SubscriptionRecord, WebhookRecord};
+
+/// Name of the attempts table's index for one webhook's log, newest first.
+pub const WEBHOOK_LOG_INDEX: &str = "by_webhook";
+/// BatchWriteItem takes at most 25 items.
+const BATCH_WRITE_MAX: usize = 25;
+
+type Item = HashMap<String, AttributeValue>;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("DynamoDB call failed: {0}")]
+    Dynamo(String),
+    #[error("stored item cannot be read or written: {0}")]
+    Codec(String),
+    #[error("DynamoDB left {0} items unwritten after retries")]
+    Unprocessed(usize),
+}
+
+fn dynamo(err: impl std::error::Error) -> StoreError {
+    StoreError::Dynamo(DisplayErrorContext(err).to_string())
+}
+
+fn to_item<T: Serialize>(value: &T) -> Result<Item, StoreError> {
+    serde_dynamo::to_item(value).map_err(|e| StoreError::Codec(e.to_string()))
+}
+
+fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Codec(e.to_string()))
+}
+
+fn s(value: &str) -> AttributeValue {
+    AttributeValue::S(value.to_owned())
+}
+
+fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    ddb: Client,
+    tables: Resources,
+}
+
+impl Store {
+    pub fn new(ddb: Client, tables: Resources) -> Self {
+        Store { ddb, tables }
+    }
+
+    // ---- webhooks and their subscriptions ----
+
+    fn subscription_put(&self, w: &WebhookRecord, event_type: &str) -> Result<TransactWriteItem, StoreError> {
+        let sub = SubscriptionRecord {
+            event_type: event_type.to_owned(),
+            webhook_id: w.id.clone(),
+            active: w.status == crate::model::WebhookStatus::Active,
+        };
+        let put = Put::builder()
+            .table_name(&self.tables.subscriptions_table)
+            .set_item(Some(to_item(&sub)?))
+            .build()
+            .map_err(dynamo)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    fn subscription_delete(&self, webhook_id: &str, event_type: &str) -> Result<TransactWriteItem, StoreError> {
+        let delete = Delete::builder()
+            .table_name(&self.tables.subscriptions_table)
+            .key("event_type", s(event_type))
+            .key("webhook_id", s(webhook_id))
+            .build()
+            .map_err(dynamo)?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
+    /// Writes a new webhook and its subscriptions in one transaction.
+    pub async fn create_webhook(&self, w: &WebhookRecord) -> Result<(), StoreError> {
+        let put = Put::builder()
+            .table_name(&self.tables.webhooks_table)
+            .set_item(Some(to_item(w)?))
+            .condition_expression("attribute_not_exists(id)")
+            .build()
+            .map_err(dynamo)?;
+        let mut items = vec![TransactWriteItem::builder().put(put).build()];
+        for event_type in &w.events {
+            items.push(self.subscription_put(w, event_type)?);
+        }
+        self.ddb
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+            .map_err(dynamo)?;
+        Ok(())
+    }
+
+    /// Deletes a webhook and its subscriptions in one transaction.
+    pub async fn delete_webhook(&self, w: &WebhookRecord) -> Result<(), StoreError> {
+        let delete = Delete::builder()
+            .table_name(&self.tables.webhooks_table)
+            .key("id", s(&w.id))
+            .build()
+            .map_err(dynamo)?;
+        let mut items = vec![TransactWriteItem::builder().delete(delete).build()];
+        for event_type in &w.events {
+            items.push(self.subscription_delete(&w.id, event_type)?);
+        }
+        self.ddb
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+            .map_err(dynamo)?;
+        Ok(())
+    }
+
+    pub async fn get_webhook(&self, id: &str) -> Result<Option<WebhookRecord>, StoreError> {
+        self.get(&self.tables.webhooks_table, HashMap::from([("id".into(), s(id))]))
+            .await
+    }
+
+    /// Every webhook, oldest first. An admin listing: fine to read the whole (small) table.
+    pub async fn list_webhooks(&self) -> Result<Vec<WebhookRecord>, StoreError> {
+        let mut webhooks: Vec<WebhookRecord> = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .ddb
+                .scan()
+                .table_name(&self.tables.webhooks_table)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(dynamo)?;
+            for item in page.items() {
+                webhooks.push(from_item(item.clone())?);
+            }
+            match page.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => break,
+            }
+        }
+        webhooks.sort_by(|a, b| (&a.created_at, &a.id).cmp(&(&b.created_at, &b.id)));
+        Ok(webhooks)
+    }
+
+    /// The webhooks subscribed to `event_type`: one query, however many webhooks exist.
+    pub async fn subscribers(&self, event_type: &str) -> Result<Vec<SubscriptionRecord>, StoreError> {
+        let mut subs = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .ddb
+                .query()
+                .table_name(&self.tables.subscriptions_table)
+                .key_condition_expression("event_type = :t")
+                .expression_attribute_values(":t", s(event_type))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(dynamo)?;
+            for item in page.items() {
+                subs.push(from_item(item.clone())?);
+            }
+            match page.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => break,
+            }
+        }
+        Ok(subs)
+    }
+
+    // ---- events ----
+
+    /// Stores a new event. When the id exists already, returns the stored event instead.
+    pub async fn put_event_if_new(&self, event: &EventRecord) -> Result<Option<EventRecord>, StoreError> {
+        let result = self
+            .ddb
+            .put_item()
+            .table_name(&self.tables.events_table)
+            .set_item(Some(to_item(event)?))
+            .condition_expression("attribute_not_exists(id)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(None),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                self.get_event(&event.id).await
+            }
+            Err(err) => Err(dynamo(err)),
+        }
+    }
+
+    pub async fn mark_fanned_out(&self, event_id: &str, deliveries: u32) -> Result<(), StoreError> {
+        self.ddb
+            .update_item()
+            .table_name(&self.tables.events_table)
+            .key("id", s(event_id))
+            .update_expression("SET deliveries = :n")
+            .expression_attribute_values(":n", n(deliveries))
+            .send()
+            .await
+            .map_err(dynamo)?;
+        Ok(())
+    }
+
+    pub async fn get_event(&self, id: &str) -> Result<Option<EventRecord>, StoreError> {
+        self.get(&self.tables.events_table, HashMap::from([("id".into(), s(id))]))
+            .await
+    }
+
+    // ---- deliveries ----
+
+    /// Writes deliveries in batches of 25, retrying what DynamoDB leaves unprocessed.
+    /// Delivery ids are deterministic, so writing one again is harmless.
+    pub async fn put_deliveries(&self, deliveries: &[DeliveryRecord]) -> Result<(), StoreError> {
+        for chunk in deliveries.chunks(BATCH_WRITE_MAX) {
+            let mut requests = chunk
+                .iter()
+                .map(|d| {
+                    let put = PutRequest::builder()
+                        .set_item(Some(to_item(d)?))
+                        .build()
+                        .map_err(dynamo)?;
+                    Ok(WriteRequest::builder().put_request(put).build())
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let mut backoff = Duration::from_millis(50);
+            for _ in 0..6 {
+                let out = self
+                    .ddb
+                    .batch_write_item()
+                    .request_items(&self.tables.deliveries_table, requests)
+                    .send()
+                    .await
+                    .map_err(dynamo)?;
+                requests = out
+                    .unprocessed_items()
+                    .and_then(|m| m.get(&self.tables.deliveries_table))
+                    .cloned()
+                    .unwrap_or_default();
+                if requests.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+            }
+            if !requests.is_empty() {
+                return Err(StoreError::Unprocessed(requests.len()));
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn get_delivery(&self, id: &str) -> Result<Option<DeliveryRecord>, StoreError> {
+        self.get(&self.tables.deliveries_table, HashMap::from([("id".into(), s(id))]))
+            .await
+    }
+
+    // ---- attempts (the delivery log) ----
+
+    /// Every attempt of one delivery, in attempt order (strongly consistent).
+    pub async fn attempts_of(&self, delivery_id: &str) -> Result<Vec<AttemptRecord>, StoreError> {
+        let mut attempts = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .ddb
+                .query()
+                .table_name(&self.tables.attempts_table)
+                .key_condition_expression("delivery_id = :d")
+                .expression_attribute_values(":d", s(delivery_id))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(dynamo)?;
+            for item in page.items() {
+                attempts.push(from_item(item.clone())?);
+            }
+            match page.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => break,
+            }
+        }
+        Ok(attempts)
+    }
+
+    /// Records an attempt unless that attempt number was recorded already (returns false).
+    pub async fn put_attempt_if_new(&self, attempt: &AttemptRecord) -> Result<bool, StoreError> {
+        let result = self
+            .ddb
+            .put_item()
+            .table_name(&self.tables.attempts_table)
+            .set_item(Some(to_item(attempt)?))
+            .condition_expression("attribute_not_exists(delivery_id)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(dynamo(err)),
+        }
+    }
+
+    pub async fn get_attempt(&self, delivery_id: &str, attempt: u32) -> Result<Option<AttemptRecord>, StoreError> {
+        self.get(
+            &self.tables.attempts_table,
+            HashMap::from([("delivery_id".into(), s(delivery_id)), ("attempt".into(), n(attempt))]),
+        )
+        .await
+    }
+
+    /// The newest `limit` log lines of a webhook, newest first.
+    pub async fn webhook_log(&self, webhook_id: &str, limit: u32) -> Result<Vec<AttemptRecord>, StoreError> {
+        let page = self
+            .ddb
+            .query()
+            .table_name(&self.tables.attempts_table)
+            .index_name(WEBHOOK_LOG_INDEX)
+            .key_condition_expression("webhook_id = :w")
+            .expression_attribute_values(":w", s(webhook_id))
+            .scan_index_forward(false)
+            .limit(limit.max(1) as i32)
+            .send()
+            .await
+            .map_err(dynamo)?;
+        page.items().iter().map(|item| from_item(item.clone())).collect()
+    }
+
+    async fn get<T: DeserializeOwned>(&self, table: &str, key: Item) -> Result<Option<T>, StoreError> {
+        let out = self
+            .ddb
+            .get_item()
+            .table_name(table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(dynamo)?;
+        out.item.map(from_item).transpose()
+    }
+}

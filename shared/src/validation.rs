@@ -1,0 +1,201 @@
+//! Validation of admin input (SPEC §6): what a webhook may look like.
+
+use std::collections::HashSet;
+
+use serde::Deserialize;
+use url::Url;
+
+use crate::catalogue;
+use crate::problem::{from_json_error, Problem};
+
+pub const MAX_NAME_CHARS: usize = 100;
+pub const MAX_URL_LEN: usize = 2048;
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWebhookRequest {
+    pub name: String,
+    pub url: String,
+    pub events: Vec<String>,
+    #[serde(default = "default_true")]
+    pub active: bool,
+}
+
+/// A create request that passed validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewWebhook {
+    pub name: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub active: bool,
+}
+
+impl CreateWebhookRequest {
+    pub fn parse(body: &[u8]) -> Result<NewWebhook, Problem> {
+        let request: CreateWebhookRequest =
+            serde_json::from_slice(body).map_err(|e| from_json_error(&e))?;
+        Ok(NewWebhook {
+            name: validate_name(&request.name)?,
+            url: validate_url(&request.url)?,
+            events: validate_events(&request.events)?,
+            active: request.active,
+        })
+    }
+}
+
+pub fn validate_name(name: &str) -> Result<String, Problem> {
+    let trimmed = name.trim();
+    let chars = trimmed.chars().count();
+    if chars == 0 || chars > MAX_NAME_CHARS {
+        return Err(Problem::invalid_field(
+            "name",
+            format!("name must be 1-{MAX_NAME_CHARS} characters (got {chars})"),
+        ));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(Problem::invalid_field(
+            "name",
+            "name must not contain control characters",
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// `https://` only, at most 2048 characters, a host, no user-info.
+pub fn validate_url(text: &str) -> Result<String, Problem> {
+    let invalid = |detail: String| Problem::invalid_field("url", detail);
+    if text.len() > MAX_URL_LEN {
+        return Err(invalid(format!(
+            "url must be at most {MAX_URL_LEN} characters (got {})",
+            text.len()
+        )));
+    }
+    let url = Url::parse(text).map_err(|e| invalid(format!("url is not a valid URL: {e}")))?;
+    if url.scheme() != "https" {
+        return Err(invalid(format!(
+            "url must use https:// (plain {}:// endpoints are rejected)",
+            url.scheme()
+        )));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("url must name a host".into()));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(
+            "url must not contain user-info (user:password@); authenticate with the signature instead"
+                .into(),
+        ));
+    }
+    if url.fragment().is_some() {
+        return Err(invalid("url must not contain a #fragment".into()));
+    }
+    Ok(text.to_owned())
+}
+
+pub fn validate_events(events: &[String]) -> Result<Vec<String>, Problem> {
+    if events.is_empty() {
+        return Err(Problem::invalid_field(
+            "events",
+            "events must list at least one event type",
+        ));
+    }
+    let mut seen = HashSet::new();
+    for event in events {
+        if catalogue::find(event).is_none() {
+            let known: Vec<_> = catalogue::names().collect();
+            return Err(Problem::invalid_field(
+                "events",
+                format!(
+                    "unknown event type {event:?}; known types: {}",
+                    known.join(", ")
+                ),
+            ));
+        }
+        if !seen.insert(event.as_str()) {
+            return Err(Problem::invalid_field(
+                "events",
+                format!("event type {event:?} is listed twice"),
+            ));
+        }
+    }
+    Ok(events.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_of(result: Result<NewWebhook, Problem>) -> (u16, Option<String>, String) {
+        let p = result.unwrap_err();
+        (p.status, p.field, p.detail)
+    }
+
+    #[test]
+    fn accepts_a_good_webhook() {
+        let w = CreateWebhookRequest::parse(
+            br#"{"name":" CRM ","url":"https://example.com/hook?x=1","events":["order.completed"]}"#,
+        )
+        .unwrap();
+        assert_eq!(w.name, "CRM");
+        assert!(w.active);
+        assert_eq!(w.events, ["order.completed"]);
+    }
+
+    #[test]
+    fn rejects_bad_urls_naming_the_field() {
+        for url in [
+            "http://example.com/hook",
+            "ftp://example.com",
+            "https://user:pw@example.com/",
+            "not a url",
+            "https://",
+            "https://example.com/#frag",
+        ] {
+            let body = serde_json::json!({"name": "n", "url": url, "events": ["order.completed"]});
+            let (status, field, detail) =
+                field_of(CreateWebhookRequest::parse(body.to_string().as_bytes()));
+            assert_eq!(status, 422, "{url}");
+            assert_eq!(field.as_deref(), Some("url"), "{url}");
+            assert!(detail.contains("url"), "{detail}");
+        }
+        let long = format!("https://example.com/{}", "a".repeat(2048));
+        assert!(validate_url(&long).unwrap_err().detail.contains("2048"));
+    }
+
+    #[test]
+    fn rejects_bad_events_and_names() {
+        let (status, field, detail) = field_of(CreateWebhookRequest::parse(
+            br#"{"name":"n","url":"https://e.com","events":["order.deleted"]}"#,
+        ));
+        assert_eq!((status, field.as_deref()), (422, Some("events")));
+        assert!(detail.contains("order.deleted"));
+        let (_, field, _) = field_of(CreateWebhookRequest::parse(
+            br#"{"name":"n","url":"https://e.com","events":[]}"#,
+        ));
+        assert_eq!(field.as_deref(), Some("events"));
+        let (_, _, detail) = field_of(CreateWebhookRequest::parse(
+            br#"{"name":"n","url":"https://e.com","events":["user.registered","user.registered"]}"#,
+        ));
+        assert!(detail.contains("twice"));
+        let long_name = serde_json::json!({"name": "x".repeat(101), "url": "https://e.com", "events": ["user.registered"]});
+        let (_, field, _) = field_of(CreateWebhookRequest::parse(
+            long_name.to_string().as_bytes(),
+        ));
+        assert_eq!(field.as_deref(), Some("name"));
+    }
+
+    #[test]
+    fn malformed_json_and_unknown_fields_are_400() {
+        let (status, _, _) = field_of(CreateWebhookRequest::parse(b"{not json"));
+        assert_eq!(status, 400);
+        let (status, _, detail) = field_of(CreateWebhookRequest::parse(
+            br#"{"name":"n","url":"https://e.com","events":["user.registered"],"secret":"x"}"#,
+        ));
+        assert_eq!(status, 400);
+        assert!(detail.contains("unknown field"), "{detail}");
+    }
+}
