@@ -8,6 +8,5 @@ pub fn init() {
     let _ = tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)
-        .with_current_span(false)
         .try_init();
 }

@@ -1,0 +1,839 @@
+#!/usr/bin/env python3
+"""Local stack helper for comps-webhooks.
+
+Subcommands (run with .venv/bin/python, see infra/venv.sh):
+
+  translate  SAM template -> plain CloudFormation JSON (offline, no credentials).
+  up         Create the template's *data* resources (DynamoDB tables, SQS queues,
+             KMS keys, ...) as a CloudFormation stack in an AWS emulator (moto
+             server or LocalStack), then print one JSON document describing the
+             resolved environment of every function and the SQS event source
+             mappings that a local runner has to emulate.
+
+Nothing but the JSON document goes to stdout; diagnostics go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_TEMPLATE = ROOT / "template.yaml"
+DEFAULT_REGION = "us-east-1"
+
+# Resource types created in the emulator by `up`. Everything else (functions,
+# roles, APIs, permissions and above all AWS::Lambda::EventSourceMapping, which
+# would make moto invoke Lambda on every SendMessage) is left to the local runner.
+DATA_RESOURCE_TYPES = (
+    "AWS::DynamoDB::Table",
+    "AWS::SQS::Queue",
+    "AWS::SQS::QueuePolicy",
+    "AWS::KMS::Key",
+    "AWS::KMS::Alias",
+)
+DATA_RESOURCE_PREFIXES = ("AWS::SES::",)
+
+PSEUDO_PARAMS = {
+    "AWS::Region",
+    "AWS::AccountId",
+    "AWS::Partition",
+    "AWS::URLSuffix",
+    "AWS::StackName",
+    "AWS::StackId",
+    "AWS::NoValue",
+    "AWS::NotificationARNs",
+}
+
+
+class StackError(Exception):
+    """An error with a message meant for the user; exits non-zero."""
+
+
+def log(msg: str) -> None:
+    print(f"stack.py: {msg}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- YAML
+
+
+def load_template(path: Path) -> dict[str, Any]:
+    """Load a CloudFormation/SAM template (YAML with short-form tags, or JSON)."""
+    import yaml
+
+    class CfnLoader(yaml.SafeLoader):
+        pass
+
+    def construct(loader: yaml.Loader, tag_suffix: str, node: yaml.Node) -> Any:
+        if isinstance(node, yaml.ScalarNode):
+            value: Any = loader.construct_scalar(node)
+        elif isinstance(node, yaml.SequenceNode):
+            value = loader.construct_sequence(node, deep=True)
+        else:
+            value = loader.construct_mapping(node, deep=True)
+        if tag_suffix == "Ref":
+            return {"Ref": value}
+        if tag_suffix == "GetAtt" and isinstance(value, str):
+            logical, _, attr = value.partition(".")
+            return {"Fn::GetAtt": [logical, attr]}
+        if tag_suffix == "Condition":
+            return {"Condition": value}
+        return {f"Fn::{tag_suffix}": value}
+
+    CfnLoader.add_multi_constructor("!", construct)
+    # CloudFormation treats timestamps/dates as strings (e.g. "2012-10-17").
+    CfnLoader.yaml_implicit_resolvers = {
+        k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:timestamp"]
+        for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise StackError(f"cannot read template {path}: {exc}") from exc
+    try:
+        data = yaml.load(text, Loader=CfnLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise StackError(f"{path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("Resources"), dict):
+        raise StackError(f"{path} has no Resources section")
+    return data
+
+
+# --------------------------------------------------------------------------- translate
+
+
+def translate(template_path: Path, region: str) -> dict[str, Any]:
+    """Translate a SAM template to CloudFormation without network or credentials."""
+    import boto3
+    from samtranslator.model.exceptions import InvalidDocumentException
+    from samtranslator.parser.parser import Parser
+    from samtranslator.translator.translator import Translator
+
+    sam = load_template(template_path)
+    if "Transform" not in sam:
+        return sam  # already plain CloudFormation
+
+    # samtranslator only accepts S3 locations; `sam build` would have replaced
+    # local paths (CodeUri: .) with built artifacts. Use placeholders.
+    for logical_id, res in sam["Resources"].items():
+        props = res.get("Properties") or {}
+        if res.get("Type") in ("AWS::Serverless::Function", "AWS::Serverless::LayerVersion"):
+            key = "CodeUri" if res["Type"] == "AWS::Serverless::Function" else "ContentUri"
+            uri = props.get(key)
+            if isinstance(uri, str) and not uri.startswith("s3://"):
+                props[key] = f"s3://local-placeholder-bucket/{logical_id}.zip"
+        for key in ("DefinitionUri",):
+            uri = props.get(key)
+            if isinstance(uri, str) and not uri.startswith("s3://"):
+                props[key] = f"s3://local-placeholder-bucket/{logical_id}-definition.yaml"
+
+    # A session with only a region: no credentials, no network. Managed policy
+    # names are not used by this template, so the policy map is empty.
+    session = boto3.session.Session(region_name=region)
+    translator = Translator(managed_policy_map={}, sam_parser=Parser(), boto_session=session)
+    try:
+        return translator.translate(
+            sam,
+            parameter_values={},
+            passthrough_metadata=True,
+            get_managed_policy_map=lambda: {},
+        )
+    except InvalidDocumentException as exc:
+        causes = "\n".join(f"  - {c.message}" for c in exc.causes)
+        raise StackError(f"SAM translation of {template_path} failed:\n{causes}") from exc
+
+
+# --------------------------------------------------------------------------- references
+
+
+def references(node: Any) -> set[str]:
+    """Logical ids / parameter names referenced by Ref, Fn::GetAtt and Fn::Sub."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Ref" and isinstance(value, str):
+                found.add(value)
+            elif key == "Fn::GetAtt":
+                if isinstance(value, list) and value and isinstance(value[0], str):
+                    found.add(value[0])
+                elif isinstance(value, str):
+                    found.add(value.split(".", 1)[0])
+            elif key == "Fn::Sub":
+                text = value[0] if isinstance(value, list) else value
+                local = set(value[1]) if isinstance(value, list) and len(value) > 1 else set()
+                if isinstance(text, str):
+                    for name in re.findall(r"\$\{([^!}][^}]*)\}", text):
+                        name = name.split(".", 1)[0]
+                        if name not in local:
+                            found.add(name)
+                if isinstance(value, list) and len(value) > 1:
+                    found |= references(value[1])
+                continue
+            found |= references(value)
+    elif isinstance(node, list):
+        for item in node:
+            found |= references(item)
+    return found
+
+
+def json_text_with_intrinsics(doc: Any) -> Any:
+    """Serialize a JSON document to text, keeping string-valued intrinsics.
+
+    Returns a plain string when the document has no intrinsic functions, else an
+    Fn::Join that splices the intrinsics into the JSON text (inside the quotes).
+    """
+    found: list[Any] = []
+
+    def mark(node: Any) -> Any:
+        if isinstance(node, dict):
+            if len(node) == 1 and (next(iter(node)) == "Ref" or next(iter(node)).startswith("Fn::")):
+                found.append(node)
+                return f"@@INTRINSIC{len(found) - 1}@@"
+            return {k: mark(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [mark(v) for v in node]
+        return node
+
+    text = json.dumps(mark(doc), separators=(",", ":"))
+    if not found:
+        return text
+    parts: list[Any] = []
+    for i, chunk in enumerate(re.split(r"@@INTRINSIC(\d+)@@", text)):
+        if i % 2:
+            parts.append(found[int(chunk)])
+        elif chunk:
+            parts.append(chunk)
+    return {"Fn::Join": ["", parts]}
+
+
+def is_data_type(rtype: str) -> bool:
+    return rtype in DATA_RESOURCE_TYPES or rtype.startswith(DATA_RESOURCE_PREFIXES)
+
+
+def data_only(cfn: dict[str, Any]) -> dict[str, Any]:
+    """Keep only the data resources (and what they need) of a CloudFormation template."""
+    resources = cfn.get("Resources", {})
+    keep = {lid for lid, r in resources.items() if is_data_type(r.get("Type", ""))}
+
+    def deps(res: dict[str, Any]) -> set[str]:
+        d = references(res)
+        depends = res.get("DependsOn", [])
+        d |= {depends} if isinstance(depends, str) else set(depends)
+        return d
+
+    # Drop kept resources that depend on dropped ones (e.g. a queue policy naming a function).
+    changed = True
+    while changed:
+        changed = False
+        for lid in sorted(keep):
+            missing = {d for d in deps(resources[lid]) if d in resources and d not in keep}
+            if missing:
+                log(f"not creating {lid}: it references {', '.join(sorted(missing))}")
+                keep.discard(lid)
+                changed = True
+
+    out: dict[str, Any] = {"AWSTemplateFormatVersion": "2010-09-09"}
+    out["Description"] = "comps-webhooks local data resources (generated by infra/local/stack.py)"
+    out["Resources"] = {}
+    for lid in sorted(keep):
+        res = copy.deepcopy(resources[lid])
+        res.pop("Metadata", None)
+        props = res.get("Properties") or {}
+        if res.get("Type") == "AWS::KMS::Key" and isinstance(props.get("KeyPolicy"), dict):
+            # moto quirk: a KeyPolicy given as a JSON object is stored as a dict and
+            # every later KMS call on the key (DescribeKey, Encrypt, Decrypt...) then
+            # fails with a 500 (json.loads(dict)). CloudFormation also accepts the
+            # policy as a JSON string, so pass it as one (intrinsics kept via Fn::Join).
+            props["KeyPolicy"] = json_text_with_intrinsics(props["KeyPolicy"])
+        out["Resources"][lid] = res
+
+    outputs = {}
+    for name, o in (cfn.get("Outputs") or {}).items():
+        refs = references(o)
+        if all(r in keep or r not in resources for r in refs):
+            outputs[name] = o
+    if outputs:
+        out["Outputs"] = outputs
+
+    if cfn.get("Mappings"):
+        out["Mappings"] = cfn["Mappings"]
+
+    # Conditions only reference parameters/other conditions; keep those a kept
+    # resource or output uses (transitively).
+    conditions = cfn.get("Conditions") or {}
+    used_conds: set[str] = set()
+    pending = [r.get("Condition") for r in out["Resources"].values() if r.get("Condition")]
+    pending += [o.get("Condition") for o in outputs.values() if o.get("Condition")]
+
+    def cond_refs(node: Any) -> set[str]:
+        s: set[str] = set()
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k == "Condition" and isinstance(v, str):
+                    s.add(v)
+                elif k == "Fn::If" and isinstance(v, list) and v and isinstance(v[0], str):
+                    s.add(v[0])
+                    s |= cond_refs(v[1:])
+                else:
+                    s |= cond_refs(v)
+        elif isinstance(node, list):
+            for i in node:
+                s |= cond_refs(i)
+        return s
+
+    pending += list(cond_refs(out["Resources"]) | cond_refs(outputs))
+    while pending:
+        c = pending.pop()
+        if c in conditions and c not in used_conds:
+            used_conds.add(c)
+            pending += list(cond_refs(conditions[c]))
+    if used_conds:
+        out["Conditions"] = {c: conditions[c] for c in sorted(used_conds)}
+
+    params = cfn.get("Parameters") or {}
+    used_params = references(out) & set(params)
+    if used_params:
+        out["Parameters"] = {p: params[p] for p in sorted(used_params)}
+    return out
+
+
+# --------------------------------------------------------------------------- AWS
+
+
+def aws_clients(endpoint: str, region: str):
+    import boto3
+    from botocore.config import Config
+
+    kwargs: dict[str, Any] = {"region_name": region}
+    if not (os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE")):
+        kwargs["aws_access_key_id"] = "test"
+        kwargs["aws_secret_access_key"] = "test"
+    session = boto3.session.Session(**kwargs)
+    cfg = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=60)
+
+    class Clients:
+        def __init__(self) -> None:
+            self._cache: dict[str, Any] = {}
+
+        def __getattr__(self, name: str) -> Any:
+            if name not in self._cache:
+                self._cache[name] = session.client(name, endpoint_url=endpoint, config=cfg)
+            return self._cache[name]
+
+    return Clients()
+
+
+def aws_call(what: str, fn, *args, **kwargs):
+    from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+    from botocore.parsers import ResponseParserError
+
+    try:
+        return fn(*args, **kwargs)
+    except EndpointConnectionError as exc:
+        raise StackError(f"{what}: cannot reach the AWS emulator ({exc})") from exc
+    except ClientError as exc:
+        err = exc.response.get("Error", {})
+        raise StackError(f"{what}: {err.get('Code')}: {err.get('Message')}") from exc
+    except ResponseParserError as exc:
+        # moto answers an HTML 500 page when it crashes on a request.
+        raise StackError(f"{what}: the emulator answered with an internal error (see its log)") from exc
+    except BotoCoreError as exc:
+        raise StackError(f"{what}: {exc}") from exc
+
+
+def describe_stack(aws, name: str) -> dict[str, Any] | None:
+    from botocore.exceptions import ClientError
+
+    try:
+        stacks = aws.cloudformation.describe_stacks(StackName=name)["Stacks"]
+    except ClientError as exc:
+        msg = exc.response.get("Error", {}).get("Message", "")
+        if "does not exist" in msg:
+            return None
+        raise
+    live = [s for s in stacks if s.get("StackStatus") != "DELETE_COMPLETE"]
+    return live[0] if live else None
+
+
+def stack_failure_reasons(aws, name: str) -> str:
+    try:
+        events = aws.cloudformation.describe_stack_events(StackName=name)["StackEvents"]
+    except Exception:  # noqa: BLE001 - best effort diagnostics
+        return ""
+    lines = [
+        f"  {e.get('LogicalResourceId')}: {e.get('ResourceStatus')} {e.get('ResourceStatusReason')}"
+        for e in events
+        if "FAILED" in (e.get("ResourceStatus") or "")
+    ]
+    return "\n".join(lines[:20])
+
+
+def wait_for_stack(aws, name: str, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        stack = aws_call("describe_stacks", describe_stack, aws, name)
+        status = stack["StackStatus"] if stack else "DELETE_COMPLETE"
+        if status in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
+            return stack  # type: ignore[return-value]
+        if not status.endswith("_IN_PROGRESS"):
+            reasons = stack_failure_reasons(aws, name)
+            raise StackError(
+                f"stack {name} ended in {status}"
+                + (f": {stack.get('StackStatusReason')}" if stack and stack.get("StackStatusReason") else "")
+                + (f"\n{reasons}" if reasons else "")
+            )
+        if time.monotonic() > deadline:
+            raise StackError(
+                f"timed out after {timeout:.0f}s waiting for stack {name} (last status {status}). "
+                "moto leaves a stack whose resource failed in CREATE_IN_PROGRESS for good: "
+                "restart the emulator, delete the stack or use another --stack-name"
+            )
+        time.sleep(0.5)
+
+
+def ensure_stack(aws, name: str, template: dict[str, Any], params: dict[str, str], timeout: float) -> None:
+    stack = aws_call("describe_stacks", describe_stack, aws, name)
+    if stack is not None:
+        status = stack["StackStatus"]
+        if status in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
+            log(f"reusing stack {name} ({status})")
+            check_same_resources(aws, name, template)
+            return
+        if status.endswith("_IN_PROGRESS") and not status.startswith("DELETE"):
+            log(f"stack {name} is {status}; waiting")
+            wait_for_stack(aws, name, timeout)
+            check_same_resources(aws, name, template)
+            return
+        # CREATE_FAILED, ROLLBACK_COMPLETE, DELETE_FAILED...: cannot be used or updated.
+        log(f"stack {name} is {status}; deleting it and creating it again")
+        aws_call("delete_stack", aws.cloudformation.delete_stack, StackName=name)
+        deadline = time.monotonic() + timeout
+        while aws_call("describe_stacks", describe_stack, aws, name) is not None:
+            if time.monotonic() > deadline:
+                raise StackError(f"timed out waiting for stack {name} to be deleted")
+            time.sleep(0.5)
+
+    cfn_params = [{"ParameterKey": k, "ParameterValue": v} for k, v in sorted(params.items())]
+    log(f"creating stack {name} ({len(template['Resources'])} resources)")
+    try:
+        aws_call(
+            "create_stack",
+            aws.cloudformation.create_stack,
+            StackName=name,
+            TemplateBody=json.dumps(template),
+            Parameters=cfn_params,
+        )
+    except StackError as exc:
+        reasons = stack_failure_reasons(aws, name)
+        raise StackError(
+            f"{exc}\n(the emulator could not create the stack; moto answers HTTP 500 when a "
+            "resource fails - its own log has the traceback)" + (f"\n{reasons}" if reasons else "")
+        ) from exc
+    wait_for_stack(aws, name, timeout)
+    log(f"stack {name} is CREATE_COMPLETE")
+
+
+def check_same_resources(aws, name: str, template: dict[str, Any]) -> None:
+    have = stack_resources(aws, name)
+    want = set(template["Resources"])
+    missing = sorted(want - set(have))
+    if missing:
+        raise StackError(
+            f"existing stack {name} lacks {', '.join(missing)} (it was created from an older "
+            f"template); delete it or use another --stack-name"
+        )
+
+
+def stack_resources(aws, name: str) -> dict[str, dict[str, Any]]:
+    res = aws_call(
+        "describe_stack_resources", aws.cloudformation.describe_stack_resources, StackName=name
+    )["StackResources"]
+    return {r["LogicalResourceId"]: r for r in res}
+
+
+def apply_emulator_fixups(aws, cfn: dict[str, Any], resources: dict[str, dict[str, Any]]) -> None:
+    """Apply table settings that moto's CloudFormation ignores (TTL, point-in-time recovery).
+
+    Idempotent; harmless against LocalStack or real AWS, where they are already set.
+    """
+    for lid, res in cfn["Resources"].items():
+        if res.get("Type") != "AWS::DynamoDB::Table" or lid not in resources:
+            continue
+        table = resources[lid]["PhysicalResourceId"]
+        props = res.get("Properties") or {}
+        ttl = props.get("TimeToLiveSpecification")
+        if isinstance(ttl, dict) and str(ttl.get("Enabled")).lower() == "true":
+            cur = aws_call("describe_time_to_live", aws.dynamodb.describe_time_to_live, TableName=table)
+            desc = cur.get("TimeToLiveDescription", {})
+            if desc.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+                aws_call(
+                    f"update_time_to_live {table}",
+                    aws.dynamodb.update_time_to_live,
+                    TableName=table,
+                    TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True},
+                )
+                log(f"enabled TTL on {table} ({ttl['AttributeName']})")
+        pitr = props.get("PointInTimeRecoverySpecification")
+        if isinstance(pitr, dict) and str(pitr.get("PointInTimeRecoveryEnabled")).lower() == "true":
+            cur = aws_call(
+                "describe_continuous_backups", aws.dynamodb.describe_continuous_backups, TableName=table
+            )
+            status = (
+                cur.get("ContinuousBackupsDescription", {})
+                .get("PointInTimeRecoveryDescription", {})
+                .get("PointInTimeRecoveryStatus")
+            )
+            if status != "ENABLED":
+                aws_call(
+                    f"update_continuous_backups {table}",
+                    aws.dynamodb.update_continuous_backups,
+                    TableName=table,
+                    PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+                )
+                log(f"enabled point-in-time recovery on {table}")
+
+
+# --------------------------------------------------------------------------- resolving
+
+
+class Resolver:
+    """Resolves Ref / Fn::GetAtt / Fn::Sub (and a few more) against a live stack."""
+
+    def __init__(self, aws, stack: dict[str, Any], cfn: dict[str, Any], resources, params, region):
+        self.aws = aws
+        self.cfn = cfn
+        self.resources = resources  # logical id -> describe_stack_resources entry
+        self.region = region
+        self.params: dict[str, Any] = {}
+        for name, decl in (cfn.get("Parameters") or {}).items():
+            if name in params:
+                value: Any = params[name]
+            elif "Default" in decl:
+                value = decl["Default"]
+            else:
+                value = None
+            if value is not None and decl.get("Type", "").startswith("CommaDelimitedList"):
+                value = [v.strip() for v in str(value).split(",")] if not isinstance(value, list) else value
+            self.params[name] = value
+        self.pseudo = {
+            "AWS::Region": region,
+            "AWS::Partition": "aws-cn" if region.startswith("cn-") else "aws",
+            "AWS::URLSuffix": "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com",
+            "AWS::StackName": stack["StackName"],
+            "AWS::StackId": stack["StackId"],
+            "AWS::AccountId": self._account_id(stack["StackId"]),
+        }
+        self._attr_cache: dict[tuple[str, str], str] = {}
+
+    @staticmethod
+    def _account_id(stack_id: str) -> str:
+        parts = stack_id.split(":")
+        return parts[4] if len(parts) > 4 and parts[4] else "123456789012"
+
+    def _resource(self, lid: str) -> dict[str, Any]:
+        if lid not in self.resources:
+            if lid in self.cfn.get("Resources", {}):
+                rtype = self.cfn["Resources"][lid].get("Type")
+                raise StackError(f"{lid} ({rtype}) is not created locally, so it cannot be resolved")
+            raise StackError(f"unknown reference {lid!r}")
+        return self.resources[lid]
+
+    def ref(self, name: str) -> Any:
+        if name in self.pseudo:
+            return self.pseudo[name]
+        if name in self.params:
+            if self.params[name] is None:
+                raise StackError(f"parameter {name} has no default; pass --parameter {name}=VALUE")
+            return self.params[name]
+        res = self._resource(name)
+        if res["ResourceType"] == "AWS::SQS::Queue":
+            return self.getatt(name, "QueueUrl")
+        return res["PhysicalResourceId"]
+
+    def getatt(self, lid: str, attr: str) -> str:
+        key = (lid, attr)
+        if key in self._attr_cache:
+            return self._attr_cache[key]
+        res = self._resource(lid)
+        rtype, phys = res["ResourceType"], res["PhysicalResourceId"]
+        value: str | None = None
+        if rtype == "AWS::SQS::Queue":
+            if attr == "QueueUrl":
+                # The physical id is the AWS-style URL (https://sqs.<region>.amazonaws.com/...);
+                # ask the emulator for the URL it hands out, which points at itself.
+                name = phys.rstrip("/").rsplit("/", 1)[-1]
+                value = aws_call(
+                    f"get_queue_url {name}", self.aws.sqs.get_queue_url, QueueName=name
+                )["QueueUrl"]
+            elif attr in ("Arn", "QueueName"):
+                attrs = aws_call(
+                    f"get_queue_attributes {phys}",
+                    self.aws.sqs.get_queue_attributes,
+                    QueueUrl=self.getatt(lid, "QueueUrl"),
+                    AttributeNames=["QueueArn"],
+                )["Attributes"]
+                arn = attrs["QueueArn"]
+                value = arn if attr == "Arn" else arn.rsplit(":", 1)[-1]
+        elif rtype == "AWS::DynamoDB::Table":
+            table = aws_call(
+                f"describe_table {phys}", self.aws.dynamodb.describe_table, TableName=phys
+            )["Table"]
+            value = {"Arn": table.get("TableArn"), "StreamArn": table.get("LatestStreamArn")}.get(attr)
+        elif rtype == "AWS::KMS::Key":
+            meta = aws_call(f"describe_key {phys}", self.aws.kms.describe_key, KeyId=phys)["KeyMetadata"]
+            value = {"Arn": meta.get("Arn"), "KeyId": meta.get("KeyId")}.get(attr)
+        if value is None:
+            raise StackError(f"cannot resolve Fn::GetAtt {lid}.{attr} ({rtype}) locally")
+        self._attr_cache[key] = value
+        return value
+
+    def resolve(self, node: Any) -> Any:
+        if isinstance(node, dict) and len(node) == 1:
+            (key, value), = node.items()
+            if key == "Ref":
+                return self.ref(value)
+            if key == "Fn::GetAtt":
+                lid, attr = (value.split(".", 1) if isinstance(value, str) else value)
+                return self.getatt(lid, self.resolve(attr))
+            if key == "Fn::Sub":
+                return self.sub(value)
+            if key == "Fn::Join":
+                sep, items = value
+                items = self.resolve(items)
+                return self.resolve(sep).join(str(self.resolve(i)) for i in items)
+            if key == "Fn::Select":
+                idx, items = value
+                return self.resolve(items)[int(self.resolve(idx))]
+            if key == "Fn::Split":
+                sep, text = value
+                return str(self.resolve(text)).split(self.resolve(sep))
+            if key.startswith("Fn::"):
+                raise StackError(f"{key} is not supported by the local resolver")
+        if isinstance(node, dict):
+            return {k: self.resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [self.resolve(v) for v in node]
+        return node
+
+    def sub(self, value: Any) -> str:
+        if isinstance(value, list):
+            text, local = value[0], {k: self.resolve(v) for k, v in (value[1] if len(value) > 1 else {}).items()}
+        else:
+            text, local = value, {}
+
+        def repl(m: re.Match[str]) -> str:
+            expr = m.group(1)
+            if expr.startswith("!"):
+                return "${" + expr[1:] + "}"
+            if expr in local:
+                return str(local[expr])
+            if "." in expr and expr.split(".", 1)[0] not in self.params:
+                lid, attr = expr.split(".", 1)
+                return self.getatt(lid, attr)
+            v = self.ref(expr)
+            return ",".join(v) if isinstance(v, list) else str(v)
+
+        return re.sub(r"\$\{([^}]+)\}", repl, text)
+
+
+def env_string(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ",".join(env_string(v) for v in value)
+    if isinstance(value, (dict,)):
+        return json.dumps(value)
+    return str(value)
+
+
+def describe_local(aws, stack_name: str, cfn: dict[str, Any], sam: dict[str, Any], params, region):
+    stack = aws_call("describe_stacks", describe_stack, aws, stack_name)
+    if stack is None:
+        raise StackError(f"stack {stack_name} disappeared")
+    resources = stack_resources(aws, stack_name)
+    resolver = Resolver(aws, stack, cfn, resources, params, region)
+    sam_resources = sam.get("Resources", {})
+
+    functions: dict[str, Any] = {}
+    union_env: dict[str, str] = {}
+    for lid, res in sorted(cfn["Resources"].items()):
+        if res.get("Type") != "AWS::Lambda::Function":
+            continue
+        props = res.get("Properties") or {}
+        env: dict[str, str] = {}
+        for var, raw in sorted(((props.get("Environment") or {}).get("Variables") or {}).items()):
+            try:
+                env[var] = env_string(resolver.resolve(raw))
+            except StackError as exc:
+                raise StackError(f"{lid}: environment variable {var}: {exc}") from exc
+            if var in union_env and union_env[var] != env[var]:
+                log(f"warning: {var} differs between functions; 'env' keeps the first value")
+            union_env.setdefault(var, env[var])
+        meta = res.get("Metadata") or (sam_resources.get(lid) or {}).get("Metadata") or {}
+        binary = (meta.get("BuildProperties") or {}).get("Binary")
+        if not binary:
+            raise StackError(f"{lid}: no Metadata.BuildProperties.Binary in the template")
+        functions[lid] = {
+            "binary": binary,
+            "timeout": int(resolver.resolve(props.get("Timeout", 3))),
+            "memory_size": int(resolver.resolve(props.get("MemorySize", 128))),
+            "env": env,
+        }
+
+    mappings = []
+    for lid, res in sorted(cfn["Resources"].items()):
+        if res.get("Type") != "AWS::Lambda::EventSourceMapping":
+            continue
+        props = res.get("Properties") or {}
+        fn = props.get("FunctionName")
+        fn_lid = fn.get("Ref") if isinstance(fn, dict) else fn
+        if fn_lid not in functions:
+            raise StackError(f"{lid}: FunctionName {fn!r} is not a function of this template")
+        src = props.get("EventSourceArn")
+        queue_lid = None
+        if isinstance(src, dict) and "Fn::GetAtt" in src:
+            ga = src["Fn::GetAtt"]
+            queue_lid = ga.split(".", 1)[0] if isinstance(ga, str) else ga[0]
+        if not queue_lid or resources.get(queue_lid, {}).get("ResourceType") != "AWS::SQS::Queue":
+            log(f"warning: {lid}: event source {src!r} is not an SQS queue of this stack; skipped")
+            continue
+        mappings.append(
+            {
+                "name": lid,
+                "function": fn_lid,
+                "binary": functions[fn_lid]["binary"],
+                "queue": queue_lid,
+                "queue_url": resolver.getatt(queue_lid, "QueueUrl"),
+                "queue_arn": resolver.getatt(queue_lid, "Arn"),
+                "batch_size": int(resolver.resolve(props.get("BatchSize", 10))),
+                "maximum_batching_window_seconds": int(
+                    resolver.resolve(props.get("MaximumBatchingWindowInSeconds", 0))
+                ),
+                "report_batch_item_failures": "ReportBatchItemFailures"
+                in (props.get("FunctionResponseTypes") or []),
+                "enabled": str(resolver.resolve(props.get("Enabled", True))).lower() == "true",
+            }
+        )
+
+    local_resources = {}
+    for lid, r in sorted(resources.items()):
+        entry = {"type": r["ResourceType"], "physical_id": r["PhysicalResourceId"]}
+        if r["ResourceType"] in ("AWS::SQS::Queue", "AWS::DynamoDB::Table", "AWS::KMS::Key"):
+            entry["arn"] = resolver.getatt(lid, "Arn")
+        if r["ResourceType"] == "AWS::SQS::Queue":
+            entry["url"] = resolver.getatt(lid, "QueueUrl")
+        local_resources[lid] = entry
+
+    return {
+        "stack_name": stack_name,
+        "region": region,
+        "env": union_env,
+        "functions": functions,
+        "event_source_mappings": mappings,
+        "resources": local_resources,
+    }
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def write_json(doc: Any, out: str | None) -> None:
+    text = json.dumps(doc, indent=2, sort_keys=False) + "\n"
+    if out:
+        path = Path(out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+        log(f"wrote {path}")
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+
+def parse_params(items: list[str]) -> dict[str, str]:
+    params = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise StackError(f"--parameter expects KEY=VALUE, got {item!r}")
+        params[key] = value
+    return params
+
+
+def cmd_translate(args: argparse.Namespace) -> None:
+    write_json(translate(Path(args.template), args.region), args.out)
+
+
+def cmd_up(args: argparse.Namespace) -> None:
+    template_path = Path(args.template)
+    sam = load_template(template_path)
+    cfn = translate(template_path, args.region)
+    params = parse_params(args.parameter)
+    unknown = set(params) - set(cfn.get("Parameters") or {})
+    if unknown:
+        raise StackError(f"unknown template parameter(s): {', '.join(sorted(unknown))}")
+    data = data_only(cfn)
+    stack_params = {k: v for k, v in params.items() if k in (data.get("Parameters") or {})}
+    for name, decl in (data.get("Parameters") or {}).items():
+        if name not in stack_params and "Default" not in decl:
+            raise StackError(f"parameter {name} has no default; pass --parameter {name}=VALUE")
+
+    aws = aws_clients(args.endpoint, args.region)
+    ensure_stack(aws, args.stack_name, data, stack_params, args.timeout)
+    apply_emulator_fixups(aws, cfn, stack_resources(aws, args.stack_name))
+    doc = describe_local(aws, args.stack_name, cfn, sam, params, args.region)
+    write_json(doc, args.out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    default_region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+    parser = argparse.ArgumentParser(prog="stack.py", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("translate", help="SAM template -> CloudFormation JSON")
+    p.add_argument("--template", default=str(DEFAULT_TEMPLATE))
+    p.add_argument("--out", help="write here instead of stdout")
+    p.add_argument("--region", default=default_region)
+    p.set_defaults(func=cmd_translate)
+
+    p = sub.add_parser("up", help="create the data resources in an emulator and describe them")
+    p.add_argument("--endpoint", default=os.environ.get("AWS_ENDPOINT_URL", "http://127.0.0.1:4566"))
+    p.add_argument("--stack-name", default="comps-webhooks-local")
+    p.add_argument("--template", default=str(DEFAULT_TEMPLATE))
+    p.add_argument("--out", help="write the JSON document here instead of stdout")
+    p.add_argument("--region", default=default_region)
+    p.add_argument("--parameter", action="append", default=[], metavar="KEY=VALUE",
+                   help="template parameter value (repeatable); defaults are used otherwise")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the stack")
+    p.set_defaults(func=cmd_up)
+
+    args = parser.parse_args(argv)
+    try:
+        import boto3  # noqa: F401
+        import samtranslator  # noqa: F401
+        import yaml  # noqa: F401
+    except ImportError as exc:
+        log(f"error: {exc.name} is not installed; run infra/venv.sh and use .venv/bin/python")
+        return 1
+    try:
+        args.func(args)
+    except StackError as exc:
+        log(f"error: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
