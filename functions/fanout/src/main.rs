@@ -1,1 +1,14 @@
-fn main() {}
+use std::sync::Arc;
+
+use lambda_http::{run, Error};
+use webhooks_shared::aws::{load_sdk_config, Adapters};
+use webhooks_shared::{telemetry, Config};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let config = Config::from_env()?;
+    let sdk = load_sdk_config().await;
+    let fanout = Arc::new(fanout::Fanout::new(Adapters::new(&sdk, &config), &config));
+    run(fanout::router(fanout)).await
+}

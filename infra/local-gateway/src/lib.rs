@@ -1,1 +1,336 @@
+//! The local gateway: runs the real function handlers on one laptop.
+//!
+//! - serves the HTTP API (what API Gateway routes to `admin-api` and `fanout`) with the
+//!   local bearer-token auth of SPEC §7 standing in for the JWT and IAM authorizers;
+//! - drains each SQS queue that `template.yaml` maps to a function the way a Lambda event
+//!   source mapping does: batches of `BatchSize`, the handler's partial batch failures kept,
+//!   everything else deleted, visibility timeouts left to SQS.
+//!
+//! The resources come from `infra/local/stack.py up`, which creates them from
+//! `template.yaml` in the emulator and describes them (one source of truth).
 
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use admin_api::AdminApi;
+use deliver::Deliverer;
+use fanout::Fanout;
+use webhooks_shared::aws::Adapters;
+use webhooks_shared::problem::Problem;
+use webhooks_shared::Config;
+
+pub const DEFAULT_ADMIN_TOKEN: &str = "dev-admin-token";
+pub const DEFAULT_INGEST_TOKEN: &str = "dev-ingest-token";
+/// Lambda starts several pollers per SQS event source; two keep a laptop responsive.
+const POLLERS_PER_MAPPING: usize = 2;
+
+#[derive(Debug, Error)]
+pub enum GatewayError {
+    #[error("stack description is unreadable: {0}")]
+    Stack(String),
+    #[error(transparent)]
+    Config(#[from] webhooks_shared::config::ConfigError),
+    #[error(transparent)]
+    Client(#[from] webhooks_shared::http_client::ClientError),
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen { addr: SocketAddr, reason: String },
+}
+
+/// What `infra/local/stack.py up` prints.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StackDescription {
+    pub env: HashMap<String, String>,
+    #[serde(default)]
+    pub functions: HashMap<String, FunctionDescription>,
+    #[serde(default)]
+    pub event_source_mappings: Vec<EventSourceMapping>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct FunctionDescription {
+    pub binary: String,
+    #[serde(default = "default_timeout")]
+    pub timeout: u64,
+}
+
+fn default_timeout() -> u64 {
+    30
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct EventSourceMapping {
+    pub function: String,
+    pub binary: String,
+    pub queue_url: String,
+    #[serde(default)]
+    pub queue_arn: Option<String>,
+    pub batch_size: i32,
+    #[serde(default)]
+    pub report_batch_item_failures: bool,
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+}
+
+fn enabled() -> bool {
+    true
+}
+
+impl StackDescription {
+    pub fn from_json(text: &str) -> Result<Self, GatewayError> {
+        serde_json::from_str(text).map_err(|e| GatewayError::Stack(e.to_string()))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct GatewayOptions {
+    pub listen: SocketAddr,
+    pub admin_token: String,
+    pub ingest_token: String,
+    /// Settings that win over the stack's environment (tests use these for the switches).
+    pub overrides: HashMap<String, String>,
+}
+
+/// A running gateway; dropping it does not stop it, `stop` does.
+pub struct RunningGateway {
+    pub addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningGateway {
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Builds the handlers exactly as their `main.rs` do, then serves them.
+pub async fn start(
+    sdk: &SdkConfig,
+    stack: &StackDescription,
+    options: GatewayOptions,
+) -> Result<RunningGateway, GatewayError> {
+    let config = Config::from_lookup(|name| {
+        options
+            .overrides
+            .get(name)
+            .or_else(|| stack.env.get(name))
+            .cloned()
+            .or_else(|| std::env::var(name).ok())
+    })?;
+    let adapters = Adapters::new(sdk, &config);
+    let admin = Arc::new(AdminApi::new(adapters.clone()));
+    let fanout = Arc::new(Fanout::new(adapters.clone(), &config));
+    let deliverer = Arc::new(Deliverer::new(adapters, &config)?);
+
+    let app = Router::new()
+        .route("/health", get(health))
+        .merge(fanout::router(fanout).layer(middleware::from_fn_with_state(
+            Arc::new(options.ingest_token.clone()),
+            require_bearer,
+        )))
+        .merge(admin_api::router(admin).layer(middleware::from_fn_with_state(
+            Arc::new(options.admin_token.clone()),
+            require_bearer,
+        )));
+
+    let listener = TcpListener::bind(options.listen)
+        .await
+        .map_err(|e| GatewayError::Listen {
+            addr: options.listen,
+            reason: e.to_string(),
+        })?;
+    let addr = listener.local_addr().map_err(|e| GatewayError::Listen {
+        addr: options.listen,
+        reason: e.to_string(),
+    })?;
+    let (stop, stopped) = watch::channel(false);
+    let mut tasks = Vec::new();
+    let mut server_stop = stopped.clone();
+    tasks.push(tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = server_stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+            tracing::error!(error = %e, "HTTP server stopped");
+        }
+    }));
+
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let region = sdk.region().map(|r| r.to_string());
+    for mapping in stack.event_source_mappings.iter().filter(|m| m.enabled) {
+        if mapping.binary != "deliver" {
+            tracing::warn!(function = %mapping.function, "no local handler for this event source; skipped");
+            continue;
+        }
+        let timeout = stack
+            .functions
+            .get(&mapping.function)
+            .map_or(default_timeout(), |f| f.timeout);
+        let poller = Poller {
+            sqs: sqs.clone(),
+            mapping: mapping.clone(),
+            region: region.clone(),
+            timeout: Duration::from_secs(timeout),
+            deliverer: Arc::clone(&deliverer),
+        };
+        for _ in 0..POLLERS_PER_MAPPING {
+            let poller = poller.clone();
+            let stopped = stopped.clone();
+            tasks.push(tokio::spawn(async move { poller.run(stopped).await }));
+        }
+    }
+    Ok(RunningGateway { addr, stop, tasks })
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+/// Local stand-in for the API's authorizers: `Authorization: Bearer <token>`.
+async fn require_bearer(State(token): State<Arc<String>>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if presented == Some(token.as_str()) {
+        return next.run(request).await;
+    }
+    let mut response = Problem::unauthorized(
+        "send Authorization: Bearer <token> (WEBHOOKS_ADMIN_TOKEN for /api/v1 admin calls, \
+         WEBHOOKS_INGEST_TOKEN for POST /api/v1/events)",
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+    response
+}
+
+/// One poller of an SQS event source mapping.
+#[derive(Clone)]
+struct Poller {
+    sqs: aws_sdk_sqs::Client,
+    mapping: EventSourceMapping,
+    region: Option<String>,
+    timeout: Duration,
+    deliverer: Arc<Deliverer>,
+}
+
+impl Poller {
+    async fn run(self, mut stopped: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = stopped.wait_for(|s| *s) => return,
+                _ = self.poll_once() => {}
+            }
+        }
+    }
+
+    async fn poll_once(&self) {
+        let received = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.mapping.queue_url)
+            .max_number_of_messages(self.mapping.batch_size.clamp(1, 10))
+            .wait_time_seconds(1)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .message_attribute_names("All")
+            .send()
+            .await;
+        let messages = match received {
+            Ok(out) => out.messages.unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "receive failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                return;
+            }
+        };
+        if messages.is_empty() {
+            return;
+        }
+        let mut event = SqsEvent::default();
+        event.records = messages.iter().map(|m| self.to_lambda_message(m)).collect();
+        let failed: HashSet<String> =
+            match tokio::time::timeout(self.timeout, self.deliverer.handle_batch(event)).await {
+                Ok(response) => response
+                    .batch_item_failures
+                    .into_iter()
+                    .map(|f| f.item_identifier)
+                    .collect(),
+                Err(_) => {
+                    tracing::error!(function = %self.mapping.function, "invocation timed out; the batch will be retried");
+                    return;
+                }
+            };
+        if !failed.is_empty() && !self.mapping.report_batch_item_failures {
+            return; // without ReportBatchItemFailures any failure retries the whole batch
+        }
+        let entries: Vec<_> = messages
+            .iter()
+            .filter(|m| m.message_id().is_some_and(|id| !failed.contains(id)))
+            .enumerate()
+            .filter_map(|(i, m)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(m.receipt_handle().unwrap_or_default())
+                    .build()
+                    .ok()
+            })
+            .collect();
+        if entries.is_empty() {
+            return;
+        }
+        if let Err(e) = self
+            .sqs
+            .delete_message_batch()
+            .queue_url(&self.mapping.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+        {
+            tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "delete failed; messages will be handed back");
+        }
+    }
+
+    fn to_lambda_message(&self, m: &aws_sdk_sqs::types::Message) -> SqsMessage {
+        let mut message = SqsMessage::default();
+        message.message_id = m.message_id().map(str::to_owned);
+        message.receipt_handle = m.receipt_handle().map(str::to_owned);
+        message.body = m.body().map(str::to_owned);
+        message.md5_of_body = m.md5_of_body().map(str::to_owned);
+        message.attributes = m
+            .attributes()
+            .map(|attrs| {
+                attrs
+                    .iter()
+                    .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        message.event_source = Some("aws:sqs".into());
+        message.event_source_arn = self.mapping.queue_arn.clone();
+        message.aws_region = self.region.clone();
+        message
+    }
+}

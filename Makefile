@@ -1,0 +1,37 @@
+# comps-webhooks: the two commands are `make dev` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+.PHONY: help dev test unit lint fmt check-template package bench venv clean
+
+help:
+	@echo "make dev             run everything locally (moto on :4566, API on :3000)"
+	@echo "make test            every test: lint, template check, unit and integration tests"
+	@echo "make lint            cargo fmt --check and clippy -D warnings"
+	@echo "make check-template  translate template.yaml with samtranslator and cfn-lint it"
+	@echo "make package         arm64 Lambda zips with cargo-lambda (sizes printed)"
+
+venv:
+	@bash infra/venv.sh
+
+dev:
+	@bash infra/dev.sh
+
+test: venv
+	@bash infra/test.sh
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	cargo fmt --all
+
+check-template: venv
+	@bash infra/check-template.sh
+
+package: venv
+	@bash infra/package.sh
+
+clean:
+	rm -rf target build .local

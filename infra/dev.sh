@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# make dev: the whole service on one laptop.
+#  1. a pinned moto server in .venv, started on 127.0.0.1:4566 unless an emulator already
+#     answers there (LocalStack can stand in: start it first, or set AWS_ENDPOINT_URL);
+#  2. the data resources of template.yaml created in it (infra/local/stack.py up);
+#  3. the local gateway: the HTTP API on 127.0.0.1:3000 and the queue pollers, all calling
+#     the real handlers.
+# Ctrl-C stops what this script started (an emulator it found running is left alone).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+ENDPOINT="${AWS_ENDPOINT_URL:-http://127.0.0.1:4566}"
+LISTEN="${WEBHOOKS_LISTEN:-127.0.0.1:3000}"
+export AWS_ENDPOINT_URL="$ENDPOINT"
+export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}"
+export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
+export AWS_REGION="${AWS_REGION:-us-east-1}"
+export AWS_DEFAULT_REGION="$AWS_REGION"
+mkdir -p .local
+
+bash infra/venv.sh
+echo "dev: building the local gateway" >&2
+cargo build --quiet -p local-gateway
+
+pids=()
+cleanup() {
+  trap - EXIT INT TERM
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+if curl -s -o /dev/null --max-time 2 "$ENDPOINT"; then
+  echo "dev: using the AWS emulator already answering at $ENDPOINT" >&2
+else
+  hostport="${ENDPOINT#*://}"; port="${hostport##*:}"; port="${port%%/*}"
+  echo "dev: starting moto server on 127.0.0.1:$port (log: .local/moto.log)" >&2
+  .venv/bin/moto_server -H 127.0.0.1 -p "$port" > .local/moto.log 2>&1 &
+  pids+=("$!")
+  for _ in $(seq 1 100); do
+    curl -s -o /dev/null --max-time 1 "$ENDPOINT" && break
+    sleep 0.2
+  done
+  curl -s -o /dev/null --max-time 2 "$ENDPOINT" || { echo "dev: moto did not start; see .local/moto.log" >&2; exit 1; }
+fi
+
+echo "dev: creating the resources of template.yaml" >&2
+.venv/bin/python infra/local/stack.py up --endpoint "$ENDPOINT" --stack-name comps-webhooks-local --out .local/stack.json
+
+target/debug/local-gateway --stack .local/stack.json --listen "$LISTEN" &
+pids+=("$!")
+wait "${pids[-1]}"

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# make test: everything, starting what it needs. The integration tests start their own moto
+# server on a free port, so a running `make dev` is neither needed nor disturbed.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+bash infra/venv.sh
+bash infra/check-template.sh
+# The Lambda binaries are run under a Runtime API emulator by the tests: build them first.
+cargo build --workspace --bins
+cargo test --workspace -- --test-threads="${TEST_THREADS:-8}"
