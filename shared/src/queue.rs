@@ -32,6 +32,11 @@ pub struct Postponement {
     pub delay: Duration,
 }
 
+/// Rounded up, so a message never comes back before its attempt is due.
+fn visibility_seconds(delay: Duration) -> i32 {
+    delay.as_secs_f64().ceil().min(43_200.0) as i32
+}
+
 #[derive(Debug, Clone)]
 pub struct DeliveryQueue {
     sqs: Client,
@@ -100,7 +105,7 @@ impl DeliveryQueue {
                     ChangeMessageVisibilityBatchRequestEntry::builder()
                         .id(i.to_string())
                         .receipt_handle(&p.receipt_handle)
-                        .visibility_timeout(p.delay.as_secs().min(43_200) as i32)
+                        .visibility_timeout(visibility_seconds(p.delay))
                         .build()
                         .ok()
                 })
@@ -128,5 +133,19 @@ impl DeliveryQueue {
             }
         }
         refused
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn visibility_is_rounded_up_and_capped() {
+        assert_eq!(visibility_seconds(Duration::ZERO), 0);
+        assert_eq!(visibility_seconds(Duration::from_millis(900)), 1);
+        assert_eq!(visibility_seconds(Duration::from_millis(1800)), 2);
+        assert_eq!(visibility_seconds(Duration::from_secs(60)), 60);
+        assert_eq!(visibility_seconds(Duration::from_secs(100_000)), 43_200);
     }
 }

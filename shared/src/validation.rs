@@ -110,7 +110,7 @@ pub fn validate_events(events: &[String]) -> Result<Vec<String>, Problem> {
             return Err(Problem::invalid_field(
                 "events",
                 format!(
-                    "unknown event type {event:?}; known types: {}",
+                    "events contains unknown event type {event:?}; known types: {}",
                     known.join(", ")
                 ),
             ));
@@ -118,7 +118,7 @@ pub fn validate_events(events: &[String]) -> Result<Vec<String>, Problem> {
         if !seen.insert(event.as_str()) {
             return Err(Problem::invalid_field(
                 "events",
-                format!("event type {event:?} is listed twice"),
+                format!("events lists {event:?} twice"),
             ));
         }
     }

@@ -1,1 +1,36 @@
+//! Test support: a moto server started for the test process, the stack created from
+//! `template.yaml` in it, the local gateway running the real handlers, HTTPS receivers
+//! signed by a test CA made at test time, and a Lambda Runtime API emulator.
 
+pub mod api;
+pub mod harness;
+pub mod receiver;
+pub mod runtime_api;
+pub mod tls;
+
+pub use api::Api;
+pub use harness::Harness;
+pub use receiver::{Receiver, Reply};
+
+use std::time::{Duration, Instant};
+
+/// Polls `check` until it yields a value or `timeout` passes.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A name no other test uses.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", ulid::Ulid::new().to_string().to_lowercase())
+}

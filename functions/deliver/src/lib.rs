@@ -26,8 +26,8 @@ use webhooks_shared::{clock, ids, Config};
 
 /// Event bodies cached per container (events never change); cleared when this full.
 const EVENT_CACHE_BYTES: usize = 16 * 1024 * 1024;
-/// A message that surfaces this much before its attempt is due is hidden again.
-const EARLY_TOLERANCE: Duration = Duration::from_secs(1);
+/// A message that surfaces more than this before its attempt is due is hidden again.
+const EARLY_TOLERANCE: Duration = Duration::from_millis(250);
 
 #[derive(Debug, Error)]
 enum DeliverError {

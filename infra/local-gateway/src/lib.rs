@@ -38,8 +38,9 @@ use webhooks_shared::Config;
 
 pub const DEFAULT_ADMIN_TOKEN: &str = "dev-admin-token";
 pub const DEFAULT_INGEST_TOKEN: &str = "dev-ingest-token";
-/// Lambda starts several pollers per SQS event source; two keep a laptop responsive.
-const POLLERS_PER_MAPPING: usize = 2;
+/// Lambda starts five concurrent pollers per SQS event source: a batch waiting on a slow
+/// receiver does not hold up the rest of the queue.
+const POLLERS_PER_MAPPING: usize = 5;
 
 #[derive(Debug, Error)]
 pub enum GatewayError {

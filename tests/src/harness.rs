@@ -1,0 +1,194 @@
+//! One harness per test process: moto server, stack from `template.yaml`, local gateway.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::Credentials;
+use local_gateway::{GatewayOptions, StackDescription, DEFAULT_ADMIN_TOKEN, DEFAULT_INGEST_TOKEN};
+
+use crate::tls::TestCa;
+
+/// The retry waits the harness runs with (`WEBHOOKS_RETRY_DELAYS`): the whole schedule of
+/// 6 attempts takes seconds, and the waits differ so a test can tell them apart.
+pub const RETRY_DELAYS: [u64; 5] = [1, 2, 1, 2, 1];
+pub const REGION: &str = "us-east-1";
+
+/// Runs moto in-process in Python and stops it when our end of its stdin closes, which
+/// happens however this test process ends.
+const MOTO_LAUNCHER: &str = r#"
+import sys
+from moto.server import ThreadedMotoServer
+server = ThreadedMotoServer(ip_address="127.0.0.1", port=int(sys.argv[1]), verbose=False)
+server.start()
+sys.stdin.read()
+server.stop()
+"#;
+
+pub struct Harness {
+    pub root: PathBuf,
+    pub endpoint: String,
+    pub stack: StackDescription,
+    pub stack_json: serde_json::Value,
+    pub gateway: String,
+    pub ca: TestCa,
+    pub admin_token: String,
+    pub ingest_token: String,
+    _moto: Option<Mutex<Child>>,
+}
+
+static HARNESS: OnceLock<Harness> = OnceLock::new();
+
+impl Harness {
+    pub fn get() -> &'static Harness {
+        HARNESS.get_or_init(start)
+    }
+
+    pub fn python(&self) -> PathBuf {
+        self.root.join(".venv/bin/python")
+    }
+
+    pub fn env(&self, name: &str) -> String {
+        self.stack
+            .env
+            .get(name)
+            .unwrap_or_else(|| panic!("stack has no {name}"))
+            .clone()
+    }
+
+    /// An SDK configuration for the emulator, for tests that look at AWS directly.
+    pub async fn sdk_config(&self) -> SdkConfig {
+        sdk_config(&self.endpoint).await
+    }
+}
+
+async fn sdk_config(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+        .load()
+        .await
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn wait_for_port(port: u16, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "moto server did not start on port {port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn start_moto(python: &Path) -> (String, Child) {
+    let port = free_port();
+    let child = Command::new(python)
+        .args(["-c", MOTO_LAUNCHER, &port.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start moto server (is .venv installed? run `bash infra/venv.sh`)");
+    wait_for_port(port, Duration::from_secs(60));
+    (format!("http://127.0.0.1:{port}"), child)
+}
+
+fn create_stack(root: &Path, python: &Path, endpoint: &str) -> serde_json::Value {
+    let output = Command::new(python)
+        .arg(root.join("infra/local/stack.py"))
+        .args(["up", "--endpoint", endpoint, "--stack-name"])
+        .arg(format!("it-{}", std::process::id()))
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_DEFAULT_REGION", REGION)
+        .output()
+        .expect("run infra/local/stack.py");
+    assert!(
+        output.status.success(),
+        "stack.py up failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("stack.py prints JSON")
+}
+
+fn start() -> Harness {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf();
+    let python = root.join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run `bash infra/venv.sh` (make test does)",
+        python.display()
+    );
+    let (endpoint, moto) = match std::env::var("WEBHOOKS_TEST_AWS_ENDPOINT") {
+        Ok(endpoint) if !endpoint.is_empty() => (endpoint, None),
+        _ => {
+            let (endpoint, child) = start_moto(&python);
+            (endpoint, Some(Mutex::new(child)))
+        }
+    };
+    let stack_json = create_stack(&root, &python, &endpoint);
+    let stack: StackDescription =
+        serde_json::from_value(stack_json.clone()).expect("stack description");
+    let ca = TestCa::new();
+    let delays: Vec<String> = RETRY_DELAYS.iter().map(u64::to_string).collect();
+    let options = GatewayOptions {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        admin_token: DEFAULT_ADMIN_TOKEN.into(),
+        ingest_token: DEFAULT_INGEST_TOKEN.into(),
+        overrides: [
+            ("WEBHOOKS_RETRY_DELAYS".to_string(), delays.join(",")),
+            ("WEBHOOKS_ALLOW_PRIVATE_TARGETS".to_string(), "1".to_string()),
+            (
+                "WEBHOOKS_EXTRA_CA_FILE".to_string(),
+                ca.pem_path.display().to_string(),
+            ),
+        ]
+        .into(),
+    };
+
+    // The gateway lives on a runtime of its own, for the whole test process: each test's
+    // runtime ends with the test.
+    let (ready, gateway_addr) = std::sync::mpsc::channel();
+    let gateway_stack = stack.clone();
+    let gateway_endpoint = endpoint.clone();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("gateway runtime");
+        runtime.block_on(async move {
+            let sdk = sdk_config(&gateway_endpoint).await;
+            let gateway = local_gateway::start(&sdk, &gateway_stack, options)
+                .await
+                .expect("start local gateway");
+            let _ = ready.send(gateway.addr);
+            std::future::pending::<()>().await;
+        });
+    });
+    let addr = gateway_addr
+        .recv_timeout(Duration::from_secs(60))
+        .expect("local gateway did not start");
+    Harness {
+        root,
+        endpoint,
+        stack,
+        stack_json,
+        gateway: format!("http://{addr}"),
+        ca,
+        admin_token: DEFAULT_ADMIN_TOKEN.into(),
+        ingest_token: DEFAULT_INGEST_TOKEN.into(),
+        _moto: moto,
+    }
+}

@@ -1,0 +1,9 @@
+//! Integration tests: one process, one moto server, one local gateway, many tests.
+//! Event types are shared between tests, so every assertion filters by its own event id,
+//! and `competition.ended` is subscribed to by no test at all.
+
+mod admin;
+mod bad_input;
+mod lambda_binaries;
+mod pipeline;
+mod signing;

@@ -1,0 +1,224 @@
+//! The delivery pipeline: fan-out, signed delivery, the retry schedule, idempotency.
+
+use std::time::{Duration, SystemTime};
+
+use integration_tests::harness::RETRY_DELAYS;
+use integration_tests::receiver::closed_port;
+use integration_tests::{unique, Api, Harness, Receiver, Reply};
+use serde_json::{json, Value};
+use webhooks_shared::ids::delivery_id;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// The log lines of one event (other tests' events may reach the same webhook).
+async fn log_of(api: &Api, webhook_id: &str, event_id: &str) -> Vec<Value> {
+    api.attempts(webhook_id)
+        .await
+        .into_iter()
+        .filter(|a| a["event_id"] == event_id)
+        .collect()
+}
+
+fn attempt_numbers(attempts: &[Value]) -> Vec<u64> {
+    attempts.iter().map(|a| a["attempt"].as_u64().unwrap_or(0)).collect()
+}
+
+fn statuses(attempts: &[Value]) -> Vec<Option<u64>> {
+    attempts.iter().map(|a| a["response_status"].as_u64()).collect()
+}
+
+fn parse_time(text: &Value) -> SystemTime {
+    webhooks_shared::clock::parse_rfc3339(text.as_str().expect("time string")).expect("RFC 3339")
+}
+
+/// Creates a webhook to `url` for `event_type`; returns (id, secret).
+async fn webhook(api: &Api, url: &str, event_type: &str) -> (String, String) {
+    let created = api.create_webhook(&unique("pipeline"), url, &[event_type], true).await;
+    (
+        created["id"].as_str().expect("id").to_owned(),
+        created["secret"].as_str().expect("secret").to_owned(),
+    )
+}
+
+async fn post(api: &Api, event_type: &str) -> String {
+    let event_id = unique("evt");
+    let answer = api
+        .post_event(json!({"id": event_id, "type": event_type, "data": {"id": 7, "note": "héllo"}}))
+        .await;
+    assert_eq!(answer.status, 202, "{}", answer.text);
+    assert_eq!(answer.json["id"], event_id.as_str());
+    assert!(answer.json["deliveries"].as_u64().unwrap_or(0) >= 1, "{}", answer.text);
+    event_id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_500_500_200_then_succeeds_with_identical_bodies() {
+    let api = Api::new();
+    let receiver = Receiver::start(&Harness::get().ca, vec![Reply::status(500), Reply::status(500), Reply::status(200)]).await;
+    let (wh, _) = webhook(&api, &receiver.url, "order.completed").await;
+    let event_id = post(&api, "order.completed").await;
+    let dlv = delivery_id(&event_id, &wh);
+    let delivery = api.wait_for_state(&wh, &dlv, &["succeeded"], WAIT).await;
+    assert_eq!(delivery["attempts"], 3);
+    assert_eq!(delivery["next_attempt_at"], Value::Null);
+
+    let requests = receiver.requests_for(&event_id);
+    assert_eq!(requests.len(), 3);
+    let attempts: Vec<_> = requests.iter().map(|r| r.header("x-comps-attempt").to_owned()).collect();
+    assert_eq!(attempts, ["1", "2", "3"]);
+    for r in &requests {
+        assert_eq!(r.body, requests[0].body, "the body bytes are identical on every attempt");
+        assert_eq!(r.header("x-comps-delivery"), dlv);
+        assert_eq!(r.header("x-comps-event-id"), event_id);
+        assert_eq!(r.header("webhook-id"), event_id);
+    }
+    let body: Value = serde_json::from_slice(&requests[0].body).expect("JSON body");
+    assert_eq!(body["id"], event_id.as_str());
+    assert_eq!(body["data"], json!({"id": 7, "note": "héllo"}));
+
+    let log = log_of(&api, &wh, &event_id).await;
+    assert_eq!(attempt_numbers(&log), [3, 2, 1], "newest first");
+    assert_eq!(statuses(&log), [Some(200), Some(500), Some(500)]);
+    assert_eq!(log[0]["outcome"], "succeeded");
+    assert_eq!(log[1]["outcome"], "failed");
+    assert_eq!(log[0]["resource_id"], "7");
+    assert_eq!(log[0]["event_type"], "order.completed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_400_is_not_retried() {
+    let api = Api::new();
+    let receiver = Receiver::start(&Harness::get().ca, vec![Reply::status(400).with_body("bad field")]).await;
+    let (wh, _) = webhook(&api, &receiver.url, "order.refunded").await;
+    let event_id = post(&api, "order.refunded").await;
+    let dlv = delivery_id(&event_id, &wh);
+    let delivery = api.wait_for_state(&wh, &dlv, &["permanently_failed"], WAIT).await;
+    assert_eq!(delivery["attempts"], 1);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(receiver.requests_for(&event_id).len(), 1, "a 400 is never retried");
+    let log = log_of(&api, &wh, &event_id).await;
+    assert_eq!(statuses(&log), [Some(400)]);
+
+    let webhook = api.get(&format!("/api/v1/webhooks/{wh}")).await;
+    assert_eq!(webhook.json["last_delivery"]["ok"], false);
+    assert_eq!(webhook.json["last_delivery"]["response_status"], 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_408_429_503_are_retried() {
+    let api = Api::new();
+    let script = vec![Reply::status(408), Reply::status(429), Reply::status(503), Reply::status(204)];
+    let receiver = Receiver::start(&Harness::get().ca, script).await;
+    let (wh, _) = webhook(&api, &receiver.url, "winner.drawn").await;
+    let event_id = post(&api, "winner.drawn").await;
+    let dlv = delivery_id(&event_id, &wh);
+    let delivery = api.wait_for_state(&wh, &dlv, &["succeeded"], WAIT).await;
+    assert_eq!(delivery["attempts"], 4);
+    let log = log_of(&api, &wh, &event_id).await;
+    assert_eq!(statuses(&log), [Some(204), Some(503), Some(429), Some(408)]);
+    assert_eq!(receiver.requests_for(&event_id).len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_hangs_past_the_timeout_is_retried() {
+    let api = Api::new();
+    let receiver = Receiver::start(&Harness::get().ca, vec![Reply::hang(Duration::from_secs(15)), Reply::status(200)]).await;
+    let (wh, _) = webhook(&api, &receiver.url, "withdrawal.requested").await;
+    let event_id = post(&api, "withdrawal.requested").await;
+    let dlv = delivery_id(&event_id, &wh);
+    api.wait_for_state(&wh, &dlv, &["succeeded"], WAIT).await;
+    let log = log_of(&api, &wh, &event_id).await;
+    assert_eq!(attempt_numbers(&log), [2, 1]);
+    let first = &log[1];
+    assert_eq!(first["outcome"], "failed");
+    assert_eq!(first["response_status"], Value::Null);
+    assert!(first["error"].as_str().unwrap_or_default().contains("timeout"), "{first}");
+    let took = first["duration_ms"].as_u64().unwrap_or(0);
+    assert!((9_500..12_000).contains(&took), "the attempt lasted the 10 s timeout, not {took} ms");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_connections_run_the_whole_schedule_then_fail_permanently() {
+    let api = Api::new();
+    let url = format!("https://localhost:{}/hook", closed_port());
+    let (wh, _) = webhook(&api, &url, "competition.created").await;
+    let event_id = post(&api, "competition.created").await;
+    let dlv = delivery_id(&event_id, &wh);
+    let delivery = api.wait_for_state(&wh, &dlv, &["permanently_failed"], WAIT).await;
+    assert_eq!(delivery["attempts"], 6);
+
+    let mut log = log_of(&api, &wh, &event_id).await;
+    log.reverse();
+    assert_eq!(attempt_numbers(&log), [1, 2, 3, 4, 5, 6]);
+    for attempt in &log {
+        assert!(attempt["error"].as_str().unwrap_or_default().starts_with("connection failed"), "{attempt}");
+    }
+    // The waits between attempts follow WEBHOOKS_RETRY_DELAYS (±10 % jitter, plus polling).
+    for (i, pair) in log.windows(2).enumerate() {
+        let gap = parse_time(&pair[1]["at"])
+            .duration_since(parse_time(&pair[0]["at"]))
+            .expect("attempts in order")
+            .as_secs_f64();
+        let nominal = RETRY_DELAYS[i] as f64;
+        assert!(
+            gap >= nominal * 0.9 - 0.05 && gap <= nominal * 1.1 + 4.0,
+            "wait {} was {gap:.2}s, configured {nominal}s",
+            i + 1
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_event_id_posted_twice_is_delivered_once() {
+    let api = Api::new();
+    let receiver = Receiver::start(&Harness::get().ca, vec![Reply::status(200)]).await;
+    let (wh, _) = webhook(&api, &receiver.url, "user.registered").await;
+    let event_id = unique("evt");
+    let event = json!({"id": event_id, "type": "user.registered", "data": {"id": "usr_1"}});
+    let first = api.post_event(event.clone()).await;
+    let second = api.post_event(event).await;
+    assert_eq!(first.status, 202, "{}", first.text);
+    assert_eq!(second.status, 202, "{}", second.text);
+    assert_eq!(first.json, second.json, "same answer for the same event id");
+
+    api.wait_for_state(&wh, &delivery_id(&event_id, &wh), &["succeeded"], WAIT).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(receiver.requests_for(&event_id).len(), 1);
+
+    // Reusing the id for different content is a conflict, not a silent success.
+    let clash = api
+        .post_event(json!({"id": event_id, "type": "user.registered", "data": {"id": "usr_2"}}))
+        .await;
+    clash.assert_problem(409);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_webhook_gets_no_deliveries() {
+    let api = Api::new();
+    let receiver = Receiver::start(&Harness::get().ca, vec![Reply::status(200)]).await;
+    let created = api
+        .create_webhook(&unique("paused"), &receiver.url, &["withdrawal.paid"], false)
+        .await;
+    assert_eq!(created["status"], "paused");
+    let wh = created["id"].as_str().expect("id");
+    let event_id = unique("evt");
+    let answer = api
+        .post_event(json!({"id": event_id, "type": "withdrawal.paid", "data": {"id": "wdr_1"}}))
+        .await;
+    assert_eq!(answer.status, 202, "{}", answer.text);
+    api.delivery(wh, &delivery_id(&event_id, wh)).await.assert_problem(404);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(receiver.requests_for(&event_id).is_empty());
+    assert!(api.attempts(wh).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_nobody_subscribes_to_is_accepted_with_no_deliveries() {
+    let api = Api::new();
+    let answer = api
+        .post_event(json!({"type": "competition.ended", "data": {"id": "cmp_1"}}))
+        .await;
+    assert_eq!(answer.status, 202, "{}", answer.text);
+    assert_eq!(answer.json["deliveries"], 0);
+    assert!(answer.json["id"].as_str().is_some_and(|id| id.starts_with("evt_")));
+}
