@@ -59,15 +59,33 @@ pub fn names() -> impl Iterator<Item = &'static str> {
 /// An example `data` object for each type, shown by `GET /api/v1/event-types`.
 pub fn example(name: &str) -> Value {
     match name {
-        "order.completed" => json!({"id": "ord_1042", "user_id": "usr_77", "competition_id": "cmp_12", "tickets": [101, 102, 103], "total": {"amount": 597, "currency": "GBP"}}),
-        "order.refunded" => json!({"id": "ord_1042", "refund_id": "rfd_9", "amount": {"amount": 597, "currency": "GBP"}, "reason": "customer_request"}),
-        "winner.drawn" => json!({"id": "win_301", "competition_id": "cmp_12", "user_id": "usr_77", "ticket_number": 102, "prize": "Range Rover Sport"}),
-        "winner.prize_choice_made" => json!({"id": "win_301", "competition_id": "cmp_12", "choice": "cash_alternative", "amount": {"amount": 5000000, "currency": "GBP"}}),
-        "withdrawal.requested" => json!({"id": "wdr_55", "user_id": "usr_77", "amount": {"amount": 2500, "currency": "GBP"}}),
-        "withdrawal.paid" => json!({"id": "wdr_55", "user_id": "usr_77", "amount": {"amount": 2500, "currency": "GBP"}, "paid_at": "2026-11-27T03:00:00Z"}),
-        "competition.created" => json!({"id": "cmp_12", "title": "Win a Range Rover Sport", "ticket_price": {"amount": 199, "currency": "GBP"}, "closes_at": "2026-12-24T20:00:00Z"}),
-        "competition.ended" => json!({"id": "cmp_12", "tickets_sold": 48211, "ended_at": "2026-12-24T20:00:00Z"}),
-        "user.registered" => json!({"id": "usr_77", "email": "ada@example.com", "marketing_opt_in": false}),
+        "order.completed" => {
+            json!({"id": "ord_1042", "user_id": "usr_77", "competition_id": "cmp_12", "tickets": [101, 102, 103], "total": {"amount": 597, "currency": "GBP"}})
+        }
+        "order.refunded" => {
+            json!({"id": "ord_1042", "refund_id": "rfd_9", "amount": {"amount": 597, "currency": "GBP"}, "reason": "customer_request"})
+        }
+        "winner.drawn" => {
+            json!({"id": "win_301", "competition_id": "cmp_12", "user_id": "usr_77", "ticket_number": 102, "prize": "Range Rover Sport"})
+        }
+        "winner.prize_choice_made" => {
+            json!({"id": "win_301", "competition_id": "cmp_12", "choice": "cash_alternative", "amount": {"amount": 5000000, "currency": "GBP"}})
+        }
+        "withdrawal.requested" => {
+            json!({"id": "wdr_55", "user_id": "usr_77", "amount": {"amount": 2500, "currency": "GBP"}})
+        }
+        "withdrawal.paid" => {
+            json!({"id": "wdr_55", "user_id": "usr_77", "amount": {"amount": 2500, "currency": "GBP"}, "paid_at": "2026-11-27T03:00:00Z"})
+        }
+        "competition.created" => {
+            json!({"id": "cmp_12", "title": "Win a Range Rover Sport", "ticket_price": {"amount": 199, "currency": "GBP"}, "closes_at": "2026-12-24T20:00:00Z"})
+        }
+        "competition.ended" => {
+            json!({"id": "cmp_12", "tickets_sold": 48211, "ended_at": "2026-12-24T20:00:00Z"})
+        }
+        "user.registered" => {
+            json!({"id": "usr_77", "email": "ada@example.com", "marketing_opt_in": false})
+        }
         _ => json!({}),
     }
 }

@@ -30,7 +30,9 @@ pub fn rfc3339_seconds(at: SystemTime) -> String {
 
 /// Parses any RFC 3339 timestamp.
 pub fn parse_rfc3339(text: &str) -> Option<SystemTime> {
-    OffsetDateTime::parse(text, &Rfc3339).ok().map(SystemTime::from)
+    OffsetDateTime::parse(text, &Rfc3339)
+        .ok()
+        .map(SystemTime::from)
 }
 
 pub fn unix_seconds(at: SystemTime) -> i64 {

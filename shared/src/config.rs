@@ -152,7 +152,10 @@ mod tests {
     fn missing_and_invalid_values_are_named() {
         let mut vars = base();
         vars.remove("EVENTS_TABLE");
-        assert!(load(&vars).unwrap_err().to_string().contains("EVENTS_TABLE"));
+        assert!(load(&vars)
+            .unwrap_err()
+            .to_string()
+            .contains("EVENTS_TABLE"));
         let mut vars = base();
         vars.insert("WEBHOOKS_RETRY_DELAYS", "1,x");
         assert!(load(&vars)

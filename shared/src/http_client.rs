@@ -122,7 +122,10 @@ pub struct DeliveryClient {
 }
 
 impl DeliveryClient {
-    pub fn new(allow_private: bool, extra_ca_file: Option<&std::path::Path>) -> Result<Self, ClientError> {
+    pub fn new(
+        allow_private: bool,
+        extra_ca_file: Option<&std::path::Path>,
+    ) -> Result<Self, ClientError> {
         let mut builder = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(REQUEST_TIMEOUT)
@@ -222,7 +225,8 @@ impl DeliveryClient {
             Host::Ipv6(v6) => IpAddr::V6(v6),
             Host::Domain(_) => return None,
         };
-        (!is_public(ip)).then(|| format!("blocked: {ip} is a private, loopback or reserved address"))
+        (!is_public(ip))
+            .then(|| format!("blocked: {ip} is a private, loopback or reserved address"))
     }
 }
 
@@ -265,7 +269,10 @@ fn describe_error(err: &reqwest::Error) -> (AttemptResult, String) {
     } else {
         "request failed"
     };
-    (AttemptResult::TransportError, format!("{kind}: {innermost}"))
+    (
+        AttemptResult::TransportError,
+        format!("{kind}: {innermost}"),
+    )
 }
 
 #[cfg(test)]
@@ -275,13 +282,29 @@ mod tests {
     #[test]
     fn public_and_private_addresses() {
         for private in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "0.0.0.0",
-            "100.64.0.1", "::1", "fe80::1", "fd00::1", "::ffff:127.0.0.1", "::ffff:169.254.169.254",
-            "255.255.255.255", "224.0.0.1",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "255.255.255.255",
+            "224.0.0.1",
         ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }
-        for public in ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "::ffff:8.8.8.8"] {
+        for public in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
             assert!(is_public(public.parse().unwrap()), "{public}");
         }
     }
@@ -289,7 +312,11 @@ mod tests {
     #[tokio::test]
     async fn literal_private_targets_are_refused_without_a_connection() {
         let client = DeliveryClient::new(false, None).unwrap();
-        for url in ["https://127.0.0.1:9/x", "https://[::1]:9/x", "https://169.254.169.254/latest"] {
+        for url in [
+            "https://127.0.0.1:9/x",
+            "https://[::1]:9/x",
+            "https://169.254.169.254/latest",
+        ] {
             let attempt = client.post(url, &[], Bytes::from_static(b"{}")).await;
             assert_eq!(attempt.result, AttemptResult::Refused, "{url}");
             assert!(attempt.error.unwrap().starts_with("blocked"));

@@ -154,9 +154,21 @@ mod tests {
 
     #[test]
     fn same_content_same_fingerprint() {
-        let a = IncomingEvent::parse(br#"{"id":"a","type":"user.registered","data":{"x":1}}"#, now()).unwrap();
-        let b = IncomingEvent::parse(br#"{"id":"a","type":"user.registered","data":{"x":1}}"#, now()).unwrap();
-        let c = IncomingEvent::parse(br#"{"id":"a","type":"user.registered","data":{"x":2}}"#, now()).unwrap();
+        let a = IncomingEvent::parse(
+            br#"{"id":"a","type":"user.registered","data":{"x":1}}"#,
+            now(),
+        )
+        .unwrap();
+        let b = IncomingEvent::parse(
+            br#"{"id":"a","type":"user.registered","data":{"x":1}}"#,
+            now(),
+        )
+        .unwrap();
+        let c = IncomingEvent::parse(
+            br#"{"id":"a","type":"user.registered","data":{"x":2}}"#,
+            now(),
+        )
+        .unwrap();
         assert_eq!(a.fingerprint, b.fingerprint);
         assert_ne!(a.fingerprint, c.fingerprint);
     }
@@ -165,23 +177,57 @@ mod tests {
     fn bad_input_is_refused_with_a_reason() {
         let cases: &[(&[u8], u16, &str)] = &[
             (b"{nope", 400, "not valid"),
-            (br#"{"type":"order.deleted","data":{}}"#, 400, "unknown event type"),
-            (br#"{"type":"order.completed","data":[1]}"#, 400, "data must be a JSON object"),
-            (br#"{"type":"order.completed"}"#, 400, "missing field `data`"),
-            (br#"{"id":"a b","type":"order.completed","data":{}}"#, 400, "id must be"),
-            (br#"{"type":"order.completed","data":{},"occurred_at":"today"}"#, 400, "RFC 3339"),
-            (br#"{"type":"order.completed","data":{},"extra":1}"#, 400, "unknown field"),
+            (
+                br#"{"type":"order.deleted","data":{}}"#,
+                400,
+                "unknown event type",
+            ),
+            (
+                br#"{"type":"order.completed","data":[1]}"#,
+                400,
+                "data must be a JSON object",
+            ),
+            (
+                br#"{"type":"order.completed"}"#,
+                400,
+                "missing field `data`",
+            ),
+            (
+                br#"{"id":"a b","type":"order.completed","data":{}}"#,
+                400,
+                "id must be",
+            ),
+            (
+                br#"{"type":"order.completed","data":{},"occurred_at":"today"}"#,
+                400,
+                "RFC 3339",
+            ),
+            (
+                br#"{"type":"order.completed","data":{},"extra":1}"#,
+                400,
+                "unknown field",
+            ),
             (br#"[]"#, 400, "not valid"),
         ];
         for (body, status, needle) in cases {
             let p = IncomingEvent::parse(body, now()).unwrap_err();
             assert_eq!(p.status, *status, "{}", String::from_utf8_lossy(body));
-            assert!(p.detail.contains(needle), "{} -> {}", String::from_utf8_lossy(body), p.detail);
+            assert!(
+                p.detail.contains(needle),
+                "{} -> {}",
+                String::from_utf8_lossy(body),
+                p.detail
+            );
         }
         let big = format!(
             r#"{{"type":"order.completed","data":{{"pad":"{}"}}}}"#,
             "x".repeat(MAX_EVENT_BYTES)
         );
-        assert_eq!(IncomingEvent::parse(big.as_bytes(), now()).unwrap_err().status, 413);
+        assert_eq!(
+            IncomingEvent::parse(big.as_bytes(), now())
+                .unwrap_err()
+                .status,
+            413
+        );
     }
 }

@@ -120,7 +120,12 @@ impl DeliveryQueue {
             {
                 Ok(out) => {
                     for failure in out.failed() {
-                        if let Some(p) = failure.id().parse::<usize>().ok().and_then(|i| chunk.get(i)) {
+                        if let Some(p) = failure
+                            .id()
+                            .parse::<usize>()
+                            .ok()
+                            .and_then(|i| chunk.get(i))
+                        {
                             tracing::warn!(message_id = %p.message_id, code = failure.code(), "visibility change refused");
                             refused.push(p.message_id.clone());
                         }

@@ -166,10 +166,7 @@ mod tests {
         for s in [300, 301, 302, 304, 400, 401, 403, 404, 410, 422] {
             assert_eq!(classify(&status(s)), Verdict::Permanent, "{s}");
         }
-        assert_eq!(
-            classify(&AttemptResult::TransportError),
-            Verdict::Retryable
-        );
+        assert_eq!(classify(&AttemptResult::TransportError), Verdict::Retryable);
         assert_eq!(classify(&AttemptResult::Refused), Verdict::Permanent);
     }
 
@@ -200,7 +197,10 @@ mod tests {
             schedule.next_step(1, &status(400), 1.0),
             NextStep::PermanentlyFailed
         );
-        assert_eq!(schedule.next_step(6, &status(200), 1.0), NextStep::Succeeded);
+        assert_eq!(
+            schedule.next_step(6, &status(200), 1.0),
+            NextStep::Succeeded
+        );
     }
 
     #[test]

@@ -35,7 +35,11 @@ impl SecretBox {
     }
 
     /// Returns base64 of the ciphertext.
-    pub async fn seal(&self, webhook_id: &str, secret: &SigningSecret) -> Result<String, SecretBoxError> {
+    pub async fn seal(
+        &self,
+        webhook_id: &str,
+        secret: &SigningSecret,
+    ) -> Result<String, SecretBoxError> {
         let out = self
             .kms
             .encrypt()
@@ -49,8 +53,14 @@ impl SecretBox {
         Ok(BASE64.encode(blob.as_ref()))
     }
 
-    pub async fn open(&self, webhook_id: &str, ciphertext: &str) -> Result<SigningSecret, SecretBoxError> {
-        let blob = BASE64.decode(ciphertext).map_err(|_| SecretBoxError::Corrupt)?;
+    pub async fn open(
+        &self,
+        webhook_id: &str,
+        ciphertext: &str,
+    ) -> Result<SigningSecret, SecretBoxError> {
+        let blob = BASE64
+            .decode(ciphertext)
+            .map_err(|_| SecretBoxError::Corrupt)?;
         let out = self
             .kms
             .decrypt()
@@ -85,7 +95,10 @@ impl SecretCache {
         }
         let secret = secret_box.open(webhook_id, ciphertext).await?;
         if let Ok(mut entries) = self.entries.lock() {
-            entries.insert(webhook_id.to_owned(), (ciphertext.to_owned(), secret.clone()));
+            entries.insert(
+                webhook_id.to_owned(),
+                (ciphertext.to_owned(), secret.clone()),
+            );
         }
         Ok(secret)
     }

@@ -45,7 +45,9 @@ impl SigningSecret {
     }
 
     pub fn parse(text: &str) -> Result<Self, SecretError> {
-        let encoded = text.strip_prefix(SECRET_PREFIX).ok_or(SecretError::Malformed)?;
+        let encoded = text
+            .strip_prefix(SECRET_PREFIX)
+            .ok_or(SecretError::Malformed)?;
         let key = BASE64.decode(encoded).map_err(|_| SecretError::Malformed)?;
         if key.is_empty() {
             return Err(SecretError::Malformed);

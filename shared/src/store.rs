@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::DisplayErrorContext;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, PutRequest, TransactWriteItem, WriteRequest};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, Put, PutRequest, TransactWriteItem, WriteRequest,
+};
 use aws_sdk_dynamodb::Client;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -63,7 +65,11 @@ impl Store {
 
     // ---- webhooks and their subscriptions ----
 
-    fn subscription_put(&self, w: &WebhookRecord, event_type: &str) -> Result<TransactWriteItem, StoreError> {
+    fn subscription_put(
+        &self,
+        w: &WebhookRecord,
+        event_type: &str,
+    ) -> Result<TransactWriteItem, StoreError> {
         let sub = SubscriptionRecord {
             event_type: event_type.to_owned(),
             webhook_id: w.id.clone(),
@@ -77,7 +83,11 @@ impl Store {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
-    fn subscription_delete(&self, webhook_id: &str, event_type: &str) -> Result<TransactWriteItem, StoreError> {
+    fn subscription_delete(
+        &self,
+        webhook_id: &str,
+        event_type: &str,
+    ) -> Result<TransactWriteItem, StoreError> {
         let delete = Delete::builder()
             .table_name(&self.tables.subscriptions_table)
             .key("event_type", s(event_type))
@@ -129,8 +139,11 @@ impl Store {
     }
 
     pub async fn get_webhook(&self, id: &str) -> Result<Option<WebhookRecord>, StoreError> {
-        self.get(&self.tables.webhooks_table, HashMap::from([("id".into(), s(id))]))
-            .await
+        self.get(
+            &self.tables.webhooks_table,
+            HashMap::from([("id".into(), s(id))]),
+        )
+        .await
     }
 
     /// Every webhook, oldest first. An admin listing: fine to read the whole (small) table.
@@ -160,7 +173,10 @@ impl Store {
     }
 
     /// The webhooks subscribed to `event_type`: one query, however many webhooks exist.
-    pub async fn subscribers(&self, event_type: &str) -> Result<Vec<SubscriptionRecord>, StoreError> {
+    pub async fn subscribers(
+        &self,
+        event_type: &str,
+    ) -> Result<Vec<SubscriptionRecord>, StoreError> {
         let mut subs = Vec::new();
         let mut start = None;
         loop {
@@ -189,7 +205,10 @@ impl Store {
     // ---- events ----
 
     /// Stores a new event. When the id exists already, returns the stored event instead.
-    pub async fn put_event_if_new(&self, event: &EventRecord) -> Result<Option<EventRecord>, StoreError> {
+    pub async fn put_event_if_new(
+        &self,
+        event: &EventRecord,
+    ) -> Result<Option<EventRecord>, StoreError> {
         let result = self
             .ddb
             .put_item()
@@ -225,8 +244,11 @@ impl Store {
     }
 
     pub async fn get_event(&self, id: &str) -> Result<Option<EventRecord>, StoreError> {
-        self.get(&self.tables.events_table, HashMap::from([("id".into(), s(id))]))
-            .await
+        self.get(
+            &self.tables.events_table,
+            HashMap::from([("id".into(), s(id))]),
+        )
+        .await
     }
 
     // ---- deliveries ----
@@ -273,8 +295,11 @@ impl Store {
     }
 
     pub async fn get_delivery(&self, id: &str) -> Result<Option<DeliveryRecord>, StoreError> {
-        self.get(&self.tables.deliveries_table, HashMap::from([("id".into(), s(id))]))
-            .await
+        self.get(
+            &self.tables.deliveries_table,
+            HashMap::from([("id".into(), s(id))]),
+        )
+        .await
     }
 
     // ---- attempts (the delivery log) ----
@@ -329,16 +354,27 @@ impl Store {
         }
     }
 
-    pub async fn get_attempt(&self, delivery_id: &str, attempt: u32) -> Result<Option<AttemptRecord>, StoreError> {
+    pub async fn get_attempt(
+        &self,
+        delivery_id: &str,
+        attempt: u32,
+    ) -> Result<Option<AttemptRecord>, StoreError> {
         self.get(
             &self.tables.attempts_table,
-            HashMap::from([("delivery_id".into(), s(delivery_id)), ("attempt".into(), n(attempt))]),
+            HashMap::from([
+                ("delivery_id".into(), s(delivery_id)),
+                ("attempt".into(), n(attempt)),
+            ]),
         )
         .await
     }
 
     /// The newest `limit` log lines of a webhook, newest first.
-    pub async fn webhook_log(&self, webhook_id: &str, limit: u32) -> Result<Vec<AttemptRecord>, StoreError> {
+    pub async fn webhook_log(
+        &self,
+        webhook_id: &str,
+        limit: u32,
+    ) -> Result<Vec<AttemptRecord>, StoreError> {
         let page = self
             .ddb
             .query()
@@ -351,10 +387,17 @@ impl Store {
             .send()
             .await
             .map_err(dynamo)?;
-        page.items().iter().map(|item| from_item(item.clone())).collect()
+        page.items()
+            .iter()
+            .map(|item| from_item(item.clone()))
+            .collect()
     }
 
-    async fn get<T: DeserializeOwned>(&self, table: &str, key: Item) -> Result<Option<T>, StoreError> {
+    async fn get<T: DeserializeOwned>(
+        &self,
+        table: &str,
+        key: Item,
+    ) -> Result<Option<T>, StoreError> {
         let out = self
             .ddb
             .get_item()

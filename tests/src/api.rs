@@ -19,12 +19,24 @@ impl Answer {
     /// Asserts this is an RFC 9457 problem with the given status and a useful detail.
     pub fn assert_problem(&self, status: u16) -> &Self {
         assert_eq!(self.status, status, "unexpected answer: {}", self.text);
-        assert_eq!(self.content_type, "application/problem+json", "{}", self.text);
+        assert_eq!(
+            self.content_type, "application/problem+json",
+            "{}",
+            self.text
+        );
         assert_eq!(self.json["status"], status, "{}", self.text);
-        assert!(self.json["title"].as_str().is_some_and(|t| !t.is_empty()), "{}", self.text);
+        assert!(
+            self.json["title"].as_str().is_some_and(|t| !t.is_empty()),
+            "{}",
+            self.text
+        );
         assert!(self.json["type"].is_string(), "{}", self.text);
         let detail = self.json["detail"].as_str().unwrap_or_default();
-        assert!(detail.len() > 10, "detail should say what to fix: {}", self.text);
+        assert!(
+            detail.len() > 10,
+            "detail should say what to fix: {}",
+            self.text
+        );
         self
     }
 
@@ -57,13 +69,21 @@ impl Api {
         }
     }
 
-    pub async fn raw(&self, method: Method, path: &str, token: Option<&str>, body: Option<Vec<u8>>) -> Answer {
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> Answer {
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
         if let Some(body) = body {
-            request = request.header("content-type", "application/json").body(body);
+            request = request
+                .header("content-type", "application/json")
+                .body(body);
         }
         let response = request.send().await.expect("gateway answers");
         let status = response.status().as_u16();
@@ -85,8 +105,13 @@ impl Api {
 
     pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
         let token = self.admin_token.clone();
-        self.raw(method, path, Some(&token), body.map(|b| b.to_string().into_bytes()))
-            .await
+        self.raw(
+            method,
+            path,
+            Some(&token),
+            body.map(|b| b.to_string().into_bytes()),
+        )
+        .await
     }
 
     pub async fn get(&self, path: &str) -> Answer {
@@ -104,7 +129,13 @@ impl Api {
     }
 
     /// Creates a webhook and returns the answer (with the one-time `secret`).
-    pub async fn create_webhook(&self, name: &str, url: &str, events: &[&str], active: bool) -> Value {
+    pub async fn create_webhook(
+        &self,
+        name: &str,
+        url: &str,
+        events: &[&str],
+        active: bool,
+    ) -> Value {
         let answer = self
             .admin(
                 Method::POST,
@@ -117,24 +148,42 @@ impl Api {
     }
 
     pub async fn delivery(&self, webhook_id: &str, delivery_id: &str) -> Answer {
-        self.get(&format!("/api/v1/webhooks/{webhook_id}/deliveries/{delivery_id}"))
-            .await
+        self.get(&format!(
+            "/api/v1/webhooks/{webhook_id}/deliveries/{delivery_id}"
+        ))
+        .await
     }
 
     /// Waits until the delivery is in one of `states`, and returns it.
-    pub async fn wait_for_state(&self, webhook_id: &str, delivery_id: &str, states: &[&str], timeout: Duration) -> Value {
-        eventually(&format!("delivery {delivery_id} to be {states:?}"), timeout, || async {
-            let answer = self.delivery(webhook_id, delivery_id).await;
-            (answer.status == 200 && states.contains(&answer.json["state"].as_str().unwrap_or_default()))
+    pub async fn wait_for_state(
+        &self,
+        webhook_id: &str,
+        delivery_id: &str,
+        states: &[&str],
+        timeout: Duration,
+    ) -> Value {
+        eventually(
+            &format!("delivery {delivery_id} to be {states:?}"),
+            timeout,
+            || async {
+                let answer = self.delivery(webhook_id, delivery_id).await;
+                (answer.status == 200
+                    && states.contains(&answer.json["state"].as_str().unwrap_or_default()))
                 .then_some(answer.json)
-        })
+            },
+        )
         .await
     }
 
     /// The webhook's delivery log, newest first.
     pub async fn attempts(&self, webhook_id: &str) -> Vec<Value> {
-        let answer = self.get(&format!("/api/v1/webhooks/{webhook_id}/attempts")).await;
+        let answer = self
+            .get(&format!("/api/v1/webhooks/{webhook_id}/attempts"))
+            .await;
         assert_eq!(answer.status, 200, "{}", answer.text);
-        answer.json["attempts"].as_array().cloned().unwrap_or_default()
+        answer.json["attempts"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 }

@@ -83,7 +83,10 @@ fn free_port() -> u16 {
 fn wait_for_port(port: u16, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "moto server did not start on port {port}");
+        assert!(
+            Instant::now() < deadline,
+            "moto server did not start on port {port}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -148,7 +151,10 @@ fn start() -> Harness {
         ingest_token: DEFAULT_INGEST_TOKEN.into(),
         overrides: [
             ("WEBHOOKS_RETRY_DELAYS".to_string(), delays.join(",")),
-            ("WEBHOOKS_ALLOW_PRIVATE_TARGETS".to_string(), "1".to_string()),
+            (
+                "WEBHOOKS_ALLOW_PRIVATE_TARGETS".to_string(),
+                "1".to_string(),
+            ),
             (
                 "WEBHOOKS_EXTRA_CA_FILE".to_string(),
                 ca.pem_path.display().to_string(),

@@ -88,14 +88,18 @@ impl Receiver {
     /// Starts a receiver on a free loopback port, on the calling test's runtime.
     pub async fn start(ca: &TestCa, script: Vec<Reply>) -> Receiver {
         let cert = ca.server_cert();
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .expect("TLS versions")
-            .with_no_client_auth()
-            .with_single_cert(cert.chain, cert.key)
-            .expect("server cert");
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(cert.chain, cert.key)
+        .expect("server cert");
         let acceptor = TlsAcceptor::from(Arc::new(config));
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind receiver");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind receiver");
         let addr = listener.local_addr().expect("receiver addr");
         let state = Arc::new(State {
             script,
@@ -105,12 +109,18 @@ impl Receiver {
         let serving = Arc::clone(&state);
         tokio::spawn(async move {
             loop {
-                let Ok((tcp, _)) = listener.accept().await else { return };
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
                 let acceptor = acceptor.clone();
                 let state = Arc::clone(&serving);
                 tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else { return };
-                    let service = hyper::service::service_fn(move |request| answer(Arc::clone(&state), request));
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = hyper::service::service_fn(move |request| {
+                        answer(Arc::clone(&state), request)
+                    });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(tls), service)
                         .await;
@@ -133,12 +143,20 @@ impl Receiver {
     pub fn requests_for(&self, event_id: &str) -> Vec<Captured> {
         self.requests()
             .into_iter()
-            .filter(|c| c.headers.get("x-comps-event-id").and_then(|v| v.to_str().ok()) == Some(event_id))
+            .filter(|c| {
+                c.headers
+                    .get("x-comps-event-id")
+                    .and_then(|v| v.to_str().ok())
+                    == Some(event_id)
+            })
             .collect()
     }
 }
 
-async fn answer(state: Arc<State>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, hyper::Error> {
+async fn answer(
+    state: Arc<State>,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, hyper::Error> {
     let (parts, body) = request.into_parts();
     let body = body.collect().await?.to_bytes();
     let event_id = parts

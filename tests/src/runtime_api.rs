@@ -42,11 +42,16 @@ impl RuntimeApi {
         });
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
-            .route("/2018-06-01/runtime/invocation/{id}/response", post(response))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                post(response),
+            )
             .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
             .route("/2018-06-01/runtime/init/error", post(init_error))
             .with_state(shared);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind runtime api");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind runtime api");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -61,9 +66,13 @@ impl RuntimeApi {
 
     /// Queues an invocation; returns its request id.
     pub fn invoke(&self, event: Value) -> String {
-        let n = self.next_id.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let n = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let request_id = format!("req-{n}");
-        self.events.send((request_id.clone(), event)).expect("runtime api running");
+        self.events
+            .send((request_id.clone(), event))
+            .expect("runtime api running");
         request_id
     }
 
@@ -98,16 +107,24 @@ async fn next(State(shared): State<Arc<Shared>>) -> (HeaderMap, String) {
         "lambda-runtime-invoked-function-arn",
         "arn:aws:lambda:us-east-1:123456789012:function:test".into(),
     );
-    set("lambda-runtime-trace-id", "Root=1-00000000-000000000000000000000000;Sampled=0".into());
+    set(
+        "lambda-runtime-trace-id",
+        "Root=1-00000000-000000000000000000000000;Sampled=0".into(),
+    );
     set("content-type", "application/json".into());
     (headers, event.to_string())
 }
 
 fn json_of(body: &Bytes) -> Value {
-    serde_json::from_slice(body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
+    serde_json::from_slice(body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
 }
 
-async fn response(State(shared): State<Arc<Shared>>, Path(id): Path<String>, body: Bytes) -> StatusCode {
+async fn response(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> StatusCode {
     let _ = shared.outcomes.send(Outcome::Response {
         request_id: id,
         body: json_of(&body),
@@ -115,7 +132,11 @@ async fn response(State(shared): State<Arc<Shared>>, Path(id): Path<String>, bod
     StatusCode::ACCEPTED
 }
 
-async fn error(State(shared): State<Arc<Shared>>, Path(id): Path<String>, body: Bytes) -> StatusCode {
+async fn error(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> StatusCode {
     let _ = shared.outcomes.send(Outcome::Error {
         request_id: id,
         body: json_of(&body),

@@ -67,7 +67,10 @@ impl AdminApi {
             .webhook_log(&webhook.id, 1)
             .await
             .map_err(unavailable)?;
-        Ok(WebhookView::new(webhook, latest.first().map(LastDelivery::from)))
+        Ok(WebhookView::new(
+            webhook,
+            latest.first().map(LastDelivery::from),
+        ))
     }
 
     pub async fn create_webhook(&self, body: &[u8]) -> ApiResult<WebhookWithSecret> {
@@ -91,7 +94,10 @@ impl AdminApi {
             created_at: now.clone(),
             updated_at: now,
         };
-        self.store.create_webhook(&record).await.map_err(unavailable)?;
+        self.store
+            .create_webhook(&record)
+            .await
+            .map_err(unavailable)?;
         tracing::info!(webhook_id = %record.id, "webhook created");
         Ok(WebhookWithSecret {
             webhook: WebhookView::new(&record, None),
@@ -114,20 +120,28 @@ impl AdminApi {
 
     pub async fn delete_webhook(&self, id: &str) -> ApiResult<()> {
         let webhook = self.webhook(id).await?;
-        self.store.delete_webhook(&webhook).await.map_err(unavailable)?;
+        self.store
+            .delete_webhook(&webhook)
+            .await
+            .map_err(unavailable)?;
         tracing::info!(webhook_id = %id, "webhook deleted");
         Ok(())
     }
 
     pub async fn attempts(&self, id: &str, limit: u32) -> ApiResult<Vec<AttemptView>> {
         self.webhook(id).await?;
-        let log = self.store.webhook_log(id, limit).await.map_err(unavailable)?;
+        let log = self
+            .store
+            .webhook_log(id, limit)
+            .await
+            .map_err(unavailable)?;
         Ok(log.iter().map(AttemptView::from).collect())
     }
 
     pub async fn attempt(&self, id: &str, attempt_id: &str) -> ApiResult<AttemptDetailView> {
         self.webhook(id).await?;
-        let not_found = || Problem::not_found(format!("webhook {id:?} has no attempt {attempt_id:?}"));
+        let not_found =
+            || Problem::not_found(format!("webhook {id:?} has no attempt {attempt_id:?}"));
         let (delivery_id, number) = ids::parse_attempt_id(attempt_id).ok_or_else(not_found)?;
         let attempt = self
             .store
@@ -162,7 +176,9 @@ impl AdminApi {
             .await
             .map_err(unavailable)?
             .filter(|d| d.webhook_id == id)
-            .ok_or_else(|| Problem::not_found(format!("webhook {id:?} has no delivery {delivery_id:?}")))?;
+            .ok_or_else(|| {
+                Problem::not_found(format!("webhook {id:?} has no delivery {delivery_id:?}"))
+            })?;
         let attempts = self
             .store
             .attempts_of(delivery_id)
@@ -206,10 +222,19 @@ fn body_of(body: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
 pub fn router(api: Arc<AdminApi>) -> Router {
     Router::new()
         .route("/api/v1/webhooks", get(list_webhooks).post(create_webhook))
-        .route("/api/v1/webhooks/{id}", get(get_webhook).delete(delete_webhook))
+        .route(
+            "/api/v1/webhooks/{id}",
+            get(get_webhook).delete(delete_webhook),
+        )
         .route("/api/v1/webhooks/{id}/attempts", get(list_attempts))
-        .route("/api/v1/webhooks/{id}/attempts/{attempt_id}", get(get_attempt))
-        .route("/api/v1/webhooks/{id}/deliveries/{delivery_id}", get(get_delivery))
+        .route(
+            "/api/v1/webhooks/{id}/attempts/{attempt_id}",
+            get(get_attempt),
+        )
+        .route(
+            "/api/v1/webhooks/{id}/deliveries/{delivery_id}",
+            get(get_delivery),
+        )
         .route("/api/v1/event-types", get(event_types))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -221,7 +246,10 @@ async fn not_found() -> Problem {
 }
 
 async fn method_not_allowed() -> Problem {
-    Problem::new(StatusCode::METHOD_NOT_ALLOWED, "this route does not accept that method")
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "this route does not accept that method",
+    )
 }
 
 async fn list_webhooks(State(api): State<Arc<AdminApi>>) -> ApiResult<Json<serde_json::Value>> {
@@ -235,14 +263,25 @@ async fn create_webhook(
 ) -> ApiResult<Response> {
     let created = api.create_webhook(&body_of(body)?).await?;
     let location = format!("/api/v1/webhooks/{}", created.webhook.id);
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(created)).into_response())
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(created),
+    )
+        .into_response())
 }
 
-async fn get_webhook(State(api): State<Arc<AdminApi>>, Path(id): Path<String>) -> ApiResult<Json<WebhookView>> {
+async fn get_webhook(
+    State(api): State<Arc<AdminApi>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<WebhookView>> {
     Ok(Json(api.get_webhook(&id).await?))
 }
 
-async fn delete_webhook(State(api): State<Arc<AdminApi>>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+async fn delete_webhook(
+    State(api): State<Arc<AdminApi>>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     api.delete_webhook(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -69,7 +69,10 @@ impl Deliverer {
             queue: adapters.queue,
             secrets: adapters.secrets,
             secret_cache: SecretCache::default(),
-            client: DeliveryClient::new(config.allow_private_targets, config.extra_ca_file.as_deref())?,
+            client: DeliveryClient::new(
+                config.allow_private_targets,
+                config.extra_ca_file.as_deref(),
+            )?,
             schedule: config.retry_schedule.clone(),
             retention: config.retention,
             events: Mutex::new((HashMap::new(), 0)),
@@ -164,7 +167,11 @@ impl Deliverer {
             record
         } else {
             // Another copy of this message got there first; follow what it recorded.
-            match self.store.get_attempt(&record.delivery_id, record.attempt).await? {
+            match self
+                .store
+                .get_attempt(&record.delivery_id, record.attempt)
+                .await?
+            {
                 Some(existing) => existing,
                 None => return Ok(MessageFate::Failed),
             }
@@ -179,7 +186,9 @@ impl Deliverer {
             "attempt recorded"
         );
         Ok(match record.delivery_state {
-            DeliveryState::Retrying => MessageFate::RetryIn(not_due_yet(&record, SystemTime::now()).unwrap_or_default()),
+            DeliveryState::Retrying => {
+                MessageFate::RetryIn(not_due_yet(&record, SystemTime::now()).unwrap_or_default())
+            }
             _ => MessageFate::Done,
         })
     }
@@ -200,7 +209,10 @@ impl Deliverer {
         let timestamp = clock::unix_seconds(now);
         let headers: Vec<(String, String)> = vec![
             ("content-type".into(), "application/json".into()),
-            ("x-comps-signature".into(), secret.comps_signature(body.as_bytes())),
+            (
+                "x-comps-signature".into(),
+                secret.comps_signature(body.as_bytes()),
+            ),
             ("x-comps-timestamp".into(), timestamp.to_string()),
             ("x-comps-event".into(), delivery.event_type.clone()),
             ("x-comps-event-id".into(), delivery.event_id.clone()),
@@ -215,10 +227,17 @@ impl Deliverer {
         ];
         let sent = self
             .client
-            .post(&webhook.url, &headers, Bytes::copy_from_slice(body.as_bytes()))
+            .post(
+                &webhook.url,
+                &headers,
+                Bytes::copy_from_slice(body.as_bytes()),
+            )
             .await;
-        let step = self.schedule.next_step(number, &sent.result, random_jitter());
-        let mut recorded_headers: std::collections::BTreeMap<String, String> = headers.into_iter().collect();
+        let step = self
+            .schedule
+            .next_step(number, &sent.result, random_jitter());
+        let mut recorded_headers: std::collections::BTreeMap<String, String> =
+            headers.into_iter().collect();
         recorded_headers.insert(
             "user-agent".into(),
             concat!("comps-webhooks/", env!("CARGO_PKG_VERSION")).into(),
@@ -256,14 +275,25 @@ impl Deliverer {
 
     /// A delivery whose webhook was paused or deleted ends `cancelled` when its turn comes,
     /// as a line of the log (no request is made), so it can be seen and redelivered.
-    fn cancelled(&self, delivery: &DeliveryMessage, number: u32, now: SystemTime, reason: &str) -> AttemptRecord {
+    fn cancelled(
+        &self,
+        delivery: &DeliveryMessage,
+        number: u32,
+        now: SystemTime,
+        reason: &str,
+    ) -> AttemptRecord {
         let mut record = self.base_record(delivery, number, now);
         record.error = Some(reason.to_owned());
         record.delivery_state = DeliveryState::Cancelled;
         record
     }
 
-    fn base_record(&self, delivery: &DeliveryMessage, number: u32, now: SystemTime) -> AttemptRecord {
+    fn base_record(
+        &self,
+        delivery: &DeliveryMessage,
+        number: u32,
+        now: SystemTime,
+    ) -> AttemptRecord {
         let at = clock::rfc3339_millis(now);
         AttemptRecord {
             delivery_id: delivery.delivery_id.clone(),
@@ -288,7 +318,12 @@ impl Deliverer {
     }
 
     async fn event_body(&self, event_id: &str) -> Result<Arc<str>, DeliverError> {
-        if let Some(body) = self.events.lock().ok().and_then(|c| c.0.get(event_id).cloned()) {
+        if let Some(body) = self
+            .events
+            .lock()
+            .ok()
+            .and_then(|c| c.0.get(event_id).cloned())
+        {
             return Ok(body);
         }
         let event = self

@@ -10,7 +10,10 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = Config::from_env()?;
     let sdk = load_sdk_config().await;
-    let deliverer = Arc::new(deliver::Deliverer::new(Adapters::new(&sdk, &config), &config)?);
+    let deliverer = Arc::new(deliver::Deliverer::new(
+        Adapters::new(&sdk, &config),
+        &config,
+    )?);
     run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let deliverer = Arc::clone(&deliverer);
         async move { Ok::<_, Error>(deliverer.handle_batch(event.payload).await) }

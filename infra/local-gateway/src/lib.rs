@@ -149,10 +149,12 @@ pub async fn start(
             Arc::new(options.ingest_token.clone()),
             require_bearer,
         )))
-        .merge(admin_api::router(admin).layer(middleware::from_fn_with_state(
-            Arc::new(options.admin_token.clone()),
-            require_bearer,
-        )));
+        .merge(
+            admin_api::router(admin).layer(middleware::from_fn_with_state(
+                Arc::new(options.admin_token.clone()),
+                require_bearer,
+            )),
+        );
 
     let listener = TcpListener::bind(options.listen)
         .await
@@ -171,7 +173,10 @@ pub async fn start(
         let shutdown = async move {
             let _ = server_stop.wait_for(|s| *s).await;
         };
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
             tracing::error!(error = %e, "HTTP server stopped");
         }
     }));
@@ -208,7 +213,11 @@ async fn health() -> Json<serde_json::Value> {
 }
 
 /// Local stand-in for the API's authorizers: `Authorization: Bearer <token>`.
-async fn require_bearer(State(token): State<Arc<String>>, request: Request, next: Next) -> Response {
+async fn require_bearer(
+    State(token): State<Arc<String>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -222,9 +231,10 @@ async fn require_bearer(State(token): State<Arc<String>>, request: Request, next
          WEBHOOKS_INGEST_TOKEN for POST /api/v1/events)",
     )
     .into_response();
-    response
-        .headers_mut()
-        .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
     response
 }
 
@@ -272,18 +282,22 @@ impl Poller {
         }
         let mut event = SqsEvent::default();
         event.records = messages.iter().map(|m| self.to_lambda_message(m)).collect();
-        let failed: HashSet<String> =
-            match tokio::time::timeout(self.timeout, self.deliverer.handle_batch(event)).await {
-                Ok(response) => response
-                    .batch_item_failures
-                    .into_iter()
-                    .map(|f| f.item_identifier)
-                    .collect(),
-                Err(_) => {
-                    tracing::error!(function = %self.mapping.function, "invocation timed out; the batch will be retried");
-                    return;
-                }
-            };
+        let failed: HashSet<String> = match tokio::time::timeout(
+            self.timeout,
+            self.deliverer.handle_batch(event),
+        )
+        .await
+        {
+            Ok(response) => response
+                .batch_item_failures
+                .into_iter()
+                .map(|f| f.item_identifier)
+                .collect(),
+            Err(_) => {
+                tracing::error!(function = %self.mapping.function, "invocation timed out; the batch will be retried");
+                return;
+            }
+        };
         if !failed.is_empty() && !self.mapping.report_batch_item_failures {
             return; // without ReportBatchItemFailures any failure retries the whole batch
         }

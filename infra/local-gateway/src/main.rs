@@ -30,7 +30,9 @@ async fn main() {
             _ => usage(),
         }
     }
-    let Some(stack_file) = stack_file else { usage() };
+    let Some(stack_file) = stack_file else {
+        usage()
+    };
     let stack = match std::fs::read_to_string(&stack_file)
         .map_err(|e| e.to_string())
         .and_then(|text| StackDescription::from_json(&text).map_err(|e| e.to_string()))
@@ -41,7 +43,12 @@ async fn main() {
             std::process::exit(1)
         }
     };
-    let token = |name: &str, default: &str| std::env::var(name).ok().filter(|t| !t.is_empty()).unwrap_or_else(|| default.to_owned());
+    let token = |name: &str, default: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| default.to_owned())
+    };
     let options = GatewayOptions {
         listen,
         admin_token: token("WEBHOOKS_ADMIN_TOKEN", DEFAULT_ADMIN_TOKEN),
@@ -56,7 +63,10 @@ async fn main() {
             std::process::exit(1)
         }
     };
-    eprintln!("local-gateway: serving http://{} (GET /health); Ctrl-C stops", gateway.addr);
+    eprintln!(
+        "local-gateway: serving http://{} (GET /health); Ctrl-C stops",
+        gateway.addr
+    );
     let _ = tokio::signal::ctrl_c().await;
     eprintln!("local-gateway: stopping");
     gateway.stop().await;

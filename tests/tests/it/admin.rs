@@ -9,21 +9,31 @@ async fn webhook_lifecycle() {
     let api = Api::new();
     let name = unique("crm");
     let created = api
-        .create_webhook(&name, "https://crm.example.com/hooks/comps", &["order.completed", "user.registered"], true)
+        .create_webhook(
+            &name,
+            "https://crm.example.com/hooks/comps",
+            &["order.completed", "user.registered"],
+            true,
+        )
         .await;
     let id = created["id"].as_str().expect("id").to_owned();
     assert!(id.starts_with("wh_"));
     let secret = created["secret"].as_str().expect("secret shown once");
     assert!(secret.starts_with("whsec_"));
     assert_eq!(
-        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &secret[6..]).map(|k| k.len()).ok(),
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &secret[6..])
+            .map(|k| k.len())
+            .ok(),
         Some(32)
     );
     let hint = created["secret_hint"].as_str().expect("hint");
     assert!(hint.starts_with("whsec_…") && secret.ends_with(&hint["whsec_…".len()..]));
     assert_eq!(created["status"], "active");
     assert_eq!(created["last_delivery"], serde_json::Value::Null);
-    assert_eq!(created["events"], json!(["order.completed", "user.registered"]));
+    assert_eq!(
+        created["events"],
+        json!(["order.completed", "user.registered"])
+    );
 
     let one = api.get(&format!("/api/v1/webhooks/{id}")).await;
     assert_eq!(one.status, 200);
@@ -36,21 +46,36 @@ async fn webhook_lifecycle() {
     assert!(listed.iter().any(|w| w["id"] == id.as_str()));
     assert!(!list.text.contains(secret));
 
-    let deleted = api.admin(Method::DELETE, &format!("/api/v1/webhooks/{id}"), None).await;
+    let deleted = api
+        .admin(Method::DELETE, &format!("/api/v1/webhooks/{id}"), None)
+        .await;
     assert_eq!(deleted.status, 204);
-    api.get(&format!("/api/v1/webhooks/{id}")).await.assert_problem(404);
-    api.admin(Method::DELETE, &format!("/api/v1/webhooks/{id}"), None).await.assert_problem(404);
+    api.get(&format!("/api/v1/webhooks/{id}"))
+        .await
+        .assert_problem(404);
+    api.admin(Method::DELETE, &format!("/api/v1/webhooks/{id}"), None)
+        .await
+        .assert_problem(404);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_webhook_gets_no_new_deliveries() {
     let api = Api::new();
     let receiver = Receiver::start(&Harness::get().ca, vec![Reply::status(200)]).await;
-    let created = api.create_webhook(&unique("gone"), &receiver.url, &["order.refunded"], true).await;
+    let created = api
+        .create_webhook(&unique("gone"), &receiver.url, &["order.refunded"], true)
+        .await;
     let id = created["id"].as_str().expect("id");
-    assert_eq!(api.admin(Method::DELETE, &format!("/api/v1/webhooks/{id}"), None).await.status, 204);
+    assert_eq!(
+        api.admin(Method::DELETE, &format!("/api/v1/webhooks/{id}"), None)
+            .await
+            .status,
+        204
+    );
     let event_id = unique("evt");
-    let answer = api.post_event(json!({"id": event_id, "type": "order.refunded", "data": {}})).await;
+    let answer = api
+        .post_event(json!({"id": event_id, "type": "order.refunded", "data": {}}))
+        .await;
     assert_eq!(answer.status, 202);
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     assert!(receiver.requests_for(&event_id).is_empty());
@@ -62,9 +87,17 @@ async fn event_types_are_listed_with_descriptions_and_examples() {
     let answer = api.get("/api/v1/event-types").await;
     assert_eq!(answer.status, 200);
     let types = answer.json["event_types"].as_array().expect("list");
-    let names: Vec<_> = types.iter().map(|t| t["type"].as_str().unwrap_or_default()).collect();
+    let names: Vec<_> = types
+        .iter()
+        .map(|t| t["type"].as_str().unwrap_or_default())
+        .collect();
     assert_eq!(names.len(), 9);
-    for expected in ["order.completed", "winner.drawn", "withdrawal.paid", "user.registered"] {
+    for expected in [
+        "order.completed",
+        "winner.drawn",
+        "withdrawal.paid",
+        "user.registered",
+    ] {
         assert!(names.contains(&expected), "{expected}");
     }
     for t in types {
@@ -76,21 +109,48 @@ async fn event_types_are_listed_with_descriptions_and_examples() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_ids_and_routes_are_404_problems() {
     let api = Api::new();
-    api.get("/api/v1/webhooks/wh_nope").await.assert_problem(404);
-    api.get("/api/v1/webhooks/wh_nope/attempts").await.assert_problem(404);
-    api.get("/api/v1/webhooks/wh_nope/deliveries/dlv_nope").await.assert_problem(404);
+    api.get("/api/v1/webhooks/wh_nope")
+        .await
+        .assert_problem(404);
+    api.get("/api/v1/webhooks/wh_nope/attempts")
+        .await
+        .assert_problem(404);
+    api.get("/api/v1/webhooks/wh_nope/deliveries/dlv_nope")
+        .await
+        .assert_problem(404);
     api.get("/api/v1/nothing-here").await.assert_problem(404);
-    let created = api.create_webhook(&unique("x"), "https://example.com/h", &["user.registered"], false).await;
+    let created = api
+        .create_webhook(
+            &unique("x"),
+            "https://example.com/h",
+            &["user.registered"],
+            false,
+        )
+        .await;
     let id = created["id"].as_str().expect("id");
-    api.get(&format!("/api/v1/webhooks/{id}/deliveries/dlv_nope")).await.assert_problem(404);
-    api.get(&format!("/api/v1/webhooks/{id}/attempts/dlv_nope.1")).await.assert_problem(404);
-    api.get(&format!("/api/v1/webhooks/{id}/attempts/garbage")).await.assert_problem(404);
-    api.get(&format!("/api/v1/webhooks/{id}/attempts?limit=0")).await.assert_problem(400);
-    api.get(&format!("/api/v1/webhooks/{id}/attempts?limit=101")).await.assert_problem(400);
-    let ok = api.get(&format!("/api/v1/webhooks/{id}/attempts?limit=5")).await;
+    api.get(&format!("/api/v1/webhooks/{id}/deliveries/dlv_nope"))
+        .await
+        .assert_problem(404);
+    api.get(&format!("/api/v1/webhooks/{id}/attempts/dlv_nope.1"))
+        .await
+        .assert_problem(404);
+    api.get(&format!("/api/v1/webhooks/{id}/attempts/garbage"))
+        .await
+        .assert_problem(404);
+    api.get(&format!("/api/v1/webhooks/{id}/attempts?limit=0"))
+        .await
+        .assert_problem(400);
+    api.get(&format!("/api/v1/webhooks/{id}/attempts?limit=101"))
+        .await
+        .assert_problem(400);
+    let ok = api
+        .get(&format!("/api/v1/webhooks/{id}/attempts?limit=5"))
+        .await;
     assert_eq!(ok.status, 200);
     assert_eq!(ok.json, json!({"attempts": []}));
-    api.admin(Method::PUT, "/api/v1/event-types", None).await.assert_problem(405);
+    api.admin(Method::PUT, "/api/v1/event-types", None)
+        .await
+        .assert_problem(405);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,7 +160,11 @@ async fn calls_without_the_right_token_are_refused() {
     for (method, path, token) in [
         (Method::GET, "/api/v1/webhooks", None),
         (Method::GET, "/api/v1/webhooks", Some("wrong")),
-        (Method::GET, "/api/v1/webhooks", Some(h.ingest_token.as_str())),
+        (
+            Method::GET,
+            "/api/v1/webhooks",
+            Some(h.ingest_token.as_str()),
+        ),
         (Method::POST, "/api/v1/events", Some(h.admin_token.as_str())),
         (Method::POST, "/api/v1/events", None),
     ] {

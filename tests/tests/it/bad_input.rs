@@ -40,15 +40,57 @@ async fn bad_events_are_refused_and_not_stored() {
     let api = Api::new();
     let id = unique("bad");
     let cases: Vec<(Vec<u8>, u16, &str)> = vec![
-        (format!(r#"{{"id":"{id}","type":"order.completed","data":{{"#).into_bytes(), 400, "not valid"),
-        (json!({"id": id, "type": "order.deleted", "data": {}}).to_string().into_bytes(), 400, "unknown event type"),
-        (json!({"id": id, "type": "order.completed", "data": "x"}).to_string().into_bytes(), 400, "data must be a JSON object"),
-        (json!({"id": id, "type": "order.completed"}).to_string().into_bytes(), 400, "data"),
-        (json!({"id": "has spaces", "type": "order.completed", "data": {}}).to_string().into_bytes(), 400, "id must be"),
-        (json!({"id": id, "type": "order.completed", "data": {}, "occurred_at": "noon"}).to_string().into_bytes(), 400, "RFC 3339"),
-        (json!({"id": id, "type": "order.completed", "data": {}, "extra": true}).to_string().into_bytes(), 400, "unknown field"),
         (
-            json!({"id": id, "type": "order.completed", "data": {"pad": "x".repeat(300 * 1024)}}).to_string().into_bytes(),
+            format!(r#"{{"id":"{id}","type":"order.completed","data":{{"#).into_bytes(),
+            400,
+            "not valid",
+        ),
+        (
+            json!({"id": id, "type": "order.deleted", "data": {}})
+                .to_string()
+                .into_bytes(),
+            400,
+            "unknown event type",
+        ),
+        (
+            json!({"id": id, "type": "order.completed", "data": "x"})
+                .to_string()
+                .into_bytes(),
+            400,
+            "data must be a JSON object",
+        ),
+        (
+            json!({"id": id, "type": "order.completed"})
+                .to_string()
+                .into_bytes(),
+            400,
+            "data",
+        ),
+        (
+            json!({"id": "has spaces", "type": "order.completed", "data": {}})
+                .to_string()
+                .into_bytes(),
+            400,
+            "id must be",
+        ),
+        (
+            json!({"id": id, "type": "order.completed", "data": {}, "occurred_at": "noon"})
+                .to_string()
+                .into_bytes(),
+            400,
+            "RFC 3339",
+        ),
+        (
+            json!({"id": id, "type": "order.completed", "data": {}, "extra": true})
+                .to_string()
+                .into_bytes(),
+            400,
+            "unknown field",
+        ),
+        (
+            json!({"id": id, "type": "order.completed", "data": {"pad": "x".repeat(300 * 1024)}})
+                .to_string()
+                .into_bytes(),
             413,
             "256 KiB",
         ),
@@ -57,7 +99,11 @@ async fn bad_events_are_refused_and_not_stored() {
     for (body, status, needle) in cases {
         let answer = api.post_event_bytes(body).await;
         answer.assert_problem(status);
-        assert!(answer.detail().contains(needle), "{needle:?} not in {}", answer.text);
+        assert!(
+            answer.detail().contains(needle),
+            "{needle:?} not in {}",
+            answer.text
+        );
     }
     assert!(!event_is_stored(&id).await, "nothing was written");
 }
@@ -67,20 +113,66 @@ async fn bad_webhooks_are_refused_naming_the_field_and_not_stored() {
     let api = Api::new();
     let name = unique("bad-webhook");
     let cases = [
-        (json!({"name": name, "url": "http://example.com/hook", "events": ["order.completed"]}), 422, Some("url")),
-        (json!({"name": name, "url": "https://u:p@example.com/", "events": ["order.completed"]}), 422, Some("url")),
-        (json!({"name": name, "url": format!("https://example.com/{}", "a".repeat(2100)), "events": ["order.completed"]}), 422, Some("url")),
-        (json!({"name": name, "url": "not a url", "events": ["order.completed"]}), 422, Some("url")),
-        (json!({"name": name, "url": "https://example.com/", "events": ["order.exploded"]}), 422, Some("events")),
-        (json!({"name": name, "url": "https://example.com/", "events": []}), 422, Some("events")),
-        (json!({"name": name, "url": "https://example.com/", "events": ["user.registered", "user.registered"]}), 422, Some("events")),
-        (json!({"name": "", "url": "https://example.com/", "events": ["user.registered"]}), 422, Some("name")),
-        (json!({"name": name, "url": "https://example.com/", "events": ["user.registered"], "secret": "mine"}), 400, None),
-        (json!({"name": name, "url": "https://example.com/", "events": "user.registered"}), 400, None),
-        (json!({"name": name, "events": ["user.registered"]}), 400, None),
+        (
+            json!({"name": name, "url": "http://example.com/hook", "events": ["order.completed"]}),
+            422,
+            Some("url"),
+        ),
+        (
+            json!({"name": name, "url": "https://u:p@example.com/", "events": ["order.completed"]}),
+            422,
+            Some("url"),
+        ),
+        (
+            json!({"name": name, "url": format!("https://example.com/{}", "a".repeat(2100)), "events": ["order.completed"]}),
+            422,
+            Some("url"),
+        ),
+        (
+            json!({"name": name, "url": "not a url", "events": ["order.completed"]}),
+            422,
+            Some("url"),
+        ),
+        (
+            json!({"name": name, "url": "https://example.com/", "events": ["order.exploded"]}),
+            422,
+            Some("events"),
+        ),
+        (
+            json!({"name": name, "url": "https://example.com/", "events": []}),
+            422,
+            Some("events"),
+        ),
+        (
+            json!({"name": name, "url": "https://example.com/", "events": ["user.registered", "user.registered"]}),
+            422,
+            Some("events"),
+        ),
+        (
+            json!({"name": "", "url": "https://example.com/", "events": ["user.registered"]}),
+            422,
+            Some("name"),
+        ),
+        (
+            json!({"name": name, "url": "https://example.com/", "events": ["user.registered"], "secret": "mine"}),
+            400,
+            None,
+        ),
+        (
+            json!({"name": name, "url": "https://example.com/", "events": "user.registered"}),
+            400,
+            None,
+        ),
+        (
+            json!({"name": name, "events": ["user.registered"]}),
+            400,
+            None,
+        ),
     ];
     for (body, status, field) in cases {
-        let answer = api.admin(Method::POST, "/api/v1/webhooks", Some(body.clone())).await;
+        let answer = api
+            .admin(Method::POST, "/api/v1/webhooks", Some(body.clone()))
+            .await;
         answer.assert_problem(status);
         if let Some(field) = field {
             assert_eq!(answer.json["field"], field, "{body} -> {}", answer.text);
@@ -88,7 +180,12 @@ async fn bad_webhooks_are_refused_naming_the_field_and_not_stored() {
         }
     }
     let malformed = api
-        .raw(Method::POST, "/api/v1/webhooks", Some(&Harness::get().admin_token), Some(b"{\"name\":".to_vec()))
+        .raw(
+            Method::POST,
+            "/api/v1/webhooks",
+            Some(&Harness::get().admin_token),
+            Some(b"{\"name\":".to_vec()),
+        )
         .await;
     malformed.assert_problem(400);
     assert!(!webhook_named_exists(&name).await, "nothing was written");

@@ -15,9 +15,14 @@ use webhooks_shared::Config;
 
 fn binary(name: &str) -> std::path::PathBuf {
     let h = Harness::get();
-    let target = std::env::var("CARGO_TARGET_DIR").map_or_else(|_| h.root.join("target"), Into::into);
+    let target =
+        std::env::var("CARGO_TARGET_DIR").map_or_else(|_| h.root.join("target"), Into::into);
     let path = target.join("debug").join(name);
-    assert!(path.exists(), "{} is missing: run `cargo build --workspace --bins` first (make test does)", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first (make test does)",
+        path.display()
+    );
     path
 }
 
@@ -62,9 +67,16 @@ async fn the_deliver_binary_answers_an_sqs_batch_with_its_failures() {
     let sad = Receiver::start(&h.ca, vec![Reply::status(503)]).await;
     // An event type nothing posts in the tests, so the gateway's pollers never see these.
     let topic = "winner.prize_choice_made";
-    let w1 = api.create_webhook(&unique("rt-ok"), &happy.url, &[topic], true).await;
-    let w2 = api.create_webhook(&unique("rt-503"), &sad.url, &[topic], true).await;
-    let (w1, w2) = (w1["id"].as_str().expect("id"), w2["id"].as_str().expect("id"));
+    let w1 = api
+        .create_webhook(&unique("rt-ok"), &happy.url, &[topic], true)
+        .await;
+    let w2 = api
+        .create_webhook(&unique("rt-503"), &sad.url, &[topic], true)
+        .await;
+    let (w1, w2) = (
+        w1["id"].as_str().expect("id"),
+        w2["id"].as_str().expect("id"),
+    );
 
     // The event and its deliveries as fan-out would store them; the messages go to a queue
     // of this test's own, so only the binary under test sees them.
@@ -96,7 +108,10 @@ async fn the_deliver_binary_answers_an_sqs_batch_with_its_failures() {
             expires_at: 0,
         })
         .collect();
-    store.put_deliveries(&deliveries).await.expect("store deliveries");
+    store
+        .put_deliveries(&deliveries)
+        .await
+        .expect("store deliveries");
     let queue_url = sqs
         .create_queue()
         .queue_name(unique("rt-queue"))
@@ -106,8 +121,14 @@ async fn the_deliver_binary_answers_an_sqs_batch_with_its_failures() {
         .queue_url
         .expect("url");
     for d in &deliveries {
-        let body = serde_json::to_string(&webhooks_shared::model::DeliveryMessage::from(d)).expect("json");
-        sqs.send_message().queue_url(&queue_url).message_body(body).send().await.expect("send");
+        let body =
+            serde_json::to_string(&webhooks_shared::model::DeliveryMessage::from(d)).expect("json");
+        sqs.send_message()
+            .queue_url(&queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .expect("send");
     }
     let received = sqs
         .receive_message()
@@ -139,12 +160,25 @@ async fn the_deliver_binary_answers_an_sqs_batch_with_its_failures() {
         .to_owned();
 
     let runtime = RuntimeApi::start().await;
-    let _function = spawn("deliver", &runtime, &[("DELIVERY_QUEUE_URL", queue_url.clone()), ("WEBHOOKS_RETRY_DELAYS", "30".into())]);
+    let _function = spawn(
+        "deliver",
+        &runtime,
+        &[
+            ("DELIVERY_QUEUE_URL", queue_url.clone()),
+            ("WEBHOOKS_RETRY_DELAYS", "30".into()),
+        ],
+    );
     let request_id = runtime.invoke(json!({ "Records": records }));
     match runtime.outcome(Duration::from_secs(60)).await {
-        Outcome::Response { request_id: answered, body } => {
+        Outcome::Response {
+            request_id: answered,
+            body,
+        } => {
             assert_eq!(answered, request_id);
-            assert_eq!(body, json!({"batchItemFailures": [{"itemIdentifier": sad_message_id}]}));
+            assert_eq!(
+                body,
+                json!({"batchItemFailures": [{"itemIdentifier": sad_message_id}]})
+            );
         }
         other => panic!("the function failed: {other:?}"),
     }
@@ -163,7 +197,11 @@ async fn the_deliver_binary_answers_an_sqs_batch_with_its_failures() {
         Outcome::Response { body, .. } => assert_eq!(body, json!({"batchItemFailures": []})),
         other => panic!("the function failed: {other:?}"),
     }
-    assert_eq!(happy.requests_for(&event_id).len(), 1, "no second request for a final attempt");
+    assert_eq!(
+        happy.requests_for(&event_id).len(),
+        1,
+        "no second request for a final attempt"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

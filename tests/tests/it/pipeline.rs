@@ -20,11 +20,17 @@ async fn log_of(api: &Api, webhook_id: &str, event_id: &str) -> Vec<Value> {
 }
 
 fn attempt_numbers(attempts: &[Value]) -> Vec<u64> {
-    attempts.iter().map(|a| a["attempt"].as_u64().unwrap_or(0)).collect()
+    attempts
+        .iter()
+        .map(|a| a["attempt"].as_u64().unwrap_or(0))
+        .collect()
 }
 
 fn statuses(attempts: &[Value]) -> Vec<Option<u64>> {
-    attempts.iter().map(|a| a["response_status"].as_u64()).collect()
+    attempts
+        .iter()
+        .map(|a| a["response_status"].as_u64())
+        .collect()
 }
 
 fn parse_time(text: &Value) -> SystemTime {
@@ -33,7 +39,9 @@ fn parse_time(text: &Value) -> SystemTime {
 
 /// Creates a webhook to `url` for `event_type`; returns (id, secret).
 async fn webhook(api: &Api, url: &str, event_type: &str) -> (String, String) {
-    let created = api.create_webhook(&unique("pipeline"), url, &[event_type], true).await;
+    let created = api
+        .create_webhook(&unique("pipeline"), url, &[event_type], true)
+        .await;
     (
         created["id"].as_str().expect("id").to_owned(),
         created["secret"].as_str().expect("secret").to_owned(),
@@ -47,14 +55,22 @@ async fn post(api: &Api, event_type: &str) -> String {
         .await;
     assert_eq!(answer.status, 202, "{}", answer.text);
     assert_eq!(answer.json["id"], event_id.as_str());
-    assert!(answer.json["deliveries"].as_u64().unwrap_or(0) >= 1, "{}", answer.text);
+    assert!(
+        answer.json["deliveries"].as_u64().unwrap_or(0) >= 1,
+        "{}",
+        answer.text
+    );
     event_id
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_500_500_200_then_succeeds_with_identical_bodies() {
     let api = Api::new();
-    let receiver = Receiver::start(&Harness::get().ca, vec![Reply::status(500), Reply::status(500), Reply::status(200)]).await;
+    let receiver = Receiver::start(
+        &Harness::get().ca,
+        vec![Reply::status(500), Reply::status(500), Reply::status(200)],
+    )
+    .await;
     let (wh, _) = webhook(&api, &receiver.url, "order.completed").await;
     let event_id = post(&api, "order.completed").await;
     let dlv = delivery_id(&event_id, &wh);
@@ -64,10 +80,16 @@ async fn retries_500_500_200_then_succeeds_with_identical_bodies() {
 
     let requests = receiver.requests_for(&event_id);
     assert_eq!(requests.len(), 3);
-    let attempts: Vec<_> = requests.iter().map(|r| r.header("x-comps-attempt").to_owned()).collect();
+    let attempts: Vec<_> = requests
+        .iter()
+        .map(|r| r.header("x-comps-attempt").to_owned())
+        .collect();
     assert_eq!(attempts, ["1", "2", "3"]);
     for r in &requests {
-        assert_eq!(r.body, requests[0].body, "the body bytes are identical on every attempt");
+        assert_eq!(
+            r.body, requests[0].body,
+            "the body bytes are identical on every attempt"
+        );
         assert_eq!(r.header("x-comps-delivery"), dlv);
         assert_eq!(r.header("x-comps-event-id"), event_id);
         assert_eq!(r.header("webhook-id"), event_id);
@@ -88,14 +110,24 @@ async fn retries_500_500_200_then_succeeds_with_identical_bodies() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_400_is_not_retried() {
     let api = Api::new();
-    let receiver = Receiver::start(&Harness::get().ca, vec![Reply::status(400).with_body("bad field")]).await;
+    let receiver = Receiver::start(
+        &Harness::get().ca,
+        vec![Reply::status(400).with_body("bad field")],
+    )
+    .await;
     let (wh, _) = webhook(&api, &receiver.url, "order.refunded").await;
     let event_id = post(&api, "order.refunded").await;
     let dlv = delivery_id(&event_id, &wh);
-    let delivery = api.wait_for_state(&wh, &dlv, &["permanently_failed"], WAIT).await;
+    let delivery = api
+        .wait_for_state(&wh, &dlv, &["permanently_failed"], WAIT)
+        .await;
     assert_eq!(delivery["attempts"], 1);
     tokio::time::sleep(Duration::from_secs(4)).await;
-    assert_eq!(receiver.requests_for(&event_id).len(), 1, "a 400 is never retried");
+    assert_eq!(
+        receiver.requests_for(&event_id).len(),
+        1,
+        "a 400 is never retried"
+    );
     let log = log_of(&api, &wh, &event_id).await;
     assert_eq!(statuses(&log), [Some(400)]);
 
@@ -107,7 +139,12 @@ async fn a_400_is_not_retried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_408_429_503_are_retried() {
     let api = Api::new();
-    let script = vec![Reply::status(408), Reply::status(429), Reply::status(503), Reply::status(204)];
+    let script = vec![
+        Reply::status(408),
+        Reply::status(429),
+        Reply::status(503),
+        Reply::status(204),
+    ];
     let receiver = Receiver::start(&Harness::get().ca, script).await;
     let (wh, _) = webhook(&api, &receiver.url, "winner.drawn").await;
     let event_id = post(&api, "winner.drawn").await;
@@ -122,7 +159,11 @@ async fn status_408_429_503_are_retried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_that_hangs_past_the_timeout_is_retried() {
     let api = Api::new();
-    let receiver = Receiver::start(&Harness::get().ca, vec![Reply::hang(Duration::from_secs(15)), Reply::status(200)]).await;
+    let receiver = Receiver::start(
+        &Harness::get().ca,
+        vec![Reply::hang(Duration::from_secs(15)), Reply::status(200)],
+    )
+    .await;
     let (wh, _) = webhook(&api, &receiver.url, "withdrawal.requested").await;
     let event_id = post(&api, "withdrawal.requested").await;
     let dlv = delivery_id(&event_id, &wh);
@@ -132,9 +173,18 @@ async fn a_receiver_that_hangs_past_the_timeout_is_retried() {
     let first = &log[1];
     assert_eq!(first["outcome"], "failed");
     assert_eq!(first["response_status"], Value::Null);
-    assert!(first["error"].as_str().unwrap_or_default().contains("timeout"), "{first}");
+    assert!(
+        first["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("timeout"),
+        "{first}"
+    );
     let took = first["duration_ms"].as_u64().unwrap_or(0);
-    assert!((9_500..12_000).contains(&took), "the attempt lasted the 10 s timeout, not {took} ms");
+    assert!(
+        (9_500..12_000).contains(&took),
+        "the attempt lasted the 10 s timeout, not {took} ms"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -144,14 +194,22 @@ async fn refused_connections_run_the_whole_schedule_then_fail_permanently() {
     let (wh, _) = webhook(&api, &url, "competition.created").await;
     let event_id = post(&api, "competition.created").await;
     let dlv = delivery_id(&event_id, &wh);
-    let delivery = api.wait_for_state(&wh, &dlv, &["permanently_failed"], WAIT).await;
+    let delivery = api
+        .wait_for_state(&wh, &dlv, &["permanently_failed"], WAIT)
+        .await;
     assert_eq!(delivery["attempts"], 6);
 
     let mut log = log_of(&api, &wh, &event_id).await;
     log.reverse();
     assert_eq!(attempt_numbers(&log), [1, 2, 3, 4, 5, 6]);
     for attempt in &log {
-        assert!(attempt["error"].as_str().unwrap_or_default().starts_with("connection failed"), "{attempt}");
+        assert!(
+            attempt["error"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("connection failed"),
+            "{attempt}"
+        );
     }
     // The waits between attempts follow WEBHOOKS_RETRY_DELAYS (±10 % jitter, plus polling).
     for (i, pair) in log.windows(2).enumerate() {
@@ -181,7 +239,8 @@ async fn the_same_event_id_posted_twice_is_delivered_once() {
     assert_eq!(second.status, 202, "{}", second.text);
     assert_eq!(first.json, second.json, "same answer for the same event id");
 
-    api.wait_for_state(&wh, &delivery_id(&event_id, &wh), &["succeeded"], WAIT).await;
+    api.wait_for_state(&wh, &delivery_id(&event_id, &wh), &["succeeded"], WAIT)
+        .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(receiver.requests_for(&event_id).len(), 1);
 
@@ -197,7 +256,12 @@ async fn a_paused_webhook_gets_no_deliveries() {
     let api = Api::new();
     let receiver = Receiver::start(&Harness::get().ca, vec![Reply::status(200)]).await;
     let created = api
-        .create_webhook(&unique("paused"), &receiver.url, &["withdrawal.paid"], false)
+        .create_webhook(
+            &unique("paused"),
+            &receiver.url,
+            &["withdrawal.paid"],
+            false,
+        )
         .await;
     assert_eq!(created["status"], "paused");
     let wh = created["id"].as_str().expect("id");
@@ -206,7 +270,9 @@ async fn a_paused_webhook_gets_no_deliveries() {
         .post_event(json!({"id": event_id, "type": "withdrawal.paid", "data": {"id": "wdr_1"}}))
         .await;
     assert_eq!(answer.status, 202, "{}", answer.text);
-    api.delivery(wh, &delivery_id(&event_id, wh)).await.assert_problem(404);
+    api.delivery(wh, &delivery_id(&event_id, wh))
+        .await
+        .assert_problem(404);
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(receiver.requests_for(&event_id).is_empty());
     assert!(api.attempts(wh).await.is_empty());
@@ -220,5 +286,7 @@ async fn an_event_nobody_subscribes_to_is_accepted_with_no_deliveries() {
         .await;
     assert_eq!(answer.status, 202, "{}", answer.text);
     assert_eq!(answer.json["deliveries"], 0);
-    assert!(answer.json["id"].as_str().is_some_and(|id| id.starts_with("evt_")));
+    assert!(answer.json["id"]
+        .as_str()
+        .is_some_and(|id| id.starts_with("evt_")));
 }

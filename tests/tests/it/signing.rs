@@ -22,7 +22,11 @@ fn run_verifier(program: &str, script: &str, case: &Value) -> String {
         .arg(&file)
         .output()
         .unwrap_or_else(|e| panic!("run {program}: {e}"));
-    assert!(output.status.success(), "{script}: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
@@ -52,20 +56,33 @@ fn standard_verify(request: &Captured, secret: &str, body: &[u8]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_200_succeeds_at_once_and_both_signatures_verify() {
     let api = Api::new();
-    let receiver = Receiver::start(&Harness::get().ca, vec![Reply::status(200).with_body("{\"ok\":true}")]).await;
+    let receiver = Receiver::start(
+        &Harness::get().ca,
+        vec![Reply::status(200).with_body("{\"ok\":true}")],
+    )
+    .await;
     let created = api
-        .create_webhook(&unique("signing"), &receiver.url, &["order.completed"], true)
+        .create_webhook(
+            &unique("signing"),
+            &receiver.url,
+            &["order.completed"],
+            true,
+        )
         .await;
     let wh = created["id"].as_str().expect("id");
     let secret = created["secret"].as_str().expect("secret");
     let event_id = unique("evt");
     let answer = api
-        .post_event(json!({"id": event_id, "type": "order.completed", "occurred_at": "2026-11-27T03:00:00Z",
-                           "data": {"id": "ord_1", "total": 12.5, "items": [1, 2]}}))
+        .post_event(
+            json!({"id": event_id, "type": "order.completed", "occurred_at": "2026-11-27T03:00:00Z",
+                           "data": {"id": "ord_1", "total": 12.5, "items": [1, 2]}}),
+        )
         .await;
     assert_eq!(answer.status, 202, "{}", answer.text);
     let dlv = delivery_id(&event_id, wh);
-    let delivery = api.wait_for_state(wh, &dlv, &["succeeded"], Duration::from_secs(30)).await;
+    let delivery = api
+        .wait_for_state(wh, &dlv, &["succeeded"], Duration::from_secs(30))
+        .await;
     assert_eq!(delivery["attempts"], 1);
     assert_eq!(delivery["manual"], false);
 
@@ -83,21 +100,46 @@ async fn a_200_succeeds_at_once_and_both_signatures_verify() {
     assert_eq!(request.header("x-comps-delivery"), dlv);
     assert_eq!(request.header("x-comps-attempt"), "1");
     assert_eq!(request.header("webhook-id"), event_id);
-    assert_eq!(request.header("x-comps-timestamp"), request.header("webhook-timestamp"));
+    assert_eq!(
+        request.header("x-comps-timestamp"),
+        request.header("webhook-timestamp")
+    );
     assert!(request.header("user-agent").starts_with("comps-webhooks/"));
-    let sent_at: u64 = request.header("x-comps-timestamp").parse().expect("unix seconds");
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs();
-    assert!(now.abs_diff(sent_at) < 60, "timestamp {sent_at} is not now ({now})");
+    let sent_at: u64 = request
+        .header("x-comps-timestamp")
+        .parse()
+        .expect("unix seconds");
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    assert!(
+        now.abs_diff(sent_at) < 60,
+        "timestamp {sent_at} is not now ({now})"
+    );
 
     // Our own HMAC, computed independently of the service's code.
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("key");
     mac.update(&request.body);
-    assert_eq!(request.header("x-comps-signature"), hex::encode(mac.finalize().into_bytes()));
+    assert_eq!(
+        request.header("x-comps-signature"),
+        hex::encode(mac.finalize().into_bytes())
+    );
 
     // The guide's Node.js snippet accepts it, and refuses another secret.
     assert_eq!(node_verify(request, secret), "valid");
-    let other = api.create_webhook(&unique("other"), &receiver.url, &["competition.ended"], false).await;
-    assert_eq!(node_verify(request, other["secret"].as_str().expect("secret")), "invalid");
+    let other = api
+        .create_webhook(
+            &unique("other"),
+            &receiver.url,
+            &["competition.ended"],
+            false,
+        )
+        .await;
+    assert_eq!(
+        node_verify(request, other["secret"].as_str().expect("secret")),
+        "invalid"
+    );
 
     // The Standard Webhooks reference verifier accepts it, and refuses a tampered body.
     assert_eq!(standard_verify(request, secret, &request.body), "valid");
@@ -106,22 +148,36 @@ async fn a_200_succeeds_at_once_and_both_signatures_verify() {
     assert!(standard_verify(request, secret, &tampered).starts_with("invalid"));
 
     // The log line, and its inspection: the request as sent and the response as received.
-    let log: Vec<Value> = api.attempts(wh).await.into_iter().filter(|a| a["event_id"] == event_id.as_str()).collect();
+    let log: Vec<Value> = api
+        .attempts(wh)
+        .await
+        .into_iter()
+        .filter(|a| a["event_id"] == event_id.as_str())
+        .collect();
     assert_eq!(log.len(), 1);
     assert_eq!(log[0]["outcome"], "succeeded");
     assert_eq!(log[0]["response_status"], 200);
     assert_eq!(log[0]["resource_id"], "ord_1");
     let detail = api
-        .get(&format!("/api/v1/webhooks/{wh}/attempts/{}", log[0]["id"].as_str().expect("id")))
+        .get(&format!(
+            "/api/v1/webhooks/{wh}/attempts/{}",
+            log[0]["id"].as_str().expect("id")
+        ))
         .await;
     assert_eq!(detail.status, 200, "{}", detail.text);
     assert_eq!(detail.json["request"]["body"], expected.as_str());
     assert_eq!(detail.json["request"]["url"], receiver.url.as_str());
-    assert_eq!(detail.json["request"]["headers"]["x-comps-signature"], request.header("x-comps-signature"));
+    assert_eq!(
+        detail.json["request"]["headers"]["x-comps-signature"],
+        request.header("x-comps-signature")
+    );
     assert_eq!(detail.json["response"]["status"], 200);
     assert_eq!(detail.json["response"]["body"], "{\"ok\":true}");
     assert_eq!(detail.json["response"]["truncated"], false);
-    assert!(!detail.text.contains(secret), "the secret never appears after the reveal");
+    assert!(
+        !detail.text.contains(secret),
+        "the secret never appears after the reveal"
+    );
 
     let webhook = api.get(&format!("/api/v1/webhooks/{wh}")).await;
     assert_eq!(webhook.json["last_delivery"]["ok"], true);
@@ -132,16 +188,37 @@ async fn a_200_succeeds_at_once_and_both_signatures_verify() {
 async fn large_responses_are_kept_up_to_16_kib_and_flagged() {
     let api = Api::new();
     let big = "x".repeat(40 * 1024);
-    let receiver = Receiver::start(&Harness::get().ca, vec![Reply::status(200).with_body(big)]).await;
-    let created = api.create_webhook(&unique("big"), &receiver.url, &["order.completed"], true).await;
+    let receiver =
+        Receiver::start(&Harness::get().ca, vec![Reply::status(200).with_body(big)]).await;
+    let created = api
+        .create_webhook(&unique("big"), &receiver.url, &["order.completed"], true)
+        .await;
     let wh = created["id"].as_str().expect("id");
     let event_id = unique("evt");
-    api.post_event(json!({"id": event_id, "type": "order.completed", "data": {}})).await;
-    api.wait_for_state(wh, &delivery_id(&event_id, wh), &["succeeded"], Duration::from_secs(30)).await;
-    let log: Vec<Value> = api.attempts(wh).await.into_iter().filter(|a| a["event_id"] == event_id.as_str()).collect();
-    let detail = api
-        .get(&format!("/api/v1/webhooks/{wh}/attempts/{}", log[0]["id"].as_str().expect("id")))
+    api.post_event(json!({"id": event_id, "type": "order.completed", "data": {}}))
         .await;
-    assert_eq!(detail.json["response"]["body"].as_str().map(str::len), Some(16 * 1024));
+    api.wait_for_state(
+        wh,
+        &delivery_id(&event_id, wh),
+        &["succeeded"],
+        Duration::from_secs(30),
+    )
+    .await;
+    let log: Vec<Value> = api
+        .attempts(wh)
+        .await
+        .into_iter()
+        .filter(|a| a["event_id"] == event_id.as_str())
+        .collect();
+    let detail = api
+        .get(&format!(
+            "/api/v1/webhooks/{wh}/attempts/{}",
+            log[0]["id"].as_str().expect("id")
+        ))
+        .await;
+    assert_eq!(
+        detail.json["response"]["body"].as_str().map(str::len),
+        Some(16 * 1024)
+    );
     assert_eq!(detail.json["response"]["truncated"], true);
 }
