@@ -25,6 +25,15 @@ pub fn new_manual_delivery_id() -> String {
     format!("dlv_m{}", ulid::Ulid::new().to_string().to_lowercase())
 }
 
+/// The delivery that `recover` makes for `delivery_id`: deterministic, so recovering the same
+/// window twice sends each failed delivery once.
+pub fn recovery_delivery_id(delivery_id: &str) -> String {
+    let mut hash = Sha256::new();
+    hash.update(b"recover\0");
+    hash.update(delivery_id.as_bytes());
+    format!("dlv_r{}", &hex::encode(hash.finalize())[..31])
+}
+
 /// Attempt ids name the delivery and the attempt number: `dlv_….3`.
 pub fn attempt_id(delivery_id: &str, attempt: u32) -> String {
     format!("{delivery_id}.{attempt}")
@@ -58,6 +67,10 @@ mod tests {
         assert_ne!(a, delivery_id("evt_1", "wh_2"));
         assert_ne!(a, delivery_id("evt_1wh_", "1"));
         assert_eq!(a.len(), 36);
+        let r = recovery_delivery_id(&a);
+        assert_eq!(r, recovery_delivery_id(&a));
+        assert_ne!(r, recovery_delivery_id(&recovery_delivery_id(&a)));
+        assert_eq!(r.len(), 36);
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub struct WebhookRecord {
     pub secret_hint: String,
     pub created_at: String,
     pub updated_at: String,
+    /// Bumped on every change; updates are conditional on it (optimistic locking).
+    #[serde(default)]
+    pub revision: u64,
 }
 
 /// One item per (event type, webhook): finding an event's subscribers is a single query,

@@ -138,6 +138,46 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces a webhook and brings its subscriptions in line, in one transaction, provided
+    /// nobody changed it since `old` was read. Returns false on such a concurrent change.
+    pub async fn update_webhook(
+        &self,
+        old: &WebhookRecord,
+        new: &WebhookRecord,
+    ) -> Result<bool, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.tables.webhooks_table)
+            .set_item(Some(to_item(new)?))
+            .condition_expression("revision = :seen")
+            .expression_attribute_values(":seen", n(old.revision))
+            .build()
+            .map_err(dynamo)?;
+        let mut items = vec![TransactWriteItem::builder().put(put).build()];
+        for dropped in old.events.iter().filter(|e| !new.events.contains(e)) {
+            items.push(self.subscription_delete(&old.id, dropped)?);
+        }
+        for event_type in &new.events {
+            items.push(self.subscription_put(new, event_type)?);
+        }
+        let result = self
+            .ddb
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_transaction_canceled_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(dynamo(err)),
+        }
+    }
+
     pub async fn get_webhook(&self, id: &str) -> Result<Option<WebhookRecord>, StoreError> {
         self.get(
             &self.tables.webhooks_table,
@@ -294,6 +334,41 @@ impl Store {
         Ok(())
     }
 
+    /// Writes a delivery unless one with its id exists (returns false then).
+    pub async fn put_delivery_if_new(&self, delivery: &DeliveryRecord) -> Result<bool, StoreError> {
+        let result = self
+            .ddb
+            .put_item()
+            .table_name(&self.tables.deliveries_table)
+            .set_item(Some(to_item(delivery)?))
+            .condition_expression("attribute_not_exists(id)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(dynamo(err)),
+        }
+    }
+
+    /// Removes a delivery that never got its queue message (undoing a failed redelivery).
+    pub async fn delete_delivery(&self, id: &str) -> Result<(), StoreError> {
+        self.ddb
+            .delete_item()
+            .table_name(&self.tables.deliveries_table)
+            .key("id", s(id))
+            .send()
+            .await
+            .map_err(dynamo)?;
+        Ok(())
+    }
+
     pub async fn get_delivery(&self, id: &str) -> Result<Option<DeliveryRecord>, StoreError> {
         self.get(
             &self.tables.deliveries_table,
@@ -391,6 +466,45 @@ impl Store {
             .iter()
             .map(|item| from_item(item.clone()))
             .collect()
+    }
+
+    /// A webhook's log lines from `since` up to `until` (RFC 3339 millisecond strings), oldest
+    /// first, at most `max` of them.
+    pub async fn webhook_log_between(
+        &self,
+        webhook_id: &str,
+        since: &str,
+        until: &str,
+        max: usize,
+    ) -> Result<Vec<AttemptRecord>, StoreError> {
+        let mut lines = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .ddb
+                .query()
+                .table_name(&self.tables.attempts_table)
+                .index_name(WEBHOOK_LOG_INDEX)
+                .key_condition_expression("webhook_id = :w AND at_key BETWEEN :since AND :until")
+                .expression_attribute_values(":w", s(webhook_id))
+                .expression_attribute_values(":since", s(since))
+                // at_key is `at#attempt_id`: '~' sorts after '#', so lines at `until` count.
+                .expression_attribute_values(":until", s(&format!("{until}~")))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(dynamo)?;
+            for item in page.items() {
+                lines.push(from_item(item.clone())?);
+                if lines.len() >= max {
+                    return Ok(lines);
+                }
+            }
+            match page.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => return Ok(lines),
+            }
+        }
     }
 
     async fn get<T: DeserializeOwned>(

@@ -47,6 +47,95 @@ impl CreateWebhookRequest {
     }
 }
 
+/// `PATCH /api/v1/webhooks/{id}`: any of the fields; absent ones stay as they are.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateWebhookRequest {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub events: Option<Vec<String>>,
+    #[serde(default)]
+    pub active: Option<bool>,
+}
+
+/// A validated change: `None` keeps the current value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookChange {
+    pub name: Option<String>,
+    pub url: Option<String>,
+    pub events: Option<Vec<String>>,
+    pub active: Option<bool>,
+}
+
+impl UpdateWebhookRequest {
+    pub fn parse(body: &[u8]) -> Result<WebhookChange, Problem> {
+        let request: UpdateWebhookRequest =
+            serde_json::from_slice(body).map_err(|e| from_json_error(&e))?;
+        if request.name.is_none()
+            && request.url.is_none()
+            && request.events.is_none()
+            && request.active.is_none()
+        {
+            return Err(Problem::bad_request(
+                "nothing to change: send at least one of name, url, events, active",
+            ));
+        }
+        Ok(WebhookChange {
+            name: request.name.as_deref().map(validate_name).transpose()?,
+            url: request.url.as_deref().map(validate_url).transpose()?,
+            events: request.events.as_deref().map(validate_events).transpose()?,
+            active: request.active,
+        })
+    }
+}
+
+/// `POST …/recover`: a window of time, `until` defaulting to now.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecoverRequest {
+    since: String,
+    #[serde(default)]
+    until: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecoveryWindow {
+    pub since: std::time::SystemTime,
+    pub until: std::time::SystemTime,
+}
+
+impl RecoveryWindow {
+    pub fn parse(body: &[u8], now: std::time::SystemTime) -> Result<Self, Problem> {
+        let request: RecoverRequest =
+            serde_json::from_slice(body).map_err(|e| from_json_error(&e))?;
+        let parse = |field: &str, text: &str| {
+            crate::clock::parse_rfc3339(text).ok_or_else(|| {
+                Problem::invalid_field(
+                    field,
+                    format!(
+                        "{field} {text:?} is not an RFC 3339 timestamp (e.g. 2026-11-27T03:00:00Z)"
+                    ),
+                )
+            })
+        };
+        let since = parse("since", &request.since)?;
+        let until = match request.until.as_deref() {
+            Some(text) => parse("until", text)?,
+            None => now,
+        };
+        if since >= until {
+            return Err(Problem::invalid_field(
+                "since",
+                "since must be earlier than until",
+            ));
+        }
+        Ok(RecoveryWindow { since, until })
+    }
+}
+
 pub fn validate_name(name: &str) -> Result<String, Problem> {
     let trimmed = name.trim();
     let chars = trimmed.chars().count();
@@ -186,6 +275,37 @@ mod tests {
             long_name.to_string().as_bytes(),
         ));
         assert_eq!(field.as_deref(), Some("name"));
+    }
+
+    #[test]
+    fn updates_validate_only_what_they_change() {
+        let change = UpdateWebhookRequest::parse(br#"{"active":false}"#).unwrap();
+        assert_eq!(change.active, Some(false));
+        assert_eq!(change.url, None);
+        let p = UpdateWebhookRequest::parse(br#"{"url":"http://x.com"}"#).unwrap_err();
+        assert_eq!((p.status, p.field.as_deref()), (422, Some("url")));
+        assert_eq!(UpdateWebhookRequest::parse(b"{}").unwrap_err().status, 400);
+        assert_eq!(
+            UpdateWebhookRequest::parse(br#"{"secret":"x"}"#)
+                .unwrap_err()
+                .status,
+            400
+        );
+    }
+
+    #[test]
+    fn recovery_windows() {
+        let now = crate::clock::parse_rfc3339("2026-11-27T03:00:00Z").unwrap();
+        let w = RecoveryWindow::parse(br#"{"since":"2026-11-27T02:00:00Z"}"#, now).unwrap();
+        assert_eq!(w.until, now);
+        let p = RecoveryWindow::parse(br#"{"since":"2026-11-27T04:00:00Z"}"#, now).unwrap_err();
+        assert_eq!(p.field.as_deref(), Some("since"));
+        let p = RecoveryWindow::parse(br#"{"since":"yesterday"}"#, now).unwrap_err();
+        assert_eq!((p.status, p.field.as_deref()), (422, Some("since")));
+        assert_eq!(
+            RecoveryWindow::parse(br#"{}"#, now).unwrap_err().status,
+            400
+        );
     }
 
     #[test]

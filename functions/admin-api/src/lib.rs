@@ -1,36 +1,39 @@
-//! `admin-api`: the admin JSON API of SPEC §6 — webhooks, their secrets, the delivery log.
+//! `admin-api`: what an admin does in the user guide's "Managing Webhooks", "Delivery Log"
+//! and "Redelivery" sections, as the JSON API of SPEC §6. `http` maps it onto routes.
 
-use std::sync::Arc;
-use std::time::SystemTime;
+pub mod http;
 
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
-use bytes::Bytes;
+use std::collections::HashSet;
+use std::time::{Duration, SystemTime};
+
 use futures::future::join_all;
-use serde_json::json;
 
 use webhooks_shared::aws::Adapters;
 use webhooks_shared::model::{
-    AttemptDetailView, AttemptView, DeliveryView, LastDelivery, RequestView, WebhookRecord,
-    WebhookStatus, WebhookView, WebhookWithSecret,
+    AttemptDetailView, AttemptRecord, AttemptView, DeliveryMessage, DeliveryRecord, DeliveryState,
+    DeliveryView, LastDelivery, RequestView, WebhookRecord, WebhookStatus, WebhookView,
+    WebhookWithSecret,
 };
 use webhooks_shared::problem::Problem;
+use webhooks_shared::queue::DeliveryQueue;
 use webhooks_shared::secret_box::SecretBox;
 use webhooks_shared::signing::SigningSecret;
 use webhooks_shared::store::Store;
-use webhooks_shared::validation::CreateWebhookRequest;
-use webhooks_shared::{catalogue, clock, ids};
+use webhooks_shared::validation::{NewWebhook, RecoveryWindow, WebhookChange};
+use webhooks_shared::{clock, ids, Config};
+
+pub use http::{public_router, router};
 
 /// The log shows at most this many attempts per call (and this many by default).
 pub const MAX_LOG_LIMIT: u32 = 100;
+/// `recover` looks at no more log lines than this in one call.
+pub const MAX_RECOVERY_SCAN: usize = 10_000;
 
 pub struct AdminApi {
     store: Store,
     secrets: SecretBox,
+    queue: DeliveryQueue,
+    retention: Duration,
 }
 
 type ApiResult<T> = Result<T, Problem>;
@@ -44,11 +47,25 @@ fn webhook_not_found(id: &str) -> Problem {
     Problem::not_found(format!("no webhook with id {id:?}"))
 }
 
+fn changed_concurrently(id: &str) -> Problem {
+    Problem::conflict(format!(
+        "webhook {id:?} was changed by another request at the same time; read it again and retry"
+    ))
+}
+
+fn paused(id: &str) -> Problem {
+    Problem::conflict(format!(
+        "webhook {id:?} is paused; resume it first (PATCH {{\"active\": true}})"
+    ))
+}
+
 impl AdminApi {
-    pub fn new(adapters: Adapters) -> Self {
+    pub fn new(adapters: Adapters, config: &Config) -> Self {
         AdminApi {
             store: adapters.store,
             secrets: adapters.secrets,
+            queue: adapters.queue,
+            retention: config.retention,
         }
     }
 
@@ -73,8 +90,7 @@ impl AdminApi {
         ))
     }
 
-    pub async fn create_webhook(&self, body: &[u8]) -> ApiResult<WebhookWithSecret> {
-        let new = CreateWebhookRequest::parse(body)?;
+    pub async fn create_webhook(&self, new: NewWebhook) -> ApiResult<WebhookWithSecret> {
         let id = ids::new_webhook_id();
         let secret = SigningSecret::generate();
         let secret_ciphertext = self.secrets.seal(&id, &secret).await.map_err(unavailable)?;
@@ -93,6 +109,7 @@ impl AdminApi {
             secret_hint: secret.hint(),
             created_at: now.clone(),
             updated_at: now,
+            revision: 0,
         };
         self.store
             .create_webhook(&record)
@@ -118,6 +135,65 @@ impl AdminApi {
         self.view(&webhook).await
     }
 
+    /// Edits name, URL, events or pause state. A paused webhook gets no new deliveries; its
+    /// queued ones end `cancelled` when their turn comes (resuming does not revive them).
+    pub async fn update_webhook(&self, id: &str, change: WebhookChange) -> ApiResult<WebhookView> {
+        let current = self.webhook(id).await?;
+        let mut updated = current.clone();
+        if let Some(name) = change.name {
+            updated.name = name;
+        }
+        if let Some(url) = change.url {
+            updated.url = url;
+        }
+        if let Some(events) = change.events {
+            updated.events = events;
+        }
+        if let Some(active) = change.active {
+            updated.status = if active {
+                WebhookStatus::Active
+            } else {
+                WebhookStatus::Paused
+            };
+        }
+        updated.updated_at = clock::rfc3339_millis(SystemTime::now());
+        updated.revision = current.revision + 1;
+        if !self
+            .store
+            .update_webhook(&current, &updated)
+            .await
+            .map_err(unavailable)?
+        {
+            return Err(changed_concurrently(id));
+        }
+        tracing::info!(webhook_id = %id, status = ?updated.status, "webhook updated");
+        self.view(&updated).await
+    }
+
+    /// A new secret, shown once; the old one stops signing on the very next attempt.
+    pub async fn rotate_secret(&self, id: &str) -> ApiResult<WebhookWithSecret> {
+        let current = self.webhook(id).await?;
+        let secret = SigningSecret::generate();
+        let mut updated = current.clone();
+        updated.secret_ciphertext = self.secrets.seal(id, &secret).await.map_err(unavailable)?;
+        updated.secret_hint = secret.hint();
+        updated.updated_at = clock::rfc3339_millis(SystemTime::now());
+        updated.revision = current.revision + 1;
+        if !self
+            .store
+            .update_webhook(&current, &updated)
+            .await
+            .map_err(unavailable)?
+        {
+            return Err(changed_concurrently(id));
+        }
+        tracing::info!(webhook_id = %id, "signing secret rotated");
+        Ok(WebhookWithSecret {
+            webhook: self.view(&updated).await?,
+            secret: secret.expose().to_owned(),
+        })
+    }
+
     pub async fn delete_webhook(&self, id: &str) -> ApiResult<()> {
         let webhook = self.webhook(id).await?;
         self.store
@@ -138,29 +214,39 @@ impl AdminApi {
         Ok(log.iter().map(AttemptView::from).collect())
     }
 
-    pub async fn attempt(&self, id: &str, attempt_id: &str) -> ApiResult<AttemptDetailView> {
-        self.webhook(id).await?;
+    async fn attempt_record(&self, id: &str, attempt_id: &str) -> ApiResult<AttemptRecord> {
         let not_found =
             || Problem::not_found(format!("webhook {id:?} has no attempt {attempt_id:?}"));
         let (delivery_id, number) = ids::parse_attempt_id(attempt_id).ok_or_else(not_found)?;
-        let attempt = self
-            .store
+        self.store
             .get_attempt(delivery_id, number)
             .await
             .map_err(unavailable)?
             .filter(|a| a.webhook_id == id)
-            .ok_or_else(not_found)?;
-        let body = self
-            .store
-            .get_event(&attempt.event_id)
-            .await
-            .map_err(unavailable)?
-            .map(|e| e.payload);
-        let request = attempt.request.as_ref().map(|r| RequestView {
-            url: r.url.clone(),
-            headers: r.headers.clone(),
-            body: body.unwrap_or_default(),
-        });
+            .ok_or_else(not_found)
+    }
+
+    /// One log line in full: the request as sent (exact body) and the response as received.
+    pub async fn attempt(&self, id: &str, attempt_id: &str) -> ApiResult<AttemptDetailView> {
+        self.webhook(id).await?;
+        let attempt = self.attempt_record(id, attempt_id).await?;
+        let request = match &attempt.request {
+            None => None,
+            Some(sent) => {
+                let body = self
+                    .store
+                    .get_event(&attempt.event_id)
+                    .await
+                    .map_err(unavailable)?
+                    .map(|e| e.payload)
+                    .unwrap_or_default();
+                Some(RequestView {
+                    url: sent.url.clone(),
+                    headers: sent.headers.clone(),
+                    body,
+                })
+            }
+        };
         Ok(AttemptDetailView {
             attempt: AttemptView::from(&attempt),
             request,
@@ -186,145 +272,110 @@ impl AdminApi {
             .map_err(unavailable)?;
         Ok(DeliveryView::new(&delivery, &attempts))
     }
-}
 
-/// Parses `?limit=N` (1-100, default 100).
-fn parse_limit(query: Option<&str>) -> ApiResult<u32> {
-    let mut limit = MAX_LOG_LIMIT;
-    for (key, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-        match key.as_ref() {
-            "limit" => {
-                limit = value
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|n| (1..=MAX_LOG_LIMIT).contains(n))
-                    .ok_or_else(|| {
-                        Problem::bad_request(format!(
-                            "limit must be a whole number from 1 to {MAX_LOG_LIMIT} (got {value:?})"
-                        ))
-                    })?
+    /// Sends the attempt's event again — same body bytes, same event id — as a new manual
+    /// delivery with the full retry schedule.
+    pub async fn redeliver(&self, id: &str, attempt_id: &str) -> ApiResult<String> {
+        let webhook = self.webhook(id).await?;
+        let attempt = self.attempt_record(id, attempt_id).await?;
+        if webhook.status == WebhookStatus::Paused {
+            return Err(paused(id));
+        }
+        self.require_event(&attempt.event_id).await?;
+        let delivery = self.manual_delivery(ids::new_manual_delivery_id(), &attempt);
+        self.enqueue_new(&[delivery.clone()]).await?;
+        tracing::info!(webhook_id = %id, delivery_id = %delivery.id, event_id = %delivery.event_id, "redelivery queued");
+        Ok(delivery.id)
+    }
+
+    /// Redelivers, once each, every delivery of this webhook that ended `permanently_failed`
+    /// or `cancelled` within the window. Recovering the same window again sends nothing new.
+    pub async fn recover(&self, id: &str, window: RecoveryWindow) -> ApiResult<u32> {
+        let webhook = self.webhook(id).await?;
+        if webhook.status == WebhookStatus::Paused {
+            return Err(paused(id));
+        }
+        let lines = self
+            .store
+            .webhook_log_between(
+                id,
+                &clock::rfc3339_millis(window.since),
+                &clock::rfc3339_millis(window.until),
+                MAX_RECOVERY_SCAN,
+            )
+            .await
+            .map_err(unavailable)?;
+        let mut seen = HashSet::new();
+        let mut created = Vec::new();
+        for line in lines.iter().filter(|l| {
+            matches!(
+                l.delivery_state,
+                DeliveryState::PermanentlyFailed | DeliveryState::Cancelled
+            )
+        }) {
+            if !seen.insert(line.delivery_id.clone()) {
+                continue;
             }
-            other => {
-                return Err(Problem::bad_request(format!(
-                    "unknown query parameter {other:?}; only limit is accepted"
-                )))
+            let delivery = self.manual_delivery(ids::recovery_delivery_id(&line.delivery_id), line);
+            if self
+                .store
+                .put_delivery_if_new(&delivery)
+                .await
+                .map_err(unavailable)?
+            {
+                created.push(delivery);
             }
+        }
+        self.send_or_undo(&created).await?;
+        tracing::info!(webhook_id = %id, deliveries = created.len(), "recovery queued");
+        Ok(created.len() as u32)
+    }
+
+    async fn require_event(&self, event_id: &str) -> ApiResult<()> {
+        match self.store.get_event(event_id).await.map_err(unavailable)? {
+            Some(_) => Ok(()),
+            None => Err(Problem::not_found(format!(
+                "event {event_id:?} is no longer stored (past its retention period)"
+            ))),
         }
     }
-    Ok(limit)
-}
 
-fn body_of(body: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
-    body.map_err(|rejection| Problem::new(rejection.status(), rejection.body_text()))
-}
-
-/// The HTTP surface of this function.
-pub fn router(api: Arc<AdminApi>) -> Router {
-    Router::new()
-        .route("/api/v1/webhooks", get(list_webhooks).post(create_webhook))
-        .route(
-            "/api/v1/webhooks/{id}",
-            get(get_webhook).delete(delete_webhook),
-        )
-        .route("/api/v1/webhooks/{id}/attempts", get(list_attempts))
-        .route(
-            "/api/v1/webhooks/{id}/attempts/{attempt_id}",
-            get(get_attempt),
-        )
-        .route(
-            "/api/v1/webhooks/{id}/deliveries/{delivery_id}",
-            get(get_delivery),
-        )
-        .route("/api/v1/event-types", get(event_types))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .with_state(api)
-}
-
-async fn not_found() -> Problem {
-    Problem::not_found("no such route; see GET /api/v1/openapi.json")
-}
-
-async fn method_not_allowed() -> Problem {
-    Problem::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "this route does not accept that method",
-    )
-}
-
-async fn list_webhooks(State(api): State<Arc<AdminApi>>) -> ApiResult<Json<serde_json::Value>> {
-    let webhooks = api.list_webhooks().await?;
-    Ok(Json(json!({ "webhooks": webhooks })))
-}
-
-async fn create_webhook(
-    State(api): State<Arc<AdminApi>>,
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult<Response> {
-    let created = api.create_webhook(&body_of(body)?).await?;
-    let location = format!("/api/v1/webhooks/{}", created.webhook.id);
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        Json(created),
-    )
-        .into_response())
-}
-
-async fn get_webhook(
-    State(api): State<Arc<AdminApi>>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<WebhookView>> {
-    Ok(Json(api.get_webhook(&id).await?))
-}
-
-async fn delete_webhook(
-    State(api): State<Arc<AdminApi>>,
-    Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
-    api.delete_webhook(&id).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn list_attempts(
-    State(api): State<Arc<AdminApi>>,
-    Path(id): Path<String>,
-    RawQuery(query): RawQuery,
-) -> ApiResult<Json<serde_json::Value>> {
-    let limit = parse_limit(query.as_deref())?;
-    let attempts = api.attempts(&id, limit).await?;
-    Ok(Json(json!({ "attempts": attempts })))
-}
-
-async fn get_attempt(
-    State(api): State<Arc<AdminApi>>,
-    Path((id, attempt_id)): Path<(String, String)>,
-) -> ApiResult<Json<AttemptDetailView>> {
-    Ok(Json(api.attempt(&id, &attempt_id).await?))
-}
-
-async fn get_delivery(
-    State(api): State<Arc<AdminApi>>,
-    Path((id, delivery_id)): Path<(String, String)>,
-) -> ApiResult<Json<DeliveryView>> {
-    Ok(Json(api.delivery(&id, &delivery_id).await?))
-}
-
-async fn event_types() -> Json<serde_json::Value> {
-    Json(json!({ "event_types": catalogue::views() }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn limit_parsing() {
-        assert_eq!(parse_limit(None).unwrap(), 100);
-        assert_eq!(parse_limit(Some("limit=5")).unwrap(), 5);
-        for bad in ["limit=0", "limit=101", "limit=x", "limit=", "page=2"] {
-            let p = parse_limit(Some(bad)).unwrap_err();
-            assert_eq!(p.status, 400, "{bad}");
+    fn manual_delivery(&self, delivery_id: String, of: &AttemptRecord) -> DeliveryRecord {
+        let now = SystemTime::now();
+        DeliveryRecord {
+            id: delivery_id,
+            webhook_id: of.webhook_id.clone(),
+            event_id: of.event_id.clone(),
+            event_type: of.event_type.clone(),
+            resource_id: of.resource_id.clone(),
+            manual: true,
+            created_at: clock::rfc3339_millis(now),
+            expires_at: clock::expiry(now, self.retention),
         }
+    }
+
+    async fn enqueue_new(&self, deliveries: &[DeliveryRecord]) -> ApiResult<()> {
+        for delivery in deliveries {
+            self.store
+                .put_delivery_if_new(delivery)
+                .await
+                .map_err(unavailable)?;
+        }
+        self.send_or_undo(deliveries).await
+    }
+
+    /// Queues the deliveries; if SQS refuses, removes them again so a retry of the same
+    /// call creates them afresh instead of leaving deliveries that never run.
+    async fn send_or_undo(&self, deliveries: &[DeliveryRecord]) -> ApiResult<()> {
+        let messages: Vec<DeliveryMessage> = deliveries.iter().map(DeliveryMessage::from).collect();
+        if let Err(err) = self.queue.send(&messages).await {
+            for delivery in deliveries {
+                if let Err(undo) = self.store.delete_delivery(&delivery.id).await {
+                    tracing::error!(delivery_id = %delivery.id, error = %undo, "could not undo a delivery that was not queued");
+                }
+            }
+            return Err(unavailable(err));
+        }
+        Ok(())
     }
 }

@@ -139,12 +139,13 @@ pub async fn start(
             .or_else(|| std::env::var(name).ok())
     })?;
     let adapters = Adapters::new(sdk, &config);
-    let admin = Arc::new(AdminApi::new(adapters.clone()));
+    let admin = Arc::new(AdminApi::new(adapters.clone(), &config));
     let fanout = Arc::new(Fanout::new(adapters.clone(), &config));
     let deliverer = Arc::new(Deliverer::new(adapters, &config)?);
 
     let app = Router::new()
         .route("/health", get(health))
+        .merge(admin_api::public_router())
         .merge(fanout::router(fanout).layer(middleware::from_fn_with_state(
             Arc::new(options.ingest_token.clone()),
             require_bearer,

@@ -3,7 +3,9 @@
 //! and `competition.ended` is subscribed to by no test at all.
 
 mod admin;
+mod admin_stories;
 mod bad_input;
 mod lambda_binaries;
+mod openapi;
 mod pipeline;
 mod signing;

@@ -1,0 +1,232 @@
+//! Routes of the admin API onto [`AdminApi`]. Errors are problem+json throughout.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+use webhooks_shared::catalogue;
+use webhooks_shared::model::{AttemptDetailView, DeliveryView, WebhookView, WebhookWithSecret};
+use webhooks_shared::problem::Problem;
+use webhooks_shared::validation::{CreateWebhookRequest, RecoveryWindow, UpdateWebhookRequest};
+
+use crate::{AdminApi, ApiResult, MAX_LOG_LIMIT};
+
+/// The OpenAPI 3.1 document of every route, kept in the repository beside this crate.
+pub const OPENAPI_DOCUMENT: &str = include_str!("../openapi.json");
+
+/// Routes that need an admin's credentials (the JWT authorizer on AWS).
+pub fn router(api: Arc<AdminApi>) -> Router {
+    Router::new()
+        .route("/api/v1/webhooks", get(list_webhooks).post(create_webhook))
+        .route(
+            "/api/v1/webhooks/{id}",
+            get(get_webhook)
+                .patch(update_webhook)
+                .delete(delete_webhook),
+        )
+        .route("/api/v1/webhooks/{id}/rotate-secret", post(rotate_secret))
+        .route("/api/v1/webhooks/{id}/attempts", get(list_attempts))
+        .route(
+            "/api/v1/webhooks/{id}/attempts/{attempt_id}",
+            get(get_attempt),
+        )
+        .route(
+            "/api/v1/webhooks/{id}/attempts/{attempt_id}/redeliver",
+            post(redeliver),
+        )
+        .route(
+            "/api/v1/webhooks/{id}/deliveries/{delivery_id}",
+            get(get_delivery),
+        )
+        .route("/api/v1/webhooks/{id}/recover", post(recover))
+        .route("/api/v1/event-types", get(event_types))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(api)
+}
+
+/// Routes anyone may read: the API's own description.
+pub fn public_router() -> Router {
+    Router::new().route("/api/v1/openapi.json", get(openapi))
+}
+
+async fn not_found() -> Problem {
+    Problem::not_found("no such route; see GET /api/v1/openapi.json")
+}
+
+async fn method_not_allowed() -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "this route does not accept that method; see GET /api/v1/openapi.json",
+    )
+}
+
+fn body_of(body: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
+    body.map_err(|rejection| Problem::new(rejection.status(), rejection.body_text()))
+}
+
+/// Parses `?limit=N` (1-100, default 100).
+fn parse_limit(query: Option<&str>) -> ApiResult<u32> {
+    let mut limit = MAX_LOG_LIMIT;
+    for (key, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match key.as_ref() {
+            "limit" => {
+                limit = value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=MAX_LOG_LIMIT).contains(n))
+                    .ok_or_else(|| {
+                        Problem::bad_request(format!(
+                            "limit must be a whole number from 1 to {MAX_LOG_LIMIT} (got {value:?})"
+                        ))
+                    })?
+            }
+            other => {
+                return Err(Problem::bad_request(format!(
+                    "unknown query parameter {other:?}; only limit is accepted"
+                )))
+            }
+        }
+    }
+    Ok(limit)
+}
+
+async fn list_webhooks(State(api): State<Arc<AdminApi>>) -> ApiResult<Json<Value>> {
+    let webhooks = api.list_webhooks().await?;
+    Ok(Json(json!({ "webhooks": webhooks })))
+}
+
+async fn create_webhook(
+    State(api): State<Arc<AdminApi>>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let new = CreateWebhookRequest::parse(&body_of(body)?)?;
+    let created = api.create_webhook(new).await?;
+    let location = format!("/api/v1/webhooks/{}", created.webhook.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(created),
+    )
+        .into_response())
+}
+
+async fn get_webhook(
+    State(api): State<Arc<AdminApi>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<WebhookView>> {
+    Ok(Json(api.get_webhook(&id).await?))
+}
+
+async fn update_webhook(
+    State(api): State<Arc<AdminApi>>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<WebhookView>> {
+    let change = UpdateWebhookRequest::parse(&body_of(body)?)?;
+    Ok(Json(api.update_webhook(&id, change).await?))
+}
+
+async fn rotate_secret(
+    State(api): State<Arc<AdminApi>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<WebhookWithSecret>> {
+    Ok(Json(api.rotate_secret(&id).await?))
+}
+
+async fn delete_webhook(
+    State(api): State<Arc<AdminApi>>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    api.delete_webhook(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_attempts(
+    State(api): State<Arc<AdminApi>>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let limit = parse_limit(query.as_deref())?;
+    let attempts = api.attempts(&id, limit).await?;
+    Ok(Json(json!({ "attempts": attempts })))
+}
+
+async fn get_attempt(
+    State(api): State<Arc<AdminApi>>,
+    Path((id, attempt_id)): Path<(String, String)>,
+) -> ApiResult<Json<AttemptDetailView>> {
+    Ok(Json(api.attempt(&id, &attempt_id).await?))
+}
+
+async fn redeliver(
+    State(api): State<Arc<AdminApi>>,
+    Path((id, attempt_id)): Path<(String, String)>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let delivery_id = api.redeliver(&id, &attempt_id).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "delivery_id": delivery_id })),
+    ))
+}
+
+async fn get_delivery(
+    State(api): State<Arc<AdminApi>>,
+    Path((id, delivery_id)): Path<(String, String)>,
+) -> ApiResult<Json<DeliveryView>> {
+    Ok(Json(api.delivery(&id, &delivery_id).await?))
+}
+
+async fn recover(
+    State(api): State<Arc<AdminApi>>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let window = RecoveryWindow::parse(&body_of(body)?, SystemTime::now())?;
+    let deliveries = api.recover(&id, window).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "deliveries": deliveries })),
+    ))
+}
+
+async fn event_types() -> Json<Value> {
+    Json(json!({ "event_types": catalogue::views() }))
+}
+
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        OPENAPI_DOCUMENT,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limit_parsing() {
+        assert_eq!(parse_limit(None).unwrap(), 100);
+        assert_eq!(parse_limit(Some("limit=5")).unwrap(), 5);
+        for bad in ["limit=0", "limit=101", "limit=x", "limit=", "page=2"] {
+            let p = parse_limit(Some(bad)).unwrap_err();
+            assert_eq!(p.status, 400, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_openapi_document_is_json() {
+        let doc: Value = serde_json::from_str(OPENAPI_DOCUMENT).unwrap();
+        assert_eq!(doc["openapi"], "3.1.0");
+    }
+}

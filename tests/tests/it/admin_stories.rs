@@ -1,0 +1,424 @@
+//! The admin stories of the user guide: edit and pause, rotate, redeliver, recover.
+
+use std::time::{Duration, SystemTime};
+
+use integration_tests::{eventually, unique, Api, Harness, Receiver, Reply};
+use reqwest::Method;
+use serde_json::{json, Value};
+use webhooks_shared::ids::delivery_id;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Signature check as the user guide's snippet does it (hex HMAC-SHA256 keyed by the secret).
+fn signed_with(request: &integration_tests::receiver::Captured, secret: &str) -> bool {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(&request.body);
+    mac.verify_slice(&hex::decode(request.header("x-comps-signature")).unwrap_or_default())
+        .is_ok()
+}
+
+async fn lines_of(api: &Api, webhook_id: &str, event_id: &str) -> Vec<Value> {
+    api.attempts(webhook_id)
+        .await
+        .into_iter()
+        .filter(|a| a["event_id"] == event_id)
+        .collect()
+}
+
+async fn post(api: &Api, event_type: &str) -> String {
+    let event_id = unique("evt");
+    let answer = api
+        .post_event(json!({"id": event_id, "type": event_type, "data": {"id": "r1"}}))
+        .await;
+    assert_eq!(answer.status, 202, "{}", answer.text);
+    event_id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patch_edits_name_url_events_and_pause_state() {
+    let api = Api::new();
+    let created = api
+        .create_webhook(
+            &unique("edit"),
+            "https://a.example.com/h",
+            &["order.completed"],
+            true,
+        )
+        .await;
+    let id = created["id"].as_str().expect("id");
+    let path = format!("/api/v1/webhooks/{id}");
+    let edited = api
+        .admin(Method::PATCH, &path, Some(json!({"name": "Renamed", "url": "https://b.example.com/h", "events": ["user.registered", "order.refunded"]})))
+        .await;
+    assert_eq!(edited.status, 200, "{}", edited.text);
+    assert_eq!(edited.json["name"], "Renamed");
+    assert_eq!(edited.json["url"], "https://b.example.com/h");
+    assert_eq!(
+        edited.json["events"],
+        json!(["user.registered", "order.refunded"])
+    );
+    assert_eq!(edited.json["status"], "active");
+    assert_eq!(edited.json["secret_hint"], created["secret_hint"]);
+    assert!(edited.json.get("secret").is_none());
+    assert_ne!(edited.json["updated_at"], created["updated_at"]);
+
+    let paused = api
+        .admin(Method::PATCH, &path, Some(json!({"active": false})))
+        .await;
+    assert_eq!(paused.json["status"], "paused");
+    assert_eq!(api.get(&path).await.json["status"], "paused");
+    let resumed = api
+        .admin(Method::PATCH, &path, Some(json!({"active": true})))
+        .await;
+    assert_eq!(resumed.json["status"], "active");
+
+    // Bad edits change nothing.
+    api.admin(
+        Method::PATCH,
+        &path,
+        Some(json!({"url": "http://plain.example.com"})),
+    )
+    .await
+    .assert_problem(422);
+    api.admin(Method::PATCH, &path, Some(json!({"events": ["nope.nope"]})))
+        .await
+        .assert_problem(422);
+    api.admin(Method::PATCH, &path, Some(json!({"colour": "red"})))
+        .await
+        .assert_problem(400);
+    api.admin(Method::PATCH, &path, Some(json!({})))
+        .await
+        .assert_problem(400);
+    api.admin(
+        Method::PATCH,
+        "/api/v1/webhooks/wh_nope",
+        Some(json!({"name": "x"})),
+    )
+    .await
+    .assert_problem(404);
+    let after = api.get(&path).await;
+    assert_eq!(after.json["url"], "https://b.example.com/h");
+    assert_eq!(
+        after.json["events"],
+        json!(["user.registered", "order.refunded"])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsubscribed_events_stop_and_new_ones_start() {
+    let api = Api::new();
+    let receiver = Receiver::start(&Harness::get().ca, vec![Reply::status(200)]).await;
+    let created = api
+        .create_webhook(&unique("resub"), &receiver.url, &["order.refunded"], true)
+        .await;
+    let id = created["id"].as_str().expect("id");
+    api.admin(
+        Method::PATCH,
+        &format!("/api/v1/webhooks/{id}"),
+        Some(json!({"events": ["competition.created"]})),
+    )
+    .await;
+    let dropped = post(&api, "order.refunded").await;
+    let added = post(&api, "competition.created").await;
+    api.wait_for_state(id, &delivery_id(&added, id), &["succeeded"], WAIT)
+        .await;
+    api.delivery(id, &delivery_id(&dropped, id))
+        .await
+        .assert_problem(404);
+    assert!(receiver.requests_for(&dropped).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pausing_mid_retry_cancels_and_nothing_is_sent_after() {
+    let api = Api::new();
+    // 503 asking for 5 s gives the test time to pause before attempt 2 is due.
+    let receiver = Receiver::start(
+        &Harness::get().ca,
+        vec![
+            Reply::status(503).with_header("retry-after", "5"),
+            Reply::status(200),
+        ],
+    )
+    .await;
+    let created = api
+        .create_webhook(&unique("pause"), &receiver.url, &["winner.drawn"], true)
+        .await;
+    let id = created["id"].as_str().expect("id");
+    let event_id = post(&api, "winner.drawn").await;
+    let dlv = delivery_id(&event_id, id);
+    let retrying = api.wait_for_state(id, &dlv, &["retrying"], WAIT).await;
+    assert_eq!(retrying["attempts"], 1);
+    let paused = api
+        .admin(
+            Method::PATCH,
+            &format!("/api/v1/webhooks/{id}"),
+            Some(json!({"active": false})),
+        )
+        .await;
+    assert_eq!(paused.status, 200, "{}", paused.text);
+
+    let cancelled = api.wait_for_state(id, &dlv, &["cancelled"], WAIT).await;
+    assert_eq!(cancelled["attempts"], 2);
+    assert_eq!(
+        receiver.requests_for(&event_id).len(),
+        1,
+        "nothing is sent after the pause"
+    );
+    let lines = lines_of(&api, id, &event_id).await;
+    assert_eq!(lines[0]["outcome"], "failed");
+    assert_eq!(lines[0]["response_status"], Value::Null);
+    assert!(
+        lines[0]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("paused"),
+        "{}",
+        lines[0]
+    );
+    let detail = api
+        .get(&format!(
+            "/api/v1/webhooks/{id}/attempts/{}",
+            lines[0]["id"].as_str().expect("id")
+        ))
+        .await;
+    assert_eq!(detail.json["request"], Value::Null, "no request was made");
+
+    // Redelivery of a paused webhook is refused; resuming does not revive the delivery.
+    let redeliver = format!(
+        "/api/v1/webhooks/{id}/attempts/{}/redeliver",
+        lines[0]["id"].as_str().expect("id")
+    );
+    api.admin(Method::POST, &redeliver, None)
+        .await
+        .assert_problem(409);
+    api.admin(
+        Method::PATCH,
+        &format!("/api/v1/webhooks/{id}"),
+        Some(json!({"active": true})),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(api.delivery(id, &dlv).await.json["state"], "cancelled");
+    assert_eq!(receiver.requests_for(&event_id).len(), 1);
+
+    // The cancelled line is redeliverable once the webhook is active again.
+    let again = api.admin(Method::POST, &redeliver, None).await;
+    assert_eq!(again.status, 202, "{}", again.text);
+    let manual = again.json["delivery_id"].as_str().expect("delivery id");
+    let done = api.wait_for_state(id, manual, &["succeeded"], WAIT).await;
+    assert_eq!(done["manual"], true);
+    assert_eq!(receiver.requests_for(&event_id).len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotating_the_secret_signs_the_next_attempt_with_the_new_one_only() {
+    let api = Api::new();
+    let receiver = Receiver::start(
+        &Harness::get().ca,
+        vec![
+            Reply::status(503).with_header("retry-after", "4"),
+            Reply::status(200),
+        ],
+    )
+    .await;
+    let created = api
+        .create_webhook(&unique("rotate"), &receiver.url, &["user.registered"], true)
+        .await;
+    let id = created["id"].as_str().expect("id");
+    let old_secret = created["secret"].as_str().expect("secret").to_owned();
+    let event_id = post(&api, "user.registered").await;
+    let dlv = delivery_id(&event_id, id);
+    api.wait_for_state(id, &dlv, &["retrying"], WAIT).await;
+
+    let rotated = api
+        .admin(
+            Method::POST,
+            &format!("/api/v1/webhooks/{id}/rotate-secret"),
+            None,
+        )
+        .await;
+    assert_eq!(rotated.status, 200, "{}", rotated.text);
+    let new_secret = rotated.json["secret"]
+        .as_str()
+        .expect("new secret shown once")
+        .to_owned();
+    assert_ne!(new_secret, old_secret);
+    assert!(new_secret
+        .ends_with(&rotated.json["secret_hint"].as_str().expect("hint")["whsec_…".len()..]));
+    let shown = api.get(&format!("/api/v1/webhooks/{id}")).await;
+    assert!(!shown.text.contains(&new_secret) && !shown.text.contains(&old_secret));
+
+    api.wait_for_state(id, &dlv, &["succeeded"], WAIT).await;
+    let requests = receiver.requests_for(&event_id);
+    assert_eq!(requests.len(), 2);
+    assert!(signed_with(&requests[0], &old_secret));
+    assert!(
+        !signed_with(&requests[1], &old_secret),
+        "the old secret stops signing at once"
+    );
+    assert!(signed_with(&requests[1], &new_secret));
+
+    api.admin(Method::POST, "/api/v1/webhooks/wh_nope/rotate-secret", None)
+        .await
+        .assert_problem(404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redelivery_sends_the_same_bytes_and_event_id_again() {
+    let api = Api::new();
+    let receiver = Receiver::start(&Harness::get().ca, vec![Reply::status(200)]).await;
+    let created = api
+        .create_webhook(
+            &unique("redeliver"),
+            &receiver.url,
+            &["order.completed"],
+            true,
+        )
+        .await;
+    let id = created["id"].as_str().expect("id");
+    let event_id = post(&api, "order.completed").await;
+    let dlv = delivery_id(&event_id, id);
+    api.wait_for_state(id, &dlv, &["succeeded"], WAIT).await;
+    let line = lines_of(&api, id, &event_id).await.remove(0);
+
+    let answer = api
+        .admin(
+            Method::POST,
+            &format!(
+                "/api/v1/webhooks/{id}/attempts/{}/redeliver",
+                line["id"].as_str().expect("id")
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(answer.status, 202, "{}", answer.text);
+    let manual = answer.json["delivery_id"].as_str().expect("delivery id");
+    assert_ne!(manual, dlv);
+    let delivered = api.wait_for_state(id, manual, &["succeeded"], WAIT).await;
+    assert_eq!(delivered["manual"], true);
+    assert_eq!(delivered["event_id"], event_id.as_str());
+
+    let requests = receiver.requests_for(&event_id);
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[0].body, requests[1].body, "byte-identical body");
+    assert_eq!(requests[1].header("x-comps-event-id"), event_id);
+    assert_eq!(requests[1].header("x-comps-delivery"), manual);
+    assert_eq!(requests[1].header("x-comps-attempt"), "1");
+    let lines = lines_of(&api, id, &event_id).await;
+    assert_eq!(lines[0]["manual"], true);
+    assert_eq!(lines[1]["manual"], false);
+
+    api.admin(
+        Method::POST,
+        &format!("/api/v1/webhooks/{id}/attempts/dlv_nope.1/redeliver"),
+        None,
+    )
+    .await
+    .assert_problem(404);
+    api.admin(
+        Method::POST,
+        &format!(
+            "/api/v1/webhooks/wh_nope/attempts/{}/redeliver",
+            line["id"].as_str().expect("id")
+        ),
+        None,
+    )
+    .await
+    .assert_problem(404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovering_after_an_outage_delivers_each_failure_exactly_once() {
+    let api = Api::new();
+    // The outage: every event's first request gets a 400 (a permanent failure), later ones 200.
+    let receiver = Receiver::start(
+        &Harness::get().ca,
+        vec![Reply::status(400), Reply::status(200)],
+    )
+    .await;
+    let created = api
+        .create_webhook(
+            &unique("recover"),
+            &receiver.url,
+            &["withdrawal.requested"],
+            true,
+        )
+        .await;
+    let id = created["id"].as_str().expect("id");
+    let since = webhooks_shared::clock::rfc3339_millis(SystemTime::now() - Duration::from_secs(1));
+    let mut events = Vec::new();
+    for _ in 0..3 {
+        let event_id = post(&api, "withdrawal.requested").await;
+        api.wait_for_state(
+            id,
+            &delivery_id(&event_id, id),
+            &["permanently_failed"],
+            WAIT,
+        )
+        .await;
+        events.push(event_id);
+    }
+
+    let recover = format!("/api/v1/webhooks/{id}/recover");
+    // A fixed window: other tests' events of this type may fail here later, outside it.
+    let until = webhooks_shared::clock::rfc3339_millis(SystemTime::now());
+    let window = json!({"since": since, "until": until});
+    let first = api
+        .admin(Method::POST, &recover, Some(window.clone()))
+        .await;
+    assert_eq!(first.status, 202, "{}", first.text);
+    assert!(
+        first.json["deliveries"].as_u64().unwrap_or(0) >= 3,
+        "{}",
+        first.text
+    );
+    let second = api.admin(Method::POST, &recover, Some(window)).await;
+    assert_eq!(second.status, 202, "{}", second.text);
+    assert_eq!(
+        second.json["deliveries"], 0,
+        "recovering the same window again sends nothing"
+    );
+
+    for event_id in &events {
+        eventually("the recovered delivery", WAIT, || async {
+            (receiver.requests_for(event_id).len() == 2).then_some(())
+        })
+        .await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for event_id in &events {
+        assert_eq!(
+            receiver.requests_for(event_id).len(),
+            2,
+            "exactly once more for {event_id}"
+        );
+        let lines = lines_of(&api, id, event_id).await;
+        assert_eq!(lines[0]["outcome"], "succeeded");
+        assert_eq!(lines[0]["manual"], true);
+    }
+
+    // Bad windows are refused, naming the field.
+    let bad = api
+        .admin(Method::POST, &recover, Some(json!({"since": "last week"})))
+        .await;
+    bad.assert_problem(422);
+    assert_eq!(bad.json["field"], "since");
+    api.admin(
+        Method::POST,
+        &recover,
+        Some(json!({"since": since, "until": "2000-01-01T00:00:00Z"})),
+    )
+    .await
+    .assert_problem(422);
+    api.admin(Method::POST, &recover, Some(json!({})))
+        .await
+        .assert_problem(400);
+    api.admin(
+        Method::POST,
+        "/api/v1/webhooks/wh_nope/recover",
+        Some(json!({"since": since})),
+    )
+    .await
+    .assert_problem(404);
+}

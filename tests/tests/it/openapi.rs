@@ -1,0 +1,333 @@
+//! The OpenAPI document: served without auth, in step with the router both ways, and real
+//! answers validate against its schemas.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use integration_tests::{unique, Api, Harness, Receiver, Reply};
+use jsonschema::{Draft, Registry};
+use reqwest::Method;
+use serde_json::{json, Value};
+use webhooks_shared::ids::delivery_id;
+
+const BASE: &str = "https://comps-webhooks.invalid/openapi.json";
+
+fn document() -> Value {
+    let text =
+        std::fs::read_to_string(Harness::get().root.join("functions/admin-api/openapi.json"))
+            .expect("openapi.json");
+    serde_json::from_str(&text).expect("valid JSON")
+}
+
+/// (METHOD, path) of every `.route(...)` in the handlers' source.
+fn routes_in_source() -> BTreeSet<(String, String)> {
+    let root = &Harness::get().root;
+    let route = regex::Regex::new(r#"(?s)\.route\(\s*"([^"]+)",\s*((?:[a-z]+\([a-z_]+\)\.?)+)"#)
+        .expect("regex");
+    let method = regex::Regex::new(r"([a-z]+)\(").expect("regex");
+    let mut routes = BTreeSet::new();
+    for file in [
+        "functions/admin-api/src/http.rs",
+        "functions/fanout/src/lib.rs",
+    ] {
+        let source = std::fs::read_to_string(root.join(file)).expect("source");
+        for found in route.captures_iter(&source) {
+            for m in method.captures_iter(&found[2]) {
+                routes.insert((m[1].to_uppercase(), found[1].to_owned()));
+            }
+        }
+    }
+    routes
+}
+
+fn routes_in_document(doc: &Value) -> BTreeSet<(String, String)> {
+    let mut routes = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for method in item.as_object().expect("path item").keys() {
+            if ["get", "put", "post", "patch", "delete"].contains(&method.as_str()) {
+                routes.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    routes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_document_is_served_without_auth() {
+    let api = Api::new();
+    let answer = api
+        .raw(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.content_type, "application/json");
+    assert_eq!(answer.json, document());
+    assert_eq!(answer.json["openapi"], "3.1.0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_served_is_documented_and_the_other_way_round() {
+    let doc = document();
+    let served = routes_in_source();
+    assert!(served.len() >= 14, "found only {served:?}");
+    let documented = routes_in_document(&doc);
+    assert_eq!(served, documented, "router and OpenAPI document differ");
+
+    // And each documented route really answers (a 404 about the id, never "no such route").
+    let api = Api::new();
+    for (method, path) in documented {
+        let concrete = path
+            .replace("{id}", "wh_nope")
+            .replace("{attempt_id}", "dlv_nope.1")
+            .replace("{delivery_id}", "dlv_nope");
+        let token = if path == "/api/v1/events" {
+            Harness::get().ingest_token.clone()
+        } else {
+            Harness::get().admin_token.clone()
+        };
+        let method = Method::from_bytes(method.as_bytes()).expect("method");
+        let answer = api
+            .raw(
+                method.clone(),
+                &concrete,
+                Some(&token),
+                Some(b"{}".to_vec()),
+            )
+            .await;
+        assert_ne!(answer.status, 405, "{method} {path}: {}", answer.text);
+        assert!(
+            !answer.detail().contains("no such route"),
+            "{method} {path}: {}",
+            answer.text
+        );
+    }
+}
+
+struct Checker {
+    doc: Value,
+    registry: Registry<'static>,
+}
+
+fn escape(segment: &str) -> String {
+    segment.replace('~', "~0").replace('/', "~1")
+}
+
+impl Checker {
+    fn new() -> Checker {
+        let doc = document();
+        let registry = Registry::new()
+            .add(BASE, doc.clone())
+            .expect("add document")
+            .prepare()
+            .expect("registry");
+        Checker { doc, registry }
+    }
+
+    /// Follows a `$ref` to a place in the document; returns its JSON pointer.
+    fn follow(&self, mut pointer: String) -> String {
+        while let Some(reference) = self.doc.pointer(&pointer).and_then(|v| v["$ref"].as_str()) {
+            if self
+                .doc
+                .pointer(&pointer)
+                .and_then(Value::as_object)
+                .is_some_and(|o| o.len() > 1)
+            {
+                break;
+            }
+            pointer = reference.trim_start_matches('#').to_owned();
+        }
+        pointer
+    }
+
+    /// Asserts `answer` is what the document promises for `method path` and its status.
+    fn check(&self, method: &str, path: &str, answer: &integration_tests::api::Answer) {
+        let errors = self.errors(method, path, answer);
+        assert!(
+            errors.is_empty(),
+            "{method} {path} {}: {errors:?}\n{}",
+            answer.status,
+            answer.text
+        );
+    }
+
+    /// What is wrong with `answer` according to the document.
+    fn errors(
+        &self,
+        method: &str,
+        path: &str,
+        answer: &integration_tests::api::Answer,
+    ) -> Vec<String> {
+        let responses = format!(
+            "/paths/{}/{}/responses",
+            escape(path),
+            method.to_lowercase()
+        );
+        let response = self.follow(format!("{responses}/{}", answer.status));
+        assert!(
+            self.doc.pointer(&response).is_some(),
+            "{method} {path} answered {} which the document does not list: {}",
+            answer.status,
+            answer.text
+        );
+        if answer.status == 204 {
+            return vec![];
+        }
+        let schema = format!("{response}/content/{}/schema", escape(&answer.content_type));
+        assert!(
+            self.doc.pointer(&schema).is_some(),
+            "{method} {path} {}: no schema for content type {:?}",
+            answer.status,
+            answer.content_type
+        );
+        let validator = jsonschema::options()
+            .with_draft(Draft::Draft202012)
+            .with_registry(&self.registry)
+            .should_validate_formats(true)
+            // In a URI fragment, the braces of path templates must be percent-encoded.
+            .build(&json!({"$ref": format!("{BASE}#{}", schema.replace('{', "%7B").replace('}', "%7D"))}))
+            .expect("schema compiles");
+        validator
+            .iter_errors(&answer.json)
+            .map(|e| format!("{e} at {}", e.instance_path()))
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_answers_validate_against_the_schemas() {
+    let api = Api::new();
+    let checker = Checker::new();
+    let receiver = Receiver::start(
+        &Harness::get().ca,
+        vec![Reply::status(200).with_body("thanks")],
+    )
+    .await;
+    let webhooks = "/api/v1/webhooks";
+    let one = "/api/v1/webhooks/{id}";
+
+    let created = api
+        .admin(Method::POST, webhooks, Some(json!({"name": unique("schema"), "url": receiver.url, "events": ["order.completed"]})))
+        .await;
+    checker.check("POST", webhooks, &created);
+    let id = created.json["id"].as_str().expect("id").to_owned();
+    let path = |p: &str| p.replace("{id}", &id);
+
+    checker.check("GET", webhooks, &api.get(webhooks).await);
+    let shown = api.get(&path(one)).await;
+    checker.check("GET", one, &shown);
+    // The check can fail: a webhook that leaked its secret does not match the schema.
+    let mut leaked = shown.clone();
+    leaked.json["secret"] = created.json["secret"].clone();
+    assert!(!checker.errors("GET", one, &leaked).is_empty());
+    checker.check(
+        "PATCH",
+        one,
+        &api.admin(
+            Method::PATCH,
+            &path(one),
+            Some(json!({"name": "Schema check"})),
+        )
+        .await,
+    );
+    checker.check(
+        "POST",
+        "/api/v1/webhooks",
+        &api.admin(
+            Method::POST,
+            webhooks,
+            Some(json!({"name": "x", "url": "http://x", "events": ["order.completed"]})),
+        )
+        .await,
+    );
+    checker.check("GET", one, &api.get("/api/v1/webhooks/wh_missing").await);
+    checker.check(
+        "GET",
+        "/api/v1/event-types",
+        &api.get("/api/v1/event-types").await,
+    );
+
+    let event_id = unique("evt");
+    let ingested = api
+        .post_event(json!({"id": event_id, "type": "order.completed", "data": {"id": 1}}))
+        .await;
+    checker.check("POST", "/api/v1/events", &ingested);
+    checker.check(
+        "POST",
+        "/api/v1/events",
+        &api.post_event_bytes(b"{".to_vec()).await,
+    );
+    let dlv = delivery_id(&event_id, &id);
+    api.wait_for_state(&id, &dlv, &["succeeded"], Duration::from_secs(60))
+        .await;
+
+    let delivery = "/api/v1/webhooks/{id}/deliveries/{delivery_id}";
+    checker.check(
+        "GET",
+        delivery,
+        &api.get(&path(delivery).replace("{delivery_id}", &dlv))
+            .await,
+    );
+    let attempts = "/api/v1/webhooks/{id}/attempts";
+    let log = api.get(&path(attempts)).await;
+    checker.check("GET", attempts, &log);
+    checker.check(
+        "GET",
+        attempts,
+        &api.get(&format!("{}?limit=1000", path(attempts))).await,
+    );
+    let attempt_id = log.json["attempts"][0]["id"]
+        .as_str()
+        .expect("attempt")
+        .to_owned();
+    let attempt = "/api/v1/webhooks/{id}/attempts/{attempt_id}";
+    checker.check(
+        "GET",
+        attempt,
+        &api.get(&path(attempt).replace("{attempt_id}", &attempt_id))
+            .await,
+    );
+    let redeliver = "/api/v1/webhooks/{id}/attempts/{attempt_id}/redeliver";
+    checker.check(
+        "POST",
+        redeliver,
+        &api.admin(
+            Method::POST,
+            &path(redeliver).replace("{attempt_id}", &attempt_id),
+            None,
+        )
+        .await,
+    );
+    let recover = "/api/v1/webhooks/{id}/recover";
+    checker.check(
+        "POST",
+        recover,
+        &api.admin(
+            Method::POST,
+            &path(recover),
+            Some(json!({"since": "2026-01-01T00:00:00Z"})),
+        )
+        .await,
+    );
+    checker.check(
+        "POST",
+        recover,
+        &api.admin(Method::POST, &path(recover), Some(json!({"since": "soon"})))
+            .await,
+    );
+    let rotate = "/api/v1/webhooks/{id}/rotate-secret";
+    checker.check(
+        "POST",
+        rotate,
+        &api.admin(Method::POST, &path(rotate), None).await,
+    );
+    checker.check(
+        "DELETE",
+        one,
+        &api.admin(Method::DELETE, &path(one), None).await,
+    );
+    checker.check(
+        "GET",
+        "/api/v1/openapi.json",
+        &api.raw(Method::GET, "/api/v1/openapi.json", None, None)
+            .await,
+    );
+}
