@@ -283,7 +283,11 @@ impl AdminApi {
         }
         self.require_event(&attempt.event_id).await?;
         let delivery = self.manual_delivery(ids::new_manual_delivery_id(), &attempt);
-        self.enqueue_new(&[delivery.clone()]).await?;
+        self.store
+            .put_delivery_if_new(&delivery)
+            .await
+            .map_err(unavailable)?;
+        self.send_or_undo(std::slice::from_ref(&delivery)).await?;
         tracing::info!(webhook_id = %id, delivery_id = %delivery.id, event_id = %delivery.event_id, "redelivery queued");
         Ok(delivery.id)
     }
@@ -352,16 +356,6 @@ impl AdminApi {
             created_at: clock::rfc3339_millis(now),
             expires_at: clock::expiry(now, self.retention),
         }
-    }
-
-    async fn enqueue_new(&self, deliveries: &[DeliveryRecord]) -> ApiResult<()> {
-        for delivery in deliveries {
-            self.store
-                .put_delivery_if_new(delivery)
-                .await
-                .map_err(unavailable)?;
-        }
-        self.send_or_undo(deliveries).await
     }
 
     /// Queues the deliveries; if SQS refuses, removes them again so a retry of the same
