@@ -791,7 +791,18 @@ def cmd_up(args: argparse.Namespace) -> None:
     ensure_stack(aws, args.stack_name, data, stack_params, args.timeout)
     apply_emulator_fixups(aws, cfn, stack_resources(aws, args.stack_name))
     doc = describe_local(aws, args.stack_name, cfn, sam, params, args.region)
+    verify_alert_sender(aws, doc, args.no_verify_sender)
     write_json(doc, args.out)
+
+
+def verify_alert_sender(aws, doc: dict[str, Any], skip: bool) -> None:
+    """Locally, the alert sender is verified in the emulator's SES, as an admin would verify
+    it in the SES console before deploying. `--no-verify-sender` leaves it unverified."""
+    sender = (doc.get("env") or {}).get("WEBHOOKS_ALERT_FROM")
+    if not sender or skip:
+        return
+    aws_call("verify the alert sender in SES", aws.ses.verify_email_identity, EmailAddress=sender)
+    log(f"verified alert sender {sender} in the emulator's SES")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -814,6 +825,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--parameter", action="append", default=[], metavar="KEY=VALUE",
                    help="template parameter value (repeatable); defaults are used otherwise")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the stack")
+    p.add_argument("--no-verify-sender", action="store_true",
+                   help="leave WEBHOOKS_ALERT_FROM unverified in the emulator's SES")
     p.set_defaults(func=cmd_up)
 
     args = parser.parse_args(argv)

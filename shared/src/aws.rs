@@ -4,7 +4,7 @@
 use aws_config::{BehaviorVersion, SdkConfig};
 
 use crate::config::Config;
-use crate::queue::DeliveryQueue;
+use crate::queue::Queue;
 use crate::secret_box::SecretBox;
 use crate::store::Store;
 
@@ -16,16 +16,21 @@ pub async fn load_sdk_config() -> SdkConfig {
 #[derive(Debug, Clone)]
 pub struct Adapters {
     pub store: Store,
-    pub queue: DeliveryQueue,
+    /// The deliveries queue.
+    pub queue: Queue,
+    /// The alerts queue (permanent failures, digest flushes).
+    pub alerts: Queue,
     pub secrets: SecretBox,
 }
 
 impl Adapters {
     pub fn new(sdk: &SdkConfig, config: &Config) -> Self {
         let r = &config.resources;
+        let sqs = aws_sdk_sqs::Client::new(sdk);
         Adapters {
             store: Store::new(aws_sdk_dynamodb::Client::new(sdk), r.clone()),
-            queue: DeliveryQueue::new(aws_sdk_sqs::Client::new(sdk), r.delivery_queue_url.clone()),
+            queue: Queue::new(sqs.clone(), r.delivery_queue_url.clone()),
+            alerts: Queue::new(sqs, r.alert_queue_url.clone()),
             secrets: SecretBox::new(aws_sdk_kms::Client::new(sdk), r.secrets_key_id.clone()),
         }
     }

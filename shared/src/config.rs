@@ -29,6 +29,19 @@ pub struct Resources {
     pub attempts_table: String,
     pub delivery_queue_url: String,
     pub secrets_key_id: String,
+    pub alerts_table: String,
+    pub alert_queue_url: String,
+}
+
+/// Who gets the alert emails, and how often at most (SPEC §5: a digest per webhook).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertSettings {
+    pub recipients: Vec<String>,
+    pub from: Option<String>,
+    /// At most one email per webhook per window.
+    pub window: Duration,
+    /// How long the first failure of a window waits for others before its email goes out.
+    pub gather: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -36,6 +49,7 @@ pub struct Config {
     pub resources: Resources,
     pub retention: Duration,
     pub retry_schedule: RetrySchedule,
+    pub alerts: AlertSettings,
     /// Local-only: let deliveries reach loopback and private addresses.
     pub allow_private_targets: bool,
     /// Local-only: one more root CA (PEM file) trusted for deliveries.
@@ -63,6 +77,42 @@ impl Config {
             attempts_table: required("ATTEMPTS_TABLE")?,
             delivery_queue_url: required("DELIVERY_QUEUE_URL")?,
             secrets_key_id: required("SECRETS_KEY_ID")?,
+            alerts_table: required("ALERTS_TABLE")?,
+            alert_queue_url: required("ALERT_QUEUE_URL")?,
+        };
+        let seconds =
+            |name: &'static str, default: u64, range: std::ops::RangeInclusive<u64>| match lookup(
+                name,
+            )
+            .filter(|v| !v.trim().is_empty())
+            {
+                None => Ok(Duration::from_secs(default)),
+                Some(v) => v
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| range.contains(n))
+                    .map(Duration::from_secs)
+                    .ok_or_else(|| ConfigError::Invalid {
+                        name,
+                        reason: format!(
+                            "{v:?} is not a number of seconds from {} to {}",
+                            range.start(),
+                            range.end()
+                        ),
+                    }),
+            };
+        let alerts = AlertSettings {
+            recipients: lookup("WEBHOOKS_ALERT_EMAILS")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            from: lookup("WEBHOOKS_ALERT_FROM").filter(|v| !v.trim().is_empty()),
+            window: seconds("WEBHOOKS_ALERT_WINDOW_SECONDS", 900, 1..=86_400)?,
+            gather: seconds("WEBHOOKS_ALERT_GATHER_SECONDS", 10, 0..=900)?,
         };
         let retention_days = match lookup("ATTEMPT_RETENTION_DAYS").filter(|v| !v.is_empty()) {
             None => DEFAULT_RETENTION_DAYS,
@@ -100,6 +150,7 @@ impl Config {
             resources,
             retention: Duration::from_secs(u64::from(retention_days) * 86_400),
             retry_schedule,
+            alerts,
             allow_private_targets,
             extra_ca_file,
         })
@@ -120,6 +171,8 @@ mod tests {
             ("ATTEMPTS_TABLE", "a"),
             ("DELIVERY_QUEUE_URL", "http://q"),
             ("SECRETS_KEY_ID", "k"),
+            ("ALERTS_TABLE", "al"),
+            ("ALERT_QUEUE_URL", "http://aq"),
         ])
     }
 
@@ -134,6 +187,22 @@ mod tests {
         assert_eq!(cfg.retry_schedule, RetrySchedule::default());
         assert!(!cfg.allow_private_targets);
         assert!(cfg.extra_ca_file.is_none());
+        assert_eq!(cfg.alerts.window, Duration::from_secs(900));
+        assert!(cfg.alerts.recipients.is_empty());
+    }
+
+    #[test]
+    fn alert_settings_are_read() {
+        let mut vars = base();
+        vars.insert("WEBHOOKS_ALERT_EMAILS", "a@x.com, b@x.com,");
+        vars.insert("WEBHOOKS_ALERT_FROM", "alerts@x.com");
+        vars.insert("WEBHOOKS_ALERT_WINDOW_SECONDS", "60");
+        let cfg = load(&vars).unwrap();
+        assert_eq!(cfg.alerts.recipients, ["a@x.com", "b@x.com"]);
+        assert_eq!(cfg.alerts.from.as_deref(), Some("alerts@x.com"));
+        assert_eq!(cfg.alerts.window, Duration::from_secs(60));
+        vars.insert("WEBHOOKS_ALERT_WINDOW_SECONDS", "0");
+        assert!(load(&vars).is_err());
     }
 
     #[test]

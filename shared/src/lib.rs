@@ -3,6 +3,7 @@
 //!
 //! Function crates under `functions/` hold the handlers; everything they share lives here.
 
+pub mod alerts;
 pub mod aws;
 pub mod catalogue;
 pub mod clock;
@@ -10,6 +11,8 @@ pub mod config;
 pub mod http_client;
 pub mod ids;
 pub mod ingest;
+pub mod mailer;
+pub mod metrics;
 pub mod model;
 pub mod problem;
 pub mod queue;

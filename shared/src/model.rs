@@ -101,6 +101,9 @@ pub struct DeliveryMessage {
     pub resource_id: Option<String>,
     #[serde(default)]
     pub manual: bool,
+    /// When the delivery was made, to measure delivery latency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
 }
 
 impl From<&DeliveryRecord> for DeliveryMessage {
@@ -112,6 +115,7 @@ impl From<&DeliveryRecord> for DeliveryMessage {
             event_type: d.event_type.clone(),
             resource_id: d.resource_id.clone(),
             manual: d.manual,
+            created_at: Some(d.created_at.clone()),
         }
     }
 }
@@ -175,6 +179,40 @@ pub struct AttemptRecord {
 impl AttemptRecord {
     pub fn id(&self) -> String {
         crate::ids::attempt_id(&self.delivery_id, self.attempt)
+    }
+
+    /// A new log line for attempt `number` of `delivery`, made at `now`: failed, with no
+    /// request yet. The caller fills in what happened.
+    pub fn line(
+        delivery: &DeliveryMessage,
+        number: u32,
+        now: std::time::SystemTime,
+        retention: std::time::Duration,
+    ) -> Self {
+        let at = crate::clock::rfc3339_millis(now);
+        AttemptRecord {
+            delivery_id: delivery.delivery_id.clone(),
+            attempt: number,
+            webhook_id: delivery.webhook_id.clone(),
+            at_key: format!(
+                "{at}#{}",
+                crate::ids::attempt_id(&delivery.delivery_id, number)
+            ),
+            event_id: delivery.event_id.clone(),
+            event_type: delivery.event_type.clone(),
+            resource_id: delivery.resource_id.clone(),
+            outcome: AttemptOutcome::Failed,
+            response_status: None,
+            error: None,
+            duration_ms: 0,
+            at,
+            manual: delivery.manual,
+            delivery_state: DeliveryState::Pending,
+            next_attempt_at: None,
+            request: None,
+            response: None,
+            expires_at: crate::clock::expiry(now, retention),
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! SQS adapter for the deliveries queue. Every call is batched (10 entries per call).
+//! SQS adapter: the deliveries queue and the alerts queue. Calls are batched (10 per call).
 
 use std::time::Duration;
 
@@ -7,10 +7,12 @@ use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, SendMessageBa
 use aws_sdk_sqs::Client;
 use thiserror::Error;
 
-use crate::model::DeliveryMessage;
+use serde::Serialize;
 
 const SQS_BATCH_MAX: usize = 10;
 const SEND_TRIES: usize = 4;
+/// SQS delays a new message by at most 15 minutes.
+pub const MAX_SEND_DELAY_SECS: i32 = 900;
 
 #[derive(Debug, Error)]
 pub enum QueueError {
@@ -37,19 +39,20 @@ fn visibility_seconds(delay: Duration) -> i32 {
     delay.as_secs_f64().ceil().min(43_200.0) as i32
 }
 
+/// One SQS queue whose messages are JSON documents.
 #[derive(Debug, Clone)]
-pub struct DeliveryQueue {
+pub struct Queue {
     sqs: Client,
     url: String,
 }
 
-impl DeliveryQueue {
+impl Queue {
     pub fn new(sqs: Client, url: String) -> Self {
-        DeliveryQueue { sqs, url }
+        Queue { sqs, url }
     }
 
-    /// Sends one message per delivery, retrying the entries SQS refuses.
-    pub async fn send(&self, messages: &[DeliveryMessage]) -> Result<(), QueueError> {
+    /// Sends one message per item, retrying the entries SQS refuses.
+    pub async fn send<T: Serialize>(&self, messages: &[T]) -> Result<(), QueueError> {
         for chunk in messages.chunks(SQS_BATCH_MAX) {
             let mut pending: Vec<(String, String)> = chunk
                 .iter()
@@ -90,6 +93,24 @@ impl DeliveryQueue {
                 return Err(QueueError::Refused(pending.len()));
             }
         }
+        Ok(())
+    }
+
+    /// Sends one message that becomes visible after `delay` (at most 15 minutes, SQS's limit).
+    pub async fn send_delayed<T: Serialize>(
+        &self,
+        message: &T,
+        delay: Duration,
+    ) -> Result<(), QueueError> {
+        let body = serde_json::to_string(message).map_err(|e| QueueError::Sqs(e.to_string()))?;
+        self.sqs
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body)
+            .delay_seconds(visibility_seconds(delay).min(MAX_SEND_DELAY_SECS))
+            .send()
+            .await
+            .map_err(sqs)?;
         Ok(())
     }
 

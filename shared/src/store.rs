@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use thiserror::Error;
 
+use crate::alerts::{AlertWindow, FailureNotice, WindowState};
 use crate::config::Resources;
 use crate::model::{AttemptRecord, DeliveryRecord, EventRecord, SubscriptionRecord, WebhookRecord};
 
@@ -21,6 +22,21 @@ pub const WEBHOOK_LOG_INDEX: &str = "by_webhook";
 const BATCH_WRITE_MAX: usize = 25;
 
 type Item = HashMap<String, AttributeValue>;
+
+/// Alerts table: `failure#<delivery id>` items and one `window` item per webhook.
+const FAILURE_PREFIX: &str = "failure#";
+const WINDOW_SK: &str = "window";
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+struct AlertFailureItem {
+    webhook_id: String,
+    sk: String,
+    notice: FailureNotice,
+    /// Present while the failure waits for its digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pending: Option<bool>,
+    expires_at: i64,
+}
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -504,6 +520,247 @@ impl Store {
                 Some(key) if !key.is_empty() => start = Some(key.clone()),
                 _ => return Ok(lines),
             }
+        }
+    }
+
+    // ---- alerts: failures waiting for their digest, and each webhook's digest window ----
+
+    /// Records a failure for the next digest. False when this delivery's failure is known
+    /// already (a repeated notice), so no failure is counted or sent twice.
+    pub async fn put_alert_failure_if_new(
+        &self,
+        notice: &FailureNotice,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        let item = AlertFailureItem {
+            webhook_id: notice.webhook_id.clone(),
+            sk: format!("{FAILURE_PREFIX}{}", notice.delivery_id),
+            notice: notice.clone(),
+            pending: Some(true),
+            expires_at,
+        };
+        let result = self
+            .ddb
+            .put_item()
+            .table_name(&self.tables.alerts_table)
+            .set_item(Some(to_item(&item)?))
+            .condition_expression("attribute_not_exists(sk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(dynamo(err)),
+        }
+    }
+
+    /// The failures of a webhook not yet sent in a digest, oldest first.
+    pub async fn pending_alert_failures(
+        &self,
+        webhook_id: &str,
+    ) -> Result<Vec<FailureNotice>, StoreError> {
+        let mut failures: Vec<FailureNotice> = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .ddb
+                .query()
+                .table_name(&self.tables.alerts_table)
+                .key_condition_expression("webhook_id = :w AND begins_with(sk, :f)")
+                .filter_expression("attribute_exists(pending)")
+                .expression_attribute_values(":w", s(webhook_id))
+                .expression_attribute_values(":f", s(FAILURE_PREFIX))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(dynamo)?;
+            for item in page.items() {
+                failures.push(from_item::<AlertFailureItem>(item.clone())?.notice);
+            }
+            match page.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => break,
+            }
+        }
+        failures
+            .sort_by(|a, b| (&a.failed_at, &a.delivery_id).cmp(&(&b.failed_at, &b.delivery_id)));
+        Ok(failures)
+    }
+
+    /// Marks failures as sent (they stay, so a repeated notice is still recognised).
+    pub async fn mark_alert_failures_sent(
+        &self,
+        failures: &[FailureNotice],
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        for chunk in failures.chunks(BATCH_WRITE_MAX) {
+            let mut requests = chunk
+                .iter()
+                .map(|notice| {
+                    let item = AlertFailureItem {
+                        webhook_id: notice.webhook_id.clone(),
+                        sk: format!("{FAILURE_PREFIX}{}", notice.delivery_id),
+                        notice: notice.clone(),
+                        pending: None,
+                        expires_at,
+                    };
+                    let put = PutRequest::builder()
+                        .set_item(Some(to_item(&item)?))
+                        .build()
+                        .map_err(dynamo)?;
+                    Ok(WriteRequest::builder().put_request(put).build())
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let mut backoff = Duration::from_millis(50);
+            for _ in 0..6 {
+                let out = self
+                    .ddb
+                    .batch_write_item()
+                    .request_items(&self.tables.alerts_table, requests)
+                    .send()
+                    .await
+                    .map_err(dynamo)?;
+                requests = out
+                    .unprocessed_items()
+                    .and_then(|m| m.get(&self.tables.alerts_table))
+                    .cloned()
+                    .unwrap_or_default();
+                if requests.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+            }
+            if !requests.is_empty() {
+                return Err(StoreError::Unprocessed(requests.len()));
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn get_alert_window(
+        &self,
+        webhook_id: &str,
+    ) -> Result<Option<AlertWindow>, StoreError> {
+        self.get(
+            &self.tables.alerts_table,
+            HashMap::from([
+                ("webhook_id".into(), s(webhook_id)),
+                ("sk".into(), s(WINDOW_SK)),
+            ]),
+        )
+        .await
+    }
+
+    /// Opens a digest window unless one is open or being sent (returns false then).
+    pub async fn open_alert_window(&self, window: &AlertWindow) -> Result<bool, StoreError> {
+        let mut item = to_item(window)?;
+        item.insert("sk".into(), s(WINDOW_SK));
+        self.conditional_put(
+            &self.tables.alerts_table,
+            item,
+            "attribute_not_exists(sk) OR #state = :closed",
+            &[(":closed", s("closed"))],
+        )
+        .await
+    }
+
+    /// Moves window `window_id` from open to sending. False if it is no longer that window.
+    pub async fn claim_alert_window(
+        &self,
+        webhook_id: &str,
+        window_id: &str,
+    ) -> Result<bool, StoreError> {
+        self.set_window_state(webhook_id, window_id, WindowState::Sending, None)
+            .await
+    }
+
+    /// Closes window `window_id`, recording when its digest went out.
+    pub async fn close_alert_window(
+        &self,
+        webhook_id: &str,
+        window_id: &str,
+        sent_at: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        self.set_window_state(webhook_id, window_id, WindowState::Closed, sent_at)
+            .await
+    }
+
+    async fn set_window_state(
+        &self,
+        webhook_id: &str,
+        window_id: &str,
+        state: WindowState,
+        sent_at: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let state = match state {
+            WindowState::Open => "open",
+            WindowState::Sending => "sending",
+            WindowState::Closed => "closed",
+        };
+        let mut update = self
+            .ddb
+            .update_item()
+            .table_name(&self.tables.alerts_table)
+            .key("webhook_id", s(webhook_id))
+            .key("sk", s(WINDOW_SK))
+            .condition_expression("window_id = :w")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":w", s(window_id))
+            .expression_attribute_values(":s", s(state));
+        update = match sent_at {
+            Some(at) => update
+                .update_expression("SET #state = :s, last_email_at = :at")
+                .expression_attribute_values(":at", n(at)),
+            None => update.update_expression("SET #state = :s"),
+        };
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(dynamo(err)),
+        }
+    }
+
+    async fn conditional_put(
+        &self,
+        table: &str,
+        item: Item,
+        condition: &str,
+        values: &[(&str, AttributeValue)],
+    ) -> Result<bool, StoreError> {
+        let mut put = self
+            .ddb
+            .put_item()
+            .table_name(table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .expression_attribute_names("#state", "state");
+        for (name, value) in values {
+            put = put.expression_attribute_values(*name, value.clone());
+        }
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(dynamo(err)),
         }
     }
 

@@ -15,7 +15,7 @@ use webhooks_shared::model::{
     WebhookWithSecret,
 };
 use webhooks_shared::problem::Problem;
-use webhooks_shared::queue::DeliveryQueue;
+use webhooks_shared::queue::Queue;
 use webhooks_shared::secret_box::SecretBox;
 use webhooks_shared::signing::SigningSecret;
 use webhooks_shared::store::Store;
@@ -32,7 +32,7 @@ pub const MAX_RECOVERY_SCAN: usize = 10_000;
 pub struct AdminApi {
     store: Store,
     secrets: SecretBox,
-    queue: DeliveryQueue,
+    queue: Queue,
     retention: Duration,
 }
 

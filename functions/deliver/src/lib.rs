@@ -12,17 +12,19 @@ use futures::future::join_all;
 use thiserror::Error;
 use tracing::Instrument;
 
+use webhooks_shared::alerts::{AlertMessage, FailureNotice, FailureReason};
 use webhooks_shared::aws::Adapters;
 use webhooks_shared::http_client::{ClientError, DeliveryClient, HttpAttempt};
+use webhooks_shared::metrics::{self, Metric};
 use webhooks_shared::model::{
     AttemptOutcome, AttemptRecord, DeliveryMessage, DeliveryState, RecordedRequest, WebhookRecord,
     WebhookStatus,
 };
-use webhooks_shared::queue::{DeliveryQueue, Postponement};
+use webhooks_shared::queue::{Postponement, Queue};
 use webhooks_shared::retry::{random_jitter, NextStep, RetrySchedule};
 use webhooks_shared::secret_box::{SecretBox, SecretBoxError, SecretCache};
 use webhooks_shared::store::{Store, StoreError};
-use webhooks_shared::{clock, ids, Config};
+use webhooks_shared::{clock, Config};
 
 /// Event bodies cached per container (events never change); cleared when this full.
 const EVENT_CACHE_BYTES: usize = 16 * 1024 * 1024;
@@ -46,14 +48,27 @@ pub enum MessageFate {
     Done,
     /// Keep the message, hidden until the next attempt is due.
     RetryIn(Duration),
-    /// Something broke on our side: keep the message; SQS hands it back after the queue's
-    /// visibility timeout and, after too many receives, moves it to the dead-letter queue.
+    /// Something broke on our side: keep the message and try again after the schedule's
+    /// first wait; after too many receives SQS moves it to the dead-letter queue.
     Failed,
+}
+
+/// A message's fate, and the alert owed if its delivery failed for good.
+struct Handled {
+    fate: MessageFate,
+    notice: Option<FailureNotice>,
+}
+
+impl From<MessageFate> for Handled {
+    fn from(fate: MessageFate) -> Self {
+        Handled { fate, notice: None }
+    }
 }
 
 pub struct Deliverer {
     store: Store,
-    queue: DeliveryQueue,
+    queue: Queue,
+    alerts: Queue,
     secrets: SecretBox,
     secret_cache: SecretCache,
     client: DeliveryClient,
@@ -67,6 +82,7 @@ impl Deliverer {
         Ok(Deliverer {
             store: adapters.store,
             queue: adapters.queue,
+            alerts: adapters.alerts,
             secrets: adapters.secrets,
             secret_cache: SecretCache::default(),
             client: DeliveryClient::new(
@@ -79,27 +95,49 @@ impl Deliverer {
         })
     }
 
+    /// How long an internal failure waits before the message is tried again.
+    fn internal_retry_wait(&self) -> Duration {
+        self.schedule
+            .delay_after(1)
+            .unwrap_or(Duration::from_secs(60))
+    }
+
     /// Handles one SQS batch; its messages are delivered concurrently.
     pub async fn handle_batch(&self, event: SqsEvent) -> SqsBatchResponse {
-        let fates = join_all(event.records.iter().map(|m| self.handle_message(m))).await;
+        let mut handled = join_all(event.records.iter().map(|m| self.handle_message(m))).await;
+
+        // Every permanent failure goes to the alerter, in one batched send. If that fails,
+        // the messages are kept: their next receive sends the notices again.
+        let notices: Vec<AlertMessage> = handled
+            .iter()
+            .filter_map(|h| h.notice.clone().map(AlertMessage::Failure))
+            .collect();
+        if !notices.is_empty() {
+            if let Err(err) = self.alerts.send(&notices).await {
+                tracing::error!(error = %err, "failure notices not queued; the messages will be retried");
+                for h in handled.iter_mut().filter(|h| h.notice.is_some()) {
+                    h.fate = MessageFate::Failed;
+                }
+            }
+        }
+
         let mut postponements = Vec::new();
         let mut response = SqsBatchResponse::default();
-        for (message, fate) in event.records.iter().zip(fates) {
+        for (message, h) in event.records.iter().zip(handled) {
             let Some(message_id) = message.message_id.clone() else {
                 continue;
             };
-            match fate {
+            let delay = match h.fate {
                 MessageFate::Done => continue,
-                MessageFate::RetryIn(delay) => {
-                    if let Some(receipt_handle) = message.receipt_handle.clone() {
-                        postponements.push(Postponement {
-                            message_id: message_id.clone(),
-                            receipt_handle,
-                            delay,
-                        });
-                    }
-                }
-                MessageFate::Failed => {}
+                MessageFate::RetryIn(delay) => delay,
+                MessageFate::Failed => self.internal_retry_wait(),
+            };
+            if let Some(receipt_handle) = message.receipt_handle.clone() {
+                postponements.push(Postponement {
+                    message_id: message_id.clone(),
+                    receipt_handle,
+                    delay,
+                });
             }
             let mut failure = BatchItemFailure::default();
             failure.item_identifier = message_id;
@@ -110,7 +148,7 @@ impl Deliverer {
         response
     }
 
-    async fn handle_message(&self, message: &SqsMessage) -> MessageFate {
+    async fn handle_message(&self, message: &SqsMessage) -> Handled {
         let parsed = message
             .body
             .as_deref()
@@ -119,7 +157,7 @@ impl Deliverer {
             Some(Ok(delivery)) => delivery,
             _ => {
                 tracing::error!(message_id = ?message.message_id, "unreadable delivery message");
-                return MessageFate::Failed;
+                return MessageFate::Failed.into();
             }
         };
         let span = tracing::info_span!(
@@ -130,10 +168,10 @@ impl Deliverer {
         );
         async {
             match self.deliver(&delivery).await {
-                Ok(fate) => fate,
+                Ok(handled) => handled,
                 Err(err) => {
                     tracing::error!(error = %err, "delivery could not be processed");
-                    MessageFate::Failed
+                    MessageFate::Failed.into()
                 }
             }
         }
@@ -141,18 +179,20 @@ impl Deliverer {
         .await
     }
 
-    async fn deliver(&self, delivery: &DeliveryMessage) -> Result<MessageFate, DeliverError> {
+    async fn deliver(&self, delivery: &DeliveryMessage) -> Result<Handled, DeliverError> {
         let attempts = self.store.attempts_of(&delivery.delivery_id).await?;
         let latest = attempts.iter().max_by_key(|a| a.attempt);
         let now = SystemTime::now();
         if let Some(last) = latest {
             if last.delivery_state.is_final() {
-                // SQS handed back a message whose delivery already has a final answer.
+                // SQS handed back a message whose delivery already has a final answer: no
+                // second request. Its alert is owed again in case the first was not queued
+                // (the alerter counts each failure once).
                 tracing::info!(state = ?last.delivery_state, "delivery already final; not sending again");
-                return Ok(MessageFate::Done);
+                return self.concluded(last).await;
             }
             if let Some(wait) = not_due_yet(last, now) {
-                return Ok(MessageFate::RetryIn(wait));
+                return Ok(MessageFate::RetryIn(wait).into());
             }
         }
         let number = latest.map_or(1, |a| a.attempt + 1);
@@ -164,6 +204,7 @@ impl Deliverer {
             Some(webhook) => self.attempt(delivery, &webhook, number, now).await?,
         };
         let record = if self.store.put_attempt_if_new(&record).await? {
+            record_metrics(delivery, &record, now);
             record
         } else {
             // Another copy of this message got there first; follow what it recorded.
@@ -173,7 +214,7 @@ impl Deliverer {
                 .await?
             {
                 Some(existing) => existing,
-                None => return Ok(MessageFate::Failed),
+                None => return Ok(MessageFate::Failed.into()),
             }
         };
         tracing::info!(
@@ -185,11 +226,29 @@ impl Deliverer {
             duration_ms = record.duration_ms,
             "attempt recorded"
         );
-        Ok(match record.delivery_state {
-            DeliveryState::Retrying => {
-                MessageFate::RetryIn(not_due_yet(&record, SystemTime::now()).unwrap_or_default())
-            }
-            _ => MessageFate::Done,
+        match record.delivery_state {
+            DeliveryState::Retrying => Ok(MessageFate::RetryIn(
+                not_due_yet(&record, SystemTime::now()).unwrap_or_default(),
+            )
+            .into()),
+            _ => self.concluded(&record).await,
+        }
+    }
+
+    /// The end of a delivery: done, with an alert if it failed for good.
+    async fn concluded(&self, last: &AttemptRecord) -> Result<Handled, DeliverError> {
+        if last.delivery_state != DeliveryState::PermanentlyFailed {
+            return Ok(MessageFate::Done.into());
+        }
+        let payload = self.event_body(&last.event_id).await?;
+        let reason = if last.attempt >= self.schedule.max_attempts() {
+            FailureReason::RetriesExhausted
+        } else {
+            FailureReason::NotRetryable
+        };
+        Ok(Handled {
+            fate: MessageFate::Done,
+            notice: Some(FailureNotice::from_line(last, &payload, reason)),
         })
     }
 
@@ -242,7 +301,7 @@ impl Deliverer {
             "user-agent".into(),
             concat!("comps-webhooks/", env!("CARGO_PKG_VERSION")).into(),
         );
-        let mut record = self.base_record(delivery, number, now);
+        let mut record = AttemptRecord::line(delivery, number, now, self.retention);
         let HttpAttempt {
             response,
             error,
@@ -282,39 +341,10 @@ impl Deliverer {
         now: SystemTime,
         reason: &str,
     ) -> AttemptRecord {
-        let mut record = self.base_record(delivery, number, now);
+        let mut record = AttemptRecord::line(delivery, number, now, self.retention);
         record.error = Some(reason.to_owned());
         record.delivery_state = DeliveryState::Cancelled;
         record
-    }
-
-    fn base_record(
-        &self,
-        delivery: &DeliveryMessage,
-        number: u32,
-        now: SystemTime,
-    ) -> AttemptRecord {
-        let at = clock::rfc3339_millis(now);
-        AttemptRecord {
-            delivery_id: delivery.delivery_id.clone(),
-            attempt: number,
-            webhook_id: delivery.webhook_id.clone(),
-            at_key: format!("{at}#{}", ids::attempt_id(&delivery.delivery_id, number)),
-            event_id: delivery.event_id.clone(),
-            event_type: delivery.event_type.clone(),
-            resource_id: delivery.resource_id.clone(),
-            outcome: AttemptOutcome::Failed,
-            response_status: None,
-            error: None,
-            duration_ms: 0,
-            at,
-            manual: delivery.manual,
-            delivery_state: DeliveryState::Pending,
-            next_attempt_at: None,
-            request: None,
-            response: None,
-            expires_at: clock::expiry(now, self.retention),
-        }
     }
 
     async fn event_body(&self, event_id: &str) -> Result<Arc<str>, DeliverError> {
@@ -342,6 +372,46 @@ impl Deliverer {
             entries.insert(event_id.to_owned(), body.clone());
         }
         Ok(body)
+    }
+}
+
+/// CloudWatch metrics of one recorded attempt (embedded metric format).
+fn record_metrics(delivery: &DeliveryMessage, record: &AttemptRecord, started: SystemTime) {
+    if record.request.is_none() {
+        return; // cancelled: no request was made
+    }
+    let outcome = match record.outcome {
+        AttemptOutcome::Succeeded => "succeeded",
+        AttemptOutcome::Failed => "failed",
+    };
+    metrics::emit(
+        &[("Outcome", outcome)],
+        &[
+            Metric::count("Attempts"),
+            Metric::millis("ReceiverDuration", record.duration_ms),
+        ],
+    );
+    let mut totals = Vec::new();
+    match record.delivery_state {
+        DeliveryState::Succeeded => totals.push(Metric::count("DeliveriesSucceeded")),
+        DeliveryState::PermanentlyFailed => {
+            totals.push(Metric::count("DeliveriesPermanentlyFailed"))
+        }
+        _ => {}
+    }
+    let created = delivery
+        .created_at
+        .as_deref()
+        .and_then(clock::parse_rfc3339);
+    if let (1, Some(created)) = (record.attempt, created) {
+        let latency = started.duration_since(created).unwrap_or_default();
+        totals.push(Metric::millis(
+            "DeliveryLatency",
+            latency.as_millis() as u64,
+        ));
+    }
+    if !totals.is_empty() {
+        metrics::emit(&[], &totals);
     }
 }
 

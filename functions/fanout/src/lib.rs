@@ -17,7 +17,7 @@ use webhooks_shared::aws::Adapters;
 use webhooks_shared::ingest::IncomingEvent;
 use webhooks_shared::model::{DeliveryMessage, DeliveryRecord, EventRecord};
 use webhooks_shared::problem::Problem;
-use webhooks_shared::queue::DeliveryQueue;
+use webhooks_shared::queue::Queue;
 use webhooks_shared::store::Store;
 use webhooks_shared::{clock, ids, Config};
 
@@ -32,7 +32,7 @@ pub struct Accepted {
 
 pub struct Fanout {
     store: Store,
-    queue: DeliveryQueue,
+    queue: Queue,
     retention: Duration,
 }
 

@@ -30,9 +30,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use admin_api::AdminApi;
+use alerter::Alerter;
 use deliver::Deliverer;
 use fanout::Fanout;
 use webhooks_shared::aws::Adapters;
+use webhooks_shared::mailer::Mailer;
 use webhooks_shared::problem::Problem;
 use webhooks_shared::Config;
 
@@ -141,7 +143,9 @@ pub async fn start(
     let adapters = Adapters::new(sdk, &config);
     let admin = Arc::new(AdminApi::new(adapters.clone(), &config));
     let fanout = Arc::new(Fanout::new(adapters.clone(), &config));
-    let deliverer = Arc::new(Deliverer::new(adapters, &config)?);
+    let deliverer = Arc::new(Deliverer::new(adapters.clone(), &config)?);
+    let mailer = Mailer::new(aws_sdk_ses::Client::new(sdk));
+    let alerter = Arc::new(Alerter::new(adapters, mailer, &config));
 
     let app = Router::new()
         .route("/health", get(health))
@@ -185,10 +189,14 @@ pub async fn start(
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let region = sdk.region().map(|r| r.to_string());
     for mapping in stack.event_source_mappings.iter().filter(|m| m.enabled) {
-        if mapping.binary != "deliver" {
-            tracing::warn!(function = %mapping.function, "no local handler for this event source; skipped");
-            continue;
-        }
+        let handler = match mapping.binary.as_str() {
+            "deliver" => QueueHandler::Deliver(Arc::clone(&deliverer)),
+            "alerter" => QueueHandler::Alerter(Arc::clone(&alerter)),
+            _ => {
+                tracing::warn!(function = %mapping.function, "no local handler for this event source; skipped");
+                continue;
+            }
+        };
         let timeout = stack
             .functions
             .get(&mapping.function)
@@ -198,7 +206,7 @@ pub async fn start(
             mapping: mapping.clone(),
             region: region.clone(),
             timeout: Duration::from_secs(timeout),
-            deliverer: Arc::clone(&deliverer),
+            handler,
         };
         for _ in 0..POLLERS_PER_MAPPING {
             let poller = poller.clone();
@@ -239,6 +247,22 @@ async fn require_bearer(
     response
 }
 
+/// The function an SQS event source feeds.
+#[derive(Clone)]
+enum QueueHandler {
+    Deliver(Arc<Deliverer>),
+    Alerter(Arc<Alerter>),
+}
+
+impl QueueHandler {
+    async fn handle(&self, event: SqsEvent) -> aws_lambda_events::event::sqs::SqsBatchResponse {
+        match self {
+            QueueHandler::Deliver(deliverer) => deliverer.handle_batch(event).await,
+            QueueHandler::Alerter(alerter) => alerter.handle_batch(event).await,
+        }
+    }
+}
+
 /// One poller of an SQS event source mapping.
 #[derive(Clone)]
 struct Poller {
@@ -246,7 +270,7 @@ struct Poller {
     mapping: EventSourceMapping,
     region: Option<String>,
     timeout: Duration,
-    deliverer: Arc<Deliverer>,
+    handler: QueueHandler,
 }
 
 impl Poller {
@@ -285,7 +309,7 @@ impl Poller {
         event.records = messages.iter().map(|m| self.to_lambda_message(m)).collect();
         let failed: HashSet<String> = match tokio::time::timeout(
             self.timeout,
-            self.deliverer.handle_batch(event),
+            self.handler.handle(event),
         )
         .await
         {

@@ -22,7 +22,7 @@ fn document() -> Value {
 /// (METHOD, path) of every `.route(...)` in the handlers' source.
 fn routes_in_source() -> BTreeSet<(String, String)> {
     let root = &Harness::get().root;
-    let route = regex::Regex::new(r#"(?s)\.route\(\s*"([^"]+)",\s*((?:[a-z]+\([a-z_]+\)\.?)+)"#)
+    let route = regex::Regex::new(r#"(?s)\.route\(\s*"([^"]+)",\s*((?:\s*\.?[a-z]+\([a-z_]+\))+)"#)
         .expect("regex");
     let method = regex::Regex::new(r"([a-z]+)\(").expect("regex");
     let mut routes = BTreeSet::new();

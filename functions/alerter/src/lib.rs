@@ -1,0 +1,314 @@
+//! `alerter`: makes sure a human hears of every delivery that ends `permanently_failed`.
+//!
+//! Fed by two queues: the alerts queue (failure notices from `deliver`, and the alerter's own
+//! digest flushes) and the deliveries dead-letter queue (deliveries that kept crashing
+//! `deliver`: they are marked `permanently_failed` with reason `internal_error` here).
+//! Storm control: failures are collected per webhook in a window kept in DynamoDB, and one
+//! email per window lists them (the first 50) and counts them all.
+
+use std::time::{Duration, SystemTime};
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use futures::future::join_all;
+use thiserror::Error;
+
+use webhooks_shared::alerts::{
+    compose_digest, digest_due, AlertMessage, AlertWindow, FailureNotice, FailureReason,
+    WebhookSummary, WindowState,
+};
+use webhooks_shared::aws::Adapters;
+use webhooks_shared::config::AlertSettings;
+use webhooks_shared::mailer::Mailer;
+use webhooks_shared::model::{AttemptRecord, DeliveryMessage, DeliveryState};
+use webhooks_shared::queue::{Postponement, Queue, QueueError};
+use webhooks_shared::store::{Store, StoreError};
+use webhooks_shared::{clock, Config};
+
+/// A window whose digest is this late has lost its flush message: schedule another.
+const FLUSH_OVERDUE_SECS: i64 = 60;
+
+#[derive(Debug, Error)]
+enum AlertError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+/// What becomes of one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    Done,
+    /// Keep the message and see it again after this long.
+    RetryIn(Duration),
+}
+
+pub struct Alerter {
+    store: Store,
+    alerts: Queue,
+    mailer: Mailer,
+    settings: AlertSettings,
+    /// How long a failed step waits before SQS hands its message back.
+    retry_wait: Duration,
+    retention: Duration,
+}
+
+fn now_secs() -> i64 {
+    clock::unix_seconds(SystemTime::now())
+}
+
+impl Alerter {
+    pub fn new(adapters: Adapters, mailer: Mailer, config: &Config) -> Self {
+        Alerter {
+            store: adapters.store,
+            alerts: adapters.alerts,
+            mailer,
+            settings: config.alerts.clone(),
+            retry_wait: config
+                .retry_schedule
+                .delay_after(1)
+                .unwrap_or(Duration::from_secs(60)),
+            retention: config.retention,
+        }
+    }
+
+    pub async fn handle_batch(&self, event: SqsEvent) -> SqsBatchResponse {
+        let fates = join_all(event.records.iter().map(|m| self.handle_message(m))).await;
+        let mut response = SqsBatchResponse::default();
+        let mut postponements = Vec::new();
+        for (message, (fate, from_alerts_queue)) in event.records.iter().zip(fates) {
+            let (Fate::RetryIn(delay), Some(message_id)) = (fate, message.message_id.clone())
+            else {
+                continue;
+            };
+            // Messages of the alerts queue come back when due; dead letters after the
+            // dead-letter queue's visibility timeout.
+            if let (true, Some(receipt_handle)) =
+                (from_alerts_queue, message.receipt_handle.clone())
+            {
+                postponements.push(Postponement {
+                    message_id: message_id.clone(),
+                    receipt_handle,
+                    delay,
+                });
+            }
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = message_id;
+            response.batch_item_failures.push(failure);
+        }
+        self.alerts.postpone(&postponements).await;
+        response
+    }
+
+    /// Returns the message's fate and whether it came from the alerts queue.
+    async fn handle_message(&self, message: &SqsMessage) -> (Fate, bool) {
+        let body = message.body.as_deref().unwrap_or_default();
+        let (result, from_alerts_queue) = if let Ok(alert) =
+            serde_json::from_str::<AlertMessage>(body)
+        {
+            let result = match alert {
+                AlertMessage::Failure(notice) => self.failure(&notice).await,
+                AlertMessage::Flush {
+                    webhook_id,
+                    window_id,
+                } => self.flush(&webhook_id, &window_id).await,
+            };
+            (result, true)
+        } else if let Ok(delivery) = serde_json::from_str::<DeliveryMessage>(body) {
+            (self.dead_letter(&delivery).await, false)
+        } else {
+            // Nothing in it names a delivery: there is nothing to mark or to tell.
+            tracing::error!(message_id = ?message.message_id, "unreadable message dropped by the alerter");
+            return (Fate::Done, false);
+        };
+        match result {
+            Ok(fate) => (fate, from_alerts_queue),
+            Err(err) => {
+                tracing::error!(error = %err, message_id = ?message.message_id, "alert step failed; will retry");
+                (Fate::RetryIn(self.retry_wait), from_alerts_queue)
+            }
+        }
+    }
+
+    /// Records the failure for its webhook's digest and makes sure a digest is coming.
+    async fn failure(&self, notice: &FailureNotice) -> Result<Fate, AlertError> {
+        let expires_at = clock::expiry(SystemTime::now(), self.retention);
+        if self
+            .store
+            .put_alert_failure_if_new(notice, expires_at)
+            .await?
+        {
+            tracing::info!(webhook_id = %notice.webhook_id, delivery_id = %notice.delivery_id, event_id = %notice.event_id, "permanent failure recorded for the digest");
+        }
+        self.ensure_window(&notice.webhook_id).await?;
+        Ok(Fate::Done)
+    }
+
+    /// Opens a digest window for the webhook unless one is open, and schedules its flush.
+    async fn ensure_window(&self, webhook_id: &str) -> Result<(), AlertError> {
+        let now = now_secs();
+        let current = self.store.get_alert_window(webhook_id).await?;
+        match &current {
+            Some(w) if w.state == WindowState::Open => {
+                if now > w.due_at + FLUSH_OVERDUE_SECS {
+                    self.schedule_flush(w, now).await?;
+                }
+                return Ok(());
+            }
+            // Its flush is running and will look for failures that arrive meanwhile.
+            Some(w) if w.state == WindowState::Sending => return Ok(()),
+            _ => {}
+        }
+        let last_email_at = current.and_then(|w| w.last_email_at);
+        let window = AlertWindow {
+            webhook_id: webhook_id.to_owned(),
+            window_id: ulid::Ulid::new().to_string(),
+            state: WindowState::Open,
+            due_at: digest_due(
+                now,
+                self.settings.gather.as_secs() as i64,
+                self.settings.window.as_secs() as i64,
+                last_email_at,
+            ),
+            last_email_at,
+        };
+        if !self.store.open_alert_window(&window).await? {
+            return Ok(()); // another container opened it
+        }
+        if let Err(err) = self.schedule_flush(&window, now).await {
+            // Undo, so the retried notice opens the window again and schedules its flush.
+            self.store
+                .close_alert_window(webhook_id, &window.window_id, None)
+                .await?;
+            return Err(err);
+        }
+        Ok(())
+    }
+
+    async fn schedule_flush(&self, window: &AlertWindow, now: i64) -> Result<(), AlertError> {
+        let flush = AlertMessage::Flush {
+            webhook_id: window.webhook_id.clone(),
+            window_id: window.window_id.clone(),
+        };
+        let delay = Duration::from_secs((window.due_at - now).max(0) as u64);
+        self.alerts.send_delayed(&flush, delay).await?;
+        Ok(())
+    }
+
+    /// Sends the digest of a window: one email for every failure collected so far.
+    async fn flush(&self, webhook_id: &str, window_id: &str) -> Result<Fate, AlertError> {
+        let Some(window) = self.store.get_alert_window(webhook_id).await? else {
+            return Ok(Fate::Done);
+        };
+        if window.window_id != window_id || window.state == WindowState::Closed {
+            return Ok(Fate::Done); // a stale or repeated flush
+        }
+        let now = now_secs();
+        if window.state == WindowState::Open {
+            if now < window.due_at {
+                return Ok(Fate::RetryIn(Duration::from_secs(
+                    (window.due_at - now) as u64,
+                )));
+            }
+            if !self.store.claim_alert_window(webhook_id, window_id).await? {
+                return Ok(Fate::Done);
+            }
+        }
+        let failures = self.store.pending_alert_failures(webhook_id).await?;
+        if failures.is_empty() {
+            self.store
+                .close_alert_window(webhook_id, window_id, None)
+                .await?;
+            return Ok(Fate::Done);
+        }
+        let webhook = match self.store.get_webhook(webhook_id).await? {
+            Some(w) => WebhookSummary {
+                id: w.id,
+                name: w.name,
+                url: w.url,
+            },
+            None => WebhookSummary {
+                id: webhook_id.to_owned(),
+                name: "(deleted webhook)".into(),
+                url: "-".into(),
+            },
+        };
+        let email = compose_digest(&webhook, &failures);
+        if self.settings.recipients.is_empty() {
+            tracing::error!(
+                webhook_id,
+                failures = failures.len(),
+                "no alert recipients configured (WEBHOOKS_ALERT_EMAILS); digest not sent"
+            );
+        } else {
+            match self
+                .mailer
+                .send(
+                    self.settings.from.as_deref(),
+                    &self.settings.recipients,
+                    &email,
+                )
+                .await
+            {
+                Ok(message_id) => {
+                    tracing::info!(webhook_id, failures = failures.len(), ses_message_id = %message_id, "alert digest sent")
+                }
+                Err(err) => {
+                    // The window stays `sending`; this flush comes back and tries again.
+                    tracing::error!(webhook_id, error = %err, "alert digest not sent; will retry");
+                    return Ok(Fate::RetryIn(self.retry_wait));
+                }
+            }
+        }
+        let expires_at = clock::expiry(SystemTime::now(), self.retention);
+        self.store
+            .mark_alert_failures_sent(&failures, expires_at)
+            .await?;
+        self.store
+            .close_alert_window(webhook_id, window_id, Some(now_secs()))
+            .await?;
+        // Failures that arrived while this digest was being sent go in the next one.
+        if !self
+            .store
+            .pending_alert_failures(webhook_id)
+            .await?
+            .is_empty()
+        {
+            self.ensure_window(webhook_id).await?;
+        }
+        Ok(Fate::Done)
+    }
+
+    /// The safety net: a delivery that kept crashing `deliver` ends `permanently_failed`
+    /// (reason `internal_error`) and is alerted like any other failure.
+    async fn dead_letter(&self, delivery: &DeliveryMessage) -> Result<Fate, AlertError> {
+        let attempts = self.store.attempts_of(&delivery.delivery_id).await?;
+        let latest = attempts.iter().max_by_key(|a| a.attempt);
+        let line = match latest {
+            Some(last) if last.delivery_state == DeliveryState::PermanentlyFailed => last.clone(),
+            Some(last) if last.delivery_state.is_final() => return Ok(Fate::Done),
+            _ => {
+                let number = latest.map_or(1, |a| a.attempt + 1);
+                let mut line =
+                    AttemptRecord::line(delivery, number, SystemTime::now(), self.retention);
+                line.error = Some(
+                    "internal_error: the delivery could not be processed and reached the dead-letter queue"
+                        .into(),
+                );
+                line.delivery_state = DeliveryState::PermanentlyFailed;
+                if !self.store.put_attempt_if_new(&line).await? {
+                    return Ok(Fate::RetryIn(Duration::ZERO)); // raced with deliver: look again
+                }
+                tracing::error!(delivery_id = %delivery.delivery_id, event_id = %delivery.event_id, webhook_id = %delivery.webhook_id, "dead-lettered delivery marked permanently_failed");
+                line
+            }
+        };
+        let payload = self
+            .store
+            .get_event(&delivery.event_id)
+            .await?
+            .map_or_else(|| "(event not stored)".to_owned(), |e| e.payload);
+        let notice = FailureNotice::from_line(&line, &payload, FailureReason::InternalError);
+        self.failure(&notice).await
+    }
+}
