@@ -11,7 +11,7 @@ rustup target list --installed | grep -qx aarch64-unknown-linux-gnu \
   || rustup target add aarch64-unknown-linux-gnu
 export PATH="$ROOT/.venv/bin:$PATH"
 
-FUNCTIONS=(admin-api fanout deliver)
+FUNCTIONS=(admin-api fanout deliver alerter)
 args=()
 for f in "${FUNCTIONS[@]}"; do args+=(--package "$f"); done
 cargo lambda build --release --arm64 --output-format zip "${args[@]}"
