@@ -57,8 +57,13 @@ pub fn document(dimensions: &[(&str, &str)], metrics: &[Metric], at: SystemTime)
     Value::Object(doc)
 }
 
-/// Writes the metrics as one EMF line.
+/// Writes the metrics as one EMF line — in Lambda only, where the log pipeline reads them;
+/// elsewhere (the local gateway, tests) they would only be noise on stdout.
 pub fn emit(dimensions: &[(&str, &str)], metrics: &[Metric]) {
+    static IN_LAMBDA: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if !*IN_LAMBDA.get_or_init(|| std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some()) {
+        return;
+    }
     let line = document(dimensions, metrics, SystemTime::now()).to_string();
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -15,6 +15,8 @@ use crate::tls::TestCa;
 /// 6 attempts takes seconds, and the waits differ so a test can tell them apart.
 pub const RETRY_DELAYS: [u64; 5] = [1, 2, 1, 2, 1];
 pub const REGION: &str = "us-east-1";
+/// A digest waits this long for more failures (`WEBHOOKS_ALERT_GATHER_SECONDS`).
+pub const ALERT_GATHER_SECS: u64 = 10;
 
 /// Runs moto in-process in Python and stops it when our end of its stdin closes, which
 /// happens however this test process ends.
@@ -36,7 +38,38 @@ pub struct Harness {
     pub ca: TestCa,
     pub admin_token: String,
     pub ingest_token: String,
+    /// Everything the in-process handlers logged (JSON lines).
+    pub logs: LogBuffer,
     _moto: Option<Mutex<Child>>,
+}
+
+/// Collects the log output of the whole test process.
+#[derive(Clone, Default)]
+pub struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl LogBuffer {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("logs")).into_owned()
+    }
+}
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("logs").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
+    type Writer = LogBuffer;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
 }
 
 static HARNESS: OnceLock<Harness> = OnceLock::new();
@@ -56,6 +89,21 @@ impl Harness {
             .get(name)
             .unwrap_or_else(|| panic!("stack has no {name}"))
             .clone()
+    }
+
+    /// The emails the emulator's SES accepted: `{id, source, destinations, subject, body}`,
+    /// where body is the HTML part.
+    pub async fn sent_emails(&self) -> Vec<serde_json::Value> {
+        let data: serde_json::Value = reqwest::get(format!("{}/moto-api/data.json", self.endpoint))
+            .await
+            .expect("moto data")
+            .json()
+            .await
+            .expect("moto data JSON");
+        data["ses"]["Message"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// An SDK configuration for the emulator, for tests that look at AWS directly.
@@ -143,6 +191,13 @@ fn start() -> Harness {
     let stack_json = create_stack(&root, &python, &endpoint);
     let stack: StackDescription =
         serde_json::from_value(stack_json.clone()).expect("stack description");
+    // The handlers log as in production (JSON), into a buffer tests can read.
+    let logs = LogBuffer::default();
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+        .with_writer(logs.clone())
+        .try_init();
     let ca = TestCa::new();
     let delays: Vec<String> = RETRY_DELAYS.iter().map(u64::to_string).collect();
     let options = GatewayOptions {
@@ -151,6 +206,10 @@ fn start() -> Harness {
         ingest_token: DEFAULT_INGEST_TOKEN.into(),
         overrides: [
             ("WEBHOOKS_RETRY_DELAYS".to_string(), delays.join(",")),
+            (
+                "WEBHOOKS_ALERT_GATHER_SECONDS".to_string(),
+                ALERT_GATHER_SECS.to_string(),
+            ),
             (
                 "WEBHOOKS_ALLOW_PRIVATE_TARGETS".to_string(),
                 "1".to_string(),
@@ -195,6 +254,7 @@ fn start() -> Harness {
         ca,
         admin_token: DEFAULT_ADMIN_TOKEN.into(),
         ingest_token: DEFAULT_INGEST_TOKEN.into(),
+        logs,
         _moto: moto,
     }
 }

@@ -139,7 +139,15 @@ impl Alerter {
             .await?
         {
             tracing::info!(webhook_id = %notice.webhook_id, delivery_id = %notice.delivery_id, event_id = %notice.event_id, "permanent failure recorded for the digest");
+        } else if self
+            .store
+            .pending_alert_failures(&notice.webhook_id)
+            .await?
+            .is_empty()
+        {
+            return Ok(Fate::Done); // a repeated notice of a failure already emailed
         }
+        // A new failure, or a repeated one still waiting: make sure its digest is coming.
         self.ensure_window(&notice.webhook_id).await?;
         Ok(Fate::Done)
     }

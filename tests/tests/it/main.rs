@@ -4,6 +4,7 @@
 
 mod admin;
 mod admin_stories;
+mod alerts;
 mod bad_input;
 mod lambda_binaries;
 mod openapi;

@@ -1,0 +1,452 @@
+//! Permanent failures reach a human: one SES email per webhook per window, the dead-letter
+//! safety net, SES outages, and no secret in the logs.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use integration_tests::receiver::closed_port;
+use integration_tests::{eventually, unique, Api, Harness, Receiver, Reply};
+use serde_json::{json, Value};
+use webhooks_shared::alerts::{AlertMessage, FailureNotice, FailureReason};
+use webhooks_shared::aws::Adapters;
+use webhooks_shared::ids::delivery_id;
+use webhooks_shared::mailer::Mailer;
+use webhooks_shared::model::DeliveryMessage;
+use webhooks_shared::Config;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// The emails whose subject names `webhook_name`.
+async fn emails_about(webhook_name: &str) -> Vec<Value> {
+    Harness::get()
+        .sent_emails()
+        .await
+        .into_iter()
+        .filter(|m| {
+            m["subject"]
+                .as_str()
+                .is_some_and(|s| s.contains(webhook_name))
+        })
+        .collect()
+}
+
+/// Waits for the first email about the webhook, then makes sure no second one follows.
+async fn the_one_email_about(webhook_name: &str) -> Value {
+    let email = eventually(
+        &format!("an alert email about {webhook_name}"),
+        WAIT,
+        || async { emails_about(webhook_name).await.into_iter().next() },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(
+        integration_tests::harness::ALERT_GATHER_SECS + 3,
+    ))
+    .await;
+    assert_eq!(
+        emails_about(webhook_name).await.len(),
+        1,
+        "one email per webhook per window"
+    );
+    email
+}
+
+fn assert_addressed(email: &Value) {
+    let h = Harness::get();
+    assert_eq!(email["source"], h.env("WEBHOOKS_ALERT_FROM").as_str());
+    let to: Vec<&str> = email["destinations"]["ToAddresses"]
+        .as_array()
+        .expect("recipients")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let expected: Vec<String> = h
+        .env("WEBHOOKS_ALERT_EMAILS")
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(to, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_400_answer_sends_one_alert_email_with_the_details() {
+    let api = Api::new();
+    let receiver = Receiver::start(&Harness::get().ca, vec![Reply::status(400)]).await;
+    let name = unique("alert-400");
+    let created = api
+        .create_webhook(&name, &receiver.url, &["order.completed"], true)
+        .await;
+    let id = created["id"].as_str().expect("id");
+    let event_id = unique("evt");
+    let answer = api
+        .post_event(json!({"id": event_id, "type": "order.completed", "data": {"id": "ord_4242", "note": "<fragile>"}}))
+        .await;
+    assert_eq!(answer.status, 202);
+    api.wait_for_state(
+        id,
+        &delivery_id(&event_id, id),
+        &["permanently_failed"],
+        WAIT,
+    )
+    .await;
+
+    let email = the_one_email_about(&name).await;
+    assert_addressed(&email);
+    let subject = email["subject"].as_str().expect("subject");
+    // Other tests' events of this type may fail here too and share the digest.
+    assert!(
+        subject.contains("permanently failed") && subject.contains(&name),
+        "{subject}"
+    );
+    let body = email["body"].as_str().expect("body");
+    for needle in [
+        name.as_str(),
+        receiver.url.as_str(),
+        "order.completed",
+        "ord_4242",
+        event_id.as_str(),
+        "HTTP 400",
+        "answer not retried",
+        "&lt;fragile&gt;",
+    ] {
+        assert!(
+            body.contains(needle),
+            "{needle:?} missing from the email:\n{body}"
+        );
+    }
+    assert!(!body.contains("<fragile>"), "the payload is escaped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exhausted_schedule_sends_one_alert_email() {
+    let api = Api::new();
+    let name = unique("alert-exhausted");
+    let url = format!("https://localhost:{}/hook", closed_port());
+    let created = api
+        .create_webhook(&name, &url, &["order.completed"], true)
+        .await;
+    let id = created["id"].as_str().expect("id");
+    let event_id = unique("evt");
+    api.post_event(json!({"id": event_id, "type": "order.completed", "data": {"id": 9}}))
+        .await;
+    let delivery = api
+        .wait_for_state(
+            id,
+            &delivery_id(&event_id, id),
+            &["permanently_failed"],
+            WAIT,
+        )
+        .await;
+    assert_eq!(delivery["attempts"], 6);
+
+    let email = the_one_email_about(&name).await;
+    let body = email["body"].as_str().expect("body");
+    for needle in [
+        event_id.as_str(),
+        "connection failed",
+        "all attempts failed",
+        "<td>6</td>",
+    ] {
+        assert!(
+            body.contains(needle),
+            "{needle:?} missing from the email:\n{body}"
+        );
+    }
+}
+
+fn notice(webhook_id: &str, i: usize) -> FailureNotice {
+    FailureNotice {
+        webhook_id: webhook_id.to_owned(),
+        delivery_id: format!("dlv_storm_{webhook_id}_{i}"),
+        event_id: format!("evt_storm_{i}"),
+        event_type: "winner.drawn".into(),
+        resource_id: Some(format!("win_{i}")),
+        attempts: 1,
+        response_status: Some(410),
+        error: None,
+        failed_at: webhooks_shared::clock::rfc3339_millis(SystemTime::now()),
+        excerpt: "{}".into(),
+        reason: FailureReason::NotRetryable,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storm_of_failures_is_one_digest_per_webhook() {
+    let h = Harness::get();
+    let api = Api::new();
+    let (storm, other) = (unique("alert-storm"), unique("alert-other"));
+    let storm_id = api
+        .create_webhook(
+            &storm,
+            "https://storm.example.com/h",
+            &["winner.drawn"],
+            false,
+        )
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let other_id = api
+        .create_webhook(
+            &other,
+            "https://other.example.com/h",
+            &["winner.drawn"],
+            false,
+        )
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    // 120 failures of one webhook and 3 of another reach the alerts queue at once, as
+    // `deliver` sends them (a repeated notice among them must not be counted twice).
+    let sdk = h.sdk_config().await;
+    let config = Config::from_lookup(|k| h.stack.env.get(k).cloned()).expect("config");
+    let alerts = Adapters::new(&sdk, &config).alerts;
+    let mut messages: Vec<AlertMessage> = (0..120)
+        .map(|i| AlertMessage::Failure(notice(&storm_id, i)))
+        .collect();
+    messages.push(AlertMessage::Failure(notice(&storm_id, 7)));
+    messages.extend((0..3).map(|i| AlertMessage::Failure(notice(&other_id, i))));
+    alerts.send(&messages).await.expect("queue notices");
+
+    let email = the_one_email_about(&storm).await;
+    assert!(
+        email["subject"]
+            .as_str()
+            .expect("subject")
+            .contains("120 deliveries permanently failed"),
+        "{}",
+        email["subject"]
+    );
+    let body = email["body"].as_str().expect("body");
+    assert_eq!(
+        body.matches("<tr><td>").count(),
+        50,
+        "the first 50 are listed"
+    );
+    assert!(body.contains("and 70 more"), "{body}");
+    assert!(body.contains(&format!("/api/v1/webhooks/{storm_id}/attempts")));
+
+    let email = the_one_email_about(&other).await;
+    assert!(email["subject"]
+        .as_str()
+        .expect("subject")
+        .contains("3 deliveries permanently failed"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_message_ends_in_the_dead_letter_queue_failed_and_alerted() {
+    let h = Harness::get();
+    let api = Api::new();
+    let name = unique("alert-poison");
+    let created = api
+        .create_webhook(
+            &name,
+            "https://poison.example.com/h",
+            &["winner.prize_choice_made"],
+            true,
+        )
+        .await;
+    let id = created["id"].as_str().expect("id");
+    // A delivery of an event that was never stored: `deliver` fails on it every time.
+    let message = DeliveryMessage {
+        delivery_id: format!("dlv_{}", ulid::Ulid::new().to_string().to_lowercase()),
+        webhook_id: id.to_owned(),
+        event_id: unique("evt-missing"),
+        event_type: "winner.prize_choice_made".into(),
+        resource_id: None,
+        manual: false,
+        created_at: None,
+    };
+    let sqs = aws_sdk_sqs::Client::new(&h.sdk_config().await);
+    sqs.send_message()
+        .queue_url(h.env("DELIVERY_QUEUE_URL"))
+        .message_body(serde_json::to_string(&message).expect("json"))
+        .send()
+        .await
+        .expect("send poison");
+
+    let line = eventually(
+        "the dead-lettered delivery to be marked failed",
+        Duration::from_secs(120),
+        || async {
+            api.attempts(id)
+                .await
+                .into_iter()
+                .find(|a| a["delivery_id"] == message.delivery_id.as_str())
+        },
+    )
+    .await;
+    assert!(
+        line["error"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("internal_error"),
+        "{line}"
+    );
+    assert_eq!(line["outcome"], "failed");
+    let email = the_one_email_about(&name).await;
+    let body = email["body"].as_str().expect("body");
+    assert!(
+        body.contains(&message.event_id) && body.contains("internal error"),
+        "{body}"
+    );
+}
+
+fn sqs_message(m: &aws_sdk_sqs::types::Message) -> SqsMessage {
+    let mut message = SqsMessage::default();
+    message.message_id = m.message_id().map(str::to_owned);
+    message.receipt_handle = m.receipt_handle().map(str::to_owned);
+    message.body = m.body().map(str::to_owned);
+    message
+}
+
+fn batch(messages: Vec<SqsMessage>) -> SqsEvent {
+    let mut event = SqsEvent::default();
+    event.records = messages;
+    event
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ses_outage_delays_the_alert_but_sends_it_exactly_once() {
+    let h = Harness::get();
+    let api = Api::new();
+    let sdk = h.sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let ses = aws_sdk_ses::Client::new(&sdk);
+    // An alerter of its own: an unverified sender (SES refuses it) and a queue of its own.
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(unique("alerts-outage"))
+        .send()
+        .await
+        .expect("queue")
+        .queue_url
+        .expect("url");
+    let sender = format!("{}@comps-webhooks.local", unique("sender"));
+    let mut env: HashMap<String, String> = h.stack.env.clone();
+    env.insert("ALERT_QUEUE_URL".into(), queue_url.clone());
+    env.insert("WEBHOOKS_ALERT_FROM".into(), sender.clone());
+    env.insert("WEBHOOKS_ALERT_GATHER_SECONDS".into(), "0".into());
+    env.insert("WEBHOOKS_RETRY_DELAYS".into(), "1".into());
+    let config = Config::from_lookup(|k| env.get(k).cloned()).expect("config");
+    let alerter = alerter::Alerter::new(
+        Adapters::new(&sdk, &config),
+        Mailer::new(ses.clone()),
+        &config,
+    );
+
+    let name = unique("alert-outage");
+    let id = api
+        .create_webhook(
+            &name,
+            "https://outage.example.com/h",
+            &["user.registered"],
+            false,
+        )
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let mut failure = SqsMessage::default();
+    failure.message_id = Some("notice-1".into());
+    failure.body =
+        Some(serde_json::to_string(&AlertMessage::Failure(notice(&id, 1))).expect("json"));
+    let answer = alerter.handle_batch(batch(vec![failure.clone()])).await;
+    assert!(answer.batch_item_failures.is_empty());
+
+    let receive = || async {
+        sqs.receive_message()
+            .queue_url(&queue_url)
+            .wait_time_seconds(2)
+            .send()
+            .await
+            .expect("receive")
+            .messages
+            .unwrap_or_default()
+    };
+    let flush = receive()
+        .await
+        .into_iter()
+        .next()
+        .expect("the digest flush was scheduled");
+    assert!(flush.body().is_some_and(|b| b.contains("\"flush\"")));
+
+    // SES refuses the unverified sender: the flush is kept for another try.
+    let refused = alerter.handle_batch(batch(vec![sqs_message(&flush)])).await;
+    assert_eq!(refused.batch_item_failures.len(), 1, "kept for a retry");
+    assert!(emails_about(&name).await.is_empty());
+
+    // The sender gets verified; SQS hands the flush back; the email goes out, once.
+    ses.verify_email_identity()
+        .email_address(&sender)
+        .send()
+        .await
+        .expect("verify");
+    let again = eventually("the flush to come back", WAIT, || async {
+        receive().await.into_iter().next()
+    })
+    .await;
+    let sent = alerter.handle_batch(batch(vec![sqs_message(&again)])).await;
+    assert!(
+        sent.batch_item_failures.is_empty(),
+        "{:?}",
+        sent.batch_item_failures
+    );
+    assert_eq!(emails_about(&name).await.len(), 1);
+
+    // A repeated flush and a repeated notice send nothing more.
+    alerter
+        .handle_batch(batch(vec![sqs_message(&again), failure]))
+        .await;
+    assert_eq!(
+        emails_about(&name).await.len(),
+        1,
+        "never sent twice for the same failure"
+    );
+    assert!(
+        receive().await.is_empty(),
+        "no new digest was scheduled for a failure already sent"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_of_a_delivery_carry_its_ids_but_no_secret_signature_or_payload() {
+    let h = Harness::get();
+    let api = Api::new();
+    let receiver = Receiver::start(&h.ca, vec![Reply::status(500), Reply::status(200)]).await;
+    let created = api
+        .create_webhook(&unique("logs"), &receiver.url, &["order.refunded"], true)
+        .await;
+    let id = created["id"].as_str().expect("id");
+    let secret = created["secret"].as_str().expect("secret");
+    let event_id = unique("evt");
+    let marker = unique("payload-marker");
+    api.post_event(
+        json!({"id": event_id, "type": "order.refunded", "data": {"id": "r9", "marker": marker}}),
+    )
+    .await;
+    let dlv = delivery_id(&event_id, id);
+    api.wait_for_state(id, &dlv, &["succeeded"], WAIT).await;
+
+    let logs = h.logs.text();
+    let lines: Vec<&str> = logs.lines().filter(|l| l.contains(&dlv)).collect();
+    assert!(lines.len() >= 2, "the delivery's log lines carry its ids");
+    for line in &lines {
+        assert!(line.contains(&event_id) && line.contains(id), "{line}");
+    }
+    assert!(!logs.contains(secret), "the secret is never logged");
+    assert!(!logs.contains(&secret["whsec_".len()..]));
+    for request in receiver.requests_for(&event_id) {
+        assert!(
+            !logs.contains(request.header("x-comps-signature")),
+            "no signature in the logs"
+        );
+        let standard = request.header("webhook-signature");
+        assert!(
+            !logs.contains(&standard["v1,".len()..]),
+            "no signature in the logs"
+        );
+    }
+    assert!(!logs.contains(&marker), "no payload in the logs");
+}
