@@ -7,6 +7,7 @@ use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, SendMessageBa
 use aws_sdk_sqs::Client;
 use thiserror::Error;
 
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
 use serde::Serialize;
 
 const SQS_BATCH_MAX: usize = 10;
@@ -24,6 +25,17 @@ pub enum QueueError {
 
 fn sqs(err: impl std::error::Error) -> QueueError {
     QueueError::Sqs(DisplayErrorContext(err).to_string())
+}
+
+/// What a queue consumer decided for one message of its batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Done with it: SQS may delete it.
+    No,
+    /// Keep it, hidden for this long.
+    For(Duration),
+    /// Keep it; it comes back after its queue's visibility timeout.
+    AsIs,
 }
 
 /// A message to hide again for `delay`, so it comes back when its next attempt is due.
@@ -112,6 +124,37 @@ impl Queue {
             .await
             .map_err(sqs)?;
         Ok(())
+    }
+
+    /// Lambda's partial batch response for `records`: every message kept is reported as a
+    /// failure, and those kept `For` a while are hidden for it (one batched call to this
+    /// queue; an entry SQS refuses comes back after the visibility timeout instead).
+    pub async fn settle(
+        &self,
+        records: &[SqsMessage],
+        decisions: impl IntoIterator<Item = Keep>,
+    ) -> SqsBatchResponse {
+        let mut response = SqsBatchResponse::default();
+        let mut postponements = Vec::new();
+        for (message, decision) in records.iter().zip(decisions) {
+            let Some(message_id) = message.message_id.clone() else {
+                continue;
+            };
+            match (decision, message.receipt_handle.clone()) {
+                (Keep::No, _) => continue,
+                (Keep::For(delay), Some(receipt_handle)) => postponements.push(Postponement {
+                    message_id: message_id.clone(),
+                    receipt_handle,
+                    delay,
+                }),
+                _ => {}
+            }
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = message_id;
+            response.batch_item_failures.push(failure);
+        }
+        self.postpone(&postponements).await;
+        response
     }
 
     /// Changes the visibility of messages in batches. Returns the message ids SQS refused;

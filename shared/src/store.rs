@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, Put, PutRequest, TransactWriteItem, WriteRequest,
 };
@@ -38,6 +40,18 @@ struct AlertFailureItem {
     expires_at: i64,
 }
 
+impl AlertFailureItem {
+    fn new(notice: &FailureNotice, pending: bool, expires_at: i64) -> Self {
+        AlertFailureItem {
+            webhook_id: notice.webhook_id.clone(),
+            sk: format!("{FAILURE_PREFIX}{}", notice.delivery_id),
+            notice: notice.clone(),
+            pending: pending.then_some(true),
+            expires_at,
+        }
+    }
+}
+
 #[derive(Debug, Error)]
 pub enum StoreError {
     #[error("DynamoDB call failed: {0}")]
@@ -58,6 +72,40 @@ fn to_item<T: Serialize>(value: &T) -> Result<Item, StoreError> {
 
 fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
     serde_dynamo::from_item(item).map_err(|e| StoreError::Codec(e.to_string()))
+}
+
+fn from_items<T: DeserializeOwned>(items: Vec<Item>) -> Result<Vec<T>, StoreError> {
+    items.into_iter().map(from_item).collect()
+}
+
+/// Every item a query finds, over all its pages.
+async fn query_all(query: QueryFluentBuilder) -> Result<Vec<Item>, StoreError> {
+    query
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(dynamo)
+}
+
+/// The result of a conditional write: true if written, false if its condition failed.
+fn unless_condition_failed<O, E>(
+    result: Result<O, SdkError<E, HttpResponse>>,
+) -> Result<bool, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(err)
+            if err.as_service_error().and_then(|e| e.code())
+                == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(false)
+        }
+        Err(err) => Err(dynamo(err)),
+    }
 }
 
 fn s(value: &str) -> AttributeValue {
@@ -204,26 +252,18 @@ impl Store {
 
     /// Every webhook, oldest first. An admin listing: fine to read the whole (small) table.
     pub async fn list_webhooks(&self) -> Result<Vec<WebhookRecord>, StoreError> {
-        let mut webhooks: Vec<WebhookRecord> = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .ddb
-                .scan()
-                .table_name(&self.tables.webhooks_table)
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(dynamo)?;
-            for item in page.items() {
-                webhooks.push(from_item(item.clone())?);
-            }
-            match page.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => break,
-            }
-        }
+        let items = self
+            .ddb
+            .scan()
+            .table_name(&self.tables.webhooks_table)
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(dynamo)?;
+        let mut webhooks = from_items::<WebhookRecord>(items)?;
         webhooks.sort_by(|a, b| (&a.created_at, &a.id).cmp(&(&b.created_at, &b.id)));
         Ok(webhooks)
     }
@@ -233,29 +273,14 @@ impl Store {
         &self,
         event_type: &str,
     ) -> Result<Vec<SubscriptionRecord>, StoreError> {
-        let mut subs = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .ddb
-                .query()
-                .table_name(&self.tables.subscriptions_table)
-                .key_condition_expression("event_type = :t")
-                .expression_attribute_values(":t", s(event_type))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(dynamo)?;
-            for item in page.items() {
-                subs.push(from_item(item.clone())?);
-            }
-            match page.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => break,
-            }
-        }
-        Ok(subs)
+        let query = self
+            .ddb
+            .query()
+            .table_name(&self.tables.subscriptions_table)
+            .key_condition_expression("event_type = :t")
+            .expression_attribute_values(":t", s(event_type))
+            .consistent_read(true);
+        from_items(query_all(query).await?)
     }
 
     // ---- events ----
@@ -265,25 +290,13 @@ impl Store {
         &self,
         event: &EventRecord,
     ) -> Result<Option<EventRecord>, StoreError> {
-        let result = self
-            .ddb
-            .put_item()
-            .table_name(&self.tables.events_table)
-            .set_item(Some(to_item(event)?))
-            .condition_expression("attribute_not_exists(id)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(None),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                self.get_event(&event.id).await
-            }
-            Err(err) => Err(dynamo(err)),
+        if self
+            .put_if_absent(&self.tables.events_table, to_item(event)?, "id")
+            .await?
+        {
+            return Ok(None);
         }
+        self.get_event(&event.id).await
     }
 
     pub async fn mark_fanned_out(&self, event_id: &str, deliveries: u32) -> Result<(), StoreError> {
@@ -309,68 +322,20 @@ impl Store {
 
     // ---- deliveries ----
 
-    /// Writes deliveries in batches of 25, retrying what DynamoDB leaves unprocessed.
-    /// Delivery ids are deterministic, so writing one again is harmless.
+    /// Writes deliveries in batches. Delivery ids are deterministic, so writing one again
+    /// is harmless.
     pub async fn put_deliveries(&self, deliveries: &[DeliveryRecord]) -> Result<(), StoreError> {
-        for chunk in deliveries.chunks(BATCH_WRITE_MAX) {
-            let mut requests = chunk
-                .iter()
-                .map(|d| {
-                    let put = PutRequest::builder()
-                        .set_item(Some(to_item(d)?))
-                        .build()
-                        .map_err(dynamo)?;
-                    Ok(WriteRequest::builder().put_request(put).build())
-                })
-                .collect::<Result<Vec<_>, StoreError>>()?;
-            let mut backoff = Duration::from_millis(50);
-            for _ in 0..6 {
-                let out = self
-                    .ddb
-                    .batch_write_item()
-                    .request_items(&self.tables.deliveries_table, requests)
-                    .send()
-                    .await
-                    .map_err(dynamo)?;
-                requests = out
-                    .unprocessed_items()
-                    .and_then(|m| m.get(&self.tables.deliveries_table))
-                    .cloned()
-                    .unwrap_or_default();
-                if requests.is_empty() {
-                    break;
-                }
-                tokio::time::sleep(backoff).await;
-                backoff *= 2;
-            }
-            if !requests.is_empty() {
-                return Err(StoreError::Unprocessed(requests.len()));
-            }
-        }
-        Ok(())
+        let items = deliveries
+            .iter()
+            .map(to_item)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.batch_put(&self.tables.deliveries_table, items).await
     }
 
     /// Writes a delivery unless one with its id exists (returns false then).
     pub async fn put_delivery_if_new(&self, delivery: &DeliveryRecord) -> Result<bool, StoreError> {
-        let result = self
-            .ddb
-            .put_item()
-            .table_name(&self.tables.deliveries_table)
-            .set_item(Some(to_item(delivery)?))
-            .condition_expression("attribute_not_exists(id)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(dynamo(err)),
-        }
+        self.put_if_absent(&self.tables.deliveries_table, to_item(delivery)?, "id")
+            .await
     }
 
     /// Removes a delivery that never got its queue message (undoing a failed redelivery).
@@ -397,52 +362,24 @@ impl Store {
 
     /// Every attempt of one delivery, in attempt order (strongly consistent).
     pub async fn attempts_of(&self, delivery_id: &str) -> Result<Vec<AttemptRecord>, StoreError> {
-        let mut attempts = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .ddb
-                .query()
-                .table_name(&self.tables.attempts_table)
-                .key_condition_expression("delivery_id = :d")
-                .expression_attribute_values(":d", s(delivery_id))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(dynamo)?;
-            for item in page.items() {
-                attempts.push(from_item(item.clone())?);
-            }
-            match page.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => break,
-            }
-        }
-        Ok(attempts)
+        let query = self
+            .ddb
+            .query()
+            .table_name(&self.tables.attempts_table)
+            .key_condition_expression("delivery_id = :d")
+            .expression_attribute_values(":d", s(delivery_id))
+            .consistent_read(true);
+        from_items(query_all(query).await?)
     }
 
     /// Records an attempt unless that attempt number was recorded already (returns false).
     pub async fn put_attempt_if_new(&self, attempt: &AttemptRecord) -> Result<bool, StoreError> {
-        let result = self
-            .ddb
-            .put_item()
-            .table_name(&self.tables.attempts_table)
-            .set_item(Some(to_item(attempt)?))
-            .condition_expression("attribute_not_exists(delivery_id)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(dynamo(err)),
-        }
+        self.put_if_absent(
+            &self.tables.attempts_table,
+            to_item(attempt)?,
+            "delivery_id",
+        )
+        .await
     }
 
     pub async fn get_attempt(
@@ -493,34 +430,27 @@ impl Store {
         until: &str,
         max: usize,
     ) -> Result<Vec<AttemptRecord>, StoreError> {
-        let mut lines = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .ddb
-                .query()
-                .table_name(&self.tables.attempts_table)
-                .index_name(WEBHOOK_LOG_INDEX)
-                .key_condition_expression("webhook_id = :w AND at_key BETWEEN :since AND :until")
-                .expression_attribute_values(":w", s(webhook_id))
-                .expression_attribute_values(":since", s(since))
-                // at_key is `at#attempt_id`: '~' sorts after '#', so lines at `until` count.
-                .expression_attribute_values(":until", s(&format!("{until}~")))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(dynamo)?;
-            for item in page.items() {
-                lines.push(from_item(item.clone())?);
-                if lines.len() >= max {
-                    return Ok(lines);
-                }
-            }
-            match page.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => return Ok(lines),
+        let mut lines = self
+            .ddb
+            .query()
+            .table_name(&self.tables.attempts_table)
+            .index_name(WEBHOOK_LOG_INDEX)
+            .key_condition_expression("webhook_id = :w AND at_key BETWEEN :since AND :until")
+            .expression_attribute_values(":w", s(webhook_id))
+            .expression_attribute_values(":since", s(since))
+            // at_key is `at#attempt_id`: '~' sorts after '#', so lines at `until` count.
+            .expression_attribute_values(":until", s(&format!("{until}~")))
+            .into_paginator()
+            .items()
+            .send();
+        let mut found = Vec::new();
+        while let Some(item) = lines.next().await {
+            found.push(from_item(item.map_err(dynamo)?)?);
+            if found.len() >= max {
+                break;
             }
         }
+        Ok(found)
     }
 
     // ---- alerts: failures waiting for their digest, and each webhook's digest window ----
@@ -532,32 +462,9 @@ impl Store {
         notice: &FailureNotice,
         expires_at: i64,
     ) -> Result<bool, StoreError> {
-        let item = AlertFailureItem {
-            webhook_id: notice.webhook_id.clone(),
-            sk: format!("{FAILURE_PREFIX}{}", notice.delivery_id),
-            notice: notice.clone(),
-            pending: Some(true),
-            expires_at,
-        };
-        let result = self
-            .ddb
-            .put_item()
-            .table_name(&self.tables.alerts_table)
-            .set_item(Some(to_item(&item)?))
-            .condition_expression("attribute_not_exists(sk)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(dynamo(err)),
-        }
+        let item = AlertFailureItem::new(notice, true, expires_at);
+        self.put_if_absent(&self.tables.alerts_table, to_item(&item)?, "sk")
+            .await
     }
 
     /// The failures of a webhook not yet sent in a digest, oldest first.
@@ -565,30 +472,20 @@ impl Store {
         &self,
         webhook_id: &str,
     ) -> Result<Vec<FailureNotice>, StoreError> {
-        let mut failures: Vec<FailureNotice> = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .ddb
-                .query()
-                .table_name(&self.tables.alerts_table)
-                .key_condition_expression("webhook_id = :w AND begins_with(sk, :f)")
-                .filter_expression("attribute_exists(pending)")
-                .expression_attribute_values(":w", s(webhook_id))
-                .expression_attribute_values(":f", s(FAILURE_PREFIX))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(dynamo)?;
-            for item in page.items() {
-                failures.push(from_item::<AlertFailureItem>(item.clone())?.notice);
-            }
-            match page.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => break,
-            }
-        }
+        let query = self
+            .ddb
+            .query()
+            .table_name(&self.tables.alerts_table)
+            .key_condition_expression("webhook_id = :w AND begins_with(sk, :f)")
+            .filter_expression("attribute_exists(pending)")
+            .expression_attribute_values(":w", s(webhook_id))
+            .expression_attribute_values(":f", s(FAILURE_PREFIX))
+            .consistent_read(true);
+        let mut failures: Vec<FailureNotice> =
+            from_items::<AlertFailureItem>(query_all(query).await?)?
+                .into_iter()
+                .map(|item| item.notice)
+                .collect();
         failures
             .sort_by(|a, b| (&a.failed_at, &a.delivery_id).cmp(&(&b.failed_at, &b.delivery_id)));
         Ok(failures)
@@ -600,49 +497,11 @@ impl Store {
         failures: &[FailureNotice],
         expires_at: i64,
     ) -> Result<(), StoreError> {
-        for chunk in failures.chunks(BATCH_WRITE_MAX) {
-            let mut requests = chunk
-                .iter()
-                .map(|notice| {
-                    let item = AlertFailureItem {
-                        webhook_id: notice.webhook_id.clone(),
-                        sk: format!("{FAILURE_PREFIX}{}", notice.delivery_id),
-                        notice: notice.clone(),
-                        pending: None,
-                        expires_at,
-                    };
-                    let put = PutRequest::builder()
-                        .set_item(Some(to_item(&item)?))
-                        .build()
-                        .map_err(dynamo)?;
-                    Ok(WriteRequest::builder().put_request(put).build())
-                })
-                .collect::<Result<Vec<_>, StoreError>>()?;
-            let mut backoff = Duration::from_millis(50);
-            for _ in 0..6 {
-                let out = self
-                    .ddb
-                    .batch_write_item()
-                    .request_items(&self.tables.alerts_table, requests)
-                    .send()
-                    .await
-                    .map_err(dynamo)?;
-                requests = out
-                    .unprocessed_items()
-                    .and_then(|m| m.get(&self.tables.alerts_table))
-                    .cloned()
-                    .unwrap_or_default();
-                if requests.is_empty() {
-                    break;
-                }
-                tokio::time::sleep(backoff).await;
-                backoff *= 2;
-            }
-            if !requests.is_empty() {
-                return Err(StoreError::Unprocessed(requests.len()));
-            }
-        }
-        Ok(())
+        let items = failures
+            .iter()
+            .map(|notice| to_item(&AlertFailureItem::new(notice, false, expires_at)))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.batch_put(&self.tables.alerts_table, items).await
     }
 
     pub async fn get_alert_window(
@@ -663,13 +522,15 @@ impl Store {
     pub async fn open_alert_window(&self, window: &AlertWindow) -> Result<bool, StoreError> {
         let mut item = to_item(window)?;
         item.insert("sk".into(), s(WINDOW_SK));
-        self.conditional_put(
-            &self.tables.alerts_table,
-            item,
-            "attribute_not_exists(sk) OR #state = :closed",
-            &[(":closed", s("closed"))],
-        )
-        .await
+        let put = self
+            .ddb
+            .put_item()
+            .table_name(&self.tables.alerts_table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(sk) OR #state = :closed")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":closed", s("closed"));
+        unless_condition_failed(put.send().await)
     }
 
     /// Moves window `window_id` from open to sending. False if it is no longer that window.
@@ -721,47 +582,63 @@ impl Store {
                 .expression_attribute_values(":at", n(at)),
             None => update.update_expression("SET #state = :s"),
         };
-        match update.send().await {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(dynamo(err)),
-        }
+        unless_condition_failed(update.send().await)
     }
 
-    async fn conditional_put(
+    /// Writes `item` unless an item with its key exists (returns false then).
+    async fn put_if_absent(
         &self,
         table: &str,
         item: Item,
-        condition: &str,
-        values: &[(&str, AttributeValue)],
+        key_attribute: &str,
     ) -> Result<bool, StoreError> {
-        let mut put = self
+        let put = self
             .ddb
             .put_item()
             .table_name(table)
             .set_item(Some(item))
-            .condition_expression(condition)
-            .expression_attribute_names("#state", "state");
-        for (name, value) in values {
-            put = put.expression_attribute_values(*name, value.clone());
-        }
-        match put.send().await {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
+            .condition_expression(format!("attribute_not_exists({key_attribute})"));
+        unless_condition_failed(put.send().await)
+    }
+
+    /// Writes items in batches of 25, retrying what DynamoDB leaves unprocessed.
+    async fn batch_put(&self, table: &str, items: Vec<Item>) -> Result<(), StoreError> {
+        for chunk in items.chunks(BATCH_WRITE_MAX) {
+            let mut requests = chunk
+                .iter()
+                .map(|item| {
+                    let put = PutRequest::builder()
+                        .set_item(Some(item.clone()))
+                        .build()
+                        .map_err(dynamo)?;
+                    Ok(WriteRequest::builder().put_request(put).build())
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let mut backoff = Duration::from_millis(50);
+            for _ in 0..6 {
+                let out = self
+                    .ddb
+                    .batch_write_item()
+                    .request_items(table, requests)
+                    .send()
+                    .await
+                    .map_err(dynamo)?;
+                requests = out
+                    .unprocessed_items()
+                    .and_then(|m| m.get(table))
+                    .cloned()
+                    .unwrap_or_default();
+                if requests.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
             }
-            Err(err) => Err(dynamo(err)),
+            if !requests.is_empty() {
+                return Err(StoreError::Unprocessed(requests.len()));
+            }
         }
+        Ok(())
     }
 
     async fn get<T: DeserializeOwned>(

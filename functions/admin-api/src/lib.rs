@@ -156,16 +156,7 @@ impl AdminApi {
                 WebhookStatus::Paused
             };
         }
-        updated.updated_at = clock::rfc3339_millis(SystemTime::now());
-        updated.revision = current.revision + 1;
-        if !self
-            .store
-            .update_webhook(&current, &updated)
-            .await
-            .map_err(unavailable)?
-        {
-            return Err(changed_concurrently(id));
-        }
+        let updated = self.save(&current, updated).await?;
         tracing::info!(webhook_id = %id, status = ?updated.status, "webhook updated");
         self.view(&updated).await
     }
@@ -177,21 +168,32 @@ impl AdminApi {
         let mut updated = current.clone();
         updated.secret_ciphertext = self.secrets.seal(id, &secret).await.map_err(unavailable)?;
         updated.secret_hint = secret.hint();
-        updated.updated_at = clock::rfc3339_millis(SystemTime::now());
-        updated.revision = current.revision + 1;
-        if !self
-            .store
-            .update_webhook(&current, &updated)
-            .await
-            .map_err(unavailable)?
-        {
-            return Err(changed_concurrently(id));
-        }
+        let updated = self.save(&current, updated).await?;
         tracing::info!(webhook_id = %id, "signing secret rotated");
         Ok(WebhookWithSecret {
             webhook: self.view(&updated).await?,
             secret: secret.expose().to_owned(),
         })
+    }
+
+    /// Stores `updated` in place of `current`, unless someone changed it meanwhile (409).
+    async fn save(
+        &self,
+        current: &WebhookRecord,
+        mut updated: WebhookRecord,
+    ) -> ApiResult<WebhookRecord> {
+        updated.updated_at = clock::rfc3339_millis(SystemTime::now());
+        updated.revision = current.revision + 1;
+        if self
+            .store
+            .update_webhook(current, &updated)
+            .await
+            .map_err(unavailable)?
+        {
+            Ok(updated)
+        } else {
+            Err(changed_concurrently(&current.id))
+        }
     }
 
     pub async fn delete_webhook(&self, id: &str) -> ApiResult<()> {

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::future::join_all;
 use thiserror::Error;
 
@@ -20,7 +20,7 @@ use webhooks_shared::aws::Adapters;
 use webhooks_shared::config::AlertSettings;
 use webhooks_shared::mailer::Mailer;
 use webhooks_shared::model::{AttemptRecord, DeliveryMessage, DeliveryState};
-use webhooks_shared::queue::{Postponement, Queue, QueueError};
+use webhooks_shared::queue::{Keep, Queue, QueueError};
 use webhooks_shared::store::{Store, StoreError};
 use webhooks_shared::{clock, Config};
 
@@ -74,30 +74,16 @@ impl Alerter {
 
     pub async fn handle_batch(&self, event: SqsEvent) -> SqsBatchResponse {
         let fates = join_all(event.records.iter().map(|m| self.handle_message(m))).await;
-        let mut response = SqsBatchResponse::default();
-        let mut postponements = Vec::new();
-        for (message, (fate, from_alerts_queue)) in event.records.iter().zip(fates) {
-            let (Fate::RetryIn(delay), Some(message_id)) = (fate, message.message_id.clone())
-            else {
-                continue;
-            };
-            // Messages of the alerts queue come back when due; dead letters after the
-            // dead-letter queue's visibility timeout.
-            if let (true, Some(receipt_handle)) =
-                (from_alerts_queue, message.receipt_handle.clone())
-            {
-                postponements.push(Postponement {
-                    message_id: message_id.clone(),
-                    receipt_handle,
-                    delay,
-                });
-            }
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = message_id;
-            response.batch_item_failures.push(failure);
-        }
-        self.alerts.postpone(&postponements).await;
-        response
+        // Messages of the alerts queue come back when due; dead letters after the
+        // dead-letter queue's visibility timeout.
+        let decisions = fates
+            .into_iter()
+            .map(|(fate, from_alerts_queue)| match fate {
+                Fate::Done => Keep::No,
+                Fate::RetryIn(delay) if from_alerts_queue => Keep::For(delay),
+                Fate::RetryIn(_) => Keep::AsIs,
+            });
+        self.alerts.settle(&event.records, decisions).await
     }
 
     /// Returns the message's fate and whether it came from the alerts queue.

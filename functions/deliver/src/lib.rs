@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use bytes::Bytes;
 use futures::future::join_all;
 use thiserror::Error;
@@ -20,7 +20,7 @@ use webhooks_shared::model::{
     AttemptOutcome, AttemptRecord, DeliveryMessage, DeliveryState, RecordedRequest, WebhookRecord,
     WebhookStatus,
 };
-use webhooks_shared::queue::{Postponement, Queue};
+use webhooks_shared::queue::{Keep, Queue};
 use webhooks_shared::retry::{random_jitter, NextStep, RetrySchedule};
 use webhooks_shared::secret_box::{SecretBox, SecretBoxError, SecretCache};
 use webhooks_shared::store::{Store, StoreError};
@@ -121,31 +121,12 @@ impl Deliverer {
             }
         }
 
-        let mut postponements = Vec::new();
-        let mut response = SqsBatchResponse::default();
-        for (message, h) in event.records.iter().zip(handled) {
-            let Some(message_id) = message.message_id.clone() else {
-                continue;
-            };
-            let delay = match h.fate {
-                MessageFate::Done => continue,
-                MessageFate::RetryIn(delay) => delay,
-                MessageFate::Failed => self.internal_retry_wait(),
-            };
-            if let Some(receipt_handle) = message.receipt_handle.clone() {
-                postponements.push(Postponement {
-                    message_id: message_id.clone(),
-                    receipt_handle,
-                    delay,
-                });
-            }
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = message_id;
-            response.batch_item_failures.push(failure);
-        }
-        // One batched call; a refused entry simply comes back after the default timeout.
-        self.queue.postpone(&postponements).await;
-        response
+        let decisions = handled.iter().map(|h| match h.fate {
+            MessageFate::Done => Keep::No,
+            MessageFate::RetryIn(delay) => Keep::For(delay),
+            MessageFate::Failed => Keep::For(self.internal_retry_wait()),
+        });
+        self.queue.settle(&event.records, decisions).await
     }
 
     async fn handle_message(&self, message: &SqsMessage) -> Handled {

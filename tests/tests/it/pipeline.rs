@@ -211,7 +211,8 @@ async fn refused_connections_run_the_whole_schedule_then_fail_permanently() {
             "{attempt}"
         );
     }
-    // The waits between attempts follow WEBHOOKS_RETRY_DELAYS (±10 % jitter, plus polling).
+    // The waits between attempts follow WEBHOOKS_RETRY_DELAYS: never shorter than the
+    // configured wait less 10 % jitter; longer only by polling (generous on a busy machine).
     for (i, pair) in log.windows(2).enumerate() {
         let gap = parse_time(&pair[1]["at"])
             .duration_since(parse_time(&pair[0]["at"]))
@@ -219,7 +220,7 @@ async fn refused_connections_run_the_whole_schedule_then_fail_permanently() {
             .as_secs_f64();
         let nominal = RETRY_DELAYS[i] as f64;
         assert!(
-            gap >= nominal * 0.9 - 0.05 && gap <= nominal * 1.1 + 4.0,
+            gap >= nominal * 0.9 - 0.05 && gap <= nominal * 1.1 + 10.0,
             "wait {} was {gap:.2}s, configured {nominal}s",
             i + 1
         );
