@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help dev test unit lint fmt check-template package bench venv clean
+.PHONY: help dev test lint fmt check-template package bench venv clean
 
 help:
 	@echo "make dev             run everything locally (moto on :4566, API on :3000)"
@@ -10,6 +10,7 @@ help:
 	@echo "make lint            cargo fmt --check and clippy -D warnings"
 	@echo "make check-template  translate template.yaml with samtranslator and cfn-lint it"
 	@echo "make package         arm64 Lambda zips with cargo-lambda (sizes printed)"
+	@echo "make bench           pipeline latency and throughput on this machine (bench-results/)"
 
 venv:
 	@bash infra/venv.sh
@@ -35,3 +36,6 @@ package: venv
 
 clean:
 	rm -rf target build .local
+
+bench: venv
+	cargo run --release -p integration-tests --bin bench -- --events $${EVENTS:-200} --webhooks $${WEBHOOKS:-3}
