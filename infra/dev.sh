@@ -46,7 +46,14 @@ else
 fi
 
 echo "dev: creating the resources of template.yaml" >&2
-.venv/bin/python infra/local/stack.py up --endpoint "$ENDPOINT" --stack-name comps-webhooks-local --out .local/stack.json
+# Alert settings from the shell become the template's parameters, so the stack describes them
+# and the sender gets verified in the emulator's SES.
+params=()
+[ -n "${WEBHOOKS_ALERT_FROM:-}" ] && params+=(--parameter "AlertFrom=$WEBHOOKS_ALERT_FROM")
+[ -n "${WEBHOOKS_ALERT_EMAILS:-}" ] && params+=(--parameter "AlertEmails=$WEBHOOKS_ALERT_EMAILS")
+[ -n "${WEBHOOKS_ALERT_WINDOW_SECONDS:-}" ] && params+=(--parameter "AlertWindowSeconds=$WEBHOOKS_ALERT_WINDOW_SECONDS")
+.venv/bin/python infra/local/stack.py up --endpoint "$ENDPOINT" --stack-name comps-webhooks-local \
+  --out .local/stack.json "${params[@]}"
 
 target/debug/local-gateway --stack .local/stack.json --listen "$LISTEN" &
 pids+=("$!")

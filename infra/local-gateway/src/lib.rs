@@ -132,13 +132,15 @@ pub async fn start(
     stack: &StackDescription,
     options: GatewayOptions,
 ) -> Result<RunningGateway, GatewayError> {
+    // Explicit overrides first; then the `WEBHOOKS_*` settings of the person running it
+    // (e.g. `WEBHOOKS_ALERT_EMAILS=me@example.com make dev`); then what the template sets.
     let config = Config::from_lookup(|name| {
-        options
-            .overrides
-            .get(name)
-            .or_else(|| stack.env.get(name))
-            .cloned()
-            .or_else(|| std::env::var(name).ok())
+        options.overrides.get(name).cloned().or_else(|| {
+            let from_shell = || std::env::var(name).ok().filter(|v| !v.is_empty());
+            let mine = name.starts_with("WEBHOOKS_").then(from_shell).flatten();
+            mine.or_else(|| stack.env.get(name).cloned())
+                .or_else(from_shell)
+        })
     })?;
     let adapters = Adapters::new(sdk, &config);
     let admin = Arc::new(AdminApi::new(adapters.clone(), &config));
