@@ -422,3 +422,51 @@ async fn recovering_after_an_outage_delivers_each_failure_exactly_once() {
     .await
     .assert_problem(404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempts_expire_after_the_retention_period_by_ttl() {
+    use aws_sdk_dynamodb::types::{AttributeValue, TimeToLiveStatus};
+    let h = Harness::get();
+    let api = Api::new();
+    let receiver = Receiver::start(&h.ca, vec![Reply::status(200)]).await;
+    let created = api
+        .create_webhook(&unique("ttl"), &receiver.url, &["order.completed"], true)
+        .await;
+    let id = created["id"].as_str().expect("id");
+    let event_id = post(&api, "order.completed").await;
+    let dlv = delivery_id(&event_id, id);
+    api.wait_for_state(id, &dlv, &["succeeded"], WAIT).await;
+
+    let ddb = aws_sdk_dynamodb::Client::new(&h.sdk_config().await);
+    let table = h.env("ATTEMPTS_TABLE");
+    let ttl = ddb
+        .describe_time_to_live()
+        .table_name(&table)
+        .send()
+        .await
+        .expect("ttl");
+    let ttl = ttl.time_to_live_description().expect("ttl description");
+    assert_eq!(ttl.time_to_live_status(), Some(&TimeToLiveStatus::Enabled));
+    assert_eq!(ttl.attribute_name(), Some("expires_at"));
+    let item = ddb
+        .get_item()
+        .table_name(&table)
+        .key("delivery_id", AttributeValue::S(dlv.clone()))
+        .key("attempt", AttributeValue::N("1".into()))
+        .send()
+        .await
+        .expect("get attempt")
+        .item
+        .expect("attempt stored");
+    let expires_at: i64 = item["expires_at"]
+        .as_n()
+        .expect("number")
+        .parse()
+        .expect("seconds");
+    let days: i64 = h.env("ATTEMPT_RETENTION_DAYS").parse().expect("days");
+    let now = webhooks_shared::clock::unix_seconds(SystemTime::now());
+    assert!(
+        (expires_at - (now + days * 86_400)).abs() < 3_600,
+        "expires {expires_at}, now {now}"
+    );
+}
