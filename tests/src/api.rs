@@ -175,6 +175,16 @@ impl Api {
         .await
     }
 
+    /// The log lines of one event at a webhook, newest first (other tests' events of the
+    /// same type may reach the same webhook).
+    pub async fn attempts_of_event(&self, webhook_id: &str, event_id: &str) -> Vec<Value> {
+        self.attempts(webhook_id)
+            .await
+            .into_iter()
+            .filter(|a| a["event_id"] == event_id)
+            .collect()
+    }
+
     /// The webhook's delivery log, newest first.
     pub async fn attempts(&self, webhook_id: &str) -> Vec<Value> {
         let answer = self

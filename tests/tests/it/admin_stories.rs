@@ -18,14 +18,6 @@ fn signed_with(request: &integration_tests::receiver::Captured, secret: &str) ->
         .is_ok()
 }
 
-async fn lines_of(api: &Api, webhook_id: &str, event_id: &str) -> Vec<Value> {
-    api.attempts(webhook_id)
-        .await
-        .into_iter()
-        .filter(|a| a["event_id"] == event_id)
-        .collect()
-}
-
 async fn post(api: &Api, event_type: &str) -> String {
     let event_id = unique("evt");
     let answer = api
@@ -165,7 +157,7 @@ async fn pausing_mid_retry_cancels_and_nothing_is_sent_after() {
         1,
         "nothing is sent after the pause"
     );
-    let lines = lines_of(&api, id, &event_id).await;
+    let lines = api.attempts_of_event(id, &event_id).await;
     assert_eq!(lines[0]["outcome"], "failed");
     assert_eq!(lines[0]["response_status"], Value::Null);
     assert!(
@@ -280,7 +272,7 @@ async fn redelivery_sends_the_same_bytes_and_event_id_again() {
     let event_id = post(&api, "order.completed").await;
     let dlv = delivery_id(&event_id, id);
     api.wait_for_state(id, &dlv, &["succeeded"], WAIT).await;
-    let line = lines_of(&api, id, &event_id).await.remove(0);
+    let line = api.attempts_of_event(id, &event_id).await.remove(0);
 
     let answer = api
         .admin(
@@ -305,7 +297,7 @@ async fn redelivery_sends_the_same_bytes_and_event_id_again() {
     assert_eq!(requests[1].header("x-comps-event-id"), event_id);
     assert_eq!(requests[1].header("x-comps-delivery"), manual);
     assert_eq!(requests[1].header("x-comps-attempt"), "1");
-    let lines = lines_of(&api, id, &event_id).await;
+    let lines = api.attempts_of_event(id, &event_id).await;
     assert_eq!(lines[0]["manual"], true);
     assert_eq!(lines[1]["manual"], false);
 
@@ -393,7 +385,7 @@ async fn recovering_after_an_outage_delivers_each_failure_exactly_once() {
             2,
             "exactly once more for {event_id}"
         );
-        let lines = lines_of(&api, id, event_id).await;
+        let lines = api.attempts_of_event(id, event_id).await;
         assert_eq!(lines[0]["outcome"], "succeeded");
         assert_eq!(lines[0]["manual"], true);
     }

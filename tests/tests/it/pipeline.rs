@@ -10,15 +10,6 @@ use webhooks_shared::ids::delivery_id;
 
 const WAIT: Duration = Duration::from_secs(60);
 
-/// The log lines of one event (other tests' events may reach the same webhook).
-async fn log_of(api: &Api, webhook_id: &str, event_id: &str) -> Vec<Value> {
-    api.attempts(webhook_id)
-        .await
-        .into_iter()
-        .filter(|a| a["event_id"] == event_id)
-        .collect()
-}
-
 fn attempt_numbers(attempts: &[Value]) -> Vec<u64> {
     attempts
         .iter()
@@ -98,7 +89,7 @@ async fn retries_500_500_200_then_succeeds_with_identical_bodies() {
     assert_eq!(body["id"], event_id.as_str());
     assert_eq!(body["data"], json!({"id": 7, "note": "héllo"}));
 
-    let log = log_of(&api, &wh, &event_id).await;
+    let log = api.attempts_of_event(&wh, &event_id).await;
     assert_eq!(attempt_numbers(&log), [3, 2, 1], "newest first");
     assert_eq!(statuses(&log), [Some(200), Some(500), Some(500)]);
     assert_eq!(log[0]["outcome"], "succeeded");
@@ -128,7 +119,7 @@ async fn a_400_is_not_retried() {
         1,
         "a 400 is never retried"
     );
-    let log = log_of(&api, &wh, &event_id).await;
+    let log = api.attempts_of_event(&wh, &event_id).await;
     assert_eq!(statuses(&log), [Some(400)]);
 
     let webhook = api.get(&format!("/api/v1/webhooks/{wh}")).await;
@@ -151,7 +142,7 @@ async fn status_408_429_503_are_retried() {
     let dlv = delivery_id(&event_id, &wh);
     let delivery = api.wait_for_state(&wh, &dlv, &["succeeded"], WAIT).await;
     assert_eq!(delivery["attempts"], 4);
-    let log = log_of(&api, &wh, &event_id).await;
+    let log = api.attempts_of_event(&wh, &event_id).await;
     assert_eq!(statuses(&log), [Some(204), Some(503), Some(429), Some(408)]);
     assert_eq!(receiver.requests_for(&event_id).len(), 4);
 }
@@ -168,7 +159,7 @@ async fn a_receiver_that_hangs_past_the_timeout_is_retried() {
     let event_id = post(&api, "withdrawal.requested").await;
     let dlv = delivery_id(&event_id, &wh);
     api.wait_for_state(&wh, &dlv, &["succeeded"], WAIT).await;
-    let log = log_of(&api, &wh, &event_id).await;
+    let log = api.attempts_of_event(&wh, &event_id).await;
     assert_eq!(attempt_numbers(&log), [2, 1]);
     let first = &log[1];
     assert_eq!(first["outcome"], "failed");
@@ -199,7 +190,7 @@ async fn refused_connections_run_the_whole_schedule_then_fail_permanently() {
         .await;
     assert_eq!(delivery["attempts"], 6);
 
-    let mut log = log_of(&api, &wh, &event_id).await;
+    let mut log = api.attempts_of_event(&wh, &event_id).await;
     log.reverse();
     assert_eq!(attempt_numbers(&log), [1, 2, 3, 4, 5, 6]);
     for attempt in &log {

@@ -148,12 +148,7 @@ async fn a_200_succeeds_at_once_and_both_signatures_verify() {
     assert!(standard_verify(request, secret, &tampered).starts_with("invalid"));
 
     // The log line, and its inspection: the request as sent and the response as received.
-    let log: Vec<Value> = api
-        .attempts(wh)
-        .await
-        .into_iter()
-        .filter(|a| a["event_id"] == event_id.as_str())
-        .collect();
+    let log = api.attempts_of_event(wh, &event_id).await;
     assert_eq!(log.len(), 1);
     assert_eq!(log[0]["outcome"], "succeeded");
     assert_eq!(log[0]["response_status"], 200);
@@ -204,12 +199,7 @@ async fn large_responses_are_kept_up_to_16_kib_and_flagged() {
         Duration::from_secs(30),
     )
     .await;
-    let log: Vec<Value> = api
-        .attempts(wh)
-        .await
-        .into_iter()
-        .filter(|a| a["event_id"] == event_id.as_str())
-        .collect();
+    let log = api.attempts_of_event(wh, &event_id).await;
     let detail = api
         .get(&format!(
             "/api/v1/webhooks/{wh}/attempts/{}",
