@@ -236,3 +236,42 @@ async fn the_admin_api_binary_answers_http_api_events() {
     assert_eq!(body["statusCode"], 400, "{body}");
     assert_eq!(body["headers"]["content-type"], "application/problem+json");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fanout_and_alerter_binaries_answer_their_events() {
+    let runtime = RuntimeApi::start().await;
+    let _fanout = spawn("fanout", &runtime, &[]);
+    let event_id = unique("evt-binary");
+    let body =
+        json!({"id": event_id, "type": "competition.ended", "data": {"id": "cmp_9"}}).to_string();
+    runtime.invoke(json!({
+        "version": "2.0", "routeKey": "POST /api/v1/events", "rawPath": "/api/v1/events", "rawQueryString": "",
+        "headers": {"content-type": "application/json"},
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "api", "domainName": "api.example.com", "domainPrefix": "api",
+            "http": {"method": "POST", "path": "/api/v1/events", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "test"},
+            "requestId": "r2", "routeKey": "POST /api/v1/events", "stage": "$default",
+            "time": "27/Nov/2026:03:00:00 +0000", "timeEpoch": 1795748400000u64
+        },
+        "body": body, "isBase64Encoded": false
+    }));
+    let Outcome::Response { body, .. } = runtime.outcome(Duration::from_secs(60)).await else {
+        panic!("fanout failed")
+    };
+    assert_eq!(body["statusCode"], 202, "{body}");
+    let accepted: Value = serde_json::from_str(body["body"].as_str().expect("body")).expect("json");
+    assert_eq!(accepted, json!({"id": event_id, "deliveries": 0}));
+
+    // The alerter: a flush for a window that does not exist is simply done.
+    let runtime = RuntimeApi::start().await;
+    let _alerter = spawn("alerter", &runtime, &[]);
+    let flush = json!({"kind": "flush", "webhook_id": "wh_nobody", "window_id": "w0"}).to_string();
+    runtime.invoke(json!({"Records": [{
+        "messageId": "m-1", "receiptHandle": "rh-1", "body": flush, "attributes": {}, "messageAttributes": {},
+        "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:alerts", "awsRegion": "us-east-1"
+    }]}));
+    match runtime.outcome(Duration::from_secs(60)).await {
+        Outcome::Response { body, .. } => assert_eq!(body, json!({"batchItemFailures": []})),
+        other => panic!("the alerter failed: {other:?}"),
+    }
+}
