@@ -259,20 +259,14 @@ fn describe_error(err: &reqwest::Error) -> (AttemptResult, String) {
         innermost = e.to_string();
         source = e.source();
     }
-    let kind = if err.is_timeout() {
-        return (
-            AttemptResult::TransportError,
-            format!("timeout: no answer within {}s", REQUEST_TIMEOUT.as_secs()),
-        );
+    let error = if err.is_timeout() {
+        format!("timeout: no answer within {}s", REQUEST_TIMEOUT.as_secs())
     } else if err.is_connect() {
-        "connection failed"
+        format!("connection failed: {innermost}")
     } else {
-        "request failed"
+        format!("request failed: {innermost}")
     };
-    (
-        AttemptResult::TransportError,
-        format!("{kind}: {innermost}"),
-    )
+    (AttemptResult::TransportError, error)
 }
 
 #[cfg(test)]
