@@ -2,9 +2,10 @@
 # make dev: the whole service on one laptop.
 #  1. a pinned moto server in .venv, started on 127.0.0.1:4566 unless an emulator already
 #     answers there (LocalStack can stand in: start it first, or set AWS_ENDPOINT_URL);
-#  2. the data resources of template.yaml created in it (infra/local/stack.py up);
+#  2. the data resources of template.yaml created in it, and each function's IAM role
+#     (infra/local/stack.py up); a moto started here then enforces IAM, as AWS does;
 #  3. the local gateway: the HTTP API on 127.0.0.1:3000 and the queue pollers, all calling
-#     the real handlers.
+#     the real handlers, each with its own role's credentials.
 # Ctrl-C stops what this script started (an emulator it found running is left alone).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -31,12 +32,14 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+enforce=()
 if curl -s -o /dev/null --max-time 2 "$ENDPOINT"; then
-  echo "dev: using the AWS emulator already answering at $ENDPOINT" >&2
+  echo "dev: using the AWS emulator already answering at $ENDPOINT, as it is" >&2
 else
+  enforce=(--enforce-iam)
   hostport="${ENDPOINT#*://}"; port="${hostport##*:}"; port="${port%%/*}"
   echo "dev: starting moto server on 127.0.0.1:$port (log: .local/moto.log)" >&2
-  .venv/bin/moto_server -H 127.0.0.1 -p "$port" > .local/moto.log 2>&1 &
+  .venv/bin/python infra/local/moto_server.py --port "$port" > .local/moto.log 2>&1 &
   pids+=("$!")
   for _ in $(seq 1 100); do
     curl -s -o /dev/null --max-time 1 "$ENDPOINT" && break
@@ -53,7 +56,12 @@ params=()
 [ -n "${WEBHOOKS_ALERT_EMAILS:-}" ] && params+=(--parameter "AlertEmails=$WEBHOOKS_ALERT_EMAILS")
 [ -n "${WEBHOOKS_ALERT_WINDOW_SECONDS:-}" ] && params+=(--parameter "AlertWindowSeconds=$WEBHOOKS_ALERT_WINDOW_SECONDS")
 .venv/bin/python infra/local/stack.py up --endpoint "$ENDPOINT" --stack-name comps-webhooks-local \
-  --out .local/stack.json "${params[@]}"
+  --out .local/stack.json "${params[@]}" "${enforce[@]}"
+if grep -q '"iam_enforced": true' .local/stack.json; then
+  echo "dev: IAM is enforced: each function calls AWS with its own role from template.yaml" >&2
+else
+  echo "dev: IAM is NOT enforced by this emulator: a permission missing from template.yaml would go unnoticed" >&2
+fi
 
 target/debug/local-gateway --stack .local/stack.json --listen "$LISTEN" &
 pids+=("$!")

@@ -5,10 +5,13 @@ Subcommands (run with .venv/bin/python, see infra/venv.sh):
 
   translate  SAM template -> plain CloudFormation JSON (offline, no credentials).
   up         Create the template's *data* resources (DynamoDB tables, SQS queues,
-             KMS keys, ...) as a CloudFormation stack in an AWS emulator (moto
-             server or LocalStack), then print one JSON document describing the
-             resolved environment of every function and the SQS event source
-             mappings that a local runner has to emulate.
+             KMS keys, log groups, ...) as a CloudFormation stack in an AWS emulator
+             (moto server or LocalStack), then each function's IAM role as the
+             template declares it, and a local runner (an IAM user allowed to assume
+             those roles), then print one JSON document describing the resolved
+             environment and role of every function and the SQS event source
+             mappings that a local runner has to emulate. With --enforce-iam it then
+             makes moto check every later call against the caller's policies.
 
 Nothing but the JSON document goes to stdout; diagnostics go to stderr.
 """
@@ -38,6 +41,7 @@ DATA_RESOURCE_TYPES = (
     "AWS::SQS::QueuePolicy",
     "AWS::KMS::Key",
     "AWS::KMS::Alias",
+    "AWS::Logs::LogGroup",
 )
 DATA_RESOURCE_PREFIXES = ("AWS::SES::",)
 
@@ -51,6 +55,21 @@ PSEUDO_PARAMS = {
     "AWS::NoValue",
     "AWS::NotificationARNs",
 }
+
+
+# Parameters that have no default because a deploy must choose them (SES identities, the
+# admins' identity provider) get these values locally, where they only need to be valid.
+LOCAL_PARAMETER_VALUES = {
+    "AlertEmails": "admin@comps-webhooks.local",
+    "AlertFrom": "alerts@comps-webhooks.local",
+    "AdminJwtIssuer": "https://issuer.comps-webhooks.local",
+    "AdminJwtAudience": "comps-webhooks-local",
+}
+
+# The IAM user the local runners (gateway, tests, bench) sign in as: it may do anything, as
+# an operator may, and each function's role trusts it, so the runners call AWS with the
+# credentials of the role they run a function under (sts:AssumeRole), as Lambda does.
+LOCAL_RUNNER_USER = "comps-webhooks-local-runner"
 
 
 class StackError(Exception):
@@ -308,12 +327,17 @@ def data_only(cfn: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- AWS
 
 
-def aws_clients(endpoint: str, region: str):
+def aws_clients(endpoint: str, region: str, credentials: dict[str, str] | None = None):
+    """Clients for the emulator: with `credentials` (access_key_id, secret_access_key) if
+    given, else the environment's, else the emulator's usual test/test."""
     import boto3
     from botocore.config import Config
 
     kwargs: dict[str, Any] = {"region_name": region}
-    if not (os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE")):
+    if credentials:
+        kwargs["aws_access_key_id"] = credentials["access_key_id"]
+        kwargs["aws_secret_access_key"] = credentials["secret_access_key"]
+    elif not (os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE")):
         kwargs["aws_access_key_id"] = "test"
         kwargs["aws_secret_access_key"] = "test"
     session = boto3.session.Session(**kwargs)
@@ -501,6 +525,154 @@ def apply_emulator_fixups(aws, cfn: dict[str, Any], resources: dict[str, dict[st
                 log(f"enabled point-in-time recovery on {table}")
 
 
+# --------------------------------------------------------------------------- IAM
+
+
+def iam_enforced(endpoint: str, region: str) -> bool:
+    """Whether the emulator checks IAM: it then refuses credentials it has never issued."""
+    from botocore.exceptions import ClientError
+
+    probe = aws_clients(endpoint, region, {"access_key_id": "AKIAUNKNOWNPROBE0000", "secret_access_key": "x"})
+    try:
+        aws_call("probe whether IAM is enforced", probe.sts.get_caller_identity)
+    except StackError as exc:
+        if isinstance(exc.__cause__, ClientError):
+            code = exc.__cause__.response.get("Error", {}).get("Code", "")
+            return code in ("InvalidClientTokenId", "AccessDenied", "UnrecognizedClientException", "InvalidAccessKeyId")
+        raise
+    return False
+
+
+def enforce_iam(endpoint: str) -> None:
+    """From now on moto checks every call against the caller's policies (moto's own switch)."""
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"{endpoint.rstrip('/')}/moto-api/reset-auth",
+        data=b"0",
+        method="POST",
+        # Not a form: moto reads the raw body as the number of calls left unchecked.
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            answer.read()
+    except OSError as exc:
+        raise StackError(f"cannot turn on IAM enforcement at {endpoint} (is it moto?): {exc}") from exc
+    log("IAM is enforced from now on: every call is checked against the caller's policies")
+
+
+def ensure_local_runner(aws, saved: dict[str, Any] | None) -> dict[str, str]:
+    """The local runner's IAM user and an access key for it (the saved one while it is valid)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        user = aws.iam.get_user(UserName=LOCAL_RUNNER_USER)["User"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "NoSuchEntity":
+            raise StackError(f"get_user {LOCAL_RUNNER_USER}: {exc}") from exc
+        user = aws_call("create the local runner user", aws.iam.create_user, UserName=LOCAL_RUNNER_USER)["User"]
+    aws_call(
+        "allow the local runner everything",
+        aws.iam.put_user_policy,
+        UserName=LOCAL_RUNNER_USER,
+        PolicyName="operator",
+        PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+        ),
+    )
+    keys = aws_call("list the local runner's keys", aws.iam.list_access_keys, UserName=LOCAL_RUNNER_USER)
+    key_ids = [k["AccessKeyId"] for k in keys.get("AccessKeyMetadata", [])]
+    if saved and saved.get("access_key_id") in key_ids and saved.get("secret_access_key"):
+        return {"user_arn": user["Arn"], **{k: saved[k] for k in ("access_key_id", "secret_access_key")}}
+    for key_id in key_ids:
+        aws_call("delete an old key", aws.iam.delete_access_key, UserName=LOCAL_RUNNER_USER, AccessKeyId=key_id)
+    key = aws_call("create a key", aws.iam.create_access_key, UserName=LOCAL_RUNNER_USER)["AccessKey"]
+    return {
+        "user_arn": user["Arn"],
+        "access_key_id": key["AccessKeyId"],
+        "secret_access_key": key["SecretAccessKey"],
+    }
+
+
+def local_trust_policy(runner_arn: str) -> dict[str, Any]:
+    """On AWS a function's role trusts lambda.amazonaws.com; locally the runner stands in for
+    Lambda, so the role trusts the runner (moto evaluates AWS principals only)."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": runner_arn}, "Action": "sts:AssumeRole"}],
+    }
+
+
+def ensure_roles(
+    aws, cfn: dict[str, Any], resolver: "Resolver", stack_name: str, runner_arn: str
+) -> dict[str, dict[str, Any]]:
+    """Creates (or brings up to date) every AWS::IAM::Role of the template with its inline
+    policies and managed policy ARNs resolved; returns logical id -> {arn, policies,
+    managed_policy_arns}."""
+    from botocore.exceptions import ClientError
+
+    roles: dict[str, dict[str, Any]] = {}
+    for lid, res in sorted(cfn["Resources"].items()):
+        if res.get("Type") != "AWS::IAM::Role":
+            continue
+        props = res.get("Properties") or {}
+        try:
+            policies = resolver.resolve(props.get("Policies") or [])
+            managed = resolver.resolve(props.get("ManagedPolicyArns") or [])
+        except StackError as exc:
+            raise StackError(f"{lid}: {exc}") from exc
+        name = f"{stack_name}-{lid}"[:64]
+        trust = json.dumps(local_trust_policy(runner_arn))
+        try:
+            role = aws.iam.get_role(RoleName=name)["Role"]
+            aws_call(f"update the trust of {name}", aws.iam.update_assume_role_policy, RoleName=name, PolicyDocument=trust)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "NoSuchEntity":
+                raise StackError(f"get_role {name}: {exc}") from exc
+            role = aws_call(f"create role {name}", aws.iam.create_role, RoleName=name, AssumeRolePolicyDocument=trust)["Role"]
+        wanted = {p["PolicyName"]: json.dumps(p["PolicyDocument"]) for p in policies}
+        existing = aws_call(f"list policies of {name}", aws.iam.list_role_policies, RoleName=name)["PolicyNames"]
+        for old in set(existing) - set(wanted):
+            aws_call(f"delete policy {old} of {name}", aws.iam.delete_role_policy, RoleName=name, PolicyName=old)
+        for policy_name, document in wanted.items():
+            aws_call(
+                f"put policy {policy_name} on {name}",
+                aws.iam.put_role_policy,
+                RoleName=name,
+                PolicyName=policy_name,
+                PolicyDocument=document,
+            )
+        attached = aws_call(f"list managed policies of {name}", aws.iam.list_attached_role_policies, RoleName=name)
+        attached_arns = {p["PolicyArn"] for p in attached["AttachedPolicies"]}
+        for arn in attached_arns - set(managed):
+            aws_call(f"detach {arn} from {name}", aws.iam.detach_role_policy, RoleName=name, PolicyArn=arn)
+        for arn in set(managed) - attached_arns:
+            aws_call(
+                f"attach {arn} to {name} (moto knows AWS managed policies only with "
+                "MOTO_IAM_LOAD_MANAGED_POLICIES=true)",
+                aws.iam.attach_role_policy,
+                RoleName=name,
+                PolicyArn=arn,
+            )
+        roles[lid] = {
+            "arn": role["Arn"],
+            "policies": {p["PolicyName"]: p["PolicyDocument"] for p in policies},
+            "managed_policy_arns": managed,
+        }
+    log(f"roles up to date: {', '.join(sorted(roles)) or 'none'}")
+    return roles
+
+
+def function_role(lid: str, props: dict[str, Any]) -> str | None:
+    """The logical id of the role a function runs under (`Role: !GetAtt X.Arn`)."""
+    role = props.get("Role")
+    if isinstance(role, dict) and "Fn::GetAtt" in role:
+        ga = role["Fn::GetAtt"]
+        return ga.split(".", 1)[0] if isinstance(ga, str) else ga[0]
+    return None
+
+
 # --------------------------------------------------------------------------- resolving
 
 
@@ -587,6 +759,8 @@ class Resolver:
                 f"describe_table {phys}", self.aws.dynamodb.describe_table, TableName=phys
             )["Table"]
             value = {"Arn": table.get("TableArn"), "StreamArn": table.get("LatestStreamArn")}.get(attr)
+        elif rtype == "AWS::Logs::LogGroup" and attr == "Arn":
+            value = f"arn:{self.pseudo['AWS::Partition']}:logs:{self.region}:{self.pseudo['AWS::AccountId']}:log-group:{phys}:*"
         elif rtype == "AWS::KMS::Key":
             meta = aws_call(f"describe_key {phys}", self.aws.kms.describe_key, KeyId=phys)["KeyMetadata"]
             value = {"Arn": meta.get("Arn"), "KeyId": meta.get("KeyId")}.get(attr)
@@ -654,12 +828,23 @@ def env_string(value: Any) -> str:
     return str(value)
 
 
-def describe_local(aws, stack_name: str, cfn: dict[str, Any], sam: dict[str, Any], params, region):
+def stack_resolver(aws, stack_name: str, cfn: dict[str, Any], params, region) -> "Resolver":
     stack = aws_call("describe_stacks", describe_stack, aws, stack_name)
     if stack is None:
         raise StackError(f"stack {stack_name} disappeared")
-    resources = stack_resources(aws, stack_name)
-    resolver = Resolver(aws, stack, cfn, resources, params, region)
+    return Resolver(aws, stack, cfn, stack_resources(aws, stack_name), params, region)
+
+
+def describe_local(
+    resolver: "Resolver",
+    stack_name: str,
+    cfn: dict[str, Any],
+    sam: dict[str, Any],
+    region: str,
+    roles: dict[str, dict[str, Any]],
+    runner: dict[str, str],
+):
+    resources = resolver.resources
     sam_resources = sam.get("Resources", {})
 
     functions: dict[str, Any] = {}
@@ -681,8 +866,15 @@ def describe_local(aws, stack_name: str, cfn: dict[str, Any], sam: dict[str, Any
         binary = (meta.get("BuildProperties") or {}).get("Binary")
         if not binary:
             raise StackError(f"{lid}: no Metadata.BuildProperties.Binary in the template")
+        role_lid = function_role(lid, props)
+        if role_lid not in roles:
+            raise StackError(f"{lid}: its role {role_lid!r} is not an AWS::IAM::Role of the template")
         functions[lid] = {
             "binary": binary,
+            "role_arn": roles[role_lid]["arn"],
+            # The role's statements, resolved: tests derive roles from them.
+            "role_policies": roles[role_lid]["policies"],
+            "role_managed_policy_arns": roles[role_lid]["managed_policy_arns"],
             "timeout": int(resolver.resolve(props.get("Timeout", 3))),
             "memory_size": int(resolver.resolve(props.get("MemorySize", 128))),
             "env": env,
@@ -720,6 +912,9 @@ def describe_local(aws, stack_name: str, cfn: dict[str, Any], sam: dict[str, Any
                 "report_batch_item_failures": "ReportBatchItemFailures"
                 in (props.get("FunctionResponseTypes") or []),
                 "enabled": str(resolver.resolve(props.get("Enabled", True))).lower() == "true",
+                "maximum_concurrency": int(
+                    resolver.resolve((props.get("ScalingConfig") or {}).get("MaximumConcurrency", 1000))
+                ),
             }
         )
 
@@ -735,6 +930,8 @@ def describe_local(aws, stack_name: str, cfn: dict[str, Any], sam: dict[str, Any
     return {
         "stack_name": stack_name,
         "region": region,
+        # Emulator credentials of the local runner (never real AWS ones).
+        "local_runner": runner,
         "env": union_env,
         "functions": functions,
         "event_source_mappings": mappings,
@@ -773,25 +970,55 @@ def cmd_translate(args: argparse.Namespace) -> None:
     write_json(translate(Path(args.template), args.region), args.out)
 
 
+def read_saved(out: str | None) -> dict[str, Any] | None:
+    """The local runner's credentials from an earlier `up` (for an emulator enforcing IAM)."""
+    if not out:
+        return None
+    try:
+        return json.loads(Path(out).read_text()).get("local_runner")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def cmd_up(args: argparse.Namespace) -> None:
     template_path = Path(args.template)
     sam = load_template(template_path)
     cfn = translate(template_path, args.region)
+    declared = cfn.get("Parameters") or {}
     params = parse_params(args.parameter)
-    unknown = set(params) - set(cfn.get("Parameters") or {})
+    unknown = set(params) - set(declared)
     if unknown:
         raise StackError(f"unknown template parameter(s): {', '.join(sorted(unknown))}")
+    for name, value in LOCAL_PARAMETER_VALUES.items():
+        if name in declared and "Default" not in declared[name]:
+            params.setdefault(name, value)
     data = data_only(cfn)
     stack_params = {k: v for k, v in params.items() if k in (data.get("Parameters") or {})}
     for name, decl in (data.get("Parameters") or {}).items():
         if name not in stack_params and "Default" not in decl:
             raise StackError(f"parameter {name} has no default; pass --parameter {name}=VALUE")
 
-    aws = aws_clients(args.endpoint, args.region)
+    saved = read_saved(args.out)
+    credentials = None
+    if iam_enforced(args.endpoint, args.region):
+        if not saved:
+            raise StackError(
+                f"the emulator at {args.endpoint} enforces IAM and this script has no credentials "
+                "it knows (none saved in --out); restart the emulator"
+            )
+        credentials = saved
+        log("the emulator enforces IAM; signing in as the saved local runner")
+    aws = aws_clients(args.endpoint, args.region, credentials)
     ensure_stack(aws, args.stack_name, data, stack_params, args.timeout)
     apply_emulator_fixups(aws, cfn, stack_resources(aws, args.stack_name))
-    doc = describe_local(aws, args.stack_name, cfn, sam, params, args.region)
+    resolver = stack_resolver(aws, args.stack_name, cfn, params, args.region)
+    runner = ensure_local_runner(aws, saved)
+    roles = ensure_roles(aws, cfn, resolver, args.stack_name, runner["user_arn"])
+    doc = describe_local(resolver, args.stack_name, cfn, sam, args.region, roles, runner)
     verify_alert_sender(aws, doc, args.no_verify_sender)
+    if args.enforce_iam:
+        enforce_iam(args.endpoint)
+    doc["iam_enforced"] = iam_enforced(args.endpoint, args.region)
     write_json(doc, args.out)
 
 
@@ -825,6 +1052,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--parameter", action="append", default=[], metavar="KEY=VALUE",
                    help="template parameter value (repeatable); defaults are used otherwise")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the stack")
+    p.add_argument("--enforce-iam", action="store_true",
+                   help="then make moto check every call against the caller's IAM policies")
     p.add_argument("--no-verify-sender", action="store_true",
                    help="leave WEBHOOKS_ALERT_FROM unverified in the emulator's SES")
     p.set_defaults(func=cmd_up)

@@ -17,7 +17,21 @@ pub enum ConfigError {
     Missing(&'static str),
     #[error("environment variable {name} is invalid: {reason}")]
     Invalid { name: &'static str, reason: String },
+    #[error(
+        "{name} is a local-only switch and is refused inside Lambda \
+         (AWS_LAMBDA_FUNCTION_NAME is set); remove it from the function's environment"
+    )]
+    LocalOnlySwitch { name: &'static str },
 }
+
+/// Switches that loosen delivery for local runs and tests (SPEC §7). Inside Lambda they would
+/// let deliveries reach private addresses, trust an extra CA or shorten the retry schedule, so
+/// they are refused there. Checked in this order; the first one set is reported.
+const LOCAL_ONLY_SWITCHES: [&str; 3] = [
+    "WEBHOOKS_ALLOW_PRIVATE_TARGETS",
+    "WEBHOOKS_EXTRA_CA_FILE",
+    "WEBHOOKS_RETRY_DELAYS",
+];
 
 /// Names of the AWS resources the functions use.
 #[derive(Debug, Clone)]
@@ -61,6 +75,15 @@ impl Config {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
+    /// [`Config::from_env`] for the functions' `main`: a failure is also logged once, so the
+    /// reason (e.g. which switch was refused) is in the function's log stream as a structured
+    /// error line and not only in the runtime's exit message.
+    pub fn from_env_or_log_error() -> Result<Self, ConfigError> {
+        Self::from_env().inspect_err(|err| {
+            tracing::error!(error = %err, "configuration is invalid; the function cannot start");
+        })
+    }
+
     /// Reads the configuration through `lookup`, so the local gateway and tests use the very
     /// same parsing as the Lambda environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
@@ -69,6 +92,15 @@ impl Config {
                 .filter(|v| !v.trim().is_empty())
                 .ok_or(ConfigError::Missing(name))
         };
+        let in_lambda = lookup("AWS_LAMBDA_FUNCTION_NAME").is_some_and(|v| !v.is_empty());
+        if in_lambda {
+            let switch_set = LOCAL_ONLY_SWITCHES
+                .into_iter()
+                .find(|name| lookup(name).is_some_and(|v| !v.is_empty()));
+            if let Some(name) = switch_set {
+                return Err(ConfigError::LocalOnlySwitch { name });
+            }
+        }
         let resources = Resources {
             webhooks_table: required("WEBHOOKS_TABLE")?,
             subscriptions_table: required("SUBSCRIPTIONS_TABLE")?,
@@ -231,5 +263,84 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("WEBHOOKS_RETRY_DELAYS"));
+    }
+
+    fn local_switch_values() -> [(&'static str, &'static str); 3] {
+        [
+            ("WEBHOOKS_ALLOW_PRIVATE_TARGETS", "1"),
+            ("WEBHOOKS_EXTRA_CA_FILE", "/tmp/ca.pem"),
+            ("WEBHOOKS_RETRY_DELAYS", "1,2,3"),
+        ]
+    }
+
+    #[test]
+    fn each_local_only_switch_is_refused_inside_lambda() {
+        for (name, value) in local_switch_values() {
+            let mut vars = base();
+            vars.insert("AWS_LAMBDA_FUNCTION_NAME", "deliver");
+            vars.insert(name, value);
+            let err = load(&vars).unwrap_err();
+            assert!(
+                matches!(err, ConfigError::LocalOnlySwitch { name: refused } if refused == name),
+                "{name}: {err:?}"
+            );
+            let message = err.to_string();
+            assert!(message.starts_with(name), "{message}");
+            assert!(message.contains("local-only"), "{message}");
+            assert!(message.contains("Lambda"), "{message}");
+        }
+    }
+
+    #[test]
+    fn a_switch_turned_off_is_still_refused_inside_lambda() {
+        // Any non-empty value is refused: the switch has no place in a function's environment,
+        // even turned off.
+        let mut vars = base();
+        vars.insert("AWS_LAMBDA_FUNCTION_NAME", "deliver");
+        vars.insert("WEBHOOKS_ALLOW_PRIVATE_TARGETS", "0");
+        assert!(matches!(
+            load(&vars).unwrap_err(),
+            ConfigError::LocalOnlySwitch {
+                name: "WEBHOOKS_ALLOW_PRIVATE_TARGETS"
+            }
+        ));
+    }
+
+    #[test]
+    fn the_first_local_only_switch_in_order_is_reported() {
+        let mut vars = base();
+        vars.insert("AWS_LAMBDA_FUNCTION_NAME", "deliver");
+        vars.insert("WEBHOOKS_RETRY_DELAYS", "1,2,3");
+        vars.insert("WEBHOOKS_EXTRA_CA_FILE", "/tmp/ca.pem");
+        assert!(matches!(
+            load(&vars).unwrap_err(),
+            ConfigError::LocalOnlySwitch {
+                name: "WEBHOOKS_EXTRA_CA_FILE"
+            }
+        ));
+    }
+
+    #[test]
+    fn local_only_switches_are_accepted_outside_lambda() {
+        let mut vars = base();
+        vars.extend(local_switch_values());
+        vars.insert("AWS_LAMBDA_FUNCTION_NAME", "");
+        let cfg = load(&vars).unwrap();
+        assert!(cfg.allow_private_targets);
+        assert_eq!(cfg.extra_ca_file, Some(PathBuf::from("/tmp/ca.pem")));
+        assert_eq!(cfg.retry_schedule.max_attempts(), 4);
+        vars.remove("AWS_LAMBDA_FUNCTION_NAME");
+        assert!(load(&vars).is_ok());
+    }
+
+    #[test]
+    fn config_loads_inside_lambda_without_local_only_switches() {
+        let mut vars = base();
+        vars.insert("AWS_LAMBDA_FUNCTION_NAME", "deliver");
+        vars.insert("WEBHOOKS_EXTRA_CA_FILE", "");
+        let cfg = load(&vars).unwrap();
+        assert!(!cfg.allow_private_targets);
+        assert!(cfg.extra_ca_file.is_none());
+        assert_eq!(cfg.retry_schedule, RetrySchedule::default());
     }
 }

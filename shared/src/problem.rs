@@ -47,6 +47,10 @@ impl Problem {
         Self::new(StatusCode::UNAUTHORIZED, detail)
     }
 
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, detail)
+    }
+
     /// A field that parsed but is not acceptable: 422 naming the field.
     pub fn invalid_field(field: &str, detail: impl Into<String>) -> Self {
         let mut p = Self::new(StatusCode::UNPROCESSABLE_ENTITY, detail);

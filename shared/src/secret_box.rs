@@ -64,6 +64,8 @@ impl SecretBox {
         let out = self
             .kms
             .decrypt()
+            // Naming the key makes KMS refuse a ciphertext made under any other key.
+            .key_id(&self.key_id)
             .ciphertext_blob(Blob::new(blob))
             .encryption_context(CONTEXT_KEY, webhook_id)
             .send()

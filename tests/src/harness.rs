@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_dynamodb::config::Credentials;
+use aws_sdk_dynamodb::config::{Credentials, ProvideCredentials};
 use local_gateway::{GatewayOptions, StackDescription, DEFAULT_ADMIN_TOKEN, DEFAULT_INGEST_TOKEN};
 
 use crate::tls::TestCa;
@@ -17,17 +17,6 @@ pub const RETRY_DELAYS: [u64; 5] = [1, 2, 1, 2, 1];
 pub const REGION: &str = "us-east-1";
 /// A digest waits this long for more failures (`WEBHOOKS_ALERT_GATHER_SECONDS`).
 pub const ALERT_GATHER_SECS: u64 = 10;
-
-/// Runs moto in-process in Python and stops it when our end of its stdin closes, which
-/// happens however this test process ends.
-const MOTO_LAUNCHER: &str = r#"
-import sys
-from moto.server import ThreadedMotoServer
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=int(sys.argv[1]), verbose=False)
-server.start()
-sys.stdin.read()
-server.stop()
-"#;
 
 pub struct Harness {
     pub root: PathBuf,
@@ -106,9 +95,22 @@ impl Harness {
             .unwrap_or_default()
     }
 
-    /// An SDK configuration for the emulator, for tests that look at AWS directly.
+    /// An SDK configuration for the emulator signed in as the local runner (an operator),
+    /// for tests that look at AWS directly.
     pub async fn sdk_config(&self) -> SdkConfig {
-        sdk_config(&self.endpoint).await
+        self.stack
+            .runner_sdk_config(&sdk_config(&self.endpoint).await)
+    }
+
+    /// Credentials of the role `binary` runs under, as Lambda puts them in a function's
+    /// environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`).
+    pub async fn function_credentials(&self, binary: &str) -> Credentials {
+        let (_, function) = self.stack.function(binary).expect("function");
+        let role = function
+            .role_arn
+            .as_deref()
+            .expect("the function has a role");
+        self.role_credentials(role).await
     }
 }
 
@@ -139,10 +141,13 @@ fn wait_for_port(port: u16, timeout: Duration) {
     }
 }
 
-fn start_moto(python: &Path) -> (String, Child) {
+/// moto through the project's launcher (resource-level IAM checks as on AWS), stopped when
+/// our end of its stdin closes, which happens however this test process ends.
+fn start_moto(root: &Path, python: &Path) -> (String, Child) {
     let port = free_port();
     let child = Command::new(python)
-        .args(["-c", MOTO_LAUNCHER, &port.to_string()])
+        .arg(root.join("infra/local/moto_server.py"))
+        .args(["--port", &port.to_string(), "--until-stdin-closes"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -152,11 +157,21 @@ fn start_moto(python: &Path) -> (String, Child) {
     (format!("http://127.0.0.1:{port}"), child)
 }
 
-fn create_stack(root: &Path, python: &Path, endpoint: &str) -> serde_json::Value {
-    let output = Command::new(python)
+fn create_stack(
+    root: &Path,
+    python: &Path,
+    endpoint: &str,
+    enforce_iam: bool,
+) -> serde_json::Value {
+    let mut command = Command::new(python);
+    command
         .arg(root.join("infra/local/stack.py"))
         .args(["up", "--endpoint", endpoint, "--stack-name"])
-        .arg(format!("it-{}", std::process::id()))
+        .arg(format!("it-{}", std::process::id()));
+    if enforce_iam {
+        command.arg("--enforce-iam");
+    }
+    let output = command
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .env("AWS_DEFAULT_REGION", REGION)
@@ -184,11 +199,13 @@ fn start() -> Harness {
     let (endpoint, moto) = match std::env::var("WEBHOOKS_TEST_AWS_ENDPOINT") {
         Ok(endpoint) if !endpoint.is_empty() => (endpoint, None),
         _ => {
-            let (endpoint, child) = start_moto(&python);
+            let (endpoint, child) = start_moto(&root, &python);
             (endpoint, Some(Mutex::new(child)))
         }
     };
-    let stack_json = create_stack(&root, &python, &endpoint);
+    // Our own moto checks IAM from the moment the roles exist: every handler runs with its
+    // own role's credentials, as on AWS.
+    let stack_json = create_stack(&root, &python, &endpoint, moto.is_some());
     let stack: StackDescription =
         serde_json::from_value(stack_json.clone()).expect("stack description");
     // The handlers log as in production (JSON), into a buffer tests can read.
@@ -256,5 +273,80 @@ fn start() -> Harness {
         ingest_token: DEFAULT_INGEST_TOKEN.into(),
         logs,
         _moto: moto,
+    }
+}
+
+/// Roles made by tests from a function's role in `template.yaml`.
+impl Harness {
+    /// A role with the statements `template.yaml` gives `binary`'s role, with each
+    /// `(from, to)` ARN of `replace` swapped (e.g. a queue of the test's own for the stack's)
+    /// and `without_action` taken out of every statement. Returns its ARN.
+    pub async fn derive_role(
+        &self,
+        binary: &str,
+        replace: &[(&str, &str)],
+        without_action: Option<&str>,
+    ) -> String {
+        let (id, _) = self.stack.function(binary).expect("function");
+        let mut policies = self.stack_json["functions"][id]["role_policies"].to_string();
+        for (from, to) in replace {
+            policies = policies.replace(from, to);
+        }
+        let mut policies: serde_json::Value = serde_json::from_str(&policies).expect("json");
+        for document in policies.as_object_mut().expect("policies").values_mut() {
+            let statements = document["Statement"].as_array_mut().expect("statements");
+            for statement in statements.iter_mut() {
+                let actions = match statement["Action"].take() {
+                    serde_json::Value::String(one) => vec![one],
+                    serde_json::Value::Array(many) => many
+                        .into_iter()
+                        .filter_map(|a| a.as_str().map(str::to_owned))
+                        .collect(),
+                    _ => vec![],
+                };
+                let kept: Vec<String> = actions
+                    .into_iter()
+                    .filter(|a| Some(a.as_str()) != without_action)
+                    .collect();
+                statement["Action"] = serde_json::json!(kept);
+            }
+            statements.retain(|s| s["Action"].as_array().is_some_and(|a| !a.is_empty()));
+        }
+        let iam = aws_sdk_iam::Client::new(&self.sdk_config().await);
+        let name = crate::unique("test-role");
+        let runner = self.stack_json["local_runner"]["user_arn"]
+            .as_str()
+            .expect("runner arn");
+        let trust = serde_json::json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": runner}, "Action": "sts:AssumeRole"}]});
+        let role = iam
+            .create_role()
+            .role_name(&name)
+            .assume_role_policy_document(trust.to_string())
+            .send()
+            .await
+            .expect("create role");
+        for (policy, document) in policies.as_object().expect("policies") {
+            iam.put_role_policy()
+                .role_name(&name)
+                .policy_name(policy)
+                .policy_document(document.to_string())
+                .send()
+                .await
+                .expect("put role policy");
+        }
+        role.role.expect("role").arn
+    }
+
+    /// Credentials of `role_arn`, assumed as the local runner.
+    pub async fn role_credentials(&self, role_arn: &str) -> Credentials {
+        aws_config::sts::AssumeRoleProvider::builder(role_arn)
+            .session_name("test")
+            .configure(&self.sdk_config().await)
+            .build()
+            .await
+            .provide_credentials()
+            .await
+            .expect("assume role")
     }
 }

@@ -2,6 +2,7 @@
 //! and "Redelivery" sections, as the JSON API of SPEC §6. `http` maps it onto routes.
 
 pub mod http;
+pub mod scope;
 
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};

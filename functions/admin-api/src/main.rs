@@ -1,5 +1,7 @@
 use std::sync::Arc;
 
+use admin_api::scope::{require_admin_scope, AdminScope};
+use axum::middleware::from_fn_with_state;
 use lambda_http::{run, Error};
 use webhooks_shared::aws::{load_sdk_config, Adapters};
 use webhooks_shared::{telemetry, Config};
@@ -7,12 +9,17 @@ use webhooks_shared::{telemetry, Config};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let config = Config::from_env()?;
+    let config = Config::from_env_or_log_error()?;
+    let admin_scope =
+        AdminScope::from_setting(std::env::var("WEBHOOKS_ADMIN_SCOPE").ok().as_deref());
     let sdk = load_sdk_config().await;
     let api = Arc::new(admin_api::AdminApi::new(
         Adapters::new(&sdk, &config),
         &config,
     ));
-    // Authentication happens in API Gateway (JWT authorizer; none for the OpenAPI document).
-    run(admin_api::public_router().merge(admin_api::router(api))).await
+    // API Gateway authenticates (JWT authorizer with the admin scope; none for the OpenAPI
+    // document); the admin routes check the scope again in case a route lacks it.
+    let admin_routes =
+        admin_api::router(api).layer(from_fn_with_state(admin_scope, require_admin_scope));
+    run(admin_api::public_router().merge(admin_routes)).await
 }

@@ -9,7 +9,7 @@ use webhooks_shared::{telemetry, Config};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let config = Config::from_env()?;
+    let config = Config::from_env_or_log_error()?;
     let sdk = load_sdk_config().await;
     let mailer = Mailer::new(aws_sdk_ses::Client::new(&sdk));
     let alerter = Arc::new(alerter::Alerter::new(

@@ -8,7 +8,7 @@ use webhooks_shared::{telemetry, Config};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let config = Config::from_env()?;
+    let config = Config::from_env_or_log_error()?;
     let sdk = load_sdk_config().await;
     let deliverer = Arc::new(deliver::Deliverer::new(
         Adapters::new(&sdk, &config),

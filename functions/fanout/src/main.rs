@@ -7,7 +7,7 @@ use webhooks_shared::{telemetry, Config};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let config = Config::from_env()?;
+    let config = Config::from_env_or_log_error()?;
     let sdk = load_sdk_config().await;
     let fanout = Arc::new(fanout::Fanout::new(Adapters::new(&sdk, &config), &config));
     run(fanout::router(fanout)).await

@@ -7,15 +7,20 @@
 //!   everything else deleted, visibility timeouts left to SQS.
 //!
 //! The resources come from `infra/local/stack.py up`, which creates them from
-//! `template.yaml` in the emulator and describes them (one source of truth).
+//! `template.yaml` in the emulator and describes them (one source of truth). Each function
+//! runs, and its event sources poll, with the credentials of that function's own role
+//! (sts:AssumeRole from the local runner), so an emulator that enforces IAM refuses what
+//! AWS would refuse.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_config::sts::AssumeRoleProvider;
 use aws_config::SdkConfig;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use aws_sdk_sqs::config::{Credentials, SharedCredentialsProvider};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
 use axum::extract::{Request, State};
 use axum::http::header;
@@ -64,6 +69,11 @@ pub struct StackDescription {
     pub functions: HashMap<String, FunctionDescription>,
     #[serde(default)]
     pub event_source_mappings: Vec<EventSourceMapping>,
+    /// The emulator's IAM user the runners sign in as (it may assume every function's role).
+    pub local_runner: Option<LocalRunner>,
+    /// Whether the emulator checked IAM when the stack was described.
+    #[serde(default)]
+    pub iam_enforced: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -71,6 +81,22 @@ pub struct FunctionDescription {
     pub binary: String,
     #[serde(default = "default_timeout")]
     pub timeout: u64,
+    /// The function's execution role, as `template.yaml` declares it.
+    pub role_arn: Option<String>,
+}
+
+#[derive(Clone, Deserialize)]
+pub struct LocalRunner {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+impl std::fmt::Debug for LocalRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalRunner")
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
 }
 
 fn default_timeout() -> u64 {
@@ -89,15 +115,73 @@ pub struct EventSourceMapping {
     pub report_batch_item_failures: bool,
     #[serde(default = "enabled")]
     pub enabled: bool,
+    /// `ScalingConfig.MaximumConcurrency`: at most this many batches in flight.
+    #[serde(default = "default_maximum_concurrency")]
+    pub maximum_concurrency: usize,
 }
 
 fn enabled() -> bool {
     true
 }
 
+fn default_maximum_concurrency() -> usize {
+    1000
+}
+
 impl StackDescription {
     pub fn from_json(text: &str) -> Result<Self, GatewayError> {
         serde_json::from_str(text).map_err(|e| GatewayError::Stack(e.to_string()))
+    }
+
+    /// The function (logical id and description) built from `binary`.
+    pub fn function(&self, binary: &str) -> Option<(&str, &FunctionDescription)> {
+        self.functions
+            .iter()
+            .find(|(_, f)| f.binary == binary)
+            .map(|(id, f)| (id.as_str(), f))
+    }
+
+    /// An SDK configuration signed in as the local runner (an operator of the emulator).
+    pub fn runner_sdk_config(&self, base: &SdkConfig) -> SdkConfig {
+        match &self.local_runner {
+            Some(runner) => base
+                .to_builder()
+                .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+                    &runner.access_key_id,
+                    &runner.secret_access_key,
+                    None,
+                    None,
+                    "local-runner",
+                )))
+                .build(),
+            None => base.clone(),
+        }
+    }
+
+    /// An SDK configuration with the credentials of `binary`'s own role, assumed from
+    /// `runner` (refreshed before they expire), as Lambda gives a function its role's.
+    pub async fn function_sdk_config(
+        &self,
+        runner: &SdkConfig,
+        binary: &str,
+    ) -> Result<SdkConfig, GatewayError> {
+        let (id, function) = self
+            .function(binary)
+            .ok_or_else(|| GatewayError::Stack(format!("no function runs {binary}")))?;
+        let role = function.role_arn.as_deref().ok_or_else(|| {
+            GatewayError::Stack(format!(
+                "{id} has no role_arn: run infra/local/stack.py up again"
+            ))
+        })?;
+        let provider = AssumeRoleProvider::builder(role)
+            .session_name(format!("local-{binary}"))
+            .configure(runner)
+            .build()
+            .await;
+        Ok(runner
+            .to_builder()
+            .credentials_provider(SharedCredentialsProvider::new(provider))
+            .build())
     }
 }
 
@@ -126,7 +210,8 @@ impl RunningGateway {
     }
 }
 
-/// Builds the handlers exactly as their `main.rs` do, then serves them.
+/// Builds the handlers exactly as their `main.rs` do, each with its own role's credentials,
+/// then serves them. `sdk` points at the emulator; the stack says who signs in.
 pub async fn start(
     sdk: &SdkConfig,
     stack: &StackDescription,
@@ -142,12 +227,23 @@ pub async fn start(
                 .or_else(from_shell)
         })
     })?;
-    let adapters = Adapters::new(sdk, &config);
-    let admin = Arc::new(AdminApi::new(adapters.clone(), &config));
-    let fanout = Arc::new(Fanout::new(adapters.clone(), &config));
-    let deliverer = Arc::new(Deliverer::new(adapters.clone(), &config)?);
-    let mailer = Mailer::new(aws_sdk_ses::Client::new(sdk));
-    let alerter = Arc::new(Alerter::new(adapters, mailer, &config));
+    let runner = stack.runner_sdk_config(sdk);
+    let admin_sdk = stack.function_sdk_config(&runner, "admin-api").await?;
+    let fanout_sdk = stack.function_sdk_config(&runner, "fanout").await?;
+    let deliver_sdk = stack.function_sdk_config(&runner, "deliver").await?;
+    let alerter_sdk = stack.function_sdk_config(&runner, "alerter").await?;
+    let admin = Arc::new(AdminApi::new(Adapters::new(&admin_sdk, &config), &config));
+    let fanout = Arc::new(Fanout::new(Adapters::new(&fanout_sdk, &config), &config));
+    let deliverer = Arc::new(Deliverer::new(
+        Adapters::new(&deliver_sdk, &config),
+        &config,
+    )?);
+    let mailer = Mailer::new(aws_sdk_ses::Client::new(&alerter_sdk));
+    let alerter = Arc::new(Alerter::new(
+        Adapters::new(&alerter_sdk, &config),
+        mailer,
+        &config,
+    ));
 
     let app = Router::new()
         .route("/health", get(health))
@@ -188,12 +284,18 @@ pub async fn start(
         }
     }));
 
-    let sqs = aws_sdk_sqs::Client::new(sdk);
     let region = sdk.region().map(|r| r.to_string());
     for mapping in stack.event_source_mappings.iter().filter(|m| m.enabled) {
-        let handler = match mapping.binary.as_str() {
-            "deliver" => QueueHandler::Deliver(Arc::clone(&deliverer)),
-            "alerter" => QueueHandler::Alerter(Arc::clone(&alerter)),
+        // Lambda polls a function's queue with that function's role.
+        let (handler, sqs) = match mapping.binary.as_str() {
+            "deliver" => (
+                QueueHandler::Deliver(Arc::clone(&deliverer)),
+                aws_sdk_sqs::Client::new(&deliver_sdk),
+            ),
+            "alerter" => (
+                QueueHandler::Alerter(Arc::clone(&alerter)),
+                aws_sdk_sqs::Client::new(&alerter_sdk),
+            ),
             _ => {
                 tracing::warn!(function = %mapping.function, "no local handler for this event source; skipped");
                 continue;
@@ -204,13 +306,13 @@ pub async fn start(
             .get(&mapping.function)
             .map_or(default_timeout(), |f| f.timeout);
         let poller = Poller {
-            sqs: sqs.clone(),
+            sqs,
             mapping: mapping.clone(),
             region: region.clone(),
             timeout: Duration::from_secs(timeout),
             handler,
         };
-        for _ in 0..POLLERS_PER_MAPPING {
+        for _ in 0..POLLERS_PER_MAPPING.min(mapping.maximum_concurrency.max(1)) {
             let poller = poller.clone();
             let stopped = stopped.clone();
             tasks.push(tokio::spawn(async move { poller.run(stopped).await }));

@@ -1,0 +1,253 @@
+#!/usr/bin/env python3
+"""The local AWS emulator: a pinned moto server, as strict as AWS about IAM.
+
+    moto_server.py --port 4566 [--host 127.0.0.1] [--until-stdin-closes]
+
+moto can check every call against the caller's IAM policies (stack.py turns that on once the
+roles exist, through POST /moto-api/reset-auth). Out of the box it checks SQS and STS calls
+against the resource they touch, but DynamoDB, KMS and SES calls only against the resource
+"*": a least-privilege statement naming a table, a key or an SES identity would then be
+refused locally although AWS allows it, and a transaction would be checked as one action.
+This launcher teaches those handlers what AWS authorizes:
+
+- DynamoDB: the table ARN (an index ARN for a Query/Scan on an index); every table of a
+  batch; each item of TransactWriteItems/TransactGetItems as PutItem, UpdateItem,
+  DeleteItem, ConditionCheckItem or GetItem on its table, as AWS does.
+- KMS: the ARN of the key named by KeyId (aliases resolved).
+- SQS: the batch calls as the actions IAM knows (SendMessageBatch is sqs:SendMessage,
+  DeleteMessageBatch sqs:DeleteMessage, ChangeMessageVisibilityBatch
+  sqs:ChangeMessageVisibility); moto would ask for actions that do not exist.
+- SES: the ARN of the sending identity (the address if it is verified, else its domain),
+  with the condition key ses:FromAddress.
+
+moto answers a refused call in XML whatever the protocol; a JSON-protocol call (DynamoDB,
+KMS, SQS) gets its refusal in JSON here, as AWS sends it, so the SDK shows its message
+("... is not authorized to perform: sqs:ChangeMessageVisibility").
+
+`--until-stdin-closes` stops the server when its standard input closes, so a test process
+that started it takes it down however it ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+from typing import Any
+
+# AWS managed policies (e.g. AWSLambdaSQSQueueExecutionRole) are known by ARN, as on AWS.
+os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+
+# (action without the service prefix, resource ARN, condition keys and their values)
+Check = tuple[str, str, dict[str, str]]
+
+
+def _partition(region: str) -> str:
+    return "aws-cn" if region.startswith("cn-") else "aws"
+
+
+def _table_arn(handler: Any, table: str, index: str | None = None) -> str:
+    if table.startswith("arn:"):
+        arn = table
+    else:
+        region = handler.region
+        arn = f"arn:{_partition(region)}:dynamodb:{region}:{handler.current_account}:table/{table}"
+    return f"{arn}/index/{index}" if index else arn
+
+
+TRANSACT_ACTIONS = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+    "Get": "GetItem",
+}
+
+
+def dynamodb_checks(handler: Any) -> list[Check]:
+    action = handler._get_action()
+    try:
+        body = json.loads(handler.raw_body or b"{}")
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        return [(action, "*", {})]
+    if action in ("BatchWriteItem", "BatchGetItem"):
+        tables = sorted((body.get("RequestItems") or {}).keys())
+        return [(action, _table_arn(handler, t), {}) for t in tables] or [(action, "*", {})]
+    if action in ("TransactWriteItems", "TransactGetItems"):
+        checks: list[Check] = []
+        for item in body.get("TransactItems") or []:
+            for kind, op in (item or {}).items():
+                if kind in TRANSACT_ACTIONS and isinstance(op, dict) and op.get("TableName"):
+                    check = (TRANSACT_ACTIONS[kind], _table_arn(handler, op["TableName"]), {})
+                    if check not in checks:
+                        checks.append(check)
+        return checks or [(action, "*", {})]
+    table = body.get("TableName") or body.get("ResourceArn")
+    if isinstance(table, str) and table:
+        index = body.get("IndexName") if action in ("Query", "Scan") else None
+        return [(action, _table_arn(handler, table, index), {})]
+    return [(action, "*", {})]
+
+
+# IAM has no actions of their own for SQS's batch calls.
+SQS_BATCH_ACTIONS = {
+    "SendMessageBatch": "SendMessage",
+    "DeleteMessageBatch": "DeleteMessage",
+    "ChangeMessageVisibilityBatch": "ChangeMessageVisibility",
+}
+
+
+def sqs_checks(handler: Any) -> list[Check]:
+    action = handler._get_action()
+    return [(SQS_BATCH_ACTIONS.get(action, action), handler._determine_resource(), {})]
+
+
+def kms_checks(handler: Any) -> list[Check]:
+    action = handler._get_action()
+    try:
+        body = json.loads(handler.raw_body or b"{}")
+    except ValueError:
+        body = {}
+    key_id = body.get("KeyId") if isinstance(body, dict) else None
+    if not key_id:
+        return [(action, "*", {})]
+    try:
+        backend = handler.kms_backend
+        key = backend.keys[backend.any_id_to_key_id(key_id)]
+        return [(action, key.arn, {})]
+    except Exception:  # noqa: BLE001 - unknown key: the action itself answers NotFound
+        return [(action, "*", {})]
+
+
+def ses_checks(handler: Any) -> list[Check]:
+    action = handler._get_action()
+    if action not in ("SendEmail", "SendRawEmail", "SendTemplatedEmail", "SendBulkTemplatedEmail"):
+        return [(action, "*", {})]
+    source = (handler.querystring.get("Source") or [""])[0]
+    address = source.rsplit("<", 1)[-1].rstrip(">").strip()
+    if "@" not in address:
+        return [(action, "*", {})]
+    verified = set(handler.backend.email_identities)
+    identity = address if address in verified else address.rsplit("@", 1)[1]
+    region = handler.region
+    arn = f"arn:{_partition(region)}:ses:{region}:{handler.current_account}:identity/{identity}"
+    return [(action, arn, {"ses:FromAddress": address})]
+
+
+def authorize_each(handler: Any, checks: list[Check]) -> None:
+    """moto's own check (core/authorization.py and IAMRequestBase.check_action_permitted),
+    once per (action, resource) that AWS checks, with the request's condition keys."""
+    from moto import settings
+    from moto.core.authorization import ActionAuthenticatorMixin
+    from moto.iam.access_control import IAMPolicy, IAMRequest, PermissionResult
+
+    if ActionAuthenticatorMixin.request_count < settings.INITIAL_NO_AUTH_ACTION_COUNT:
+        ActionAuthenticatorMixin.request_count += 1
+        return
+    path = handler.raw_path
+    query = handler.uri.partition("?")[2]
+    if query:
+        path += "?" + query
+    for i, (action, resource, conditions) in enumerate(checks):
+        request = IAMRequest(
+            account_id=handler.current_account,
+            method=handler.method,
+            path=path,
+            data=handler.data,
+            body=handler.raw_body,
+            headers=handler.headers,
+            action=action,
+        )
+        # For a form-encoded (query protocol) POST moto keeps only the parsed form, and its
+        # re-encoding of it differs from the SDK's (SES emails with HTML): the signature
+        # cannot be checked then. The caller is still the key's owner, checked above.
+        if i == 0 and (handler.raw_body or handler.method == "GET"):
+            request.check_signature()
+        permitted = False
+        for policy in request._access_key.collect_policies():
+            result = IAMPolicy(policy).is_action_permitted(request._action, resource, None, conditions)
+            if result == PermissionResult.DENIED:
+                request._raise_access_denied()
+            permitted = permitted or result == PermissionResult.PERMITTED
+        if not permitted:
+            request._raise_access_denied()
+
+
+# moto's XML error codes and what an AWS JSON-protocol service calls them.
+JSON_ERROR_TYPES = {
+    "AccessDenied": "AccessDeniedException",
+    "InvalidClientTokenId": "UnrecognizedClientException",
+    "SignatureDoesNotMatch": "InvalidSignatureException",
+}
+
+
+def refusals_in_json(authorize: Any) -> Any:
+    """Wraps a handler's authorization so that JSON-protocol calls are refused in JSON."""
+    from moto.core.exceptions import JsonRESTError
+    from moto.core.exceptions import _RESTError as RESTError
+
+    def wrapped(self: Any, resource: str = "*") -> None:
+        try:
+            authorize(self, resource)
+        except RESTError as exc:
+            if not self.headers.get("X-Amz-Target") or isinstance(exc, JsonRESTError):
+                raise
+            refusal = JsonRESTError(JSON_ERROR_TYPES.get(exc.error_type, exc.error_type), exc.message)
+            refusal.code = 400
+            raise refusal from exc
+
+    return wrapped
+
+
+def install_resource_checks() -> None:
+    from moto.dynamodb.responses import DynamoHandler
+    from moto.kms.responses import KmsResponse
+    from moto.ses.responses import EmailResponse
+    from moto.sqs.responses import SQSResponse
+
+    for cls, checks in (
+        (DynamoHandler, dynamodb_checks),
+        (KmsResponse, kms_checks),
+        (EmailResponse, ses_checks),
+        (SQSResponse, sqs_checks),
+    ):
+
+        def authorize(self: Any, resource: str = "*", _checks=checks) -> None:  # noqa: ARG001
+            authorize_each(self, _checks(self))
+
+        cls._authenticate_and_authorize_normal_action = authorize
+    for cls in (DynamoHandler, KmsResponse, SQSResponse):
+        cls._authenticate_and_authorize_normal_action = refusals_in_json(cls._authenticate_and_authorize_normal_action)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=4566)
+    parser.add_argument("--until-stdin-closes", action="store_true")
+    args = parser.parse_args()
+
+    install_resource_checks()
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address=args.host, port=args.port, verbose=False)
+    server.start()
+    print(f"moto_server.py: listening on http://{args.host}:{args.port}", file=sys.stderr, flush=True)
+    try:
+        if args.until_stdin_closes:
+            sys.stdin.read()
+        else:
+            threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
