@@ -5,11 +5,12 @@ SHELL := /bin/bash
 .PHONY: help dev test lint fmt check-template package bench venv clean
 
 help:
-	@echo "make dev             run everything locally (moto on :4566, API on :3000)"
-	@echo "make test            every test: lint, template check, unit and integration tests"
+	@echo "make dev             run everything locally (moto on :4566 enforcing IAM, API on :3000)"
+	@echo "make test            template check (samtranslator + cfn-lint, sam validate --lint), unit and"
+	@echo "                     integration tests (moto enforcing IAM, each function under its own role)"
 	@echo "make lint            cargo fmt --check and clippy -D warnings"
-	@echo "make check-template  translate template.yaml with samtranslator and cfn-lint it"
-	@echo "make package         arm64 Lambda zips with cargo-lambda (sizes printed)"
+	@echo "make check-template  translate template.yaml with samtranslator, cfn-lint it, sam validate --lint"
+	@echo "make package         sam validate --lint and sam build (arm64, cargo-lambda); zips and sizes printed"
 	@echo "make bench           pipeline latency and throughput on this machine (bench-results/)"
 
 venv:

@@ -17,4 +17,6 @@ mkdir -p build
 
 # cfn-lint exit codes are a bit mask: 2 = error, 4 = warning, 8 = informational.
 .venv/bin/cfn-lint --regions "$AWS_DEFAULT_REGION" -- build/template.translated.json
+# And the operator's own check.
+SAM_CLI_TELEMETRY=0 .venv/bin/sam validate --lint --template template.yaml --region "$AWS_DEFAULT_REGION"
 echo "check-template: template.yaml translates and lints clean" >&2
