@@ -63,6 +63,6 @@ else
   echo "dev: IAM is NOT enforced by this emulator: a permission missing from template.yaml would go unnoticed" >&2
 fi
 
-target/debug/local-gateway --stack .local/stack.json --listen "$LISTEN" &
+"${CARGO_TARGET_DIR:-target}/debug/local-gateway" --stack .local/stack.json --listen "$LISTEN" &
 pids+=("$!")
 wait "${pids[-1]}"
