@@ -10,7 +10,6 @@ pub mod clock;
 pub mod config;
 pub mod http_client;
 pub mod ids;
-pub mod ingest;
 pub mod mailer;
 pub mod metrics;
 pub mod model;
@@ -21,6 +20,5 @@ pub mod secret_box;
 pub mod signing;
 pub mod store;
 pub mod telemetry;
-pub mod validation;
 
 pub use config::Config;

@@ -5,7 +5,13 @@ use aws_sdk_ses::types::{Body, Content, Destination, Message};
 use aws_sdk_ses::Client;
 use thiserror::Error;
 
-use crate::alerts::Email;
+/// An email with a plain text and an HTML part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
 
 #[derive(Debug, Error)]
 pub enum MailError {

@@ -1,8 +1,13 @@
 //! API errors as `application/problem+json` (RFC 9457): `{type, title, status, detail}`.
+//!
+//! A plain value: the HTTP layers (admin-api, fanout, the local gateway) turn it into a
+//! response with `http::Response::from`, which every HTTP framework can send.
 
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use http::{header, StatusCode};
 use serde::Serialize;
+
+/// The media type of a problem document.
+pub const CONTENT_TYPE: &str = "application/problem+json";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
@@ -72,19 +77,39 @@ impl Problem {
     }
 }
 
-impl IntoResponse for Problem {
-    fn into_response(self) -> Response {
-        let body = serde_json::to_vec(&self).unwrap_or_default();
-        (
-            self.status_code(),
-            [(header::CONTENT_TYPE, "application/problem+json")],
-            body,
-        )
-            .into_response()
+/// The response that carries a problem: its status and the document as JSON.
+impl From<Problem> for http::Response<String> {
+    fn from(problem: Problem) -> Self {
+        let body = serde_json::to_string(&problem).unwrap_or_default();
+        let mut response = http::Response::new(body);
+        *response.status_mut() = problem.status_code();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static(CONTENT_TYPE),
+        );
+        response
     }
 }
 
 /// Turns a JSON parse failure into a 400 whose detail says where and what.
 pub fn from_json_error(err: &serde_json::Error) -> Problem {
     Problem::bad_request(format!("request body is not valid: {err}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_problem_becomes_a_problem_json_response() {
+        let response = http::Response::from(Problem::invalid_field("url", "use https"));
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], CONTENT_TYPE);
+        let body: serde_json::Value = serde_json::from_str(response.body()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"type": "about:blank", "title": "Unprocessable Entity",
+                "status": 422, "detail": "use https", "field": "url"})
+        );
+    }
 }

@@ -12,12 +12,17 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use serde_json::{json, Value};
 
+use crate::validation::{CreateWebhookRequest, RecoveryWindow, UpdateWebhookRequest};
+use crate::views::{AttemptDetailView, DeliveryView, WebhookView, WebhookWithSecret};
 use webhooks_shared::catalogue;
-use webhooks_shared::model::{AttemptDetailView, DeliveryView, WebhookView, WebhookWithSecret};
 use webhooks_shared::problem::Problem;
-use webhooks_shared::validation::{CreateWebhookRequest, RecoveryWindow, UpdateWebhookRequest};
 
 use crate::{AdminApi, ApiResult, MAX_LOG_LIMIT};
+
+/// A problem as the response that carries it (problem+json).
+pub type ProblemResponse = http::Response<String>;
+/// What a route answers: its value, or a problem.
+type RouteResult<T> = Result<T, ProblemResponse>;
 
 /// The OpenAPI 3.1 document of every route, kept in the repository beside this crate.
 pub const OPENAPI_DOCUMENT: &str = include_str!("../openapi.json");
@@ -58,15 +63,16 @@ pub fn public_router() -> Router {
     Router::new().route("/api/v1/openapi.json", get(openapi))
 }
 
-async fn not_found() -> Problem {
-    Problem::not_found("no such route; see GET /api/v1/openapi.json")
+async fn not_found() -> ProblemResponse {
+    Problem::not_found("no such route; see GET /api/v1/openapi.json").into()
 }
 
-async fn method_not_allowed() -> Problem {
+async fn method_not_allowed() -> ProblemResponse {
     Problem::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "this route does not accept that method; see GET /api/v1/openapi.json",
     )
+    .into()
 }
 
 fn body_of(body: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
@@ -99,7 +105,7 @@ fn parse_limit(query: Option<&str>) -> ApiResult<u32> {
     Ok(limit)
 }
 
-async fn list_webhooks(State(api): State<Arc<AdminApi>>) -> ApiResult<Json<Value>> {
+async fn list_webhooks(State(api): State<Arc<AdminApi>>) -> RouteResult<Json<Value>> {
     let webhooks = api.list_webhooks().await?;
     Ok(Json(json!({ "webhooks": webhooks })))
 }
@@ -107,7 +113,7 @@ async fn list_webhooks(State(api): State<Arc<AdminApi>>) -> ApiResult<Json<Value
 async fn create_webhook(
     State(api): State<Arc<AdminApi>>,
     body: Result<Bytes, BytesRejection>,
-) -> ApiResult<Response> {
+) -> RouteResult<Response> {
     let new = CreateWebhookRequest::parse(&body_of(body)?)?;
     let created = api.create_webhook(new).await?;
     let location = format!("/api/v1/webhooks/{}", created.webhook.id);
@@ -122,7 +128,7 @@ async fn create_webhook(
 async fn get_webhook(
     State(api): State<Arc<AdminApi>>,
     Path(id): Path<String>,
-) -> ApiResult<Json<WebhookView>> {
+) -> RouteResult<Json<WebhookView>> {
     Ok(Json(api.get_webhook(&id).await?))
 }
 
@@ -130,7 +136,7 @@ async fn update_webhook(
     State(api): State<Arc<AdminApi>>,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
-) -> ApiResult<Json<WebhookView>> {
+) -> RouteResult<Json<WebhookView>> {
     let change = UpdateWebhookRequest::parse(&body_of(body)?)?;
     Ok(Json(api.update_webhook(&id, change).await?))
 }
@@ -138,14 +144,14 @@ async fn update_webhook(
 async fn rotate_secret(
     State(api): State<Arc<AdminApi>>,
     Path(id): Path<String>,
-) -> ApiResult<Json<WebhookWithSecret>> {
+) -> RouteResult<Json<WebhookWithSecret>> {
     Ok(Json(api.rotate_secret(&id).await?))
 }
 
 async fn delete_webhook(
     State(api): State<Arc<AdminApi>>,
     Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
+) -> RouteResult<StatusCode> {
     api.delete_webhook(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -154,7 +160,7 @@ async fn list_attempts(
     State(api): State<Arc<AdminApi>>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
-) -> ApiResult<Json<Value>> {
+) -> RouteResult<Json<Value>> {
     let limit = parse_limit(query.as_deref())?;
     let attempts = api.attempts(&id, limit).await?;
     Ok(Json(json!({ "attempts": attempts })))
@@ -163,14 +169,14 @@ async fn list_attempts(
 async fn get_attempt(
     State(api): State<Arc<AdminApi>>,
     Path((id, attempt_id)): Path<(String, String)>,
-) -> ApiResult<Json<AttemptDetailView>> {
+) -> RouteResult<Json<AttemptDetailView>> {
     Ok(Json(api.attempt(&id, &attempt_id).await?))
 }
 
 async fn redeliver(
     State(api): State<Arc<AdminApi>>,
     Path((id, attempt_id)): Path<(String, String)>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> RouteResult<(StatusCode, Json<Value>)> {
     let delivery_id = api.redeliver(&id, &attempt_id).await?;
     Ok((
         StatusCode::ACCEPTED,
@@ -181,7 +187,7 @@ async fn redeliver(
 async fn get_delivery(
     State(api): State<Arc<AdminApi>>,
     Path((id, delivery_id)): Path<(String, String)>,
-) -> ApiResult<Json<DeliveryView>> {
+) -> RouteResult<Json<DeliveryView>> {
     Ok(Json(api.delivery(&id, &delivery_id).await?))
 }
 
@@ -189,7 +195,7 @@ async fn recover(
     State(api): State<Arc<AdminApi>>,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> RouteResult<(StatusCode, Json<Value>)> {
     let window = RecoveryWindow::parse(&body_of(body)?, SystemTime::now())?;
     let deliveries = api.recover(&id, window).await?;
     Ok((

@@ -3,24 +3,28 @@
 
 pub mod http;
 pub mod scope;
+pub mod validation;
+pub mod views;
 
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
 use futures::future::join_all;
 
+use crate::validation::{NewWebhook, RecoveryWindow, WebhookChange};
+use crate::views::{
+    AttemptDetailView, AttemptView, DeliveryView, LastDelivery, RequestView, WebhookView,
+    WebhookWithSecret,
+};
 use webhooks_shared::aws::Adapters;
 use webhooks_shared::model::{
-    AttemptDetailView, AttemptRecord, AttemptView, DeliveryMessage, DeliveryRecord, DeliveryState,
-    DeliveryView, LastDelivery, RequestView, WebhookRecord, WebhookStatus, WebhookView,
-    WebhookWithSecret,
+    AttemptRecord, DeliveryMessage, DeliveryRecord, DeliveryState, WebhookRecord, WebhookStatus,
 };
 use webhooks_shared::problem::Problem;
 use webhooks_shared::queue::Queue;
 use webhooks_shared::secret_box::SecretBox;
 use webhooks_shared::signing::SigningSecret;
 use webhooks_shared::store::Store;
-use webhooks_shared::validation::{NewWebhook, RecoveryWindow, WebhookChange};
 use webhooks_shared::{clock, ids, Config};
 
 pub use http::{public_router, router};

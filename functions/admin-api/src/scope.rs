@@ -80,11 +80,11 @@ pub async fn require_admin_scope(
         path = request.uri().path(),
         "refused an admin call whose token lacks the admin scope"
     );
-    Problem::forbidden(format!(
+    http::Response::from(Problem::forbidden(format!(
         "this token lacks the scope {} that admin calls require; ask your identity provider \
          for an access token with that scope",
         scope.as_str()
-    ))
+    )))
     .into_response()
 }
 

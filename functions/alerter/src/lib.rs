@@ -6,15 +6,17 @@
 //! Storm control: failures are collected per webhook in a window kept in DynamoDB, and one
 //! email per window lists them (the first 50) and counts them all.
 
+pub mod digest;
+
 use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::future::join_all;
 use thiserror::Error;
 
+use crate::digest::{compose_digest, digest_due, WebhookSummary};
 use webhooks_shared::alerts::{
-    compose_digest, digest_due, AlertMessage, AlertWindow, FailureNotice, FailureReason,
-    WebhookSummary, WindowState,
+    AlertMessage, AlertWindow, FailureNotice, FailureReason, WindowState,
 };
 use webhooks_shared::aws::Adapters;
 use webhooks_shared::config::AlertSettings;

@@ -2,6 +2,8 @@
 //! active subscribed webhook, sends one SQS message per delivery, and answers 202 only when
 //! all of that is durable. Posting the same event id again gives the same answer.
 
+pub mod ingest;
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -13,8 +15,8 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::ingest::IncomingEvent;
 use webhooks_shared::aws::Adapters;
-use webhooks_shared::ingest::IncomingEvent;
 use webhooks_shared::model::{DeliveryMessage, DeliveryRecord, EventRecord};
 use webhooks_shared::problem::Problem;
 use webhooks_shared::queue::Queue;
@@ -135,10 +137,13 @@ pub fn router(fanout: Arc<Fanout>) -> Router {
         .with_state(fanout)
 }
 
+/// `Problem` as the response that carries it (problem+json).
+type ProblemResponse = http::Response<String>;
+
 async fn ingest(
     State(fanout): State<Arc<Fanout>>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<Accepted>), Problem> {
+) -> Result<(StatusCode, Json<Accepted>), ProblemResponse> {
     let body = body.map_err(|rejection| Problem::new(rejection.status(), rejection.body_text()))?;
     let accepted = fanout.ingest(&body).await?;
     Ok((StatusCode::ACCEPTED, Json(accepted)))

@@ -339,10 +339,10 @@ async fn require_bearer(
     if presented == Some(token.as_str()) {
         return next.run(request).await;
     }
-    let mut response = Problem::unauthorized(
+    let mut response = http::Response::from(Problem::unauthorized(
         "send Authorization: Bearer <token> (WEBHOOKS_ADMIN_TOKEN for /api/v1 admin calls, \
          WEBHOOKS_INGEST_TOKEN for POST /api/v1/events)",
-    )
+    ))
     .into_response();
     response.headers_mut().insert(
         header::WWW_AUTHENTICATE,

@@ -1,0 +1,216 @@
+//! The alert digest (SPEC §5): when a window's email is due, and the email itself — at most
+//! one per webhook per window, every failure counted, the first 50 listed.
+
+use webhooks_shared::alerts::FailureNotice;
+use webhooks_shared::mailer::Email;
+
+/// An email lists this many failures; the rest are counted.
+pub const LISTED_MAX: usize = 50;
+
+/// When a new window's digest is due: after the gathering delay, but never sooner than one
+/// window after the previous email.
+pub fn digest_due(now: i64, gather_secs: i64, window_secs: i64, last_email_at: Option<i64>) -> i64 {
+    let earliest = last_email_at.map_or(i64::MIN, |last| last + window_secs);
+    (now + gather_secs).max(earliest)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookSummary {
+    pub id: String,
+    pub name: String,
+    pub url: String,
+}
+
+fn last_answer(f: &FailureNotice) -> String {
+    match (f.response_status, f.error.as_deref()) {
+        (Some(status), _) => format!("HTTP {status}"),
+        (None, Some(error)) => error.to_owned(),
+        (None, None) => "no answer".to_owned(),
+    }
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The digest email for `failures` (all of the window, oldest first).
+pub fn compose_digest(webhook: &WebhookSummary, failures: &[FailureNotice]) -> Email {
+    let total = failures.len();
+    let noun = if total == 1 { "delivery" } else { "deliveries" };
+    let subject = format!(
+        "[comps-webhooks] Webhook \"{}\": {total} {noun} permanently failed",
+        webhook.name
+    );
+    let log = format!("GET /api/v1/webhooks/{}/attempts", webhook.id);
+    let console = format!("/admin/webhooks/{}", webhook.id);
+    let recover = format!("POST /api/v1/webhooks/{}/recover", webhook.id);
+    let listed = &failures[..total.min(LISTED_MAX)];
+    let rest = total - listed.len();
+
+    let mut text = format!(
+        "Webhook: {}\nURL: {}\nWebhook id: {}\n\n{total} {noun} failed permanently and will not be retried.\n",
+        webhook.name, webhook.url, webhook.id
+    );
+    if rest > 0 {
+        text.push_str(&format!("The first {}:\n", listed.len()));
+    }
+    text.push('\n');
+    for (i, f) in listed.iter().enumerate() {
+        text.push_str(&format!(
+            "{}. {} {} (event {})\n   Last answer: {}   Attempts: {}   At: {}   Why: {}\n   Delivery: {}\n   Payload: {}\n\n",
+            i + 1,
+            f.event_type,
+            f.resource_id.as_deref().map_or("-".to_owned(), |r| format!("resource {r}")),
+            f.event_id,
+            last_answer(f),
+            f.attempts,
+            f.failed_at,
+            f.reason.describe(),
+            f.delivery_id,
+            f.excerpt
+        ));
+    }
+    if rest > 0 {
+        text.push_str(&format!(
+            "…and {rest} more not listed here. See every attempt in the delivery log: {log} (console: {console}).\n\n"
+        ));
+    }
+    text.push_str(&format!(
+        "Fix the receiver, then redeliver from the log, or all at once with {recover}.\n"
+    ));
+
+    let mut html = format!(
+        "<h2>Webhook &ldquo;{}&rdquo;: {total} {noun} permanently failed</h2>\
+         <p>URL: <code>{}</code><br>Webhook id: <code>{}</code></p>\
+         <table border=\"1\" cellpadding=\"4\" cellspacing=\"0\">\
+         <tr><th>#</th><th>Event</th><th>Resource</th><th>Event id</th><th>Last answer</th><th>Attempts</th><th>At</th><th>Why</th><th>Payload</th></tr>",
+        escape(&webhook.name),
+        escape(&webhook.url),
+        escape(&webhook.id)
+    );
+    for (i, f) in listed.iter().enumerate() {
+        html.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+            i + 1,
+            escape(&f.event_type),
+            escape(f.resource_id.as_deref().unwrap_or("-")),
+            escape(&f.event_id),
+            escape(&last_answer(f)),
+            f.attempts,
+            escape(&f.failed_at),
+            f.reason.describe(),
+            escape(&f.excerpt)
+        ));
+    }
+    html.push_str("</table>");
+    if rest > 0 {
+        html.push_str(&format!(
+            "<p>&hellip;and {rest} more not listed here. See every attempt in the delivery log: <code>{}</code> (console: <code>{}</code>).</p>",
+            escape(&log),
+            escape(&console)
+        ));
+    }
+    html.push_str(&format!(
+        "<p>Fix the receiver, then redeliver from the log, or all at once with <code>{}</code>.</p>",
+        escape(&recover)
+    ));
+    Email {
+        subject,
+        text,
+        html,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use webhooks_shared::alerts::{excerpt, FailureReason};
+
+    fn failure(i: usize) -> FailureNotice {
+        FailureNotice {
+            webhook_id: "wh_1".into(),
+            delivery_id: format!("dlv_{i}"),
+            event_id: format!("evt_{i}"),
+            event_type: "order.completed".into(),
+            resource_id: Some(format!("ord_{i}")),
+            attempts: 6,
+            response_status: if i % 2 == 0 { Some(500) } else { None },
+            error: if i % 2 == 0 {
+                None
+            } else {
+                Some("timeout: no answer within 10s".into())
+            },
+            failed_at: "2026-11-27T03:00:00.000Z".into(),
+            excerpt: excerpt(r#"{"id":"evt","data":{"note":"<b>"}}"#),
+            reason: FailureReason::RetriesExhausted,
+        }
+    }
+
+    fn webhook() -> WebhookSummary {
+        WebhookSummary {
+            id: "wh_1".into(),
+            name: "CRM <sync>".into(),
+            url: "https://crm.example.com/hook".into(),
+        }
+    }
+
+    #[test]
+    fn a_single_failure_is_described_in_full() {
+        let email = compose_digest(&webhook(), &[failure(0)]);
+        assert_eq!(
+            email.subject,
+            "[comps-webhooks] Webhook \"CRM <sync>\": 1 delivery permanently failed"
+        );
+        for needle in [
+            "CRM <sync>",
+            "https://crm.example.com/hook",
+            "order.completed",
+            "resource ord_0",
+            "evt_0",
+            "HTTP 500",
+            "Attempts: 6",
+            "2026-11-27T03:00:00.000Z",
+            "\"note\"",
+        ] {
+            assert!(
+                email.text.contains(needle),
+                "{needle} missing from:\n{}",
+                email.text
+            );
+        }
+        assert!(email.html.contains("CRM &lt;sync&gt;"));
+        assert!(!email.html.contains("<b>"), "payload is escaped in HTML");
+        assert!(!email.text.contains("more not listed"));
+    }
+
+    #[test]
+    fn a_storm_lists_fifty_and_counts_the_rest() {
+        let failures: Vec<_> = (0..120).map(failure).collect();
+        let email = compose_digest(&webhook(), &failures);
+        assert!(email.subject.contains("120 deliveries permanently failed"));
+        assert!(email.text.contains("50. order.completed"));
+        assert!(!email.text.contains("51. order.completed"));
+        assert!(email.text.contains("…and 70 more not listed here"));
+        assert!(email.text.contains("GET /api/v1/webhooks/wh_1/attempts"));
+        assert!(email.text.contains("timeout: no answer within 10s"));
+        assert_eq!(email.html.matches("<tr><td>").count(), 50);
+    }
+
+    #[test]
+    fn digests_wait_for_the_window() {
+        assert_eq!(digest_due(1000, 10, 900, None), 1010);
+        assert_eq!(digest_due(1000, 10, 900, Some(500)), 1400);
+        assert_eq!(digest_due(1000, 10, 900, Some(0)), 1010);
+    }
+}
