@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help dev test lint fmt check-template package bench venv clean
+.PHONY: help dev test lint fmt check-template package bench spec venv clean
 
 help:
 	@echo "make dev             run everything locally (moto on :4566 enforcing IAM, API on :3000)"
@@ -12,6 +12,7 @@ help:
 	@echo "make check-template  translate template.yaml with samtranslator, cfn-lint it, sam validate --lint"
 	@echo "make package         sam validate --lint and sam build (arm64, cargo-lambda); zips and sizes printed"
 	@echo "make bench           pipeline latency and throughput on this machine (bench-results/)"
+	@echo "make spec            refresh docs/spec/ (SPEC.md, the user guide) from ../shared/spec"
 
 venv:
 	@bash infra/venv.sh
@@ -40,3 +41,22 @@ clean:
 
 bench: venv
 	cargo run --release -p integration-tests --bin bench -- --events $${EVENTS:-200} --webhooks $${WEBHOOKS:-3}
+
+# docs/spec/ holds copies of the steering repository's spec (../shared/spec, when checked out
+# beside this one); this refreshes them.
+SPEC_SRC := ../shared/spec
+SPEC_FILES := SPEC.md webhooks-user-guide.txt
+
+spec:
+	@if [ ! -d "$(SPEC_SRC)" ]; then \
+	  echo "spec: $(SPEC_SRC) not found; docs/spec/ left as it is" >&2; \
+	else \
+	  mkdir -p docs/spec; \
+	  for f in $(SPEC_FILES); do \
+	    if cmp -s "$(SPEC_SRC)/$$f" "docs/spec/$$f"; then \
+	      echo "spec: docs/spec/$$f unchanged"; \
+	    else \
+	      install -m 644 "$(SPEC_SRC)/$$f" "docs/spec/$$f" && echo "spec: docs/spec/$$f updated from $(SPEC_SRC)/$$f" || exit 1; \
+	    fi; \
+	  done; \
+	fi

@@ -7,6 +7,8 @@ cd "$ROOT"
 
 bash infra/venv.sh
 bash infra/check-template.sh
+# infra/local/stack.py's pure parts (no emulator): references, data_only, the resolver...
+.venv/bin/python -m unittest discover -s infra/local -p 'test_*.py'
 # The Lambda binaries are run under a Runtime API emulator by the tests: build them first.
 cargo build --workspace --bins
 cargo test --workspace -- --test-threads="${TEST_THREADS:-8}"
