@@ -131,7 +131,7 @@ impl DeliveryClient {
             .connect_timeout(REQUEST_TIMEOUT)
             .redirect(Policy::none())
             .no_proxy()
-            .user_agent(concat!("comps-webhooks/", env!("CARGO_PKG_VERSION")))
+            .user_agent(crate::lifecycle::USER_AGENT)
             .pool_idle_timeout(Duration::from_secs(50))
             .dns_resolver(Arc::new(GuardedResolver { allow_private }));
         if let Some(path) = extra_ca_file {

@@ -5,11 +5,14 @@
 
 pub mod alerts;
 pub mod aws;
+pub mod aws_error;
+pub mod backoff;
 pub mod catalogue;
 pub mod clock;
 pub mod config;
 pub mod http_client;
 pub mod ids;
+pub mod lifecycle;
 pub mod mailer;
 pub mod metrics;
 pub mod model;

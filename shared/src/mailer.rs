@@ -1,9 +1,10 @@
 //! SES (v1 API) adapter: sends the alert emails.
 
-use aws_sdk_ses::error::DisplayErrorContext;
 use aws_sdk_ses::types::{Body, Content, Destination, Message};
 use aws_sdk_ses::Client;
 use thiserror::Error;
+
+use crate::aws_error::AwsError;
 
 /// An email with a plain text and an HTML part.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,7 +17,7 @@ pub struct Email {
 #[derive(Debug, Error)]
 pub enum MailError {
     #[error("SES refused the email: {0}")]
-    Ses(String),
+    Ses(#[from] AwsError),
     #[error("no sender configured (WEBHOOKS_ALERT_FROM)")]
     NoSender,
 }
@@ -31,7 +32,7 @@ fn content(text: &str) -> Result<Content, MailError> {
         .data(text)
         .charset("UTF-8")
         .build()
-        .map_err(|e| MailError::Ses(e.to_string()))
+        .map_err(|e| MailError::Ses(AwsError::invalid_request(e)))
 }
 
 impl Mailer {
@@ -68,7 +69,7 @@ impl Mailer {
             .message(message)
             .send()
             .await
-            .map_err(|e| MailError::Ses(DisplayErrorContext(e).to_string()))?;
+            .map_err(AwsError::from)?;
         Ok(out.message_id)
     }
 }

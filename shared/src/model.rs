@@ -13,7 +13,7 @@ pub enum WebhookStatus {
 }
 
 /// A webhook as stored in the webhooks table. The secret is only ever stored encrypted.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WebhookRecord {
     pub id: String,
     pub name: String,
@@ -145,7 +145,7 @@ pub struct RecordedResponse {
 
 /// One line of the delivery log: an HTTP attempt, or a delivery cancelled at its turn.
 /// Keyed by (delivery id, attempt number), which makes recording an attempt idempotent.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttemptRecord {
     pub delivery_id: String,
     pub attempt: u32,

@@ -27,23 +27,68 @@ fn sqs(err: impl std::error::Error) -> QueueError {
     QueueError::Sqs(DisplayErrorContext(err).to_string())
 }
 
-/// What a queue consumer decided for one message of its batch.
+/// What a consumer does with one message of its batch once it is handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Keep {
-    /// Done with it: SQS may delete it.
-    No,
-    /// Keep it, hidden for this long.
-    For(Duration),
-    /// Keep it; it comes back after its queue's visibility timeout.
-    AsIs,
+pub enum Settle {
+    /// Done with it: left out of the batch's failures, so Lambda deletes it.
+    Delete,
+    /// Reported failed and hidden for this long (ChangeMessageVisibility): it comes back then.
+    HideFor(Duration),
+    /// Reported failed, visibility untouched: it comes back after its queue's visibility
+    /// timeout.
+    Release,
 }
 
-/// A message to hide again for `delay`, so it comes back when its next attempt is due.
-#[derive(Debug, Clone)]
-pub struct Postponement {
+/// A message to hide for `duration`, so it comes back when it is due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hide {
     pub message_id: String,
     pub receipt_handle: String,
-    pub delay: Duration,
+    pub duration: Duration,
+}
+
+/// How a batch is settled: Lambda's partial batch response (every message not deleted is a
+/// batch item failure) and the messages to hide.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchSettlement {
+    pub response: SqsBatchResponse,
+    pub hide: Vec<Hide>,
+}
+
+impl BatchSettlement {
+    /// Pairs `records` with what was decided for each, in order. A message without an id
+    /// cannot be reported, so Lambda deletes it; one without a receipt handle cannot be
+    /// hidden, so it is released instead.
+    pub fn plan(records: &[SqsMessage], settles: impl IntoIterator<Item = Settle>) -> Self {
+        let mut plan = BatchSettlement::default();
+        for (message, settle) in records.iter().zip(settles) {
+            let Some(message_id) = message.message_id.clone() else {
+                continue;
+            };
+            match (settle, message.receipt_handle.clone()) {
+                (Settle::Delete, _) => continue,
+                (Settle::HideFor(duration), Some(receipt_handle)) => plan.hide.push(Hide {
+                    message_id: message_id.clone(),
+                    receipt_handle,
+                    duration,
+                }),
+                _ => {}
+            }
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = message_id;
+            plan.response.batch_item_failures.push(failure);
+        }
+        plan
+    }
+
+    /// The ids Lambda is told to keep (not delete), in batch order.
+    pub fn kept_ids(&self) -> Vec<&str> {
+        self.response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect()
+    }
 }
 
 /// Rounded up, so a message never comes back before its attempt is due.
@@ -126,42 +171,19 @@ impl Queue {
         Ok(())
     }
 
-    /// Lambda's partial batch response for `records`: every message kept is reported as a
-    /// failure, and those kept `For` a while are hidden for it (one batched call to this
-    /// queue; an entry SQS refuses comes back after the visibility timeout instead).
-    pub async fn settle(
-        &self,
-        records: &[SqsMessage],
-        decisions: impl IntoIterator<Item = Keep>,
-    ) -> SqsBatchResponse {
-        let mut response = SqsBatchResponse::default();
-        let mut postponements = Vec::new();
-        for (message, decision) in records.iter().zip(decisions) {
-            let Some(message_id) = message.message_id.clone() else {
-                continue;
-            };
-            match (decision, message.receipt_handle.clone()) {
-                (Keep::No, _) => continue,
-                (Keep::For(delay), Some(receipt_handle)) => postponements.push(Postponement {
-                    message_id: message_id.clone(),
-                    receipt_handle,
-                    delay,
-                }),
-                _ => {}
-            }
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = message_id;
-            response.batch_item_failures.push(failure);
-        }
-        self.postpone(&postponements).await;
-        response
+    /// Hides what `settlement` says to hide (batched calls to this queue; an entry SQS
+    /// refuses comes back after the visibility timeout instead) and returns Lambda's partial
+    /// batch response.
+    pub async fn settle(&self, settlement: BatchSettlement) -> SqsBatchResponse {
+        self.hide(&settlement.hide).await;
+        settlement.response
     }
 
     /// Changes the visibility of messages in batches. Returns the message ids SQS refused;
     /// those come back after the queue's default visibility timeout instead.
-    pub async fn postpone(&self, postponements: &[Postponement]) -> Vec<String> {
+    pub async fn hide(&self, messages: &[Hide]) -> Vec<String> {
         let mut refused = Vec::new();
-        for chunk in postponements.chunks(SQS_BATCH_MAX) {
+        for chunk in messages.chunks(SQS_BATCH_MAX) {
             let entries: Vec<_> = chunk
                 .iter()
                 .enumerate()
@@ -169,7 +191,7 @@ impl Queue {
                     ChangeMessageVisibilityBatchRequestEntry::builder()
                         .id(i.to_string())
                         .receipt_handle(&p.receipt_handle)
-                        .visibility_timeout(visibility_seconds(p.delay))
+                        .visibility_timeout(visibility_seconds(p.duration))
                         .build()
                         .ok()
                 })
@@ -216,5 +238,61 @@ mod tests {
         assert_eq!(visibility_seconds(Duration::from_millis(1800)), 2);
         assert_eq!(visibility_seconds(Duration::from_secs(60)), 60);
         assert_eq!(visibility_seconds(Duration::from_secs(100_000)), 43_200);
+    }
+
+    fn message(id: Option<&str>, receipt_handle: Option<&str>) -> SqsMessage {
+        let mut m = SqsMessage::default();
+        m.message_id = id.map(str::to_owned);
+        m.receipt_handle = receipt_handle.map(str::to_owned);
+        m
+    }
+
+    #[test]
+    fn deleted_messages_are_left_out_and_the_rest_reported_in_order() {
+        let records = [
+            message(Some("m1"), Some("r1")),
+            message(Some("m2"), Some("r2")),
+            message(Some("m3"), Some("r3")),
+            message(Some("m4"), Some("r4")),
+        ];
+        let plan = BatchSettlement::plan(
+            &records,
+            [
+                Settle::HideFor(Duration::from_secs(60)),
+                Settle::Delete,
+                Settle::Release,
+                Settle::HideFor(Duration::ZERO),
+            ],
+        );
+        assert_eq!(plan.kept_ids(), ["m1", "m3", "m4"]);
+        assert_eq!(
+            plan.hide,
+            [
+                Hide {
+                    message_id: "m1".into(),
+                    receipt_handle: "r1".into(),
+                    duration: Duration::from_secs(60),
+                },
+                Hide {
+                    message_id: "m4".into(),
+                    receipt_handle: "r4".into(),
+                    duration: Duration::ZERO,
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn messages_that_cannot_be_named_or_hidden() {
+        let records = [message(None, Some("r1")), message(Some("m2"), None)];
+        let hide = Settle::HideFor(Duration::from_secs(5));
+        let plan = BatchSettlement::plan(&records, [hide, hide]);
+        // No id: nothing to report, so Lambda deletes it. No receipt handle: kept, not hidden.
+        assert_eq!(plan.kept_ids(), ["m2"]);
+        assert!(plan.hide.is_empty());
+        assert_eq!(
+            BatchSettlement::plan(&records, [Settle::Delete, Settle::Delete]),
+            BatchSettlement::default()
+        );
     }
 }

@@ -4,13 +4,13 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use aws_sdk_kms::error::DisplayErrorContext;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::Client;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use thiserror::Error;
 
+use crate::aws_error::AwsError;
 use crate::signing::SigningSecret;
 
 const CONTEXT_KEY: &str = "webhook_id";
@@ -18,7 +18,7 @@ const CONTEXT_KEY: &str = "webhook_id";
 #[derive(Debug, Error)]
 pub enum SecretBoxError {
     #[error("KMS call failed: {0}")]
-    Kms(String),
+    Kms(#[from] AwsError),
     #[error("stored secret is unreadable")]
     Corrupt,
 }
@@ -48,7 +48,7 @@ impl SecretBox {
             .encryption_context(CONTEXT_KEY, webhook_id)
             .send()
             .await
-            .map_err(|e| SecretBoxError::Kms(DisplayErrorContext(e).to_string()))?;
+            .map_err(AwsError::from)?;
         let blob = out.ciphertext_blob.ok_or(SecretBoxError::Corrupt)?;
         Ok(BASE64.encode(blob.as_ref()))
     }
@@ -70,7 +70,7 @@ impl SecretBox {
             .encryption_context(CONTEXT_KEY, webhook_id)
             .send()
             .await
-            .map_err(|e| SecretBoxError::Kms(DisplayErrorContext(e).to_string()))?;
+            .map_err(AwsError::from)?;
         let plain = out.plaintext.ok_or(SecretBoxError::Corrupt)?;
         let text = std::str::from_utf8(plain.as_ref()).map_err(|_| SecretBoxError::Corrupt)?;
         SigningSecret::parse(text).map_err(|_| SecretBoxError::Corrupt)

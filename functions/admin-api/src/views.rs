@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use webhooks_shared::lifecycle::Progress;
 use webhooks_shared::model::{
     AttemptOutcome, AttemptRecord, DeliveryRecord, DeliveryState, RecordedResponse, WebhookRecord,
     WebhookStatus,
@@ -125,19 +126,76 @@ pub struct DeliveryView {
 }
 
 impl DeliveryView {
-    /// A delivery's state is the one its latest attempt recorded (`pending` before any).
+    /// The delivery as its log tells it (see `lifecycle::Progress`).
     pub fn new(delivery: &DeliveryRecord, attempts: &[AttemptRecord]) -> Self {
-        let latest = attempts.iter().max_by_key(|a| a.attempt);
-        let state = latest.map_or(DeliveryState::Pending, |a| a.delivery_state);
+        let progress = Progress::of(attempts);
         DeliveryView {
             id: delivery.id.clone(),
             event_id: delivery.event_id.clone(),
-            state,
+            state: progress.state(),
             attempts: attempts.len() as u32,
-            next_attempt_at: latest
-                .filter(|a| a.delivery_state == DeliveryState::Retrying)
-                .and_then(|a| a.next_attempt_at.clone()),
+            next_attempt_at: progress.next_attempt_at().map(str::to_owned),
             manual: delivery.manual,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+    use webhooks_shared::model::DeliveryMessage;
+
+    fn delivery() -> DeliveryRecord {
+        DeliveryRecord {
+            id: "dlv_1".into(),
+            webhook_id: "wh_1".into(),
+            event_id: "evt_1".into(),
+            event_type: "order.completed".into(),
+            resource_id: None,
+            manual: true,
+            created_at: "2026-11-27T03:00:00.000Z".into(),
+            expires_at: 0,
+        }
+    }
+
+    fn line(number: u32, state: DeliveryState, next: Option<&str>) -> AttemptRecord {
+        let message = DeliveryMessage::from(&delivery());
+        let mut line = AttemptRecord::line(
+            &message,
+            number,
+            SystemTime::UNIX_EPOCH,
+            Duration::from_secs(60),
+        );
+        line.delivery_state = state;
+        line.next_attempt_at = next.map(str::to_owned);
+        line
+    }
+
+    #[test]
+    fn a_delivery_without_attempts_is_pending() {
+        let view = DeliveryView::new(&delivery(), &[]);
+        assert_eq!(view.state, DeliveryState::Pending);
+        assert_eq!(view.attempts, 0);
+        assert_eq!(view.next_attempt_at, None);
+        assert!(view.manual);
+    }
+
+    #[test]
+    fn a_delivery_shows_its_latest_attempts_state() {
+        let next = "2026-11-27T03:02:00.000Z";
+        let attempts = [
+            line(2, DeliveryState::Retrying, Some(next)),
+            line(1, DeliveryState::Retrying, Some("2026-11-27T03:01:00.000Z")),
+        ];
+        let view = DeliveryView::new(&delivery(), &attempts);
+        assert_eq!(view.state, DeliveryState::Retrying);
+        assert_eq!(view.attempts, 2);
+        assert_eq!(view.next_attempt_at.as_deref(), Some(next));
+
+        let done = [attempts[1].clone(), line(2, DeliveryState::Succeeded, None)];
+        let view = DeliveryView::new(&delivery(), &done);
+        assert_eq!(view.state, DeliveryState::Succeeded);
+        assert_eq!(view.next_attempt_at, None);
     }
 }

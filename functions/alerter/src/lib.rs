@@ -6,7 +6,9 @@
 //! Storm control: failures are collected per webhook in a window kept in DynamoDB, and one
 //! email per window lists them (the first 50) and counts them all.
 
+pub mod batch;
 pub mod digest;
+pub mod window;
 
 use std::time::{Duration, SystemTime};
 
@@ -14,20 +16,20 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::future::join_all;
 use thiserror::Error;
 
-use crate::digest::{compose_digest, digest_due, WebhookSummary};
+use crate::batch::Fate;
+use crate::digest::{compose_digest, WebhookSummary};
+use crate::window::{flush_delay, on_failure, on_flush, OnFailure, OnFlush, Timing};
 use webhooks_shared::alerts::{
     AlertMessage, AlertWindow, FailureNotice, FailureReason, WindowState,
 };
 use webhooks_shared::aws::Adapters;
 use webhooks_shared::config::AlertSettings;
+use webhooks_shared::lifecycle::{self, Progress};
 use webhooks_shared::mailer::Mailer;
-use webhooks_shared::model::{AttemptRecord, DeliveryMessage, DeliveryState};
-use webhooks_shared::queue::{Keep, Queue, QueueError};
+use webhooks_shared::model::{DeliveryMessage, DeliveryState};
+use webhooks_shared::queue::{Queue, QueueError};
 use webhooks_shared::store::{Store, StoreError};
 use webhooks_shared::{clock, Config};
-
-/// A window whose digest is this late has lost its flush message: schedule another.
-const FLUSH_OVERDUE_SECS: i64 = 60;
 
 #[derive(Debug, Error)]
 enum AlertError {
@@ -35,14 +37,6 @@ enum AlertError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Queue(#[from] QueueError),
-}
-
-/// What becomes of one message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fate {
-    Done,
-    /// Keep the message and see it again after this long.
-    RetryIn(Duration),
 }
 
 pub struct Alerter {
@@ -66,26 +60,15 @@ impl Alerter {
             alerts: adapters.alerts,
             mailer,
             settings: config.alerts.clone(),
-            retry_wait: config
-                .retry_schedule
-                .delay_after(1)
-                .unwrap_or(Duration::from_secs(60)),
+            retry_wait: lifecycle::internal_error_wait(&config.retry_schedule),
             retention: config.retention,
         }
     }
 
     pub async fn handle_batch(&self, event: SqsEvent) -> SqsBatchResponse {
         let fates = join_all(event.records.iter().map(|m| self.handle_message(m))).await;
-        // Messages of the alerts queue come back when due; dead letters after the
-        // dead-letter queue's visibility timeout.
-        let decisions = fates
-            .into_iter()
-            .map(|(fate, from_alerts_queue)| match fate {
-                Fate::Done => Keep::No,
-                Fate::RetryIn(delay) if from_alerts_queue => Keep::For(delay),
-                Fate::RetryIn(_) => Keep::AsIs,
-            });
-        self.alerts.settle(&event.records, decisions).await
+        let settlement = batch::settlement(&event.records, &fates);
+        self.alerts.settle(settlement).await
     }
 
     /// Returns the message's fate and whether it came from the alerts queue.
@@ -144,28 +127,23 @@ impl Alerter {
     async fn ensure_window(&self, webhook_id: &str) -> Result<(), AlertError> {
         let now = now_secs();
         let current = self.store.get_alert_window(webhook_id).await?;
-        match &current {
-            Some(w) if w.state == WindowState::Open => {
-                if now > w.due_at + FLUSH_OVERDUE_SECS {
-                    self.schedule_flush(w, now).await?;
-                }
-                return Ok(());
-            }
-            // Its flush is running and will look for failures that arrive meanwhile.
-            Some(w) if w.state == WindowState::Sending => return Ok(()),
-            _ => {}
-        }
-        let last_email_at = current.and_then(|w| w.last_email_at);
+        let timing = Timing {
+            gather_secs: self.settings.gather.as_secs() as i64,
+            window_secs: self.settings.window.as_secs() as i64,
+        };
+        let (due_at, last_email_at) = match on_failure(current.as_ref(), now, timing) {
+            OnFailure::Join => return Ok(()),
+            OnFailure::Reschedule(open) => return self.schedule_flush(open, now).await,
+            OnFailure::Open {
+                due_at,
+                last_email_at,
+            } => (due_at, last_email_at),
+        };
         let window = AlertWindow {
             webhook_id: webhook_id.to_owned(),
             window_id: ulid::Ulid::new().to_string(),
             state: WindowState::Open,
-            due_at: digest_due(
-                now,
-                self.settings.gather.as_secs() as i64,
-                self.settings.window.as_secs() as i64,
-                last_email_at,
-            ),
+            due_at,
             last_email_at,
         };
         if !self.store.open_alert_window(&window).await? {
@@ -186,29 +164,24 @@ impl Alerter {
             webhook_id: window.webhook_id.clone(),
             window_id: window.window_id.clone(),
         };
-        let delay = Duration::from_secs((window.due_at - now).max(0) as u64);
-        self.alerts.send_delayed(&flush, delay).await?;
+        self.alerts
+            .send_delayed(&flush, flush_delay(window, now))
+            .await?;
         Ok(())
     }
 
     /// Sends the digest of a window: one email for every failure collected so far.
     async fn flush(&self, webhook_id: &str, window_id: &str) -> Result<Fate, AlertError> {
-        let Some(window) = self.store.get_alert_window(webhook_id).await? else {
-            return Ok(Fate::Done);
-        };
-        if window.window_id != window_id || window.state == WindowState::Closed {
-            return Ok(Fate::Done); // a stale or repeated flush
-        }
-        let now = now_secs();
-        if window.state == WindowState::Open {
-            if now < window.due_at {
-                return Ok(Fate::RetryIn(Duration::from_secs(
-                    (window.due_at - now) as u64,
-                )));
+        let window = self.store.get_alert_window(webhook_id).await?;
+        match on_flush(window.as_ref(), window_id, now_secs()) {
+            OnFlush::Drop => return Ok(Fate::Done),
+            OnFlush::NotYet(wait) => return Ok(Fate::RetryIn(wait)),
+            OnFlush::Claim => {
+                if !self.store.claim_alert_window(webhook_id, window_id).await? {
+                    return Ok(Fate::Done);
+                }
             }
-            if !self.store.claim_alert_window(webhook_id, window_id).await? {
-                return Ok(Fate::Done);
-            }
+            OnFlush::Resend => {}
         }
         let failures = self.store.pending_alert_failures(webhook_id).await?;
         if failures.is_empty() {
@@ -279,19 +252,17 @@ impl Alerter {
     /// (reason `internal_error`) and is alerted like any other failure.
     async fn dead_letter(&self, delivery: &DeliveryMessage) -> Result<Fate, AlertError> {
         let attempts = self.store.attempts_of(&delivery.delivery_id).await?;
-        let latest = attempts.iter().max_by_key(|a| a.attempt);
-        let line = match latest {
+        let progress = Progress::of(&attempts);
+        let line = match progress.final_line() {
             Some(last) if last.delivery_state == DeliveryState::PermanentlyFailed => last.clone(),
-            Some(last) if last.delivery_state.is_final() => return Ok(Fate::Done),
-            _ => {
-                let number = latest.map_or(1, |a| a.attempt + 1);
-                let mut line =
-                    AttemptRecord::line(delivery, number, SystemTime::now(), self.retention);
-                line.error = Some(
-                    "internal_error: the delivery could not be processed and reached the dead-letter queue"
-                        .into(),
+            Some(_) => return Ok(Fate::Done),
+            None => {
+                let line = lifecycle::internal_error_line(
+                    delivery,
+                    progress.next_attempt_number(),
+                    SystemTime::now(),
+                    self.retention,
                 );
-                line.delivery_state = DeliveryState::PermanentlyFailed;
                 if !self.store.put_attempt_if_new(&line).await? {
                     return Ok(Fate::RetryIn(Duration::ZERO)); // raced with deliver: look again
                 }

@@ -2,6 +2,8 @@
 //! log the attempt, and either finish the delivery or hide the message until its next attempt
 //! is due (ChangeMessageVisibility), reporting it as a partial batch failure so SQS keeps it.
 
+pub mod batch;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -12,24 +14,24 @@ use futures::future::join_all;
 use thiserror::Error;
 use tracing::Instrument;
 
-use webhooks_shared::alerts::{AlertMessage, FailureNotice, FailureReason};
+use crate::batch::Handled;
+pub use crate::batch::MessageFate;
+use webhooks_shared::alerts::FailureNotice;
 use webhooks_shared::aws::Adapters;
 use webhooks_shared::http_client::{ClientError, DeliveryClient, HttpAttempt};
+use webhooks_shared::lifecycle::{self, AfterAttempt, Progress, Target, Turn};
 use webhooks_shared::metrics::{self, Metric};
 use webhooks_shared::model::{
-    AttemptOutcome, AttemptRecord, DeliveryMessage, DeliveryState, RecordedRequest, WebhookRecord,
-    WebhookStatus,
+    AttemptOutcome, AttemptRecord, DeliveryMessage, DeliveryState, WebhookRecord,
 };
-use webhooks_shared::queue::{Keep, Queue};
-use webhooks_shared::retry::{random_jitter, NextStep, RetrySchedule};
+use webhooks_shared::queue::Queue;
+use webhooks_shared::retry::{random_jitter, RetrySchedule};
 use webhooks_shared::secret_box::{SecretBox, SecretBoxError, SecretCache};
 use webhooks_shared::store::{Store, StoreError};
 use webhooks_shared::{clock, Config};
 
 /// Event bodies cached per container (events never change); cleared when this full.
 const EVENT_CACHE_BYTES: usize = 16 * 1024 * 1024;
-/// A message that surfaces more than this before its attempt is due is hidden again.
-const EARLY_TOLERANCE: Duration = Duration::from_millis(250);
 
 #[derive(Debug, Error)]
 enum DeliverError {
@@ -39,30 +41,6 @@ enum DeliverError {
     Secret(#[from] SecretBoxError),
     #[error("event {0} is not stored")]
     MissingEvent(String),
-}
-
-/// What becomes of one SQS message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MessageFate {
-    /// The delivery reached a final state: let SQS delete the message.
-    Done,
-    /// Keep the message, hidden until the next attempt is due.
-    RetryIn(Duration),
-    /// Something broke on our side: keep the message and try again after the schedule's
-    /// first wait; after too many receives SQS moves it to the dead-letter queue.
-    Failed,
-}
-
-/// A message's fate, and the alert owed if its delivery failed for good.
-struct Handled {
-    fate: MessageFate,
-    notice: Option<FailureNotice>,
-}
-
-impl From<MessageFate> for Handled {
-    fn from(fate: MessageFate) -> Self {
-        Handled { fate, notice: None }
-    }
 }
 
 pub struct Deliverer {
@@ -95,51 +73,33 @@ impl Deliverer {
         })
     }
 
-    /// How long an internal failure waits before the message is tried again.
-    fn internal_retry_wait(&self) -> Duration {
-        self.schedule
-            .delay_after(1)
-            .unwrap_or(Duration::from_secs(60))
-    }
-
     /// Handles one SQS batch; its messages are delivered concurrently.
     pub async fn handle_batch(&self, event: SqsEvent) -> SqsBatchResponse {
-        let mut handled = join_all(event.records.iter().map(|m| self.handle_message(m))).await;
+        let handled = join_all(event.records.iter().map(|m| self.handle_message(m))).await;
 
-        // Every permanent failure goes to the alerter, in one batched send. If that fails,
-        // the messages are kept: their next receive sends the notices again.
-        let notices: Vec<AlertMessage> = handled
-            .iter()
-            .filter_map(|h| h.notice.clone().map(AlertMessage::Failure))
-            .collect();
-        if !notices.is_empty() {
-            if let Err(err) = self.alerts.send(&notices).await {
-                tracing::error!(error = %err, "failure notices not queued; the messages will be retried");
-                for h in handled.iter_mut().filter(|h| h.notice.is_some()) {
-                    h.fate = MessageFate::Failed;
+        // Every permanent failure goes to the alerter, in one batched send.
+        let notices = batch::notices(&handled);
+        let notices_queued = notices.is_empty()
+            || match self.alerts.send(&notices).await {
+                Ok(()) => true,
+                Err(err) => {
+                    tracing::error!(error = %err, "failure notices not queued; the messages will be retried");
+                    false
                 }
-            }
-        }
-
-        let decisions = handled.iter().map(|h| match h.fate {
-            MessageFate::Done => Keep::No,
-            MessageFate::RetryIn(delay) => Keep::For(delay),
-            MessageFate::Failed => Keep::For(self.internal_retry_wait()),
-        });
-        self.queue.settle(&event.records, decisions).await
+            };
+        let settlement = batch::settlement(
+            &event.records,
+            &handled,
+            notices_queued,
+            lifecycle::internal_error_wait(&self.schedule),
+        );
+        self.queue.settle(settlement).await
     }
 
     async fn handle_message(&self, message: &SqsMessage) -> Handled {
-        let parsed = message
-            .body
-            .as_deref()
-            .map(serde_json::from_str::<DeliveryMessage>);
-        let delivery = match parsed {
-            Some(Ok(delivery)) => delivery,
-            _ => {
-                tracing::error!(message_id = ?message.message_id, "unreadable delivery message");
-                return MessageFate::Failed.into();
-            }
+        let Some(delivery) = batch::read_message(message) else {
+            tracing::error!(message_id = ?message.message_id, "unreadable delivery message");
+            return MessageFate::Failed.into();
         };
         let span = tracing::info_span!(
             "delivery",
@@ -162,27 +122,24 @@ impl Deliverer {
 
     async fn deliver(&self, delivery: &DeliveryMessage) -> Result<Handled, DeliverError> {
         let attempts = self.store.attempts_of(&delivery.delivery_id).await?;
-        let latest = attempts.iter().max_by_key(|a| a.attempt);
         let now = SystemTime::now();
-        if let Some(last) = latest {
-            if last.delivery_state.is_final() {
+        let number = match Progress::of(&attempts).turn(now) {
+            Turn::Over(last) => {
                 // SQS handed back a message whose delivery already has a final answer: no
                 // second request. Its alert is owed again in case the first was not queued
                 // (the alerter counts each failure once).
                 tracing::info!(state = ?last.delivery_state, "delivery already final; not sending again");
                 return self.concluded(last).await;
             }
-            if let Some(wait) = not_due_yet(last, now) {
-                return Ok(MessageFate::RetryIn(wait).into());
+            Turn::Early(wait) => return Ok(MessageFate::RetryIn(wait).into()),
+            Turn::Due(number) => number,
+        };
+        let webhook = self.store.get_webhook(&delivery.webhook_id).await?;
+        let record = match lifecycle::target(webhook.as_ref()) {
+            Target::Cancel(reason) => {
+                lifecycle::cancelled_line(delivery, number, now, self.retention, reason)
             }
-        }
-        let number = latest.map_or(1, |a| a.attempt + 1);
-        let record = match self.store.get_webhook(&delivery.webhook_id).await? {
-            None => self.cancelled(delivery, number, now, "cancelled: webhook deleted"),
-            Some(w) if w.status == WebhookStatus::Paused => {
-                self.cancelled(delivery, number, now, "cancelled: webhook paused")
-            }
-            Some(webhook) => self.attempt(delivery, &webhook, number, now).await?,
+            Target::Send(webhook) => self.attempt(delivery, webhook, number, now).await?,
         };
         let record = if self.store.put_attempt_if_new(&record).await? {
             record_metrics(delivery, &record, now);
@@ -209,7 +166,7 @@ impl Deliverer {
         );
         match record.delivery_state {
             DeliveryState::Retrying => Ok(MessageFate::RetryIn(
-                not_due_yet(&record, SystemTime::now()).unwrap_or_default(),
+                lifecycle::wait_until_due(&record, SystemTime::now()).unwrap_or_default(),
             )
             .into()),
             _ => self.concluded(&record).await,
@@ -222,11 +179,7 @@ impl Deliverer {
             return Ok(MessageFate::Done.into());
         }
         let payload = self.event_body(&last.event_id).await?;
-        let reason = if last.attempt >= self.schedule.max_attempts() {
-            FailureReason::RetriesExhausted
-        } else {
-            FailureReason::NotRetryable
-        };
+        let reason = lifecycle::failure_reason(last, &self.schedule);
         Ok(Handled {
             fate: MessageFate::Done,
             notice: Some(FailureNotice::from_line(last, &payload, reason)),
@@ -246,25 +199,13 @@ impl Deliverer {
             .secret_cache
             .get_or_open(&self.secrets, &webhook.id, &webhook.secret_ciphertext)
             .await?;
-        let timestamp = clock::unix_seconds(now);
-        let headers: Vec<(String, String)> = vec![
-            ("content-type".into(), "application/json".into()),
-            (
-                "x-comps-signature".into(),
-                secret.comps_signature(body.as_bytes()),
-            ),
-            ("x-comps-timestamp".into(), timestamp.to_string()),
-            ("x-comps-event".into(), delivery.event_type.clone()),
-            ("x-comps-event-id".into(), delivery.event_id.clone()),
-            ("x-comps-delivery".into(), delivery.delivery_id.clone()),
-            ("x-comps-attempt".into(), number.to_string()),
-            ("webhook-id".into(), delivery.event_id.clone()),
-            ("webhook-timestamp".into(), timestamp.to_string()),
-            (
-                "webhook-signature".into(),
-                secret.standard_signature(&delivery.event_id, timestamp, body.as_bytes()),
-            ),
-        ];
+        let headers = lifecycle::wire_headers(
+            &secret,
+            delivery,
+            number,
+            clock::unix_seconds(now),
+            body.as_bytes(),
+        );
         let sent = self
             .client
             .post(
@@ -273,14 +214,13 @@ impl Deliverer {
                 Bytes::copy_from_slice(body.as_bytes()),
             )
             .await;
-        let step = self
-            .schedule
-            .next_step(number, &sent.result, random_jitter());
-        let mut recorded_headers: std::collections::BTreeMap<String, String> =
-            headers.into_iter().collect();
-        recorded_headers.insert(
-            "user-agent".into(),
-            concat!("comps-webhooks/", env!("CARGO_PKG_VERSION")).into(),
+        // The next attempt is timed from the answer, not from the start of this one.
+        let after = AfterAttempt::decide(
+            &self.schedule,
+            number,
+            &sent.result,
+            random_jitter(),
+            SystemTime::now(),
         );
         let mut record = AttemptRecord::line(delivery, number, now, self.retention);
         let HttpAttempt {
@@ -289,43 +229,13 @@ impl Deliverer {
             duration,
             ..
         } = sent;
-        record.outcome = if step == NextStep::Succeeded {
-            AttemptOutcome::Succeeded
-        } else {
-            AttemptOutcome::Failed
-        };
         record.response_status = response.as_ref().map(|r| r.status);
         record.error = error;
         record.duration_ms = duration.as_millis() as u64;
-        record.request = Some(RecordedRequest {
-            url: webhook.url.clone(),
-            headers: recorded_headers,
-        });
+        record.request = Some(lifecycle::recorded_request(&webhook.url, &headers));
         record.response = response;
-        match step {
-            NextStep::Succeeded => record.delivery_state = DeliveryState::Succeeded,
-            NextStep::PermanentlyFailed => record.delivery_state = DeliveryState::PermanentlyFailed,
-            NextStep::RetryIn(wait) => {
-                record.delivery_state = DeliveryState::Retrying;
-                record.next_attempt_at = Some(clock::rfc3339_millis(SystemTime::now() + wait));
-            }
-        }
+        after.record(&mut record);
         Ok(record)
-    }
-
-    /// A delivery whose webhook was paused or deleted ends `cancelled` when its turn comes,
-    /// as a line of the log (no request is made), so it can be seen and redelivered.
-    fn cancelled(
-        &self,
-        delivery: &DeliveryMessage,
-        number: u32,
-        now: SystemTime,
-        reason: &str,
-    ) -> AttemptRecord {
-        let mut record = AttemptRecord::line(delivery, number, now, self.retention);
-        record.error = Some(reason.to_owned());
-        record.delivery_state = DeliveryState::Cancelled;
-        record
     }
 
     async fn event_body(&self, event_id: &str) -> Result<Arc<str>, DeliverError> {
@@ -394,11 +304,4 @@ fn record_metrics(delivery: &DeliveryMessage, record: &AttemptRecord, started: S
     if !totals.is_empty() {
         metrics::emit(&[], &totals);
     }
-}
-
-/// How long until the attempt after `last` is due, if it is not due yet.
-fn not_due_yet(last: &AttemptRecord, now: SystemTime) -> Option<Duration> {
-    let due = clock::parse_rfc3339(last.next_attempt_at.as_deref()?)?;
-    let wait = due.duration_since(now).ok()?;
-    (wait > EARLY_TOLERANCE).then_some(wait)
 }

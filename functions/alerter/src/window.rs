@@ -1,0 +1,198 @@
+//! The digest window of a webhook (SPEC §5) as pure transitions: `open` (collecting, a flush
+//! is scheduled for `due_at`) → `sending` (claimed by the flush) → `closed` (the email went
+//! out at `last_email_at`). A send that fails leaves the window `sending`; its flush message
+//! comes back and sends again. Times are Unix seconds, passed in by the caller.
+
+use std::time::Duration;
+
+use webhooks_shared::alerts::{AlertWindow, WindowState};
+
+use crate::digest::digest_due;
+
+/// A window whose digest is this late has lost its flush message: schedule another.
+pub const FLUSH_OVERDUE_SECS: i64 = 60;
+
+/// How long a window gathers failures, and the least time between two emails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    pub gather_secs: i64,
+    pub window_secs: i64,
+}
+
+/// What a new failure does to its webhook's window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure<'a> {
+    /// An open or sending window will pick it up.
+    Join,
+    /// This open window's flush is overdue (its message was lost): schedule another.
+    Reschedule(&'a AlertWindow),
+    /// No window is open: open one, due at `due_at`.
+    Open {
+        due_at: i64,
+        last_email_at: Option<i64>,
+    },
+}
+
+pub fn on_failure(current: Option<&AlertWindow>, now: i64, timing: Timing) -> OnFailure<'_> {
+    match current {
+        Some(w) if w.state == WindowState::Open => {
+            if now > w.due_at + FLUSH_OVERDUE_SECS {
+                OnFailure::Reschedule(w)
+            } else {
+                OnFailure::Join
+            }
+        }
+        // Its flush is running and looks for failures that arrive meanwhile.
+        Some(w) if w.state == WindowState::Sending => OnFailure::Join,
+        _ => {
+            let last_email_at = current.and_then(|w| w.last_email_at);
+            OnFailure::Open {
+                due_at: digest_due(now, timing.gather_secs, timing.window_secs, last_email_at),
+                last_email_at,
+            }
+        }
+    }
+}
+
+/// What a flush message for window `window_id` does, given the webhook's window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFlush {
+    /// A stale or repeated flush: nothing to send.
+    Drop,
+    /// Surfaced before the window is due: come back in this long.
+    NotYet(Duration),
+    /// Due: claim the window (`open` → `sending`), then send.
+    Claim,
+    /// Already `sending`: an earlier send failed; send again.
+    Resend,
+}
+
+pub fn on_flush(window: Option<&AlertWindow>, window_id: &str, now: i64) -> OnFlush {
+    let Some(window) = window.filter(|w| w.window_id == window_id) else {
+        return OnFlush::Drop;
+    };
+    match window.state {
+        WindowState::Closed => OnFlush::Drop,
+        WindowState::Sending => OnFlush::Resend,
+        WindowState::Open if now < window.due_at => {
+            OnFlush::NotYet(Duration::from_secs((window.due_at - now) as u64))
+        }
+        WindowState::Open => OnFlush::Claim,
+    }
+}
+
+/// The delay of a flush message sent at `now`, so it surfaces when the window is due.
+pub fn flush_delay(window: &AlertWindow, now: i64) -> Duration {
+    Duration::from_secs((window.due_at - now).max(0) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TIMING: Timing = Timing {
+        gather_secs: 10,
+        window_secs: 900,
+    };
+
+    fn window(state: WindowState, due_at: i64, last_email_at: Option<i64>) -> AlertWindow {
+        AlertWindow {
+            webhook_id: "wh_1".into(),
+            window_id: "w1".into(),
+            state,
+            due_at,
+            last_email_at,
+        }
+    }
+
+    #[test]
+    fn a_first_failure_opens_a_window_due_after_the_gathering_delay() {
+        assert_eq!(
+            on_failure(None, 1000, TIMING),
+            OnFailure::Open {
+                due_at: 1010,
+                last_email_at: None
+            }
+        );
+    }
+
+    #[test]
+    fn after_an_email_the_next_window_waits_a_full_window() {
+        let closed = window(WindowState::Closed, 1010, Some(1012));
+        assert_eq!(
+            on_failure(Some(&closed), 1100, TIMING),
+            OnFailure::Open {
+                due_at: 1912,
+                last_email_at: Some(1012)
+            }
+        );
+        // Long after the last email, only the gathering delay applies.
+        assert_eq!(
+            on_failure(Some(&closed), 5000, TIMING),
+            OnFailure::Open {
+                due_at: 5010,
+                last_email_at: Some(1012)
+            }
+        );
+    }
+
+    #[test]
+    fn failures_join_an_open_or_sending_window() {
+        let open = window(WindowState::Open, 1010, None);
+        assert_eq!(on_failure(Some(&open), 1005, TIMING), OnFailure::Join);
+        assert_eq!(
+            on_failure(Some(&open), 1010 + FLUSH_OVERDUE_SECS, TIMING),
+            OnFailure::Join
+        );
+        let sending = window(WindowState::Sending, 1010, None);
+        assert_eq!(on_failure(Some(&sending), 99_999, TIMING), OnFailure::Join);
+    }
+
+    #[test]
+    fn an_overdue_open_window_gets_another_flush() {
+        let open = window(WindowState::Open, 1010, None);
+        assert_eq!(
+            on_failure(Some(&open), 1011 + FLUSH_OVERDUE_SECS, TIMING),
+            OnFailure::Reschedule(&open)
+        );
+    }
+
+    #[test]
+    fn open_then_sending_then_closed() {
+        let open = window(WindowState::Open, 1010, None);
+        assert_eq!(flush_delay(&open, 1000), Duration::from_secs(10));
+        // A flush that surfaces early waits for the rest; a due one claims the window.
+        assert_eq!(
+            on_flush(Some(&open), "w1", 1004),
+            OnFlush::NotYet(Duration::from_secs(6))
+        );
+        assert_eq!(on_flush(Some(&open), "w1", 1010), OnFlush::Claim);
+        assert_eq!(on_flush(Some(&open), "w1", 2000), OnFlush::Claim);
+        // Once closed, a repeated flush sends nothing.
+        let closed = window(WindowState::Closed, 1010, Some(1011));
+        assert_eq!(on_flush(Some(&closed), "w1", 1011), OnFlush::Drop);
+    }
+
+    #[test]
+    fn a_failure_during_sending_sends_again() {
+        // The email failed: the window stays `sending` and the flush comes back.
+        let sending = window(WindowState::Sending, 1010, None);
+        assert_eq!(on_flush(Some(&sending), "w1", 1070), OnFlush::Resend);
+        // Before its due time too: it was claimed already.
+        assert_eq!(on_flush(Some(&sending), "w1", 0), OnFlush::Resend);
+    }
+
+    #[test]
+    fn stale_flushes_are_dropped() {
+        let open = window(WindowState::Open, 1010, None);
+        assert_eq!(on_flush(Some(&open), "w0", 2000), OnFlush::Drop);
+        assert_eq!(on_flush(None, "w1", 2000), OnFlush::Drop);
+    }
+
+    #[test]
+    fn a_late_flush_is_sent_at_once() {
+        let open = window(WindowState::Open, 1010, None);
+        assert_eq!(flush_delay(&open, 1010), Duration::ZERO);
+        assert_eq!(flush_delay(&open, 5000), Duration::ZERO);
+    }
+}

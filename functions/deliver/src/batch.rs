@@ -1,0 +1,236 @@
+//! How a batch of delivery messages is settled once each is handled: which messages Lambda
+//! deletes, which it keeps (partial batch failures), and for how long each kept one hides.
+
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::SqsMessage;
+use webhooks_shared::alerts::{AlertMessage, FailureNotice};
+use webhooks_shared::model::DeliveryMessage;
+use webhooks_shared::queue::{BatchSettlement, Settle};
+
+/// What becomes of one SQS message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageFate {
+    /// The delivery reached a final state: let SQS delete the message.
+    Done,
+    /// Keep the message, hidden until the next attempt is due.
+    RetryIn(Duration),
+    /// Something broke on our side: keep the message and try again after the schedule's
+    /// first wait; after too many receives SQS moves it to the dead-letter queue.
+    Failed,
+}
+
+/// A message's fate, and the alert owed if its delivery failed for good.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handled {
+    pub fate: MessageFate,
+    pub notice: Option<FailureNotice>,
+}
+
+impl From<MessageFate> for Handled {
+    fn from(fate: MessageFate) -> Self {
+        Handled { fate, notice: None }
+    }
+}
+
+/// The delivery a message carries; `None` if it has no body or not a delivery's.
+pub fn read_message(message: &SqsMessage) -> Option<DeliveryMessage> {
+    serde_json::from_str(message.body.as_deref()?).ok()
+}
+
+/// The failure notices a batch owes the alerter, in batch order, to queue in one send.
+pub fn notices(handled: &[Handled]) -> Vec<AlertMessage> {
+    handled
+        .iter()
+        .filter_map(|h| h.notice.clone().map(AlertMessage::Failure))
+        .collect()
+}
+
+/// The settlement of `records`, handled as `handled` (same order). If the notices were not
+/// queued, the messages that owed one are kept as failed: their next receive finds the
+/// delivery final and sends the notice again.
+pub fn settlement(
+    records: &[SqsMessage],
+    handled: &[Handled],
+    notices_queued: bool,
+    internal_error_wait: Duration,
+) -> BatchSettlement {
+    let settles = handled.iter().map(|h| {
+        let fate = if h.notice.is_some() && !notices_queued {
+            MessageFate::Failed
+        } else {
+            h.fate
+        };
+        match fate {
+            MessageFate::Done => Settle::Delete,
+            MessageFate::RetryIn(wait) => Settle::HideFor(wait),
+            MessageFate::Failed => Settle::HideFor(internal_error_wait),
+        }
+    });
+    BatchSettlement::plan(records, settles)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lambda_events::event::sqs::SqsEvent;
+    use serde_json::json;
+    use webhooks_shared::alerts::FailureReason;
+    use webhooks_shared::queue::Hide;
+
+    const INTERNAL_WAIT: Duration = Duration::from_secs(60);
+
+    fn delivery_body(n: u32) -> String {
+        json!({
+            "delivery_id": format!("dlv_{n}"),
+            "webhook_id": "wh_1",
+            "event_id": format!("evt_{n}"),
+            "event_type": "order.completed",
+            "created_at": "2026-11-27T03:00:00.000Z"
+        })
+        .to_string()
+    }
+
+    /// A batch as Lambda hands it over: message `m{n}` with receipt handle `r{n}`.
+    fn event(bodies: &[Option<String>]) -> SqsEvent {
+        let records: Vec<_> = bodies
+            .iter()
+            .enumerate()
+            .map(|(i, body)| {
+                json!({
+                    "messageId": format!("m{}", i + 1),
+                    "receiptHandle": format!("r{}", i + 1),
+                    "body": body,
+                    "attributes": {"ApproximateReceiveCount": "1"},
+                    "messageAttributes": {},
+                    "md5OfBody": "",
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": "arn:aws:sqs:eu-west-1:000000000000:deliveries",
+                    "awsRegion": "eu-west-1"
+                })
+            })
+            .collect();
+        serde_json::from_value(json!({ "Records": records })).unwrap()
+    }
+
+    fn notice(n: u32) -> FailureNotice {
+        FailureNotice {
+            webhook_id: "wh_1".into(),
+            delivery_id: format!("dlv_{n}"),
+            event_id: format!("evt_{n}"),
+            event_type: "order.completed".into(),
+            resource_id: None,
+            attempts: 6,
+            response_status: Some(500),
+            error: None,
+            failed_at: "2026-11-27T03:30:00.000Z".into(),
+            excerpt: "{}".into(),
+            reason: FailureReason::RetriesExhausted,
+        }
+    }
+
+    fn failed_for_good(n: u32) -> Handled {
+        Handled {
+            fate: MessageFate::Done,
+            notice: Some(notice(n)),
+        }
+    }
+
+    fn hide(n: u32, duration: Duration) -> Hide {
+        Hide {
+            message_id: format!("m{n}"),
+            receipt_handle: format!("r{n}"),
+            duration,
+        }
+    }
+
+    #[test]
+    fn finished_deliveries_are_deleted_and_the_rest_kept_and_hidden() {
+        let event = event(&(1..=5).map(|n| Some(delivery_body(n))).collect::<Vec<_>>());
+        let handled = [
+            MessageFate::Done.into(),
+            MessageFate::RetryIn(Duration::from_secs(120)).into(),
+            MessageFate::Failed.into(),
+            failed_for_good(4),
+            MessageFate::RetryIn(Duration::ZERO).into(),
+        ];
+        let plan = settlement(&event.records, &handled, true, INTERNAL_WAIT);
+        assert_eq!(plan.kept_ids(), ["m2", "m3", "m5"]);
+        assert_eq!(
+            plan.hide,
+            [
+                hide(2, Duration::from_secs(120)),
+                hide(3, INTERNAL_WAIT),
+                hide(5, Duration::ZERO),
+            ]
+        );
+        // What Lambda gets back.
+        assert_eq!(
+            serde_json::to_value(&plan.response).unwrap(),
+            json!({"batchItemFailures": [
+                {"itemIdentifier": "m2"},
+                {"itemIdentifier": "m3"},
+                {"itemIdentifier": "m5"}
+            ]})
+        );
+    }
+
+    #[test]
+    fn notices_not_queued_keep_the_messages_that_owed_them() {
+        let event = event(&(1..=3).map(|n| Some(delivery_body(n))).collect::<Vec<_>>());
+        let handled = [
+            failed_for_good(1),
+            MessageFate::Done.into(),
+            failed_for_good(3),
+        ];
+        let plan = settlement(&event.records, &handled, false, INTERNAL_WAIT);
+        assert_eq!(plan.kept_ids(), ["m1", "m3"]);
+        assert_eq!(plan.hide, [hide(1, INTERNAL_WAIT), hide(3, INTERNAL_WAIT)]);
+    }
+
+    #[test]
+    fn a_batch_with_nothing_kept_reports_no_failures() {
+        let event = event(&[Some(delivery_body(1)), Some(delivery_body(2))]);
+        let handled = [MessageFate::Done.into(), failed_for_good(2)];
+        let plan = settlement(&event.records, &handled, true, INTERNAL_WAIT);
+        assert!(plan.kept_ids().is_empty());
+        assert!(plan.hide.is_empty());
+        assert_eq!(
+            serde_json::to_value(&plan.response).unwrap(),
+            json!({"batchItemFailures": []})
+        );
+    }
+
+    #[test]
+    fn the_notices_owed_are_collected_in_batch_order() {
+        let handled = [
+            failed_for_good(2),
+            MessageFate::RetryIn(Duration::from_secs(1)).into(),
+            failed_for_good(1),
+        ];
+        assert_eq!(
+            notices(&handled),
+            [
+                AlertMessage::Failure(notice(2)),
+                AlertMessage::Failure(notice(1))
+            ]
+        );
+        assert!(notices(&[MessageFate::Done.into()]).is_empty());
+    }
+
+    #[test]
+    fn messages_are_read_as_deliveries_or_not_at_all() {
+        let event = event(&[
+            Some(delivery_body(7)),
+            None,
+            Some("not json".into()),
+            Some(r#"{"kind":"flush","webhook_id":"wh","window_id":"w"}"#.into()),
+        ]);
+        let read: Vec<_> = event.records.iter().map(read_message).collect();
+        let first = read[0].as_ref().unwrap();
+        assert_eq!(first.delivery_id, "dlv_7");
+        assert_eq!(first.event_id, "evt_7");
+        assert!(!first.manual, "manual defaults to false");
+        assert!(read[1..].iter().all(Option::is_none));
+    }
+}

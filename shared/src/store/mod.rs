@@ -1,0 +1,183 @@
+//! DynamoDB adapter: the tables of `template.yaml`, and nothing but storage here. One module
+//! per aggregate (webhooks with their subscriptions, events, deliveries with their attempts,
+//! alerts), all behind [`Store`].
+
+mod alerts;
+mod deliveries;
+mod events;
+mod webhooks;
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{BuildError, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::Client;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::aws_error::{AwsError, Failure};
+use crate::backoff::Backoff;
+use crate::config::Resources;
+
+pub use deliveries::WEBHOOK_LOG_INDEX;
+
+/// BatchWriteItem takes at most 25 items.
+const BATCH_WRITE_MAX: usize = 25;
+
+type Item = HashMap<String, AttributeValue>;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("DynamoDB call failed: {0}")]
+    Dynamo(#[from] AwsError),
+    #[error("stored item cannot be read or written: {0}")]
+    Codec(#[from] serde_dynamo::Error),
+    #[error("DynamoDB left {0} items unwritten after retries")]
+    Unprocessed(usize),
+}
+
+impl StoreError {
+    /// Whether the same call may succeed if tried again (throttling, an outage).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            StoreError::Dynamo(e) => e.is_retryable(),
+            StoreError::Unprocessed(_) => true,
+            StoreError::Codec(_) => false,
+        }
+    }
+}
+
+impl<E, R> From<SdkError<E, R>> for StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    fn from(err: SdkError<E, R>) -> Self {
+        StoreError::Dynamo(err.into())
+    }
+}
+
+impl From<BuildError> for StoreError {
+    fn from(err: BuildError) -> Self {
+        StoreError::Dynamo(AwsError::invalid_request(err))
+    }
+}
+
+fn to_item<T: Serialize>(value: &T) -> Result<Item, StoreError> {
+    Ok(serde_dynamo::to_item(value)?)
+}
+
+fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
+    Ok(serde_dynamo::from_item(item)?)
+}
+
+fn from_items<T: DeserializeOwned>(items: Vec<Item>) -> Result<Vec<T>, StoreError> {
+    items.into_iter().map(from_item).collect()
+}
+
+/// Every item a query finds, over all its pages.
+async fn query_all(query: QueryFluentBuilder) -> Result<Vec<Item>, StoreError> {
+    Ok(query.into_paginator().items().send().try_collect().await?)
+}
+
+/// The result of a conditional write: true if written, false if its condition failed.
+fn unless_condition_failed<O, E>(
+    result: Result<O, SdkError<E, HttpResponse>>,
+) -> Result<bool, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match result.map_err(AwsError::from) {
+        Ok(_) => Ok(true),
+        Err(err) if err.failure() == Failure::ConditionFailed => Ok(false),
+        Err(err) => Err(err.into()),
+    }
+}
+
+fn s(value: &str) -> AttributeValue {
+    AttributeValue::S(value.to_owned())
+}
+
+fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    ddb: Client,
+    tables: Resources,
+}
+
+impl Store {
+    pub fn new(ddb: Client, tables: Resources) -> Self {
+        Store { ddb, tables }
+    }
+
+    /// Writes `item` unless an item with its key exists (returns false then).
+    async fn put_if_absent(
+        &self,
+        table: &str,
+        item: Item,
+        key_attribute: &str,
+    ) -> Result<bool, StoreError> {
+        let put = self
+            .ddb
+            .put_item()
+            .table_name(table)
+            .set_item(Some(item))
+            .condition_expression(format!("attribute_not_exists({key_attribute})"));
+        unless_condition_failed(put.send().await)
+    }
+
+    /// Writes items in batches of 25, sending again what DynamoDB leaves unprocessed.
+    async fn batch_put(&self, table: &str, items: Vec<Item>) -> Result<(), StoreError> {
+        for chunk in items.chunks(BATCH_WRITE_MAX) {
+            let requests = chunk
+                .iter()
+                .map(|item| {
+                    let put = PutRequest::builder().set_item(Some(item.clone())).build()?;
+                    Ok(WriteRequest::builder().put_request(put).build())
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let left = Backoff::default()
+                .until_done(requests, |requests| async move {
+                    let out = self
+                        .ddb
+                        .batch_write_item()
+                        .request_items(table, requests)
+                        .send()
+                        .await?;
+                    Ok::<_, StoreError>(
+                        out.unprocessed_items()
+                            .and_then(|m| m.get(table))
+                            .cloned()
+                            .unwrap_or_default(),
+                    )
+                })
+                .await?;
+            if !left.is_empty() {
+                return Err(StoreError::Unprocessed(left.len()));
+            }
+        }
+        Ok(())
+    }
+
+    async fn get<T: DeserializeOwned>(
+        &self,
+        table: &str,
+        key: Item,
+    ) -> Result<Option<T>, StoreError> {
+        let out = self
+            .ddb
+            .get_item()
+            .table_name(table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await?;
+        out.item.map(from_item).transpose()
+    }
+}
