@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::retry::RetrySchedule;
+use crate::domain::retry::RetrySchedule;
 
 /// Attempts are kept this long by default before DynamoDB's TTL reaps them.
 pub const DEFAULT_RETENTION_DAYS: u32 = 30;

@@ -1,27 +1,17 @@
-//! comps-webhooks: the domain (event catalogue, signing, retry policy, validation) and the thin
-//! adapters around it (DynamoDB stores, KMS secret box, SQS queue, HTTPS delivery client).
+//! comps-webhooks: what the functions share, in two rooms (docs/architecture.md):
 //!
-//! Function crates under `functions/` hold the handlers; everything they share lives here.
+//! - [`domain`]: the rules — event catalogue, ids, stored records, signing, the retry
+//!   schedule, a delivery's lifecycle, alert notices, API problems. No AWS, no HTTP
+//!   framework, no I/O.
+//! - [`adapters`]: one per AWS service (DynamoDB store, SQS queue, KMS secret box, SES
+//!   mailer, CloudWatch metrics) and the HTTPS delivery client.
+//!
+//! Plus [`config`] (the environment `template.yaml` sets) and [`telemetry`] (JSON logs).
+//! Feature code lives in the function crates under `functions/`.
 
-pub mod alerts;
-pub mod aws;
-pub mod aws_error;
-pub mod backoff;
-pub mod catalogue;
-pub mod clock;
+pub mod adapters;
 pub mod config;
-pub mod http_client;
-pub mod ids;
-pub mod lifecycle;
-pub mod mailer;
-pub mod metrics;
-pub mod model;
-pub mod problem;
-pub mod queue;
-pub mod retry;
-pub mod secret_box;
-pub mod signing;
-pub mod store;
+pub mod domain;
 pub mod telemetry;
 
 pub use config::Config;

@@ -14,8 +14,8 @@ use serde_json::{json, Value};
 
 use crate::validation::{CreateWebhookRequest, RecoveryWindow, UpdateWebhookRequest};
 use crate::views::{AttemptDetailView, DeliveryView, WebhookView, WebhookWithSecret};
-use webhooks_shared::catalogue;
-use webhooks_shared::problem::Problem;
+use webhooks_shared::domain::catalogue;
+use webhooks_shared::domain::problem::Problem;
 
 use crate::{AdminApi, ApiResult, MAX_LOG_LIMIT};
 

@@ -16,16 +16,17 @@ use crate::views::{
     AttemptDetailView, AttemptView, DeliveryView, LastDelivery, RequestView, WebhookView,
     WebhookWithSecret,
 };
-use webhooks_shared::aws::Adapters;
-use webhooks_shared::model::{
+use webhooks_shared::adapters::queue::Queue;
+use webhooks_shared::adapters::secret_box::SecretBox;
+use webhooks_shared::adapters::store::Store;
+use webhooks_shared::adapters::Adapters;
+use webhooks_shared::domain::model::{
     AttemptRecord, DeliveryMessage, DeliveryRecord, DeliveryState, WebhookRecord, WebhookStatus,
 };
-use webhooks_shared::problem::Problem;
-use webhooks_shared::queue::Queue;
-use webhooks_shared::secret_box::SecretBox;
-use webhooks_shared::signing::SigningSecret;
-use webhooks_shared::store::Store;
-use webhooks_shared::{clock, ids, Config};
+use webhooks_shared::domain::problem::Problem;
+use webhooks_shared::domain::signing::SigningSecret;
+use webhooks_shared::domain::{clock, ids};
+use webhooks_shared::Config;
 
 pub use http::{public_router, router};
 

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use admin_api::scope::{require_admin_scope, AdminScope};
 use axum::middleware::from_fn_with_state;
 use lambda_http::{run, Error};
-use webhooks_shared::aws::{load_sdk_config, Adapters};
+use webhooks_shared::adapters::{load_sdk_config, Adapters};
 use webhooks_shared::{telemetry, Config};
 
 #[tokio::main]

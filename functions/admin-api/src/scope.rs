@@ -10,7 +10,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use lambda_http::request::RequestContext;
 use lambda_http::RequestExt;
-use webhooks_shared::problem::Problem;
+use webhooks_shared::domain::problem::Problem;
 
 /// The scope admin calls require when `WEBHOOKS_ADMIN_SCOPE` is unset or empty.
 pub const DEFAULT_ADMIN_SCOPE: &str = "webhooks/admin";

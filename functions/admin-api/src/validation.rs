@@ -5,8 +5,8 @@ use std::collections::HashSet;
 use serde::Deserialize;
 use url::Url;
 
-use webhooks_shared::catalogue;
-use webhooks_shared::problem::{from_json_error, Problem};
+use webhooks_shared::domain::catalogue;
+use webhooks_shared::domain::problem::{from_json_error, Problem};
 
 pub const MAX_NAME_CHARS: usize = 100;
 pub const MAX_URL_LEN: usize = 2048;

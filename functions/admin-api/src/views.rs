@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use webhooks_shared::lifecycle::Progress;
-use webhooks_shared::model::{
+use webhooks_shared::domain::lifecycle::Progress;
+use webhooks_shared::domain::model::{
     AttemptOutcome, AttemptRecord, DeliveryRecord, DeliveryState, RecordedResponse, WebhookRecord,
     WebhookStatus,
 };
@@ -144,7 +144,7 @@ impl DeliveryView {
 mod tests {
     use super::*;
     use std::time::{Duration, SystemTime};
-    use webhooks_shared::model::DeliveryMessage;
+    use webhooks_shared::domain::model::DeliveryMessage;
 
     fn delivery() -> DeliveryRecord {
         DeliveryRecord {

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsMessage;
-use webhooks_shared::queue::{BatchSettlement, Settle};
+use webhooks_shared::adapters::queue::{BatchSettlement, Settle};
 
 /// What becomes of one alerter message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +30,7 @@ pub fn settlement(records: &[SqsMessage], fates: &[(Fate, bool)]) -> BatchSettle
 mod tests {
     use super::*;
     use aws_lambda_events::event::sqs::SqsEvent;
-    use webhooks_shared::queue::Hide;
+    use webhooks_shared::adapters::queue::Hide;
 
     #[test]
     fn alerts_are_hidden_until_due_and_dead_letters_released() {

@@ -1,8 +1,8 @@
 //! The alert digest (SPEC §5): when a window's email is due, and the email itself — at most
 //! one per webhook per window, every failure counted, the first 50 listed.
 
-use webhooks_shared::alerts::FailureNotice;
-use webhooks_shared::mailer::Email;
+use crate::mailer::Email;
+use webhooks_shared::domain::alerts::FailureNotice;
 
 /// An email lists this many failures; the rest are counted.
 pub const LISTED_MAX: usize = 50;
@@ -135,7 +135,7 @@ pub fn compose_digest(webhook: &WebhookSummary, failures: &[FailureNotice]) -> E
 #[cfg(test)]
 mod tests {
     use super::*;
-    use webhooks_shared::alerts::{excerpt, FailureReason};
+    use webhooks_shared::domain::alerts::{excerpt, FailureReason};
 
     fn failure(i: usize) -> FailureNotice {
         FailureNotice {

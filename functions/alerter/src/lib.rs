@@ -8,6 +8,7 @@
 
 pub mod batch;
 pub mod digest;
+pub mod mailer;
 pub mod window;
 
 use std::time::{Duration, SystemTime};
@@ -18,18 +19,19 @@ use thiserror::Error;
 
 use crate::batch::Fate;
 use crate::digest::{compose_digest, WebhookSummary};
+use crate::mailer::Mailer;
 use crate::window::{flush_delay, on_failure, on_flush, OnFailure, OnFlush, Timing};
-use webhooks_shared::alerts::{
+use webhooks_shared::adapters::queue::{Queue, QueueError};
+use webhooks_shared::adapters::store::{Store, StoreError};
+use webhooks_shared::adapters::Adapters;
+use webhooks_shared::config::AlertSettings;
+use webhooks_shared::domain::alerts::{
     AlertMessage, AlertWindow, FailureNotice, FailureReason, WindowState,
 };
-use webhooks_shared::aws::Adapters;
-use webhooks_shared::config::AlertSettings;
-use webhooks_shared::lifecycle::{self, Progress};
-use webhooks_shared::mailer::Mailer;
-use webhooks_shared::model::{DeliveryMessage, DeliveryState};
-use webhooks_shared::queue::{Queue, QueueError};
-use webhooks_shared::store::{Store, StoreError};
-use webhooks_shared::{clock, Config};
+use webhooks_shared::domain::clock;
+use webhooks_shared::domain::lifecycle::{self, Progress};
+use webhooks_shared::domain::model::{DeliveryMessage, DeliveryState};
+use webhooks_shared::Config;
 
 #[derive(Debug, Error)]
 enum AlertError {

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use webhooks_shared::alerts::{AlertWindow, WindowState};
+use webhooks_shared::domain::alerts::{AlertWindow, WindowState};
 
 use crate::digest::digest_due;
 

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsMessage;
-use webhooks_shared::alerts::{AlertMessage, FailureNotice};
-use webhooks_shared::model::DeliveryMessage;
-use webhooks_shared::queue::{BatchSettlement, Settle};
+use webhooks_shared::adapters::queue::{BatchSettlement, Settle};
+use webhooks_shared::domain::alerts::{AlertMessage, FailureNotice};
+use webhooks_shared::domain::model::DeliveryMessage;
 
 /// What becomes of one SQS message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,8 +75,8 @@ mod tests {
     use super::*;
     use aws_lambda_events::event::sqs::SqsEvent;
     use serde_json::json;
-    use webhooks_shared::alerts::FailureReason;
-    use webhooks_shared::queue::Hide;
+    use webhooks_shared::adapters::queue::Hide;
+    use webhooks_shared::domain::alerts::FailureReason;
 
     const INTERNAL_WAIT: Duration = Duration::from_secs(60);
 

@@ -3,6 +3,8 @@
 //! is due (ChangeMessageVisibility), reporting it as a partial batch failure so SQS keeps it.
 
 pub mod batch;
+pub mod http_client;
+pub mod metrics;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,19 +18,20 @@ use tracing::Instrument;
 
 use crate::batch::Handled;
 pub use crate::batch::MessageFate;
-use webhooks_shared::alerts::FailureNotice;
-use webhooks_shared::aws::Adapters;
-use webhooks_shared::http_client::{ClientError, DeliveryClient, HttpAttempt};
-use webhooks_shared::lifecycle::{self, AfterAttempt, Progress, Target, Turn};
-use webhooks_shared::metrics::{self, Metric};
-use webhooks_shared::model::{
+use crate::http_client::{ClientError, DeliveryClient, HttpAttempt};
+use crate::metrics::Metric;
+use webhooks_shared::adapters::queue::Queue;
+use webhooks_shared::adapters::secret_box::{SecretBox, SecretBoxError, SecretCache};
+use webhooks_shared::adapters::store::{Store, StoreError};
+use webhooks_shared::adapters::Adapters;
+use webhooks_shared::domain::alerts::FailureNotice;
+use webhooks_shared::domain::clock;
+use webhooks_shared::domain::lifecycle::{self, AfterAttempt, Progress, Target, Turn};
+use webhooks_shared::domain::model::{
     AttemptOutcome, AttemptRecord, DeliveryMessage, DeliveryState, WebhookRecord,
 };
-use webhooks_shared::queue::Queue;
-use webhooks_shared::retry::{random_jitter, RetrySchedule};
-use webhooks_shared::secret_box::{SecretBox, SecretBoxError, SecretCache};
-use webhooks_shared::store::{Store, StoreError};
-use webhooks_shared::{clock, Config};
+use webhooks_shared::domain::retry::{random_jitter, RetrySchedule};
+use webhooks_shared::Config;
 
 /// Event bodies cached per container (events never change); cleared when this full.
 const EVENT_CACHE_BYTES: usize = 16 * 1024 * 1024;

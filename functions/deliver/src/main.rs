@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
-use webhooks_shared::aws::{load_sdk_config, Adapters};
+use webhooks_shared::adapters::{load_sdk_config, Adapters};
 use webhooks_shared::{telemetry, Config};
 
 #[tokio::main]

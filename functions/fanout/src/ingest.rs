@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use webhooks_shared::problem::{from_json_error, Problem};
-use webhooks_shared::{catalogue, clock, ids};
+use webhooks_shared::domain::problem::{from_json_error, Problem};
+use webhooks_shared::domain::{catalogue, clock, ids};
 
 /// Events larger than this are refused with 413.
 pub const MAX_EVENT_BYTES: usize = 256 * 1024;

@@ -16,12 +16,13 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::ingest::IncomingEvent;
-use webhooks_shared::aws::Adapters;
-use webhooks_shared::model::{DeliveryMessage, DeliveryRecord, EventRecord};
-use webhooks_shared::problem::Problem;
-use webhooks_shared::queue::Queue;
-use webhooks_shared::store::Store;
-use webhooks_shared::{clock, ids, Config};
+use webhooks_shared::adapters::queue::Queue;
+use webhooks_shared::adapters::store::Store;
+use webhooks_shared::adapters::Adapters;
+use webhooks_shared::domain::model::{DeliveryMessage, DeliveryRecord, EventRecord};
+use webhooks_shared::domain::problem::Problem;
+use webhooks_shared::domain::{clock, ids};
+use webhooks_shared::Config;
 
 /// Bodies above this are cut off before they are read in full (the event limit is 256 KiB).
 const BODY_READ_LIMIT: usize = 1024 * 1024;

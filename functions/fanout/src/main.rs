@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use lambda_http::{run, Error};
-use webhooks_shared::aws::{load_sdk_config, Adapters};
+use webhooks_shared::adapters::{load_sdk_config, Adapters};
 use webhooks_shared::{telemetry, Config};
 
 #[tokio::main]

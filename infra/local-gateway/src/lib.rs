@@ -35,12 +35,12 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use admin_api::AdminApi;
+use alerter::mailer::Mailer;
 use alerter::Alerter;
 use deliver::Deliverer;
 use fanout::Fanout;
-use webhooks_shared::aws::Adapters;
-use webhooks_shared::mailer::Mailer;
-use webhooks_shared::problem::Problem;
+use webhooks_shared::adapters::Adapters;
+use webhooks_shared::domain::problem::Problem;
 use webhooks_shared::Config;
 
 pub const DEFAULT_ADMIN_TOKEN: &str = "dev-admin-token";
@@ -56,7 +56,7 @@ pub enum GatewayError {
     #[error(transparent)]
     Config(#[from] webhooks_shared::config::ConfigError),
     #[error(transparent)]
-    Client(#[from] webhooks_shared::http_client::ClientError),
+    Client(#[from] deliver::http_client::ClientError),
     #[error("cannot listen on {addr}: {reason}")]
     Listen { addr: SocketAddr, reason: String },
 }

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use local_gateway::{GatewayOptions, StackDescription, DEFAULT_ADMIN_TOKEN, DEFAULT_INGEST_TOKEN};
-use webhooks_shared::aws::load_sdk_config;
+use webhooks_shared::adapters::load_sdk_config;
 use webhooks_shared::telemetry;
 
 fn usage() -> ! {

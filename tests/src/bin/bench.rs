@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use integration_tests::{unique, Api, Harness, Receiver, Reply};
 use serde_json::json;
-use webhooks_shared::signing::SigningSecret;
+use webhooks_shared::domain::signing::SigningSecret;
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -109,7 +109,7 @@ async fn main() {
         }
     }
     let result = json!({
-        "at": webhooks_shared::clock::rfc3339_seconds(SystemTime::now()),
+        "at": webhooks_shared::domain::clock::rfc3339_seconds(SystemTime::now()),
         "machine": {"cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)},
         "events": events,
         "webhooks_per_event": webhooks,
@@ -123,7 +123,7 @@ async fn main() {
     let dir = h.root.join("bench-results");
     std::fs::create_dir_all(&dir).expect("bench-results dir");
     let text = serde_json::to_string_pretty(&result).expect("json");
-    let stamp = webhooks_shared::clock::rfc3339_seconds(SystemTime::now()).replace(':', "");
+    let stamp = webhooks_shared::domain::clock::rfc3339_seconds(SystemTime::now()).replace(':', "");
     std::fs::write(dir.join(format!("{stamp}.json")), &text).expect("write results");
     std::fs::write(dir.join("latest.json"), &text).expect("write results");
     println!("{text}");

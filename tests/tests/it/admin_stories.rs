@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 use integration_tests::{eventually, unique, Api, Harness, Receiver, Reply};
 use reqwest::Method;
 use serde_json::{json, Value};
-use webhooks_shared::ids::delivery_id;
+use webhooks_shared::domain::ids::delivery_id;
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -338,7 +338,8 @@ async fn recovering_after_an_outage_delivers_each_failure_exactly_once() {
         )
         .await;
     let id = created["id"].as_str().expect("id");
-    let since = webhooks_shared::clock::rfc3339_millis(SystemTime::now() - Duration::from_secs(1));
+    let since =
+        webhooks_shared::domain::clock::rfc3339_millis(SystemTime::now() - Duration::from_secs(1));
     let mut events = Vec::new();
     for _ in 0..3 {
         let event_id = post(&api, "withdrawal.requested").await;
@@ -354,7 +355,7 @@ async fn recovering_after_an_outage_delivers_each_failure_exactly_once() {
 
     let recover = format!("/api/v1/webhooks/{id}/recover");
     // A fixed window: other tests' events of this type may fail here later, outside it.
-    let until = webhooks_shared::clock::rfc3339_millis(SystemTime::now());
+    let until = webhooks_shared::domain::clock::rfc3339_millis(SystemTime::now());
     let window = json!({"since": since, "until": until});
     let first = api
         .admin(Method::POST, &recover, Some(window.clone()))
@@ -456,7 +457,7 @@ async fn attempts_expire_after_the_retention_period_by_ttl() {
         .parse()
         .expect("seconds");
     let days: i64 = h.env("ATTEMPT_RETENTION_DAYS").parse().expect("days");
-    let now = webhooks_shared::clock::unix_seconds(SystemTime::now());
+    let now = webhooks_shared::domain::clock::unix_seconds(SystemTime::now());
     assert!(
         (expires_at - (now + days * 86_400)).abs() < 3_600,
         "expires {expires_at}, now {now}"

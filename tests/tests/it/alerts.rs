@@ -4,15 +4,15 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
+use alerter::mailer::Mailer;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use integration_tests::receiver::closed_port;
 use integration_tests::{eventually, unique, Api, Harness, Receiver, Reply};
 use serde_json::{json, Value};
-use webhooks_shared::alerts::{AlertMessage, FailureNotice, FailureReason};
-use webhooks_shared::aws::Adapters;
-use webhooks_shared::ids::delivery_id;
-use webhooks_shared::mailer::Mailer;
-use webhooks_shared::model::DeliveryMessage;
+use webhooks_shared::adapters::Adapters;
+use webhooks_shared::domain::alerts::{AlertMessage, FailureNotice, FailureReason};
+use webhooks_shared::domain::ids::delivery_id;
+use webhooks_shared::domain::model::DeliveryMessage;
 use webhooks_shared::Config;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -164,7 +164,7 @@ fn notice(webhook_id: &str, i: usize) -> FailureNotice {
         attempts: 1,
         response_status: Some(410),
         error: None,
-        failed_at: webhooks_shared::clock::rfc3339_millis(SystemTime::now()),
+        failed_at: webhooks_shared::domain::clock::rfc3339_millis(SystemTime::now()),
         excerpt: "{}".into(),
         reason: FailureReason::NotRetryable,
     }

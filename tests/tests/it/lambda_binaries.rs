@@ -10,9 +10,9 @@ use integration_tests::runtime_api::{Outcome, RuntimeApi};
 use integration_tests::{unique, Api, Harness, Receiver, Reply};
 use serde_json::{json, Value};
 use tokio::process::{Child, Command};
-use webhooks_shared::aws::Adapters;
-use webhooks_shared::ids::delivery_id;
-use webhooks_shared::model::{DeliveryMessage, DeliveryRecord, EventRecord};
+use webhooks_shared::adapters::Adapters;
+use webhooks_shared::domain::ids::delivery_id;
+use webhooks_shared::domain::model::{DeliveryMessage, DeliveryRecord, EventRecord};
 use webhooks_shared::Config;
 
 fn binary(name: &str) -> std::path::PathBuf {

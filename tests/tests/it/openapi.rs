@@ -8,7 +8,7 @@ use integration_tests::{unique, Api, Harness, Receiver, Reply};
 use jsonschema::{Draft, Registry};
 use reqwest::Method;
 use serde_json::{json, Value};
-use webhooks_shared::ids::delivery_id;
+use webhooks_shared::domain::ids::delivery_id;
 
 const BASE: &str = "https://comps-webhooks.invalid/openapi.json";
 

@@ -6,7 +6,7 @@ use integration_tests::harness::RETRY_DELAYS;
 use integration_tests::receiver::closed_port;
 use integration_tests::{unique, Api, Harness, Receiver, Reply};
 use serde_json::{json, Value};
-use webhooks_shared::ids::delivery_id;
+use webhooks_shared::domain::ids::delivery_id;
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -25,7 +25,8 @@ fn statuses(attempts: &[Value]) -> Vec<Option<u64>> {
 }
 
 fn parse_time(text: &Value) -> SystemTime {
-    webhooks_shared::clock::parse_rfc3339(text.as_str().expect("time string")).expect("RFC 3339")
+    webhooks_shared::domain::clock::parse_rfc3339(text.as_str().expect("time string"))
+        .expect("RFC 3339")
 }
 
 /// Creates a webhook to `url` for `event_type`; returns (id, secret).

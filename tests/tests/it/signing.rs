@@ -10,7 +10,7 @@ use integration_tests::receiver::Captured;
 use integration_tests::{unique, Api, Harness, Receiver, Reply};
 use serde_json::{json, Value};
 use sha2::Sha256;
-use webhooks_shared::ids::delivery_id;
+use webhooks_shared::domain::ids::delivery_id;
 
 fn run_verifier(program: &str, script: &str, case: &Value) -> String {
     let h = Harness::get();

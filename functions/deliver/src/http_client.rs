@@ -16,8 +16,8 @@ use reqwest::redirect::Policy;
 use thiserror::Error;
 use url::{Host, Url};
 
-use crate::model::RecordedResponse;
-use crate::retry::{parse_retry_after, AttemptResult};
+use webhooks_shared::domain::model::RecordedResponse;
+use webhooks_shared::domain::retry::{parse_retry_after, AttemptResult};
 
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_RESPONSE_BODY: usize = 16 * 1024;
@@ -131,7 +131,7 @@ impl DeliveryClient {
             .connect_timeout(REQUEST_TIMEOUT)
             .redirect(Policy::none())
             .no_proxy()
-            .user_agent(crate::lifecycle::USER_AGENT)
+            .user_agent(webhooks_shared::domain::lifecycle::USER_AGENT)
             .pool_idle_timeout(Duration::from_secs(50))
             .dns_resolver(Arc::new(GuardedResolver { allow_private }));
         if let Some(path) = extra_ca_file {

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use super::{n, s, to_item, Store, StoreError};
-use crate::model::EventRecord;
+use crate::domain::model::EventRecord;
 
 impl Store {
     // ---- events ----

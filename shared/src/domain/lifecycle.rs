@@ -4,14 +4,14 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::alerts::FailureReason;
-use crate::clock;
-use crate::model::{
+use crate::domain::alerts::FailureReason;
+use crate::domain::clock;
+use crate::domain::model::{
     AttemptOutcome, AttemptRecord, DeliveryMessage, DeliveryState, RecordedRequest, WebhookRecord,
     WebhookStatus,
 };
-use crate::retry::{AttemptResult, NextStep, RetrySchedule};
-use crate::signing::SigningSecret;
+use crate::domain::retry::{AttemptResult, NextStep, RetrySchedule};
+use crate::domain::signing::SigningSecret;
 
 /// A message that surfaces more than this before its attempt is due is hidden again; within
 /// it, the attempt is made rather than hiding the message for a moment.

@@ -4,7 +4,7 @@ use aws_sdk_ses::types::{Body, Content, Destination, Message};
 use aws_sdk_ses::Client;
 use thiserror::Error;
 
-use crate::aws_error::AwsError;
+use webhooks_shared::adapters::aws_error::AwsError;
 
 /// An email with a plain text and an HTML part.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,8 +10,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use thiserror::Error;
 
-use crate::aws_error::AwsError;
-use crate::signing::SigningSecret;
+use crate::adapters::aws_error::AwsError;
+use crate::domain::signing::SigningSecret;
 
 const CONTEXT_KEY: &str = "webhook_id";
 

@@ -179,7 +179,7 @@ pub struct AttemptRecord {
 
 impl AttemptRecord {
     pub fn id(&self) -> String {
-        crate::ids::attempt_id(&self.delivery_id, self.attempt)
+        crate::domain::ids::attempt_id(&self.delivery_id, self.attempt)
     }
 
     /// A new log line for attempt `number` of `delivery`, made at `now`: failed, with no
@@ -190,14 +190,14 @@ impl AttemptRecord {
         now: std::time::SystemTime,
         retention: std::time::Duration,
     ) -> Self {
-        let at = crate::clock::rfc3339_millis(now);
+        let at = crate::domain::clock::rfc3339_millis(now);
         AttemptRecord {
             delivery_id: delivery.delivery_id.clone(),
             attempt: number,
             webhook_id: delivery.webhook_id.clone(),
             at_key: format!(
                 "{at}#{}",
-                crate::ids::attempt_id(&delivery.delivery_id, number)
+                crate::domain::ids::attempt_id(&delivery.delivery_id, number)
             ),
             event_id: delivery.event_id.clone(),
             event_type: delivery.event_type.clone(),
@@ -212,7 +212,7 @@ impl AttemptRecord {
             next_attempt_at: None,
             request: None,
             response: None,
-            expires_at: crate::clock::expiry(now, retention),
+            expires_at: crate::domain::clock::expiry(now, retention),
         }
     }
 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 
 use super::{from_items, n, query_all, s, to_item, Store, StoreError};
-use crate::model::{SubscriptionRecord, WebhookRecord};
+use crate::domain::model::{SubscriptionRecord, WebhookRecord};
 
 impl Store {
     // ---- webhooks and their subscriptions ----
@@ -19,7 +19,7 @@ impl Store {
         let sub = SubscriptionRecord {
             event_type: event_type.to_owned(),
             webhook_id: w.id.clone(),
-            active: w.status == crate::model::WebhookStatus::Active,
+            active: w.status == crate::domain::model::WebhookStatus::Active,
         };
         let put = Put::builder()
             .table_name(&self.tables.subscriptions_table)

@@ -1,12 +1,22 @@
-//! AWS clients, built once per container from the SDK's standard configuration, so the same
-//! binaries talk to AWS, LocalStack or moto (`AWS_ENDPOINT_URL`). No network call happens here.
+//! Adapters: one per AWS service, and the HTTPS delivery client. Their errors keep the SDK's
+//! error as source and say whether trying again may help ([`aws_error`]).
+//!
+//! AWS clients are built once per container from the SDK's standard configuration, so the
+//! same binaries talk to AWS, LocalStack or moto (`AWS_ENDPOINT_URL`). No network call
+//! happens here.
+
+pub mod aws_error;
+pub mod backoff;
+pub mod queue;
+pub mod secret_box;
+pub mod store;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 
+use crate::adapters::queue::Queue;
+use crate::adapters::secret_box::SecretBox;
+use crate::adapters::store::Store;
 use crate::config::Config;
-use crate::queue::Queue;
-use crate::secret_box::SecretBox;
-use crate::store::Store;
 
 pub async fn load_sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest()).load().await

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use super::{from_item, from_items, n, query_all, s, to_item, Store, StoreError};
-use crate::model::{AttemptRecord, DeliveryRecord};
+use crate::domain::model::{AttemptRecord, DeliveryRecord};
 
 /// Name of the attempts table's index for one webhook's log, newest first.
 pub const WEBHOOK_LOG_INDEX: &str = "by_webhook";

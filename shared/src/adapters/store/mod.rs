@@ -18,8 +18,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::aws_error::{AwsError, Failure};
-use crate::backoff::Backoff;
+use crate::adapters::aws_error::{AwsError, Failure};
+use crate::adapters::backoff::Backoff;
 use crate::config::Resources;
 
 pub use deliveries::WEBHOOK_LOG_INDEX;

@@ -50,7 +50,7 @@ pub struct FailureNotice {
 impl FailureNotice {
     /// The notice for a log line that ended its delivery `permanently_failed`.
     pub fn from_line(
-        line: &crate::model::AttemptRecord,
+        line: &crate::domain::model::AttemptRecord,
         payload: &str,
         reason: FailureReason,
     ) -> Self {

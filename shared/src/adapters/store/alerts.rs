@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::{from_items, n, query_all, s, to_item, unless_condition_failed, Store, StoreError};
-use crate::alerts::{AlertWindow, FailureNotice, WindowState};
+use crate::domain::alerts::{AlertWindow, FailureNotice, WindowState};
 
 /// Alerts table: `failure#<delivery id>` items and one `window` item per webhook.
 const FAILURE_PREFIX: &str = "failure#";

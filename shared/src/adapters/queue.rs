@@ -2,29 +2,57 @@
 
 use std::time::Duration;
 
-use aws_sdk_sqs::error::DisplayErrorContext;
+use aws_sdk_sqs::error::{BuildError, DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, SendMessageBatchRequestEntry};
 use aws_sdk_sqs::Client;
 use thiserror::Error;
+
+use crate::adapters::aws_error::AwsError;
+use crate::adapters::backoff::Backoff;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
 use serde::Serialize;
 
 const SQS_BATCH_MAX: usize = 10;
-const SEND_TRIES: usize = 4;
 /// SQS delays a new message by at most 15 minutes.
 pub const MAX_SEND_DELAY_SECS: i32 = 900;
 
 #[derive(Debug, Error)]
 pub enum QueueError {
     #[error("SQS call failed: {0}")]
-    Sqs(String),
+    Sqs(#[from] AwsError),
+    #[error("message cannot be written as JSON: {0}")]
+    Encode(#[from] serde_json::Error),
     #[error("SQS refused {0} messages after retries")]
     Refused(usize),
 }
 
-fn sqs(err: impl std::error::Error) -> QueueError {
-    QueueError::Sqs(DisplayErrorContext(err).to_string())
+impl QueueError {
+    /// Whether the same call may succeed if tried again (throttling, an outage, a refusal
+    /// of some entries of a batch).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            QueueError::Sqs(e) => e.is_retryable(),
+            QueueError::Refused(_) => true,
+            QueueError::Encode(_) => false,
+        }
+    }
+}
+
+impl<E, R> From<SdkError<E, R>> for QueueError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    fn from(err: SdkError<E, R>) -> Self {
+        QueueError::Sqs(err.into())
+    }
+}
+
+impl From<BuildError> for QueueError {
+    fn from(err: BuildError) -> Self {
+        QueueError::Sqs(AwsError::invalid_request(err))
+    }
 }
 
 /// What a consumer does with one message of its batch once it is handled.
@@ -108,46 +136,43 @@ impl Queue {
         Queue { sqs, url }
     }
 
-    /// Sends one message per item, retrying the entries SQS refuses.
+    /// Sends one message per item, sending again the entries SQS refuses.
     pub async fn send<T: Serialize>(&self, messages: &[T]) -> Result<(), QueueError> {
         for chunk in messages.chunks(SQS_BATCH_MAX) {
-            let mut pending: Vec<(String, String)> = chunk
+            let bodies: Vec<(String, String)> = chunk
                 .iter()
                 .enumerate()
-                .map(|(i, m)| {
-                    serde_json::to_string(m)
-                        .map(|body| (i.to_string(), body))
-                        .map_err(|e| QueueError::Sqs(e.to_string()))
+                .map(|(i, m)| Ok((i.to_string(), serde_json::to_string(m)?)))
+                .collect::<Result<_, QueueError>>()?;
+            let refused = Backoff::default()
+                .until_done(bodies, |pending| async move {
+                    let entries = pending
+                        .iter()
+                        .map(|(id, body)| {
+                            SendMessageBatchRequestEntry::builder()
+                                .id(id)
+                                .message_body(body)
+                                .build()
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let out = self
+                        .sqs
+                        .send_message_batch()
+                        .queue_url(&self.url)
+                        .set_entries(Some(entries))
+                        .send()
+                        .await?;
+                    let failed: Vec<&str> = out.failed().iter().map(|f| f.id()).collect();
+                    Ok::<_, QueueError>(
+                        pending
+                            .into_iter()
+                            .filter(|(id, _)| failed.contains(&id.as_str()))
+                            .collect(),
+                    )
                 })
-                .collect::<Result<_, _>>()?;
-            for attempt in 0..SEND_TRIES {
-                let entries = pending
-                    .iter()
-                    .map(|(id, body)| {
-                        SendMessageBatchRequestEntry::builder()
-                            .id(id)
-                            .message_body(body)
-                            .build()
-                            .map_err(sqs)
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                let out = self
-                    .sqs
-                    .send_message_batch()
-                    .queue_url(&self.url)
-                    .set_entries(Some(entries))
-                    .send()
-                    .await
-                    .map_err(sqs)?;
-                let failed: Vec<&str> = out.failed().iter().map(|f| f.id()).collect();
-                pending.retain(|(id, _)| failed.contains(&id.as_str()));
-                if pending.is_empty() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
-            }
-            if !pending.is_empty() {
-                return Err(QueueError::Refused(pending.len()));
+                .await?;
+            if !refused.is_empty() {
+                return Err(QueueError::Refused(refused.len()));
             }
         }
         Ok(())
@@ -159,15 +184,14 @@ impl Queue {
         message: &T,
         delay: Duration,
     ) -> Result<(), QueueError> {
-        let body = serde_json::to_string(message).map_err(|e| QueueError::Sqs(e.to_string()))?;
+        let body = serde_json::to_string(message)?;
         self.sqs
             .send_message()
             .queue_url(&self.url)
             .message_body(body)
             .delay_seconds(visibility_seconds(delay).min(MAX_SEND_DELAY_SECS))
             .send()
-            .await
-            .map_err(sqs)?;
+            .await?;
         Ok(())
     }
 
