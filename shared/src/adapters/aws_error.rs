@@ -125,6 +125,34 @@ where
     }
 }
 
+/// `From` the SDK's errors and its request builders' errors for an adapter's error type
+/// with a variant holding an [`AwsError`], so `?` maps them: `from_aws_errors!(StoreError,
+/// StoreError::Dynamo);`.
+macro_rules! from_aws_errors {
+    ($error:ty, $variant:path) => {
+        impl<E, R> From<aws_smithy_runtime_api::client::result::SdkError<E, R>> for $error
+        where
+            E: aws_smithy_types::error::metadata::ProvideErrorMetadata
+                + std::error::Error
+                + Send
+                + Sync
+                + 'static,
+            R: std::fmt::Debug + Send + Sync + 'static,
+        {
+            fn from(err: aws_smithy_runtime_api::client::result::SdkError<E, R>) -> Self {
+                $variant(err.into())
+            }
+        }
+
+        impl From<aws_smithy_types::error::operation::BuildError> for $error {
+            fn from(err: aws_smithy_types::error::operation::BuildError) -> Self {
+                $variant($crate::adapters::aws_error::AwsError::invalid_request(err))
+            }
+        }
+    };
+}
+pub(crate) use from_aws_errors;
+
 #[cfg(test)]
 mod tests {
     use super::*;

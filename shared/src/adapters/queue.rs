@@ -2,12 +2,12 @@
 
 use std::time::Duration;
 
-use aws_sdk_sqs::error::{BuildError, DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, SendMessageBatchRequestEntry};
 use aws_sdk_sqs::Client;
 use thiserror::Error;
 
-use crate::adapters::aws_error::AwsError;
+use crate::adapters::aws_error::{from_aws_errors, AwsError};
 use crate::adapters::backoff::Backoff;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
@@ -39,21 +39,7 @@ impl QueueError {
     }
 }
 
-impl<E, R> From<SdkError<E, R>> for QueueError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    fn from(err: SdkError<E, R>) -> Self {
-        QueueError::Sqs(err.into())
-    }
-}
-
-impl From<BuildError> for QueueError {
-    fn from(err: BuildError) -> Self {
-        QueueError::Sqs(AwsError::invalid_request(err))
-    }
-}
+from_aws_errors!(QueueError, QueueError::Sqs);
 
 /// What a consumer does with one message of its batch once it is handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,10 +1,10 @@
 //! Alerts: failures waiting for their digest, and each webhook's digest window.
 
-use std::collections::HashMap;
-
 use serde::{Deserialize, Serialize};
 
-use super::{from_items, n, query_all, s, to_item, unless_condition_failed, Store, StoreError};
+use super::{
+    from_items, key, n, query_all, s, to_item, unless_condition_failed, Store, StoreError,
+};
 use crate::domain::alerts::{AlertWindow, FailureNotice, WindowState};
 
 /// Alerts table: `failure#<delivery id>` items and one `window` item per webhook.
@@ -92,10 +92,7 @@ impl Store {
     ) -> Result<Option<AlertWindow>, StoreError> {
         self.get(
             &self.tables.alerts_table,
-            HashMap::from([
-                ("webhook_id".into(), s(webhook_id)),
-                ("sk".into(), s(WINDOW_SK)),
-            ]),
+            key([("webhook_id", s(webhook_id)), ("sk", s(WINDOW_SK))]),
         )
         .await
     }

@@ -1,8 +1,6 @@
 //! Deliveries and their attempts (the delivery log).
 
-use std::collections::HashMap;
-
-use super::{from_item, from_items, n, query_all, s, to_item, Store, StoreError};
+use super::{from_item, key, n, s, to_item, Store, StoreError};
 use crate::domain::model::{AttemptRecord, DeliveryRecord};
 
 /// Name of the attempts table's index for one webhook's log, newest first.
@@ -39,25 +37,15 @@ impl Store {
     }
 
     pub async fn get_delivery(&self, id: &str) -> Result<Option<DeliveryRecord>, StoreError> {
-        self.get(
-            &self.tables.deliveries_table,
-            HashMap::from([("id".into(), s(id))]),
-        )
-        .await
+        self.get_by_id(&self.tables.deliveries_table, id).await
     }
 
     // ---- attempts (the delivery log) ----
 
     /// Every attempt of one delivery, in attempt order (strongly consistent).
     pub async fn attempts_of(&self, delivery_id: &str) -> Result<Vec<AttemptRecord>, StoreError> {
-        let query = self
-            .ddb
-            .query()
-            .table_name(&self.tables.attempts_table)
-            .key_condition_expression("delivery_id = :d")
-            .expression_attribute_values(":d", s(delivery_id))
-            .consistent_read(true);
-        from_items(query_all(query).await?)
+        self.partition(&self.tables.attempts_table, "delivery_id", delivery_id)
+            .await
     }
 
     /// Records an attempt unless that attempt number was recorded already (returns false).
@@ -77,10 +65,7 @@ impl Store {
     ) -> Result<Option<AttemptRecord>, StoreError> {
         self.get(
             &self.tables.attempts_table,
-            HashMap::from([
-                ("delivery_id".into(), s(delivery_id)),
-                ("attempt".into(), n(attempt)),
-            ]),
+            key([("delivery_id", s(delivery_id)), ("attempt", n(attempt))]),
         )
         .await
     }

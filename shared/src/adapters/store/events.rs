@@ -1,7 +1,5 @@
 //! Events: stored once, with the exact body every attempt sends.
 
-use std::collections::HashMap;
-
 use super::{n, s, to_item, Store, StoreError};
 use crate::domain::model::EventRecord;
 
@@ -35,10 +33,6 @@ impl Store {
     }
 
     pub async fn get_event(&self, id: &str) -> Result<Option<EventRecord>, StoreError> {
-        self.get(
-            &self.tables.events_table,
-            HashMap::from([("id".into(), s(id))]),
-        )
-        .await
+        self.get_by_id(&self.tables.events_table, id).await
     }
 }

@@ -10,7 +10,7 @@ mod webhooks;
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::config::http::HttpResponse;
-use aws_sdk_dynamodb::error::{BuildError, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::adapters::aws_error::{AwsError, Failure};
+use crate::adapters::aws_error::{from_aws_errors, AwsError, Failure};
 use crate::adapters::backoff::Backoff;
 use crate::config::Resources;
 
@@ -50,21 +50,7 @@ impl StoreError {
     }
 }
 
-impl<E, R> From<SdkError<E, R>> for StoreError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    fn from(err: SdkError<E, R>) -> Self {
-        StoreError::Dynamo(err.into())
-    }
-}
-
-impl From<BuildError> for StoreError {
-    fn from(err: BuildError) -> Self {
-        StoreError::Dynamo(AwsError::invalid_request(err))
-    }
-}
+from_aws_errors!(StoreError, StoreError::Dynamo);
 
 fn to_item<T: Serialize>(value: &T) -> Result<Item, StoreError> {
     Ok(serde_dynamo::to_item(value)?)
@@ -97,6 +83,14 @@ where
     }
 }
 
+/// An item's key from its attribute names and values.
+fn key<const N: usize>(attributes: [(&str, AttributeValue); N]) -> Item {
+    attributes
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect()
+}
+
 fn s(value: &str) -> AttributeValue {
     AttributeValue::S(value.to_owned())
 }
@@ -114,6 +108,33 @@ pub struct Store {
 impl Store {
     pub fn new(ddb: Client, tables: Resources) -> Self {
         Store { ddb, tables }
+    }
+
+    /// The item whose key is `id` (tables keyed by `id` alone), strongly consistent.
+    async fn get_by_id<T: DeserializeOwned>(
+        &self,
+        table: &str,
+        id: &str,
+    ) -> Result<Option<T>, StoreError> {
+        self.get(table, key([("id", s(id))])).await
+    }
+
+    /// Every item of one partition (`attribute` = `value`), strongly consistent, all pages.
+    async fn partition<T: DeserializeOwned>(
+        &self,
+        table: &str,
+        attribute: &str,
+        value: &str,
+    ) -> Result<Vec<T>, StoreError> {
+        let query = self
+            .ddb
+            .query()
+            .table_name(table)
+            .key_condition_expression("#k = :v")
+            .expression_attribute_names("#k", attribute)
+            .expression_attribute_values(":v", s(value))
+            .consistent_read(true);
+        from_items(query_all(query).await?)
     }
 
     /// Writes `item` unless an item with its key exists (returns false then).

@@ -1,11 +1,9 @@
 //! Webhooks and their subscriptions (one item per event type, so fan-out is a query),
 //! written together in transactions.
 
-use std::collections::HashMap;
-
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 
-use super::{from_items, n, query_all, s, to_item, Store, StoreError};
+use super::{from_items, n, s, to_item, Store, StoreError};
 use crate::domain::model::{SubscriptionRecord, WebhookRecord};
 
 impl Store {
@@ -118,11 +116,7 @@ impl Store {
     }
 
     pub async fn get_webhook(&self, id: &str) -> Result<Option<WebhookRecord>, StoreError> {
-        self.get(
-            &self.tables.webhooks_table,
-            HashMap::from([("id".into(), s(id))]),
-        )
-        .await
+        self.get_by_id(&self.tables.webhooks_table, id).await
     }
 
     /// Every webhook, oldest first. An admin listing: fine to read the whole (small) table.
@@ -147,13 +141,7 @@ impl Store {
         &self,
         event_type: &str,
     ) -> Result<Vec<SubscriptionRecord>, StoreError> {
-        let query = self
-            .ddb
-            .query()
-            .table_name(&self.tables.subscriptions_table)
-            .key_condition_expression("event_type = :t")
-            .expression_attribute_values(":t", s(event_type))
-            .consistent_read(true);
-        from_items(query_all(query).await?)
+        self.partition(&self.tables.subscriptions_table, "event_type", event_type)
+            .await
     }
 }
