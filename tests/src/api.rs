@@ -5,10 +5,14 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::{eventually, Harness};
+use webhooks_shared::domain::ids::delivery_id;
+
+use crate::{eventually, unique, Harness, WAIT};
 
 #[derive(Debug, Clone)]
 pub struct Answer {
+    /// What was asked, e.g. `GET /api/v1/webhooks`, for the messages of failed asserts.
+    pub request: String,
     pub status: u16,
     pub content_type: String,
     pub text: String,
@@ -18,24 +22,25 @@ pub struct Answer {
 impl Answer {
     /// Asserts this is an RFC 9457 problem with the given status and a useful detail.
     pub fn assert_problem(&self, status: u16) -> &Self {
-        assert_eq!(self.status, status, "unexpected answer: {}", self.text);
+        let (request, text) = (&self.request, &self.text);
+        assert_eq!(
+            self.status, status,
+            "unexpected answer to {request}: {text}"
+        );
         assert_eq!(
             self.content_type, "application/problem+json",
-            "{}",
-            self.text
+            "{request}: {text}"
         );
-        assert_eq!(self.json["status"], status, "{}", self.text);
+        assert_eq!(self.json["status"], status, "{request}: {text}");
         assert!(
             self.json["title"].as_str().is_some_and(|t| !t.is_empty()),
-            "{}",
-            self.text
+            "{request}: {text}"
         );
-        assert!(self.json["type"].is_string(), "{}", self.text);
+        assert!(self.json["type"].is_string(), "{request}: {text}");
         let detail = self.json["detail"].as_str().unwrap_or_default();
         assert!(
             detail.len() > 10,
-            "detail should say what to fix: {}",
-            self.text
+            "detail should say what to fix: {request}: {text}"
         );
         self
     }
@@ -43,6 +48,24 @@ impl Answer {
     pub fn detail(&self) -> &str {
         self.json["detail"].as_str().unwrap_or_default()
     }
+}
+
+/// A webhook the API created.
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    pub id: String,
+    /// Shown this once, at creation.
+    pub secret: String,
+    /// The whole answer.
+    pub json: Value,
+}
+
+/// An event the ingest API accepted.
+#[derive(Debug, Clone)]
+pub struct Posted {
+    pub id: String,
+    /// How many deliveries fan-out made of it (one per active webhook subscribed).
+    pub deliveries: u64,
 }
 
 pub struct Api {
@@ -76,6 +99,7 @@ impl Api {
         token: Option<&str>,
         body: Option<Vec<u8>>,
     ) -> Answer {
+        let asked = format!("{method} {path}");
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -96,6 +120,7 @@ impl Api {
         let text = response.text().await.expect("body");
         let json = serde_json::from_str(&text).unwrap_or(Value::Null);
         Answer {
+            request: asked,
             status,
             content_type,
             text,
@@ -128,23 +153,87 @@ impl Api {
             .await
     }
 
-    /// Creates a webhook and returns the answer (with the one-time `secret`).
-    pub async fn create_webhook(
-        &self,
-        name: &str,
-        url: &str,
-        events: &[&str],
-        active: bool,
-    ) -> Value {
+    /// Creates an active webhook to `url` for `events`.
+    pub async fn create_webhook(&self, name: &str, url: &str, events: &[&str]) -> Webhook {
+        self.create(json!({"name": name, "url": url, "events": events, "active": true}))
+            .await
+    }
+
+    /// Creates a paused webhook to `url` for `events`: nothing is delivered to it.
+    pub async fn create_paused_webhook(&self, name: &str, url: &str, events: &[&str]) -> Webhook {
+        self.create(json!({"name": name, "url": url, "events": events, "active": false}))
+            .await
+    }
+
+    async fn create(&self, body: Value) -> Webhook {
         let answer = self
-            .admin(
-                Method::POST,
-                "/api/v1/webhooks",
-                Some(json!({"name": name, "url": url, "events": events, "active": active})),
-            )
+            .admin(Method::POST, "/api/v1/webhooks", Some(body))
             .await;
         assert_eq!(answer.status, 201, "create webhook: {}", answer.text);
-        answer.json
+        Webhook {
+            id: answer.json["id"].as_str().expect("id").to_owned(),
+            secret: answer.json["secret"].as_str().expect("secret").to_owned(),
+            json: answer.json,
+        }
+    }
+
+    /// An active webhook with a name no other test uses, to `url` (e.g. a receiver's) for
+    /// `events`; returns its id.
+    pub async fn webhook_for(&self, url: &str, events: &[&str]) -> String {
+        self.create_webhook(&unique("webhook"), url, events)
+            .await
+            .id
+    }
+
+    /// The webhook as the API shows it after creation (without its secret).
+    pub async fn webhook(&self, webhook_id: &str) -> Answer {
+        self.get(&format!("/api/v1/webhooks/{webhook_id}")).await
+    }
+
+    /// `PATCH`es the webhook with `changes`.
+    pub async fn patch_webhook(&self, webhook_id: &str, changes: Value) -> Answer {
+        self.admin(
+            Method::PATCH,
+            &format!("/api/v1/webhooks/{webhook_id}"),
+            Some(changes),
+        )
+        .await
+    }
+
+    pub async fn delete_webhook(&self, webhook_id: &str) -> Answer {
+        self.admin(
+            Method::DELETE,
+            &format!("/api/v1/webhooks/{webhook_id}"),
+            None,
+        )
+        .await
+    }
+
+    /// Replaces the webhook's signing secret; the answer shows the new one, once.
+    pub async fn rotate_secret(&self, webhook_id: &str) -> Answer {
+        let path = format!("/api/v1/webhooks/{webhook_id}/rotate-secret");
+        self.admin(Method::POST, &path, None).await
+    }
+
+    /// Asks for the webhook's failed deliveries in `window` (`{since, until}`) to be sent again.
+    pub async fn recover(&self, webhook_id: &str, window: Value) -> Answer {
+        let path = format!("/api/v1/webhooks/{webhook_id}/recover");
+        self.admin(Method::POST, &path, Some(window)).await
+    }
+
+    /// Posts an event of `event_type` carrying `data` under a fresh id, and asserts it was
+    /// accepted (202, its id echoed).
+    pub async fn post(&self, event_type: &str, data: Value) -> Posted {
+        let event_id = unique("evt");
+        let answer = self
+            .post_event(json!({"id": event_id, "type": event_type, "data": data}))
+            .await;
+        assert_eq!(answer.status, 202, "{}", answer.text);
+        assert_eq!(answer.json["id"], event_id.as_str(), "{}", answer.text);
+        Posted {
+            id: event_id,
+            deliveries: answer.json["deliveries"].as_u64().expect("deliveries"),
+        }
     }
 
     pub async fn delivery(&self, webhook_id: &str, delivery_id: &str) -> Answer {
@@ -154,7 +243,7 @@ impl Api {
         .await
     }
 
-    /// Waits until the delivery is in one of `states`, and returns it.
+    /// Waits up to `timeout` until the delivery is in one of `states`, and returns it.
     pub async fn wait_for_state(
         &self,
         webhook_id: &str,
@@ -173,6 +262,28 @@ impl Api {
             },
         )
         .await
+    }
+
+    /// Waits (up to [`WAIT`]) until the delivery of event `event_id` to the webhook is in one
+    /// of `states`, and returns it.
+    pub async fn wait_for_event(&self, webhook_id: &str, event_id: &str, states: &[&str]) -> Value {
+        let delivery = delivery_id(event_id, webhook_id);
+        self.wait_for_state(webhook_id, &delivery, states, WAIT)
+            .await
+    }
+
+    /// One line of the delivery log, with the request as sent and the response as received.
+    pub async fn attempt(&self, webhook_id: &str, attempt_id: &str) -> Answer {
+        self.get(&format!(
+            "/api/v1/webhooks/{webhook_id}/attempts/{attempt_id}"
+        ))
+        .await
+    }
+
+    /// Asks for the attempt's delivery to be sent again.
+    pub async fn redeliver(&self, webhook_id: &str, attempt_id: &str) -> Answer {
+        let path = format!("/api/v1/webhooks/{webhook_id}/attempts/{attempt_id}/redeliver");
+        self.admin(Method::POST, &path, None).await
     }
 
     /// The log lines of one event at a webhook, newest first (other tests' events of the

@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::{Credentials, ProvideCredentials};
+use aws_sdk_sqs::types::QueueAttributeName;
 use local_gateway::{GatewayOptions, StackDescription, DEFAULT_ADMIN_TOKEN, DEFAULT_INGEST_TOKEN};
+use webhooks_shared::adapters::Adapters;
+use webhooks_shared::Config;
 
 use crate::tls::TestCa;
 
@@ -348,5 +351,66 @@ impl Harness {
             .provide_credentials()
             .await
             .expect("assume role")
+    }
+}
+
+/// A queue made by a test, so that only the code under test sees its messages.
+pub struct OwnQueue {
+    pub url: String,
+    pub arn: String,
+}
+
+/// What tests build from the stack themselves, as the handlers would.
+impl Harness {
+    /// The configuration the handlers read from the environment `template.yaml` gives them,
+    /// with `overrides` set on top (e.g. a queue of the test's own).
+    pub fn config(&self, overrides: &[(&str, &str)]) -> Config {
+        let mut env = self.stack.env.clone();
+        for (name, value) in overrides {
+            env.insert((*name).to_owned(), (*value).to_owned());
+        }
+        Config::from_lookup(|name| env.get(name).cloned()).expect("config")
+    }
+
+    /// The adapters a handler builds from `config`, signed in as the local runner.
+    pub async fn adapters(&self, config: &Config) -> Adapters {
+        Adapters::new(&self.sdk_config().await, config)
+    }
+
+    /// A queue of the test's own, named after `prefix`.
+    pub async fn own_queue(&self, prefix: &str) -> OwnQueue {
+        let sqs = aws_sdk_sqs::Client::new(&self.sdk_config().await);
+        let url = sqs
+            .create_queue()
+            .queue_name(crate::unique(prefix))
+            .send()
+            .await
+            .expect("queue")
+            .queue_url
+            .expect("url");
+        let arn = sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("attributes")
+            .attributes
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+            .expect("arn");
+        OwnQueue { url, arn }
+    }
+
+    /// A binary of the workspace, as `cargo build --workspace --bins` leaves it.
+    pub fn built_binary(&self, name: &str) -> PathBuf {
+        let target =
+            std::env::var("CARGO_TARGET_DIR").map_or_else(|_| self.root.join("target"), Into::into);
+        let path = target.join("debug").join(name);
+        assert!(
+            path.exists(),
+            "{} is missing: run `cargo build --workspace --bins` first (make test does)",
+            path.display()
+        );
+        path
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod harness;
+pub mod lambda_events;
 pub mod receiver;
 pub mod runtime_api;
 pub mod tls;
@@ -13,6 +14,10 @@ pub use harness::Harness;
 pub use receiver::{Receiver, Reply};
 
 use std::time::{Duration, Instant};
+
+/// How long a test waits for the pipeline to get somewhere: generous, as the tests share a
+/// small machine with each other and the emulator.
+pub const WAIT: Duration = Duration::from_secs(60);
 
 /// Polls `check` until it yields a value or `timeout` passes.
 pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T

@@ -14,7 +14,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use crate::tls::TestCa;
+use crate::Harness;
 
 /// One scripted answer. Each event id runs through the script on its own (tests share
 /// event types, so other tests' events may arrive too); the last answer repeats forever.
@@ -85,9 +85,10 @@ pub struct Receiver {
 }
 
 impl Receiver {
-    /// Starts a receiver on a free loopback port, on the calling test's runtime.
-    pub async fn start(ca: &TestCa, script: Vec<Reply>) -> Receiver {
-        let cert = ca.server_cert();
+    /// Starts a receiver on a free loopback port, on the calling test's runtime, with a
+    /// certificate from the harness's test CA (the one the handlers trust).
+    pub async fn start(script: Vec<Reply>) -> Receiver {
+        let cert = Harness::get().ca.server_cert();
         let config = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))

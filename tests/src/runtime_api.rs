@@ -42,11 +42,11 @@ impl RuntimeApi {
         });
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
+            // `{id}/response` or `{id}/error`
             .route(
-                "/2018-06-01/runtime/invocation/{id}/response",
-                post(response),
+                "/2018-06-01/runtime/invocation/{id}/{answer}",
+                post(invocation_answered),
             )
-            .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
             .route("/2018-06-01/runtime/init/error", post(init_error))
             .with_state(shared);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -74,6 +74,20 @@ impl RuntimeApi {
             .send((request_id.clone(), event))
             .expect("runtime api running");
         request_id
+    }
+
+    /// Invokes the function with `event` and returns its response to that invocation. Anything
+    /// else (an error, no answer within a minute) fails the test, showing `context()` (say,
+    /// what the function printed).
+    pub async fn call(&self, event: Value, context: impl FnOnce() -> String) -> Value {
+        let request_id = self.invoke(event);
+        match self.outcome(Duration::from_secs(60)).await {
+            Outcome::Response {
+                request_id: answered,
+                body,
+            } if answered == request_id => body,
+            other => panic!("no response to {request_id}: {other:?}\n{}", context()),
+        }
     }
 
     pub async fn outcome(&self, timeout: Duration) -> Outcome {
@@ -120,31 +134,29 @@ fn json_of(body: &Bytes) -> Value {
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
 }
 
-async fn response(
+/// The function's response to an invocation, or the error it ended with.
+async fn invocation_answered(
     State(shared): State<Arc<Shared>>,
-    Path(id): Path<String>,
+    Path((request_id, answer)): Path<(String, String)>,
     body: Bytes,
 ) -> StatusCode {
-    let _ = shared.outcomes.send(Outcome::Response {
-        request_id: id,
-        body: json_of(&body),
-    });
-    StatusCode::ACCEPTED
-}
-
-async fn error(
-    State(shared): State<Arc<Shared>>,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> StatusCode {
-    let _ = shared.outcomes.send(Outcome::Error {
-        request_id: id,
-        body: json_of(&body),
-    });
-    StatusCode::ACCEPTED
+    let body = json_of(&body);
+    let outcome = match answer.as_str() {
+        "response" => Outcome::Response { request_id, body },
+        "error" => Outcome::Error { request_id, body },
+        _ => return StatusCode::NOT_FOUND,
+    };
+    shared.report(outcome)
 }
 
 async fn init_error(State(shared): State<Arc<Shared>>, body: Bytes) -> StatusCode {
-    let _ = shared.outcomes.send(Outcome::InitError(json_of(&body)));
-    StatusCode::ACCEPTED
+    shared.report(Outcome::InitError(json_of(&body)))
+}
+
+impl Shared {
+    /// Hands `outcome` to the test; the function gets the 202 Lambda answers with.
+    fn report(&self, outcome: Outcome) -> StatusCode {
+        let _ = self.outcomes.send(outcome);
+        StatusCode::ACCEPTED
+    }
 }

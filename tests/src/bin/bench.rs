@@ -60,15 +60,10 @@ async fn main() {
     let webhooks = arg("--webhooks", 3);
     let h = Harness::get();
     let api = Api::new();
-    let receiver = Receiver::start(&h.ca, vec![Reply::status(200)]).await;
+    let receiver = Receiver::start(vec![Reply::status(200)]).await;
     for _ in 0..webhooks {
-        api.create_webhook(
-            &unique("bench"),
-            &receiver.url,
-            &["competition.created"],
-            true,
-        )
-        .await;
+        api.create_webhook(&unique("bench"), &receiver.url, &["competition.created"])
+            .await;
     }
 
     // Ingest: one event at a time, as the platform would post them.

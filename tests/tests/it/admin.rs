@@ -13,12 +13,11 @@ async fn webhook_lifecycle() {
             &name,
             "https://crm.example.com/hooks/comps",
             &["order.completed", "user.registered"],
-            true,
         )
         .await;
-    let id = created["id"].as_str().expect("id").to_owned();
+    let id = created.id.as_str();
     assert!(id.starts_with("wh_"));
-    let secret = created["secret"].as_str().expect("secret shown once");
+    let secret = created.secret.as_str();
     assert!(secret.starts_with("whsec_"));
     assert_eq!(
         base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &secret[6..])
@@ -26,6 +25,7 @@ async fn webhook_lifecycle() {
             .ok(),
         Some(32)
     );
+    let created = &created.json;
     let hint = created["secret_hint"].as_str().expect("hint");
     assert!(hint.starts_with("whsec_…") && secret.ends_with(&hint["whsec_…".len()..]));
     assert_eq!(created["status"], "active");
@@ -35,7 +35,7 @@ async fn webhook_lifecycle() {
         json!(["order.completed", "user.registered"])
     );
 
-    let one = api.get(&format!("/api/v1/webhooks/{id}")).await;
+    let one = api.webhook(id).await;
     assert_eq!(one.status, 200);
     assert_eq!(one.json["name"], name.as_str());
     assert!(one.json.get("secret").is_none() && !one.text.contains(secret));
@@ -43,40 +43,22 @@ async fn webhook_lifecycle() {
     let list = api.get("/api/v1/webhooks").await;
     assert_eq!(list.status, 200);
     let listed = list.json["webhooks"].as_array().expect("list");
-    assert!(listed.iter().any(|w| w["id"] == id.as_str()));
+    assert!(listed.iter().any(|w| w["id"] == id));
     assert!(!list.text.contains(secret));
 
-    let deleted = api
-        .admin(Method::DELETE, &format!("/api/v1/webhooks/{id}"), None)
-        .await;
+    let deleted = api.delete_webhook(id).await;
     assert_eq!(deleted.status, 204);
-    api.get(&format!("/api/v1/webhooks/{id}"))
-        .await
-        .assert_problem(404);
-    api.admin(Method::DELETE, &format!("/api/v1/webhooks/{id}"), None)
-        .await
-        .assert_problem(404);
+    api.webhook(id).await.assert_problem(404);
+    api.delete_webhook(id).await.assert_problem(404);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_webhook_gets_no_new_deliveries() {
     let api = Api::new();
-    let receiver = Receiver::start(&Harness::get().ca, vec![Reply::status(200)]).await;
-    let created = api
-        .create_webhook(&unique("gone"), &receiver.url, &["order.refunded"], true)
-        .await;
-    let id = created["id"].as_str().expect("id");
-    assert_eq!(
-        api.admin(Method::DELETE, &format!("/api/v1/webhooks/{id}"), None)
-            .await
-            .status,
-        204
-    );
-    let event_id = unique("evt");
-    let answer = api
-        .post_event(json!({"id": event_id, "type": "order.refunded", "data": {}}))
-        .await;
-    assert_eq!(answer.status, 202);
+    let receiver = Receiver::start(vec![Reply::status(200)]).await;
+    let id = api.webhook_for(&receiver.url, &["order.refunded"]).await;
+    assert_eq!(api.delete_webhook(&id).await.status, 204);
+    let event_id = api.post("order.refunded", json!({})).await.id;
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     assert!(receiver.requests_for(&event_id).is_empty());
 }
@@ -109,40 +91,30 @@ async fn event_types_are_listed_with_descriptions_and_examples() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_ids_and_routes_are_404_problems() {
     let api = Api::new();
-    api.get("/api/v1/webhooks/wh_nope")
+    for path in [
+        "/api/v1/webhooks/wh_nope",
+        "/api/v1/webhooks/wh_nope/attempts",
+        "/api/v1/webhooks/wh_nope/deliveries/dlv_nope",
+        "/api/v1/nothing-here",
+    ] {
+        api.get(path).await.assert_problem(404);
+    }
+    let id = api
+        .create_paused_webhook(&unique("x"), "https://example.com/h", &["user.registered"])
         .await
-        .assert_problem(404);
-    api.get("/api/v1/webhooks/wh_nope/attempts")
-        .await
-        .assert_problem(404);
-    api.get("/api/v1/webhooks/wh_nope/deliveries/dlv_nope")
-        .await
-        .assert_problem(404);
-    api.get("/api/v1/nothing-here").await.assert_problem(404);
-    let created = api
-        .create_webhook(
-            &unique("x"),
-            "https://example.com/h",
-            &["user.registered"],
-            false,
-        )
-        .await;
-    let id = created["id"].as_str().expect("id");
-    api.get(&format!("/api/v1/webhooks/{id}/deliveries/dlv_nope"))
-        .await
-        .assert_problem(404);
-    api.get(&format!("/api/v1/webhooks/{id}/attempts/dlv_nope.1"))
-        .await
-        .assert_problem(404);
-    api.get(&format!("/api/v1/webhooks/{id}/attempts/garbage"))
-        .await
-        .assert_problem(404);
-    api.get(&format!("/api/v1/webhooks/{id}/attempts?limit=0"))
-        .await
-        .assert_problem(400);
-    api.get(&format!("/api/v1/webhooks/{id}/attempts?limit=101"))
-        .await
-        .assert_problem(400);
+        .id;
+    // The webhook is there; what is asked of it is not, or out of range.
+    for (of_webhook, status) in [
+        ("deliveries/dlv_nope", 404),
+        ("attempts/dlv_nope.1", 404),
+        ("attempts/garbage", 404),
+        ("attempts?limit=0", 400),
+        ("attempts?limit=101", 400),
+    ] {
+        api.get(&format!("/api/v1/webhooks/{id}/{of_webhook}"))
+            .await
+            .assert_problem(status);
+    }
     let ok = api
         .get(&format!("/api/v1/webhooks/{id}/attempts?limit=5"))
         .await;

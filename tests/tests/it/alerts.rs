@@ -1,21 +1,16 @@
 //! Permanent failures reach a human: one SES email per webhook per window, the dead-letter
 //! safety net, SES outages, and no secret in the logs.
 
-use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use alerter::mailer::Mailer;
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use integration_tests::lambda_events::{received_record, sqs_event, sqs_record};
 use integration_tests::receiver::closed_port;
-use integration_tests::{eventually, unique, Api, Harness, Receiver, Reply};
+use integration_tests::{eventually, unique, Api, Harness, Receiver, Reply, WAIT};
 use serde_json::{json, Value};
-use webhooks_shared::adapters::Adapters;
 use webhooks_shared::domain::alerts::{AlertMessage, FailureNotice, FailureReason};
 use webhooks_shared::domain::ids::delivery_id;
 use webhooks_shared::domain::model::DeliveryMessage;
-use webhooks_shared::Config;
-
-const WAIT: Duration = Duration::from_secs(60);
 
 /// The emails whose subject names `webhook_name`.
 async fn emails_about(webhook_name: &str) -> Vec<Value> {
@@ -71,24 +66,21 @@ fn assert_addressed(email: &Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_400_answer_sends_one_alert_email_with_the_details() {
     let api = Api::new();
-    let receiver = Receiver::start(&Harness::get().ca, vec![Reply::status(400)]).await;
+    let receiver = Receiver::start(vec![Reply::status(400)]).await;
     let name = unique("alert-400");
-    let created = api
-        .create_webhook(&name, &receiver.url, &["order.completed"], true)
+    let id = api
+        .create_webhook(&name, &receiver.url, &["order.completed"])
+        .await
+        .id;
+    let event_id = api
+        .post(
+            "order.completed",
+            json!({"id": "ord_4242", "note": "<fragile>"}),
+        )
+        .await
+        .id;
+    api.wait_for_event(&id, &event_id, &["permanently_failed"])
         .await;
-    let id = created["id"].as_str().expect("id");
-    let event_id = unique("evt");
-    let answer = api
-        .post_event(json!({"id": event_id, "type": "order.completed", "data": {"id": "ord_4242", "note": "<fragile>"}}))
-        .await;
-    assert_eq!(answer.status, 202);
-    api.wait_for_state(
-        id,
-        &delivery_id(&event_id, id),
-        &["permanently_failed"],
-        WAIT,
-    )
-    .await;
 
     let email = the_one_email_about(&name).await;
     assert_addressed(&email);
@@ -122,20 +114,13 @@ async fn an_exhausted_schedule_sends_one_alert_email() {
     let api = Api::new();
     let name = unique("alert-exhausted");
     let url = format!("https://localhost:{}/hook", closed_port());
-    let created = api
-        .create_webhook(&name, &url, &["order.completed"], true)
-        .await;
-    let id = created["id"].as_str().expect("id");
-    let event_id = unique("evt");
-    api.post_event(json!({"id": event_id, "type": "order.completed", "data": {"id": 9}}))
-        .await;
+    let id = api
+        .create_webhook(&name, &url, &["order.completed"])
+        .await
+        .id;
+    let event_id = api.post("order.completed", json!({"id": 9})).await.id;
     let delivery = api
-        .wait_for_state(
-            id,
-            &delivery_id(&event_id, id),
-            &["permanently_failed"],
-            WAIT,
-        )
+        .wait_for_event(&id, &event_id, &["permanently_failed"])
         .await;
     assert_eq!(delivery["attempts"], 6);
 
@@ -175,33 +160,18 @@ async fn a_storm_of_failures_is_one_digest_per_webhook() {
     let h = Harness::get();
     let api = Api::new();
     let (storm, other) = (unique("alert-storm"), unique("alert-other"));
+    let (storm_url, other_url) = ("https://storm.example.com/h", "https://other.example.com/h");
     let storm_id = api
-        .create_webhook(
-            &storm,
-            "https://storm.example.com/h",
-            &["winner.drawn"],
-            false,
-        )
-        .await["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+        .create_paused_webhook(&storm, storm_url, &["winner.drawn"])
+        .await
+        .id;
     let other_id = api
-        .create_webhook(
-            &other,
-            "https://other.example.com/h",
-            &["winner.drawn"],
-            false,
-        )
-        .await["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+        .create_paused_webhook(&other, other_url, &["winner.drawn"])
+        .await
+        .id;
     // 120 failures of one webhook and 3 of another reach the alerts queue at once, as
     // `deliver` sends them (a repeated notice among them must not be counted twice).
-    let sdk = h.sdk_config().await;
-    let config = Config::from_lookup(|k| h.stack.env.get(k).cloned()).expect("config");
-    let alerts = Adapters::new(&sdk, &config).alerts;
+    let alerts = h.adapters(&h.config(&[])).await.alerts;
     let mut messages: Vec<AlertMessage> = (0..120)
         .map(|i| AlertMessage::Failure(notice(&storm_id, i)))
         .collect();
@@ -239,21 +209,17 @@ async fn a_poison_message_ends_in_the_dead_letter_queue_failed_and_alerted() {
     let h = Harness::get();
     let api = Api::new();
     let name = unique("alert-poison");
-    let created = api
-        .create_webhook(
-            &name,
-            "https://poison.example.com/h",
-            &["winner.prize_choice_made"],
-            true,
-        )
-        .await;
-    let id = created["id"].as_str().expect("id");
+    let event_type = "winner.prize_choice_made";
+    let id = api
+        .create_webhook(&name, "https://poison.example.com/h", &[event_type])
+        .await
+        .id;
     // A delivery of an event that was never stored: `deliver` fails on it every time.
     let message = DeliveryMessage {
         delivery_id: format!("dlv_{}", ulid::Ulid::new().to_string().to_lowercase()),
-        webhook_id: id.to_owned(),
+        webhook_id: id.clone(),
         event_id: unique("evt-missing"),
-        event_type: "winner.prize_choice_made".into(),
+        event_type: event_type.into(),
         resource_id: None,
         manual: false,
         created_at: None,
@@ -270,7 +236,7 @@ async fn a_poison_message_ends_in_the_dead_letter_queue_failed_and_alerted() {
         "the dead-lettered delivery to be marked failed",
         Duration::from_secs(120),
         || async {
-            api.attempts(id)
+            api.attempts(&id)
                 .await
                 .into_iter()
                 .find(|a| a["delivery_id"] == message.delivery_id.as_str())
@@ -293,20 +259,6 @@ async fn a_poison_message_ends_in_the_dead_letter_queue_failed_and_alerted() {
     );
 }
 
-fn sqs_message(m: &aws_sdk_sqs::types::Message) -> SqsMessage {
-    let mut message = SqsMessage::default();
-    message.message_id = m.message_id().map(str::to_owned);
-    message.receipt_handle = m.receipt_handle().map(str::to_owned);
-    message.body = m.body().map(str::to_owned);
-    message
-}
-
-fn batch(messages: Vec<SqsMessage>) -> SqsEvent {
-    let mut event = SqsEvent::default();
-    event.records = messages;
-    event
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ses_outage_delays_the_alert_but_sends_it_exactly_once() {
     let h = Harness::get();
@@ -315,44 +267,26 @@ async fn an_ses_outage_delays_the_alert_but_sends_it_exactly_once() {
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let ses = aws_sdk_ses::Client::new(&sdk);
     // An alerter of its own: an unverified sender (SES refuses it) and a queue of its own.
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(unique("alerts-outage"))
-        .send()
-        .await
-        .expect("queue")
-        .queue_url
-        .expect("url");
+    let queue = h.own_queue("alerts-outage").await;
+    let queue_url = queue.url.clone();
     let sender = format!("{}@comps-webhooks.local", unique("sender"));
-    let mut env: HashMap<String, String> = h.stack.env.clone();
-    env.insert("ALERT_QUEUE_URL".into(), queue_url.clone());
-    env.insert("WEBHOOKS_ALERT_FROM".into(), sender.clone());
-    env.insert("WEBHOOKS_ALERT_GATHER_SECONDS".into(), "0".into());
-    env.insert("WEBHOOKS_RETRY_DELAYS".into(), "1".into());
-    let config = Config::from_lookup(|k| env.get(k).cloned()).expect("config");
-    let alerter = alerter::Alerter::new(
-        Adapters::new(&sdk, &config),
-        Mailer::new(ses.clone()),
-        &config,
-    );
+    let config = h.config(&[
+        ("ALERT_QUEUE_URL", &queue_url),
+        ("WEBHOOKS_ALERT_FROM", &sender),
+        ("WEBHOOKS_ALERT_GATHER_SECONDS", "0"),
+        ("WEBHOOKS_RETRY_DELAYS", "1"),
+    ]);
+    let alerter =
+        alerter::Alerter::new(h.adapters(&config).await, Mailer::new(ses.clone()), &config);
 
     let name = unique("alert-outage");
     let id = api
-        .create_webhook(
-            &name,
-            "https://outage.example.com/h",
-            &["user.registered"],
-            false,
-        )
-        .await["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    let mut failure = SqsMessage::default();
-    failure.message_id = Some("notice-1".into());
-    failure.body =
-        Some(serde_json::to_string(&AlertMessage::Failure(notice(&id, 1))).expect("json"));
-    let answer = alerter.handle_batch(batch(vec![failure.clone()])).await;
+        .create_paused_webhook(&name, "https://outage.example.com/h", &["user.registered"])
+        .await
+        .id;
+    let notice_body = serde_json::to_string(&AlertMessage::Failure(notice(&id, 1))).expect("json");
+    let failure = sqs_record("notice-1", None, &notice_body, &queue.arn);
+    let answer = alerter.handle_batch(sqs_event(vec![failure.clone()])).await;
     assert!(answer.batch_item_failures.is_empty());
 
     let receive = || async {
@@ -373,7 +307,9 @@ async fn an_ses_outage_delays_the_alert_but_sends_it_exactly_once() {
     assert!(flush.body().is_some_and(|b| b.contains("\"flush\"")));
 
     // SES refuses the unverified sender: the flush is kept for another try.
-    let refused = alerter.handle_batch(batch(vec![sqs_message(&flush)])).await;
+    let refused = alerter
+        .handle_batch(sqs_event(vec![received_record(&flush, &queue.arn)]))
+        .await;
     assert_eq!(refused.batch_item_failures.len(), 1, "kept for a retry");
     assert!(emails_about(&name).await.is_empty());
 
@@ -387,7 +323,9 @@ async fn an_ses_outage_delays_the_alert_but_sends_it_exactly_once() {
         receive().await.into_iter().next()
     })
     .await;
-    let sent = alerter.handle_batch(batch(vec![sqs_message(&again)])).await;
+    let sent = alerter
+        .handle_batch(sqs_event(vec![received_record(&again, &queue.arn)]))
+        .await;
     assert!(
         sent.batch_item_failures.is_empty(),
         "{:?}",
@@ -405,7 +343,10 @@ async fn an_ses_outage_delays_the_alert_but_sends_it_exactly_once() {
 
     // A repeated flush and a repeated notice send nothing more.
     alerter
-        .handle_batch(batch(vec![sqs_message(&again), failure]))
+        .handle_batch(sqs_event(vec![
+            received_record(&again, &queue.arn),
+            failure,
+        ]))
         .await;
     assert_eq!(
         emails_about(&name).await.len(),
@@ -422,18 +363,17 @@ async fn an_ses_outage_delays_the_alert_but_sends_it_exactly_once() {
 async fn logs_of_a_delivery_carry_its_ids_but_no_secret_signature_or_payload() {
     let h = Harness::get();
     let api = Api::new();
-    let receiver = Receiver::start(&h.ca, vec![Reply::status(500), Reply::status(200)]).await;
-    let created = api
-        .create_webhook(&unique("logs"), &receiver.url, &["order.refunded"], true)
-        .await;
-    let id = created["id"].as_str().expect("id");
-    let secret = created["secret"].as_str().expect("secret");
-    let event_id = unique("evt");
+    // Carried in the event's payload, which must not be logged.
     let marker = unique("payload-marker");
-    api.post_event(
-        json!({"id": event_id, "type": "order.refunded", "data": {"id": "r9", "marker": marker}}),
-    )
-    .await;
+    let receiver = Receiver::start(vec![Reply::status(500), Reply::status(200)]).await;
+    let created = api
+        .create_webhook(&unique("logs"), &receiver.url, &["order.refunded"])
+        .await;
+    let (id, secret) = (created.id.as_str(), created.secret.as_str());
+    let event_id = api
+        .post("order.refunded", json!({"id": "r9", "marker": marker}))
+        .await
+        .id;
     let dlv = delivery_id(&event_id, id);
     api.wait_for_state(id, &dlv, &["succeeded"], WAIT).await;
 

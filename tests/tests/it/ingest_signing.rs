@@ -63,9 +63,7 @@ async fn the_platforms_example_signs_ingest_calls_for_execute_api() {
         "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
         "session-token",
     );
-    let target =
-        std::env::var("CARGO_TARGET_DIR").map_or_else(|_| h.root.join("target"), Into::into);
-    let output = tokio::process::Command::new(target.join("debug/post-event"))
+    let output = tokio::process::Command::new(h.built_binary("post-event"))
         .arg(&url)
         .arg(event.path())
         .env_clear()

@@ -196,11 +196,7 @@ impl Checker {
 async fn real_answers_validate_against_the_schemas() {
     let api = Api::new();
     let checker = Checker::new();
-    let receiver = Receiver::start(
-        &Harness::get().ca,
-        vec![Reply::status(200).with_body("thanks")],
-    )
-    .await;
+    let receiver = Receiver::start(vec![Reply::status(200).with_body("thanks")]).await;
     let webhooks = "/api/v1/webhooks";
     let one = "/api/v1/webhooks/{id}";
 
@@ -218,26 +214,13 @@ async fn real_answers_validate_against_the_schemas() {
     let mut leaked = shown.clone();
     leaked.json["secret"] = created.json["secret"].clone();
     assert!(!checker.errors("GET", one, &leaked).is_empty());
-    checker.check(
-        "PATCH",
-        one,
-        &api.admin(
-            Method::PATCH,
-            &path(one),
-            Some(json!({"name": "Schema check"})),
-        )
-        .await,
-    );
-    checker.check(
-        "POST",
-        "/api/v1/webhooks",
-        &api.admin(
-            Method::POST,
-            webhooks,
-            Some(json!({"name": "x", "url": "http://x", "events": ["order.completed"]})),
-        )
-        .await,
-    );
+    let renamed = api
+        .patch_webhook(&id, json!({"name": "Schema check"}))
+        .await;
+    checker.check("PATCH", one, &renamed);
+    let bad_url = json!({"name": "x", "url": "http://x", "events": ["order.completed"]});
+    let refused = api.admin(Method::POST, webhooks, Some(bad_url)).await;
+    checker.check("POST", webhooks, &refused);
     checker.check("GET", one, &api.get("/api/v1/webhooks/wh_missing").await);
     checker.check(
         "GET",
@@ -260,12 +243,8 @@ async fn real_answers_validate_against_the_schemas() {
         .await;
 
     let delivery = "/api/v1/webhooks/{id}/deliveries/{delivery_id}";
-    checker.check(
-        "GET",
-        delivery,
-        &api.get(&path(delivery).replace("{delivery_id}", &dlv))
-            .await,
-    );
+    let shown = api.delivery(&id, &dlv).await;
+    checker.check("GET", delivery, &shown);
     let attempts = "/api/v1/webhooks/{id}/attempts";
     let log = api.get(&path(attempts)).await;
     checker.check("GET", attempts, &log);
@@ -274,56 +253,22 @@ async fn real_answers_validate_against_the_schemas() {
         attempts,
         &api.get(&format!("{}?limit=1000", path(attempts))).await,
     );
-    let attempt_id = log.json["attempts"][0]["id"]
-        .as_str()
-        .expect("attempt")
-        .to_owned();
+    let attempt_id = log.json["attempts"][0]["id"].as_str().expect("attempt");
     let attempt = "/api/v1/webhooks/{id}/attempts/{attempt_id}";
-    checker.check(
-        "GET",
-        attempt,
-        &api.get(&path(attempt).replace("{attempt_id}", &attempt_id))
-            .await,
-    );
+    checker.check("GET", attempt, &api.attempt(&id, attempt_id).await);
     let redeliver = "/api/v1/webhooks/{id}/attempts/{attempt_id}/redeliver";
-    checker.check(
-        "POST",
-        redeliver,
-        &api.admin(
-            Method::POST,
-            &path(redeliver).replace("{attempt_id}", &attempt_id),
-            None,
-        )
-        .await,
-    );
+    checker.check("POST", redeliver, &api.redeliver(&id, attempt_id).await);
     let recover = "/api/v1/webhooks/{id}/recover";
-    checker.check(
-        "POST",
-        recover,
-        &api.admin(
-            Method::POST,
-            &path(recover),
-            Some(json!({"since": "2026-01-01T00:00:00Z"})),
-        )
-        .await,
-    );
-    checker.check(
-        "POST",
-        recover,
-        &api.admin(Method::POST, &path(recover), Some(json!({"since": "soon"})))
-            .await,
-    );
+    for window in [
+        json!({"since": "2026-01-01T00:00:00Z"}),
+        json!({"since": "soon"}),
+    ] {
+        let answer = api.recover(&id, window).await;
+        checker.check("POST", recover, &answer);
+    }
     let rotate = "/api/v1/webhooks/{id}/rotate-secret";
-    checker.check(
-        "POST",
-        rotate,
-        &api.admin(Method::POST, &path(rotate), None).await,
-    );
-    checker.check(
-        "DELETE",
-        one,
-        &api.admin(Method::DELETE, &path(one), None).await,
-    );
+    checker.check("POST", rotate, &api.rotate_secret(&id).await);
+    checker.check("DELETE", one, &api.delete_webhook(&id).await);
     checker.check(
         "GET",
         "/api/v1/openapi.json",

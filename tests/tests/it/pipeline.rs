@@ -4,11 +4,9 @@ use std::time::{Duration, SystemTime};
 
 use integration_tests::harness::RETRY_DELAYS;
 use integration_tests::receiver::closed_port;
-use integration_tests::{unique, Api, Harness, Receiver, Reply};
+use integration_tests::{unique, Api, Receiver, Reply, WAIT};
 use serde_json::{json, Value};
 use webhooks_shared::domain::ids::delivery_id;
-
-const WAIT: Duration = Duration::from_secs(60);
 
 fn attempt_numbers(attempts: &[Value]) -> Vec<u64> {
     attempts
@@ -29,41 +27,25 @@ fn parse_time(text: &Value) -> SystemTime {
         .expect("RFC 3339")
 }
 
-/// Creates a webhook to `url` for `event_type`; returns (id, secret).
-async fn webhook(api: &Api, url: &str, event_type: &str) -> (String, String) {
-    let created = api
-        .create_webhook(&unique("pipeline"), url, &[event_type], true)
-        .await;
-    (
-        created["id"].as_str().expect("id").to_owned(),
-        created["secret"].as_str().expect("secret").to_owned(),
-    )
-}
-
+/// Posts an event of `event_type` that a webhook of the test subscribes to; returns its id.
 async fn post(api: &Api, event_type: &str) -> String {
-    let event_id = unique("evt");
-    let answer = api
-        .post_event(json!({"id": event_id, "type": event_type, "data": {"id": 7, "note": "héllo"}}))
+    let posted = api
+        .post(event_type, json!({"id": 7, "note": "héllo"}))
         .await;
-    assert_eq!(answer.status, 202, "{}", answer.text);
-    assert_eq!(answer.json["id"], event_id.as_str());
-    assert!(
-        answer.json["deliveries"].as_u64().unwrap_or(0) >= 1,
-        "{}",
-        answer.text
-    );
-    event_id
+    assert!(posted.deliveries >= 1, "{posted:?}");
+    posted.id
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_500_500_200_then_succeeds_with_identical_bodies() {
     let api = Api::new();
-    let receiver = Receiver::start(
-        &Harness::get().ca,
-        vec![Reply::status(500), Reply::status(500), Reply::status(200)],
-    )
+    let receiver = Receiver::start(vec![
+        Reply::status(500),
+        Reply::status(500),
+        Reply::status(200),
+    ])
     .await;
-    let (wh, _) = webhook(&api, &receiver.url, "order.completed").await;
+    let wh = api.webhook_for(&receiver.url, &["order.completed"]).await;
     let event_id = post(&api, "order.completed").await;
     let dlv = delivery_id(&event_id, &wh);
     let delivery = api.wait_for_state(&wh, &dlv, &["succeeded"], WAIT).await;
@@ -102,16 +84,11 @@ async fn retries_500_500_200_then_succeeds_with_identical_bodies() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_400_is_not_retried() {
     let api = Api::new();
-    let receiver = Receiver::start(
-        &Harness::get().ca,
-        vec![Reply::status(400).with_body("bad field")],
-    )
-    .await;
-    let (wh, _) = webhook(&api, &receiver.url, "order.refunded").await;
+    let receiver = Receiver::start(vec![Reply::status(400).with_body("bad field")]).await;
+    let wh = api.webhook_for(&receiver.url, &["order.refunded"]).await;
     let event_id = post(&api, "order.refunded").await;
-    let dlv = delivery_id(&event_id, &wh);
     let delivery = api
-        .wait_for_state(&wh, &dlv, &["permanently_failed"], WAIT)
+        .wait_for_event(&wh, &event_id, &["permanently_failed"])
         .await;
     assert_eq!(delivery["attempts"], 1);
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -123,7 +100,7 @@ async fn a_400_is_not_retried() {
     let log = api.attempts_of_event(&wh, &event_id).await;
     assert_eq!(statuses(&log), [Some(400)]);
 
-    let webhook = api.get(&format!("/api/v1/webhooks/{wh}")).await;
+    let webhook = api.webhook(&wh).await;
     assert_eq!(webhook.json["last_delivery"]["ok"], false);
     assert_eq!(webhook.json["last_delivery"]["response_status"], 400);
 }
@@ -137,11 +114,10 @@ async fn status_408_429_503_are_retried() {
         Reply::status(503),
         Reply::status(204),
     ];
-    let receiver = Receiver::start(&Harness::get().ca, script).await;
-    let (wh, _) = webhook(&api, &receiver.url, "winner.drawn").await;
+    let receiver = Receiver::start(script).await;
+    let wh = api.webhook_for(&receiver.url, &["winner.drawn"]).await;
     let event_id = post(&api, "winner.drawn").await;
-    let dlv = delivery_id(&event_id, &wh);
-    let delivery = api.wait_for_state(&wh, &dlv, &["succeeded"], WAIT).await;
+    let delivery = api.wait_for_event(&wh, &event_id, &["succeeded"]).await;
     assert_eq!(delivery["attempts"], 4);
     let log = api.attempts_of_event(&wh, &event_id).await;
     assert_eq!(statuses(&log), [Some(204), Some(503), Some(429), Some(408)]);
@@ -151,15 +127,16 @@ async fn status_408_429_503_are_retried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_that_hangs_past_the_timeout_is_retried() {
     let api = Api::new();
-    let receiver = Receiver::start(
-        &Harness::get().ca,
-        vec![Reply::hang(Duration::from_secs(15)), Reply::status(200)],
-    )
+    let receiver = Receiver::start(vec![
+        Reply::hang(Duration::from_secs(15)),
+        Reply::status(200),
+    ])
     .await;
-    let (wh, _) = webhook(&api, &receiver.url, "withdrawal.requested").await;
+    let wh = api
+        .webhook_for(&receiver.url, &["withdrawal.requested"])
+        .await;
     let event_id = post(&api, "withdrawal.requested").await;
-    let dlv = delivery_id(&event_id, &wh);
-    api.wait_for_state(&wh, &dlv, &["succeeded"], WAIT).await;
+    api.wait_for_event(&wh, &event_id, &["succeeded"]).await;
     let log = api.attempts_of_event(&wh, &event_id).await;
     assert_eq!(attempt_numbers(&log), [2, 1]);
     let first = &log[1];
@@ -183,11 +160,10 @@ async fn a_receiver_that_hangs_past_the_timeout_is_retried() {
 async fn refused_connections_run_the_whole_schedule_then_fail_permanently() {
     let api = Api::new();
     let url = format!("https://localhost:{}/hook", closed_port());
-    let (wh, _) = webhook(&api, &url, "competition.created").await;
+    let wh = api.webhook_for(&url, &["competition.created"]).await;
     let event_id = post(&api, "competition.created").await;
-    let dlv = delivery_id(&event_id, &wh);
     let delivery = api
-        .wait_for_state(&wh, &dlv, &["permanently_failed"], WAIT)
+        .wait_for_event(&wh, &event_id, &["permanently_failed"])
         .await;
     assert_eq!(delivery["attempts"], 6);
 
@@ -222,8 +198,8 @@ async fn refused_connections_run_the_whole_schedule_then_fail_permanently() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_event_id_posted_twice_is_delivered_once() {
     let api = Api::new();
-    let receiver = Receiver::start(&Harness::get().ca, vec![Reply::status(200)]).await;
-    let (wh, _) = webhook(&api, &receiver.url, "user.registered").await;
+    let receiver = Receiver::start(vec![Reply::status(200)]).await;
+    let wh = api.webhook_for(&receiver.url, &["user.registered"]).await;
     let event_id = unique("evt");
     let event = json!({"id": event_id, "type": "user.registered", "data": {"id": "usr_1"}});
     let first = api.post_event(event.clone()).await;
@@ -232,8 +208,7 @@ async fn the_same_event_id_posted_twice_is_delivered_once() {
     assert_eq!(second.status, 202, "{}", second.text);
     assert_eq!(first.json, second.json, "same answer for the same event id");
 
-    api.wait_for_state(&wh, &delivery_id(&event_id, &wh), &["succeeded"], WAIT)
-        .await;
+    api.wait_for_event(&wh, &event_id, &["succeeded"]).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(receiver.requests_for(&event_id).len(), 1);
 
@@ -247,22 +222,13 @@ async fn the_same_event_id_posted_twice_is_delivered_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_webhook_gets_no_deliveries() {
     let api = Api::new();
-    let receiver = Receiver::start(&Harness::get().ca, vec![Reply::status(200)]).await;
+    let receiver = Receiver::start(vec![Reply::status(200)]).await;
     let created = api
-        .create_webhook(
-            &unique("paused"),
-            &receiver.url,
-            &["withdrawal.paid"],
-            false,
-        )
+        .create_paused_webhook(&unique("paused"), &receiver.url, &["withdrawal.paid"])
         .await;
-    assert_eq!(created["status"], "paused");
-    let wh = created["id"].as_str().expect("id");
-    let event_id = unique("evt");
-    let answer = api
-        .post_event(json!({"id": event_id, "type": "withdrawal.paid", "data": {"id": "wdr_1"}}))
-        .await;
-    assert_eq!(answer.status, 202, "{}", answer.text);
+    assert_eq!(created.json["status"], "paused");
+    let wh = created.id.as_str();
+    let event_id = api.post("withdrawal.paid", json!({"id": "wdr_1"})).await.id;
     api.delivery(wh, &delivery_id(&event_id, wh))
         .await
         .assert_problem(404);

@@ -56,21 +56,11 @@ fn standard_verify(request: &Captured, secret: &str, body: &[u8]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_200_succeeds_at_once_and_both_signatures_verify() {
     let api = Api::new();
-    let receiver = Receiver::start(
-        &Harness::get().ca,
-        vec![Reply::status(200).with_body("{\"ok\":true}")],
-    )
-    .await;
+    let receiver = Receiver::start(vec![Reply::status(200).with_body("{\"ok\":true}")]).await;
     let created = api
-        .create_webhook(
-            &unique("signing"),
-            &receiver.url,
-            &["order.completed"],
-            true,
-        )
+        .create_webhook(&unique("signing"), &receiver.url, &["order.completed"])
         .await;
-    let wh = created["id"].as_str().expect("id");
-    let secret = created["secret"].as_str().expect("secret");
+    let (wh, secret) = (created.id.as_str(), created.secret.as_str());
     let event_id = unique("evt");
     let answer = api
         .post_event(
@@ -129,17 +119,9 @@ async fn a_200_succeeds_at_once_and_both_signatures_verify() {
     // The guide's Node.js snippet accepts it, and refuses another secret.
     assert_eq!(node_verify(request, secret), "valid");
     let other = api
-        .create_webhook(
-            &unique("other"),
-            &receiver.url,
-            &["competition.ended"],
-            false,
-        )
+        .create_paused_webhook(&unique("other"), &receiver.url, &["competition.ended"])
         .await;
-    assert_eq!(
-        node_verify(request, other["secret"].as_str().expect("secret")),
-        "invalid"
-    );
+    assert_eq!(node_verify(request, &other.secret), "invalid");
 
     // The Standard Webhooks reference verifier accepts it, and refuses a tampered body.
     assert_eq!(standard_verify(request, secret, &request.body), "valid");
@@ -153,12 +135,7 @@ async fn a_200_succeeds_at_once_and_both_signatures_verify() {
     assert_eq!(log[0]["outcome"], "succeeded");
     assert_eq!(log[0]["response_status"], 200);
     assert_eq!(log[0]["resource_id"], "ord_1");
-    let detail = api
-        .get(&format!(
-            "/api/v1/webhooks/{wh}/attempts/{}",
-            log[0]["id"].as_str().expect("id")
-        ))
-        .await;
+    let detail = api.attempt(wh, log[0]["id"].as_str().expect("id")).await;
     assert_eq!(detail.status, 200, "{}", detail.text);
     assert_eq!(detail.json["request"]["body"], expected.as_str());
     assert_eq!(detail.json["request"]["url"], receiver.url.as_str());
@@ -174,7 +151,7 @@ async fn a_200_succeeds_at_once_and_both_signatures_verify() {
         "the secret never appears after the reveal"
     );
 
-    let webhook = api.get(&format!("/api/v1/webhooks/{wh}")).await;
+    let webhook = api.webhook(wh).await;
     assert_eq!(webhook.json["last_delivery"]["ok"], true);
     assert_eq!(webhook.json["last_delivery"]["response_status"], 200);
 }
@@ -183,29 +160,14 @@ async fn a_200_succeeds_at_once_and_both_signatures_verify() {
 async fn large_responses_are_kept_up_to_16_kib_and_flagged() {
     let api = Api::new();
     let big = "x".repeat(40 * 1024);
-    let receiver =
-        Receiver::start(&Harness::get().ca, vec![Reply::status(200).with_body(big)]).await;
-    let created = api
-        .create_webhook(&unique("big"), &receiver.url, &["order.completed"], true)
+    let receiver = Receiver::start(vec![Reply::status(200).with_body(big)]).await;
+    let wh = api.webhook_for(&receiver.url, &["order.completed"]).await;
+    let event_id = api.post("order.completed", json!({})).await.id;
+    let dlv = delivery_id(&event_id, &wh);
+    api.wait_for_state(&wh, &dlv, &["succeeded"], Duration::from_secs(30))
         .await;
-    let wh = created["id"].as_str().expect("id");
-    let event_id = unique("evt");
-    api.post_event(json!({"id": event_id, "type": "order.completed", "data": {}}))
-        .await;
-    api.wait_for_state(
-        wh,
-        &delivery_id(&event_id, wh),
-        &["succeeded"],
-        Duration::from_secs(30),
-    )
-    .await;
-    let log = api.attempts_of_event(wh, &event_id).await;
-    let detail = api
-        .get(&format!(
-            "/api/v1/webhooks/{wh}/attempts/{}",
-            log[0]["id"].as_str().expect("id")
-        ))
-        .await;
+    let log = api.attempts_of_event(&wh, &event_id).await;
+    let detail = api.attempt(&wh, log[0]["id"].as_str().expect("id")).await;
     assert_eq!(
         detail.json["response"]["body"].as_str().map(str::len),
         Some(16 * 1024)
