@@ -66,13 +66,19 @@ TRANSACT_ACTIONS = {
 }
 
 
-def dynamodb_checks(handler: Any) -> list[Check]:
-    action = handler._get_action()
+def json_body(handler: Any) -> dict[str, Any]:
+    """The JSON object a JSON-protocol call carries ({} when there is none)."""
     try:
         body = json.loads(handler.raw_body or b"{}")
     except ValueError:
-        body = {}
-    if not isinstance(body, dict):
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def dynamodb_checks(handler: Any) -> list[Check]:
+    action = handler._get_action()
+    body = json_body(handler)
+    if not body:
         return [(action, "*", {})]
     if action in ("BatchWriteItem", "BatchGetItem"):
         tables = sorted((body.get("RequestItems") or {}).keys())
@@ -108,11 +114,7 @@ def sqs_checks(handler: Any) -> list[Check]:
 
 def kms_checks(handler: Any) -> list[Check]:
     action = handler._get_action()
-    try:
-        body = json.loads(handler.raw_body or b"{}")
-    except ValueError:
-        body = {}
-    key_id = body.get("KeyId") if isinstance(body, dict) else None
+    key_id = json_body(handler).get("KeyId")
     if not key_id:
         return [(action, "*", {})]
     try:

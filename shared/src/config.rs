@@ -208,6 +208,11 @@ mod tests {
         ])
     }
 
+    /// The base environment plus `vars`.
+    fn with_vars(vars: &[(&'static str, &'static str)]) -> HashMap<&'static str, &'static str> {
+        base().into_iter().chain(vars.iter().copied()).collect()
+    }
+
     fn load(vars: &HashMap<&'static str, &'static str>) -> Result<Config, ConfigError> {
         Config::from_lookup(|k| vars.get(k).map(|v| v.to_string()))
     }
@@ -239,14 +244,15 @@ mod tests {
 
     #[test]
     fn switches_and_delays_are_read() {
-        let mut vars = base();
-        vars.insert("WEBHOOKS_RETRY_DELAYS", "1,2,3");
-        vars.insert("WEBHOOKS_ALLOW_PRIVATE_TARGETS", "1");
-        vars.insert("ATTEMPT_RETENTION_DAYS", "7");
-        let cfg = load(&vars).unwrap();
+        let cfg = load(&with_vars(&[
+            ("ATTEMPT_RETENTION_DAYS", "7"),
+            ("WEBHOOKS_RETRY_DELAYS", "1,2,3"),
+            ("WEBHOOKS_ALLOW_PRIVATE_TARGETS", "1"),
+        ]))
+        .unwrap();
+        assert_eq!(cfg.retention, Duration::from_secs(7 * 86_400));
         assert_eq!(cfg.retry_schedule.max_attempts(), 4);
         assert!(cfg.allow_private_targets);
-        assert_eq!(cfg.retention, Duration::from_secs(7 * 86_400));
     }
 
     #[test]
@@ -338,9 +344,10 @@ mod tests {
 
     #[test]
     fn config_loads_inside_lambda_without_local_only_switches() {
-        let mut vars = base();
-        vars.insert("AWS_LAMBDA_FUNCTION_NAME", "deliver");
-        vars.insert("WEBHOOKS_EXTRA_CA_FILE", "");
+        let vars = with_vars(&[
+            ("AWS_LAMBDA_FUNCTION_NAME", "deliver"),
+            ("WEBHOOKS_EXTRA_CA_FILE", ""),
+        ]);
         let cfg = load(&vars).unwrap();
         assert!(!cfg.allow_private_targets);
         assert!(cfg.extra_ca_file.is_none());

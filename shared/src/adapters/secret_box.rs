@@ -10,7 +10,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use thiserror::Error;
 
-use crate::adapters::aws_error::AwsError;
+use crate::adapters::aws_error::{from_aws_errors, AwsError};
 use crate::domain::signing::SigningSecret;
 
 const CONTEXT_KEY: &str = "webhook_id";
@@ -22,6 +22,8 @@ pub enum SecretBoxError {
     #[error("stored secret is unreadable")]
     Corrupt,
 }
+
+from_aws_errors!(SecretBoxError, SecretBoxError::Kms);
 
 #[derive(Debug, Clone)]
 pub struct SecretBox {
@@ -47,8 +49,7 @@ impl SecretBox {
             .plaintext(Blob::new(secret.expose().as_bytes()))
             .encryption_context(CONTEXT_KEY, webhook_id)
             .send()
-            .await
-            .map_err(AwsError::from)?;
+            .await?;
         let blob = out.ciphertext_blob.ok_or(SecretBoxError::Corrupt)?;
         Ok(BASE64.encode(blob.as_ref()))
     }
@@ -69,8 +70,7 @@ impl SecretBox {
             .ciphertext_blob(Blob::new(blob))
             .encryption_context(CONTEXT_KEY, webhook_id)
             .send()
-            .await
-            .map_err(AwsError::from)?;
+            .await?;
         let plain = out.plaintext.ok_or(SecretBoxError::Corrupt)?;
         let text = std::str::from_utf8(plain.as_ref()).map_err(|_| SecretBoxError::Corrupt)?;
         SigningSecret::parse(text).map_err(|_| SecretBoxError::Corrupt)

@@ -9,6 +9,17 @@ use serde::Serialize;
 /// The media type of a problem document.
 pub const CONTENT_TYPE: &str = "application/problem+json";
 
+/// `Problem::<name>(detail)` for the statuses the API answers with.
+macro_rules! problems {
+    ($($name:ident => $status:ident),* $(,)?) => {
+        $(
+            pub fn $name(detail: impl Into<String>) -> Self {
+                Self::new(StatusCode::$status, detail)
+            }
+        )*
+    };
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
     #[serde(rename = "type")]
@@ -32,28 +43,13 @@ impl Problem {
         }
     }
 
-    pub fn bad_request(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, detail)
-    }
-
-    pub fn not_found(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, detail)
-    }
-
-    pub fn conflict(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, detail)
-    }
-
-    pub fn payload_too_large(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, detail)
-    }
-
-    pub fn unauthorized(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, detail)
-    }
-
-    pub fn forbidden(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, detail)
+    problems! {
+        bad_request => BAD_REQUEST,
+        not_found => NOT_FOUND,
+        conflict => CONFLICT,
+        payload_too_large => PAYLOAD_TOO_LARGE,
+        unauthorized => UNAUTHORIZED,
+        forbidden => FORBIDDEN,
     }
 
     /// A field that parsed but is not acceptable: 422 naming the field.
