@@ -5,8 +5,6 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use webhooks_shared::domain::ids::delivery_id;
-
 use crate::{eventually, unique, Harness, WAIT};
 
 #[derive(Debug, Clone)]
@@ -267,7 +265,7 @@ impl Api {
     /// Waits (up to [`WAIT`]) until the delivery of event `event_id` to the webhook is in one
     /// of `states`, and returns it.
     pub async fn wait_for_event(&self, webhook_id: &str, event_id: &str, states: &[&str]) -> Value {
-        let delivery = delivery_id(event_id, webhook_id);
+        let delivery = crate::delivery_id(event_id, webhook_id);
         self.wait_for_state(webhook_id, &delivery, states, WAIT)
             .await
     }

@@ -42,3 +42,8 @@ where
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", ulid::Ulid::new().to_string().to_lowercase())
 }
+
+/// The id of the delivery of `event_id` to `webhook_id` (`ids::delivery_id` on plain strings).
+pub fn delivery_id(event_id: &str, webhook_id: &str) -> String {
+    webhooks_shared::domain::ids::delivery_id(&event_id.into(), &webhook_id.into()).into_string()
+}

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use crate::validation::{CreateWebhookRequest, RecoveryWindow, UpdateWebhookRequest};
 use crate::views::{AttemptDetailView, DeliveryView, WebhookView, WebhookWithSecret};
 use webhooks_shared::domain::catalogue;
+use webhooks_shared::domain::ids::{DeliveryId, WebhookId};
 use webhooks_shared::domain::problem::Problem;
 
 use crate::{AdminApi, ApiResult, MAX_LOG_LIMIT};
@@ -127,14 +128,14 @@ async fn create_webhook(
 
 async fn get_webhook(
     State(api): State<Arc<AdminApi>>,
-    Path(id): Path<String>,
+    Path(id): Path<WebhookId>,
 ) -> RouteResult<Json<WebhookView>> {
     Ok(Json(api.get_webhook(&id).await?))
 }
 
 async fn update_webhook(
     State(api): State<Arc<AdminApi>>,
-    Path(id): Path<String>,
+    Path(id): Path<WebhookId>,
     body: Result<Bytes, BytesRejection>,
 ) -> RouteResult<Json<WebhookView>> {
     let change = UpdateWebhookRequest::parse(&body_of(body)?)?;
@@ -143,14 +144,14 @@ async fn update_webhook(
 
 async fn rotate_secret(
     State(api): State<Arc<AdminApi>>,
-    Path(id): Path<String>,
+    Path(id): Path<WebhookId>,
 ) -> RouteResult<Json<WebhookWithSecret>> {
     Ok(Json(api.rotate_secret(&id).await?))
 }
 
 async fn delete_webhook(
     State(api): State<Arc<AdminApi>>,
-    Path(id): Path<String>,
+    Path(id): Path<WebhookId>,
 ) -> RouteResult<StatusCode> {
     api.delete_webhook(&id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -158,7 +159,7 @@ async fn delete_webhook(
 
 async fn list_attempts(
     State(api): State<Arc<AdminApi>>,
-    Path(id): Path<String>,
+    Path(id): Path<WebhookId>,
     RawQuery(query): RawQuery,
 ) -> RouteResult<Json<Value>> {
     let limit = parse_limit(query.as_deref())?;
@@ -168,14 +169,14 @@ async fn list_attempts(
 
 async fn get_attempt(
     State(api): State<Arc<AdminApi>>,
-    Path((id, attempt_id)): Path<(String, String)>,
+    Path((id, attempt_id)): Path<(WebhookId, String)>,
 ) -> RouteResult<Json<AttemptDetailView>> {
     Ok(Json(api.attempt(&id, &attempt_id).await?))
 }
 
 async fn redeliver(
     State(api): State<Arc<AdminApi>>,
-    Path((id, attempt_id)): Path<(String, String)>,
+    Path((id, attempt_id)): Path<(WebhookId, String)>,
 ) -> RouteResult<(StatusCode, Json<Value>)> {
     let delivery_id = api.redeliver(&id, &attempt_id).await?;
     Ok((
@@ -186,14 +187,14 @@ async fn redeliver(
 
 async fn get_delivery(
     State(api): State<Arc<AdminApi>>,
-    Path((id, delivery_id)): Path<(String, String)>,
+    Path((id, delivery_id)): Path<(WebhookId, DeliveryId)>,
 ) -> RouteResult<Json<DeliveryView>> {
     Ok(Json(api.delivery(&id, &delivery_id).await?))
 }
 
 async fn recover(
     State(api): State<Arc<AdminApi>>,
-    Path(id): Path<String>,
+    Path(id): Path<WebhookId>,
     body: Result<Bytes, BytesRejection>,
 ) -> RouteResult<(StatusCode, Json<Value>)> {
     let window = RecoveryWindow::parse(&body_of(body)?, SystemTime::now())?;

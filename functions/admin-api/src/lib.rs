@@ -20,8 +20,11 @@ use webhooks_shared::adapters::queue::Queue;
 use webhooks_shared::adapters::secret_box::SecretBox;
 use webhooks_shared::adapters::store::Store;
 use webhooks_shared::adapters::Adapters;
+use webhooks_shared::domain::clock::Timestamp;
+use webhooks_shared::domain::ids::{DeliveryId, EventId, WebhookId};
 use webhooks_shared::domain::model::{
-    AttemptRecord, DeliveryMessage, DeliveryRecord, DeliveryState, WebhookRecord, WebhookStatus,
+    AttemptRecord, DeliveryMessage, DeliveryRecord, DeliveryRef, DeliveryState, WebhookRecord,
+    WebhookStatus,
 };
 use webhooks_shared::domain::problem::Problem;
 use webhooks_shared::domain::signing::SigningSecret;
@@ -49,17 +52,17 @@ fn unavailable(err: impl std::fmt::Display) -> Problem {
     Problem::unavailable()
 }
 
-fn webhook_not_found(id: &str) -> Problem {
+fn webhook_not_found(id: &WebhookId) -> Problem {
     Problem::not_found(format!("no webhook with id {id:?}"))
 }
 
-fn changed_concurrently(id: &str) -> Problem {
+fn changed_concurrently(id: &WebhookId) -> Problem {
     Problem::conflict(format!(
         "webhook {id:?} was changed by another request at the same time; read it again and retry"
     ))
 }
 
-fn paused(id: &str) -> Problem {
+fn paused(id: &WebhookId) -> Problem {
     Problem::conflict(format!(
         "webhook {id:?} is paused; resume it first (PATCH {{\"active\": true}})"
     ))
@@ -75,7 +78,7 @@ impl AdminApi {
         }
     }
 
-    async fn webhook(&self, id: &str) -> ApiResult<WebhookRecord> {
+    async fn webhook(&self, id: &WebhookId) -> ApiResult<WebhookRecord> {
         self.store
             .get_webhook(id)
             .await
@@ -100,7 +103,7 @@ impl AdminApi {
         let id = ids::new_webhook_id();
         let secret = SigningSecret::generate();
         let secret_ciphertext = self.secrets.seal(&id, &secret).await.map_err(unavailable)?;
-        let now = clock::rfc3339_millis(SystemTime::now());
+        let now = Timestamp::now();
         let record = WebhookRecord {
             id,
             name: new.name,
@@ -113,7 +116,7 @@ impl AdminApi {
             },
             secret_ciphertext,
             secret_hint: secret.hint(),
-            created_at: now.clone(),
+            created_at: now,
             updated_at: now,
             revision: 0,
         };
@@ -136,14 +139,18 @@ impl AdminApi {
             .collect()
     }
 
-    pub async fn get_webhook(&self, id: &str) -> ApiResult<WebhookView> {
+    pub async fn get_webhook(&self, id: &WebhookId) -> ApiResult<WebhookView> {
         let webhook = self.webhook(id).await?;
         self.view(&webhook).await
     }
 
     /// Edits name, URL, events or pause state. A paused webhook gets no new deliveries; its
     /// queued ones end `cancelled` when their turn comes (resuming does not revive them).
-    pub async fn update_webhook(&self, id: &str, change: WebhookChange) -> ApiResult<WebhookView> {
+    pub async fn update_webhook(
+        &self,
+        id: &WebhookId,
+        change: WebhookChange,
+    ) -> ApiResult<WebhookView> {
         let current = self.webhook(id).await?;
         let mut updated = current.clone();
         if let Some(name) = change.name {
@@ -168,7 +175,7 @@ impl AdminApi {
     }
 
     /// A new secret, shown once; the old one stops signing on the very next attempt.
-    pub async fn rotate_secret(&self, id: &str) -> ApiResult<WebhookWithSecret> {
+    pub async fn rotate_secret(&self, id: &WebhookId) -> ApiResult<WebhookWithSecret> {
         let current = self.webhook(id).await?;
         let secret = SigningSecret::generate();
         let mut updated = current.clone();
@@ -188,7 +195,7 @@ impl AdminApi {
         current: &WebhookRecord,
         mut updated: WebhookRecord,
     ) -> ApiResult<WebhookRecord> {
-        updated.updated_at = clock::rfc3339_millis(SystemTime::now());
+        updated.updated_at = Timestamp::now();
         updated.revision = current.revision + 1;
         if self
             .store
@@ -202,7 +209,7 @@ impl AdminApi {
         }
     }
 
-    pub async fn delete_webhook(&self, id: &str) -> ApiResult<()> {
+    pub async fn delete_webhook(&self, id: &WebhookId) -> ApiResult<()> {
         let webhook = self.webhook(id).await?;
         self.store
             .delete_webhook(&webhook)
@@ -212,7 +219,7 @@ impl AdminApi {
         Ok(())
     }
 
-    pub async fn attempts(&self, id: &str, limit: u32) -> ApiResult<Vec<AttemptView>> {
+    pub async fn attempts(&self, id: &WebhookId, limit: u32) -> ApiResult<Vec<AttemptView>> {
         self.webhook(id).await?;
         let log = self
             .store
@@ -222,20 +229,20 @@ impl AdminApi {
         Ok(log.iter().map(AttemptView::from).collect())
     }
 
-    async fn attempt_record(&self, id: &str, attempt_id: &str) -> ApiResult<AttemptRecord> {
+    async fn attempt_record(&self, id: &WebhookId, attempt_id: &str) -> ApiResult<AttemptRecord> {
         let not_found =
             || Problem::not_found(format!("webhook {id:?} has no attempt {attempt_id:?}"));
         let (delivery_id, number) = ids::parse_attempt_id(attempt_id).ok_or_else(not_found)?;
         self.store
-            .get_attempt(delivery_id, number)
+            .get_attempt(&delivery_id, number)
             .await
             .map_err(unavailable)?
-            .filter(|a| a.webhook_id == id)
+            .filter(|a| &a.delivery.webhook_id == id)
             .ok_or_else(not_found)
     }
 
     /// One log line in full: the request as sent (exact body) and the response as received.
-    pub async fn attempt(&self, id: &str, attempt_id: &str) -> ApiResult<AttemptDetailView> {
+    pub async fn attempt(&self, id: &WebhookId, attempt_id: &str) -> ApiResult<AttemptDetailView> {
         self.webhook(id).await?;
         let attempt = self.attempt_record(id, attempt_id).await?;
         let request = match &attempt.request {
@@ -243,7 +250,7 @@ impl AdminApi {
             Some(sent) => {
                 let body = self
                     .store
-                    .get_event(&attempt.event_id)
+                    .get_event(&attempt.delivery.event_id)
                     .await
                     .map_err(unavailable)?
                     .map(|e| e.payload)
@@ -262,14 +269,18 @@ impl AdminApi {
         })
     }
 
-    pub async fn delivery(&self, id: &str, delivery_id: &str) -> ApiResult<DeliveryView> {
+    pub async fn delivery(
+        &self,
+        id: &WebhookId,
+        delivery_id: &DeliveryId,
+    ) -> ApiResult<DeliveryView> {
         self.webhook(id).await?;
         let delivery = self
             .store
             .get_delivery(delivery_id)
             .await
             .map_err(unavailable)?
-            .filter(|d| d.webhook_id == id)
+            .filter(|d| &d.webhook_id == id)
             .ok_or_else(|| {
                 Problem::not_found(format!("webhook {id:?} has no delivery {delivery_id:?}"))
             })?;
@@ -283,13 +294,13 @@ impl AdminApi {
 
     /// Sends the attempt's event again — same body bytes, same event id — as a new manual
     /// delivery with the full retry schedule.
-    pub async fn redeliver(&self, id: &str, attempt_id: &str) -> ApiResult<String> {
+    pub async fn redeliver(&self, id: &WebhookId, attempt_id: &str) -> ApiResult<DeliveryId> {
         let webhook = self.webhook(id).await?;
         let attempt = self.attempt_record(id, attempt_id).await?;
         if webhook.status == WebhookStatus::Paused {
             return Err(paused(id));
         }
-        self.require_event(&attempt.event_id).await?;
+        self.require_event(&attempt.delivery.event_id).await?;
         let delivery = self.manual_delivery(ids::new_manual_delivery_id(), &attempt);
         self.store
             .put_delivery_if_new(&delivery)
@@ -302,7 +313,7 @@ impl AdminApi {
 
     /// Redelivers, once each, every delivery of this webhook that ended `permanently_failed`
     /// or `cancelled` within the window. Recovering the same window again sends nothing new.
-    pub async fn recover(&self, id: &str, window: RecoveryWindow) -> ApiResult<u32> {
+    pub async fn recover(&self, id: &WebhookId, window: RecoveryWindow) -> ApiResult<u32> {
         let webhook = self.webhook(id).await?;
         if webhook.status == WebhookStatus::Paused {
             return Err(paused(id));
@@ -311,8 +322,8 @@ impl AdminApi {
             .store
             .webhook_log_between(
                 id,
-                &clock::rfc3339_millis(window.since),
-                &clock::rfc3339_millis(window.until),
+                Timestamp::from(window.since),
+                Timestamp::from(window.until),
                 MAX_RECOVERY_SCAN,
             )
             .await
@@ -325,10 +336,11 @@ impl AdminApi {
                 DeliveryState::PermanentlyFailed | DeliveryState::Cancelled
             )
         }) {
-            if !seen.insert(line.delivery_id.clone()) {
+            if !seen.insert(line.delivery.delivery_id.clone()) {
                 continue;
             }
-            let delivery = self.manual_delivery(ids::recovery_delivery_id(&line.delivery_id), line);
+            let delivery =
+                self.manual_delivery(ids::recovery_delivery_id(&line.delivery.delivery_id), line);
             if self
                 .store
                 .put_delivery_if_new(&delivery)
@@ -343,7 +355,7 @@ impl AdminApi {
         Ok(created.len() as u32)
     }
 
-    async fn require_event(&self, event_id: &str) -> ApiResult<()> {
+    async fn require_event(&self, event_id: &EventId) -> ApiResult<()> {
         match self.store.get_event(event_id).await.map_err(unavailable)? {
             Some(_) => Ok(()),
             None => Err(Problem::not_found(format!(
@@ -352,18 +364,13 @@ impl AdminApi {
         }
     }
 
-    fn manual_delivery(&self, delivery_id: String, of: &AttemptRecord) -> DeliveryRecord {
-        let now = SystemTime::now();
-        DeliveryRecord {
-            id: delivery_id,
-            webhook_id: of.webhook_id.clone(),
-            event_id: of.event_id.clone(),
-            event_type: of.event_type.clone(),
-            resource_id: of.resource_id.clone(),
+    fn manual_delivery(&self, delivery_id: DeliveryId, of: &AttemptRecord) -> DeliveryRecord {
+        let delivery = DeliveryRef {
+            delivery_id,
             manual: true,
-            created_at: clock::rfc3339_millis(now),
-            expires_at: clock::expiry(now, self.retention),
-        }
+            ..of.delivery.clone()
+        };
+        DeliveryRecord::new(delivery, SystemTime::now(), self.retention)
     }
 
     /// Queues the deliveries; if SQS refuses, removes them again so a retry of the same

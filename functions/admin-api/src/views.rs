@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use webhooks_shared::domain::clock::Timestamp;
+use webhooks_shared::domain::ids::{DeliveryId, EventId, WebhookId};
 use webhooks_shared::domain::lifecycle::Progress;
 use webhooks_shared::domain::model::{
     AttemptOutcome, AttemptRecord, DeliveryRecord, DeliveryState, RecordedResponse, WebhookRecord,
@@ -11,7 +13,7 @@ use webhooks_shared::domain::model::{
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastDelivery {
-    pub at: String,
+    pub at: Timestamp,
     pub ok: bool,
     pub response_status: Option<u16>,
     pub error: Option<String>,
@@ -20,7 +22,7 @@ pub struct LastDelivery {
 impl From<&AttemptRecord> for LastDelivery {
     fn from(a: &AttemptRecord) -> Self {
         LastDelivery {
-            at: a.at.clone(),
+            at: a.at,
             ok: a.outcome == AttemptOutcome::Succeeded,
             response_status: a.response_status,
             error: a.error.clone(),
@@ -30,14 +32,14 @@ impl From<&AttemptRecord> for LastDelivery {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WebhookView {
-    pub id: String,
+    pub id: WebhookId,
     pub name: String,
     pub url: String,
     pub events: Vec<String>,
     pub status: WebhookStatus,
     pub secret_hint: String,
-    pub created_at: String,
-    pub updated_at: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
     pub last_delivery: Option<LastDelivery>,
 }
 
@@ -50,8 +52,8 @@ impl WebhookView {
             events: w.events.clone(),
             status: w.status,
             secret_hint: w.secret_hint.clone(),
-            created_at: w.created_at.clone(),
-            updated_at: w.updated_at.clone(),
+            created_at: w.created_at,
+            updated_at: w.updated_at,
             last_delivery,
         }
     }
@@ -68,8 +70,8 @@ pub struct WebhookWithSecret {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AttemptView {
     pub id: String,
-    pub delivery_id: String,
-    pub event_id: String,
+    pub delivery_id: DeliveryId,
+    pub event_id: EventId,
     pub event_type: String,
     pub resource_id: Option<String>,
     pub attempt: u32,
@@ -77,25 +79,27 @@ pub struct AttemptView {
     pub response_status: Option<u16>,
     pub error: Option<String>,
     pub duration_ms: u64,
-    pub at: String,
+    pub at: Timestamp,
     pub manual: bool,
 }
 
 impl From<&AttemptRecord> for AttemptView {
     fn from(a: &AttemptRecord) -> Self {
+        // Not a flattened `DeliveryRef`: the API shows `resource_id: null` and no webhook id.
+        let d = &a.delivery;
         AttemptView {
             id: a.id(),
-            delivery_id: a.delivery_id.clone(),
-            event_id: a.event_id.clone(),
-            event_type: a.event_type.clone(),
-            resource_id: a.resource_id.clone(),
+            delivery_id: d.delivery_id.clone(),
+            event_id: d.event_id.clone(),
+            event_type: d.event_type.clone(),
+            resource_id: d.resource_id.clone(),
             attempt: a.attempt,
             outcome: a.outcome,
             response_status: a.response_status,
             error: a.error.clone(),
             duration_ms: a.duration_ms,
-            at: a.at.clone(),
-            manual: a.manual,
+            at: a.at,
+            manual: d.manual,
         }
     }
 }
@@ -117,11 +121,11 @@ pub struct AttemptDetailView {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DeliveryView {
-    pub id: String,
-    pub event_id: String,
+    pub id: DeliveryId,
+    pub event_id: EventId,
     pub state: DeliveryState,
     pub attempts: u32,
-    pub next_attempt_at: Option<String>,
+    pub next_attempt_at: Option<Timestamp>,
     pub manual: bool,
 }
 
@@ -134,7 +138,7 @@ impl DeliveryView {
             event_id: delivery.event_id.clone(),
             state: progress.state(),
             attempts: attempts.len() as u32,
-            next_attempt_at: progress.next_attempt_at().map(str::to_owned),
+            next_attempt_at: progress.next_attempt_at(),
             manual: delivery.manual,
         }
     }
@@ -154,7 +158,7 @@ mod tests {
             event_type: "order.completed".into(),
             resource_id: None,
             manual: true,
-            created_at: "2026-11-27T03:00:00.000Z".into(),
+            created_at: Timestamp::parse("2026-11-27T03:00:00.000Z").expect("time"),
             expires_at: 0,
         }
     }
@@ -162,13 +166,13 @@ mod tests {
     fn line(number: u32, state: DeliveryState, next: Option<&str>) -> AttemptRecord {
         let message = DeliveryMessage::from(&delivery());
         let mut line = AttemptRecord::line(
-            &message,
+            &message.delivery,
             number,
             SystemTime::UNIX_EPOCH,
             Duration::from_secs(60),
         );
         line.delivery_state = state;
-        line.next_attempt_at = next.map(str::to_owned);
+        line.next_attempt_at = next.and_then(Timestamp::parse);
         line
     }
 
@@ -191,7 +195,7 @@ mod tests {
         let view = DeliveryView::new(&delivery(), &attempts);
         assert_eq!(view.state, DeliveryState::Retrying);
         assert_eq!(view.attempts, 2);
-        assert_eq!(view.next_attempt_at.as_deref(), Some(next));
+        assert_eq!(view.next_attempt_at, Timestamp::parse(next));
 
         let done = [attempts[1].clone(), line(2, DeliveryState::Succeeded, None)];
         let view = DeliveryView::new(&delivery(), &done);

@@ -3,6 +3,7 @@
 
 use crate::mailer::Email;
 use webhooks_shared::domain::alerts::FailureNotice;
+use webhooks_shared::domain::ids::WebhookId;
 
 /// An email lists this many failures; the rest are counted.
 pub const LISTED_MAX: usize = 50;
@@ -16,7 +17,7 @@ pub fn digest_due(now: i64, gather_secs: i64, window_secs: i64, last_email_at: O
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookSummary {
-    pub id: String,
+    pub id: WebhookId,
     pub name: String,
     pub url: String,
 }
@@ -97,7 +98,7 @@ pub fn compose_digest(webhook: &WebhookSummary, failures: &[FailureNotice]) -> E
          <tr><th>#</th><th>Event</th><th>Resource</th><th>Event id</th><th>Last answer</th><th>Attempts</th><th>At</th><th>Why</th><th>Payload</th></tr>",
         escape(&webhook.name),
         escape(&webhook.url),
-        escape(&webhook.id)
+        escape(webhook.id.as_str())
     );
     for (i, f) in listed.iter().enumerate() {
         html.push_str(&format!(
@@ -105,10 +106,10 @@ pub fn compose_digest(webhook: &WebhookSummary, failures: &[FailureNotice]) -> E
             i + 1,
             escape(&f.event_type),
             escape(f.resource_id.as_deref().unwrap_or("-")),
-            escape(&f.event_id),
+            escape(f.event_id.as_str()),
             escape(&last_answer(f)),
             f.attempts,
-            escape(&f.failed_at),
+            escape(&f.failed_at.to_string()),
             f.reason.describe(),
             escape(&f.excerpt)
         ));
@@ -136,12 +137,13 @@ pub fn compose_digest(webhook: &WebhookSummary, failures: &[FailureNotice]) -> E
 mod tests {
     use super::*;
     use webhooks_shared::domain::alerts::{excerpt, FailureReason};
+    use webhooks_shared::domain::clock::Timestamp;
 
     fn failure(i: usize) -> FailureNotice {
         FailureNotice {
             webhook_id: "wh_1".into(),
-            delivery_id: format!("dlv_{i}"),
-            event_id: format!("evt_{i}"),
+            delivery_id: format!("dlv_{i}").into(),
+            event_id: format!("evt_{i}").into(),
             event_type: "order.completed".into(),
             resource_id: Some(format!("ord_{i}")),
             attempts: 6,
@@ -151,7 +153,7 @@ mod tests {
             } else {
                 Some("timeout: no answer within 10s".into())
             },
-            failed_at: "2026-11-27T03:00:00.000Z".into(),
+            failed_at: Timestamp::parse("2026-11-27T03:00:00.000Z").expect("time"),
             excerpt: excerpt(r#"{"id":"evt","data":{"note":"<b>"}}"#),
             reason: FailureReason::RetriesExhausted,
         }

@@ -29,6 +29,7 @@ use webhooks_shared::domain::alerts::{
     AlertMessage, AlertWindow, FailureNotice, FailureReason, WindowState,
 };
 use webhooks_shared::domain::clock;
+use webhooks_shared::domain::ids::WebhookId;
 use webhooks_shared::domain::lifecycle::{self, Progress};
 use webhooks_shared::domain::model::{DeliveryMessage, DeliveryState};
 use webhooks_shared::Config;
@@ -126,7 +127,7 @@ impl Alerter {
     }
 
     /// Opens a digest window for the webhook unless one is open, and schedules its flush.
-    async fn ensure_window(&self, webhook_id: &str) -> Result<(), AlertError> {
+    async fn ensure_window(&self, webhook_id: &WebhookId) -> Result<(), AlertError> {
         let now = now_secs();
         let current = self.store.get_alert_window(webhook_id).await?;
         let timing = Timing {
@@ -142,7 +143,7 @@ impl Alerter {
             } => (due_at, last_email_at),
         };
         let window = AlertWindow {
-            webhook_id: webhook_id.to_owned(),
+            webhook_id: webhook_id.clone(),
             window_id: ulid::Ulid::new().to_string(),
             state: WindowState::Open,
             due_at,
@@ -173,7 +174,7 @@ impl Alerter {
     }
 
     /// Sends the digest of a window: one email for every failure collected so far.
-    async fn flush(&self, webhook_id: &str, window_id: &str) -> Result<Fate, AlertError> {
+    async fn flush(&self, webhook_id: &WebhookId, window_id: &str) -> Result<Fate, AlertError> {
         let window = self.store.get_alert_window(webhook_id).await?;
         match on_flush(window.as_ref(), window_id, now_secs()) {
             OnFlush::Drop => return Ok(Fate::Done),
@@ -199,7 +200,7 @@ impl Alerter {
                 url: w.url,
             },
             None => WebhookSummary {
-                id: webhook_id.to_owned(),
+                id: webhook_id.clone(),
                 name: "(deleted webhook)".into(),
                 url: "-".into(),
             },
@@ -207,7 +208,7 @@ impl Alerter {
         let email = compose_digest(&webhook, &failures);
         if self.settings.recipients.is_empty() {
             tracing::error!(
-                webhook_id,
+                webhook_id = %webhook_id,
                 failures = failures.len(),
                 "no alert recipients configured (WEBHOOKS_ALERT_EMAILS); digest not sent"
             );
@@ -222,11 +223,11 @@ impl Alerter {
                 .await
             {
                 Ok(message_id) => {
-                    tracing::info!(webhook_id, failures = failures.len(), ses_message_id = %message_id, "alert digest sent")
+                    tracing::info!(webhook_id = %webhook_id, failures = failures.len(), ses_message_id = %message_id, "alert digest sent")
                 }
                 Err(err) => {
                     // The window stays `sending`; this flush comes back and tries again.
-                    tracing::error!(webhook_id, error = %err, "alert digest not sent; will retry");
+                    tracing::error!(webhook_id = %webhook_id, error = %err, "alert digest not sent; will retry");
                     return Ok(Fate::RetryIn(self.retry_wait));
                 }
             }
@@ -252,7 +253,8 @@ impl Alerter {
 
     /// The safety net: a delivery that kept crashing `deliver` ends `permanently_failed`
     /// (reason `internal_error`) and is alerted like any other failure.
-    async fn dead_letter(&self, delivery: &DeliveryMessage) -> Result<Fate, AlertError> {
+    async fn dead_letter(&self, message: &DeliveryMessage) -> Result<Fate, AlertError> {
+        let delivery = &message.delivery;
         let attempts = self.store.attempts_of(&delivery.delivery_id).await?;
         let progress = Progress::of(&attempts);
         let line = match progress.final_line() {

@@ -116,14 +116,15 @@ mod tests {
     fn notice(n: u32) -> FailureNotice {
         FailureNotice {
             webhook_id: "wh_1".into(),
-            delivery_id: format!("dlv_{n}"),
-            event_id: format!("evt_{n}"),
+            delivery_id: format!("dlv_{n}").into(),
+            event_id: format!("evt_{n}").into(),
             event_type: "order.completed".into(),
             resource_id: None,
             attempts: 6,
             response_status: Some(500),
             error: None,
-            failed_at: "2026-11-27T03:30:00.000Z".into(),
+            failed_at: webhooks_shared::domain::clock::Timestamp::parse("2026-11-27T03:30:00.000Z")
+                .expect("time"),
             excerpt: "{}".into(),
             reason: FailureReason::RetriesExhausted,
         }
@@ -228,9 +229,9 @@ mod tests {
         ]);
         let read: Vec<_> = event.records.iter().map(read_message).collect();
         let first = read[0].as_ref().unwrap();
-        assert_eq!(first.delivery_id, "dlv_7");
-        assert_eq!(first.event_id, "evt_7");
-        assert!(!first.manual, "manual defaults to false");
+        assert_eq!(first.delivery.delivery_id, "dlv_7");
+        assert_eq!(first.delivery.event_id, "evt_7");
+        assert!(!first.delivery.manual, "manual defaults to false");
         assert!(read[1..].iter().all(Option::is_none));
     }
 }

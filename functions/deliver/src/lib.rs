@@ -26,9 +26,10 @@ use webhooks_shared::adapters::store::{Store, StoreError};
 use webhooks_shared::adapters::Adapters;
 use webhooks_shared::domain::alerts::FailureNotice;
 use webhooks_shared::domain::clock;
+use webhooks_shared::domain::ids::EventId;
 use webhooks_shared::domain::lifecycle::{self, AfterAttempt, Progress, Target, Turn};
 use webhooks_shared::domain::model::{
-    AttemptOutcome, AttemptRecord, DeliveryMessage, DeliveryState, WebhookRecord,
+    AttemptOutcome, AttemptRecord, DeliveryMessage, DeliveryRef, DeliveryState, WebhookRecord,
 };
 use webhooks_shared::domain::retry::{random_jitter, RetrySchedule};
 use webhooks_shared::Config;
@@ -55,7 +56,7 @@ pub struct Deliverer {
     client: DeliveryClient,
     schedule: RetrySchedule,
     retention: Duration,
-    events: Mutex<(HashMap<String, Arc<str>>, usize)>,
+    events: Mutex<(HashMap<EventId, Arc<str>>, usize)>,
 }
 
 impl Deliverer {
@@ -106,9 +107,9 @@ impl Deliverer {
         };
         let span = tracing::info_span!(
             "delivery",
-            event_id = %delivery.event_id,
-            delivery_id = %delivery.delivery_id,
-            webhook_id = %delivery.webhook_id
+            event_id = %delivery.delivery.event_id,
+            delivery_id = %delivery.delivery.delivery_id,
+            webhook_id = %delivery.delivery.webhook_id
         );
         async {
             match self.deliver(&delivery).await {
@@ -123,7 +124,8 @@ impl Deliverer {
         .await
     }
 
-    async fn deliver(&self, delivery: &DeliveryMessage) -> Result<Handled, DeliverError> {
+    async fn deliver(&self, message: &DeliveryMessage) -> Result<Handled, DeliverError> {
+        let delivery = &message.delivery;
         let attempts = self.store.attempts_of(&delivery.delivery_id).await?;
         let now = SystemTime::now();
         let number = match Progress::of(&attempts).turn(now) {
@@ -145,13 +147,13 @@ impl Deliverer {
             Target::Send(webhook) => self.attempt(delivery, webhook, number, now).await?,
         };
         let record = if self.store.put_attempt_if_new(&record).await? {
-            record_metrics(delivery, &record, now);
+            record_metrics(message, &record, now);
             record
         } else {
             // Another copy of this message got there first; follow what it recorded.
             match self
                 .store
-                .get_attempt(&record.delivery_id, record.attempt)
+                .get_attempt(&record.delivery.delivery_id, record.attempt)
                 .await?
             {
                 Some(existing) => existing,
@@ -181,7 +183,7 @@ impl Deliverer {
         if last.delivery_state != DeliveryState::PermanentlyFailed {
             return Ok(MessageFate::Done.into());
         }
-        let payload = self.event_body(&last.event_id).await?;
+        let payload = self.event_body(&last.delivery.event_id).await?;
         let reason = lifecycle::failure_reason(last, &self.schedule);
         Ok(Handled {
             fate: MessageFate::Done,
@@ -192,7 +194,7 @@ impl Deliverer {
     /// Signs and sends attempt `number`, and says what it led to.
     async fn attempt(
         &self,
-        delivery: &DeliveryMessage,
+        delivery: &DeliveryRef,
         webhook: &WebhookRecord,
         number: u32,
         now: SystemTime,
@@ -241,7 +243,7 @@ impl Deliverer {
         Ok(record)
     }
 
-    async fn event_body(&self, event_id: &str) -> Result<Arc<str>, DeliverError> {
+    async fn event_body(&self, event_id: &EventId) -> Result<Arc<str>, DeliverError> {
         if let Some(body) = self
             .events
             .lock()
@@ -254,7 +256,7 @@ impl Deliverer {
             .store
             .get_event(event_id)
             .await?
-            .ok_or_else(|| DeliverError::MissingEvent(event_id.to_owned()))?;
+            .ok_or_else(|| DeliverError::MissingEvent(event_id.to_string()))?;
         let body: Arc<str> = Arc::from(event.payload);
         if let Ok(mut cache) = self.events.lock() {
             let (entries, bytes) = &mut *cache;
@@ -263,7 +265,7 @@ impl Deliverer {
                 *bytes = 0;
             }
             *bytes += body.len();
-            entries.insert(event_id.to_owned(), body.clone());
+            entries.insert(event_id.clone(), body.clone());
         }
         Ok(body)
     }
@@ -293,10 +295,7 @@ fn record_metrics(delivery: &DeliveryMessage, record: &AttemptRecord, started: S
         }
         _ => {}
     }
-    let created = delivery
-        .created_at
-        .as_deref()
-        .and_then(clock::parse_rfc3339);
+    let created = delivery.created_at.map(SystemTime::from);
     if let (1, Some(created)) = (record.attempt, created) {
         let latency = started.duration_since(created).unwrap_or_default();
         totals.push(Metric::millis(

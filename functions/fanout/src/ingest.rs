@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use webhooks_shared::domain::ids::EventId;
 use webhooks_shared::domain::problem::{from_json_error, Problem};
 use webhooks_shared::domain::{catalogue, clock, ids};
 
@@ -37,7 +38,7 @@ struct Payload<'a> {
 /// A validated event, ready to store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IncomingEvent {
-    pub id: String,
+    pub id: EventId,
     pub event_type: String,
     pub resource_id: Option<String>,
     /// The exact body bytes (UTF-8 JSON) delivered on every attempt.
@@ -64,7 +65,7 @@ impl IncomingEvent {
             )));
         }
         let id = match request.id {
-            Some(id) if ids::is_valid_event_id(&id) => id,
+            Some(id) if ids::is_valid_event_id(&id) => EventId::from(id),
             Some(_) => {
                 return Err(Problem::bad_request(
                     "id must be 1-128 characters of A-Z, a-z, 0-9, '_', '.', ':' or '-'",
@@ -92,7 +93,7 @@ impl IncomingEvent {
             _ => None,
         };
         let payload = serde_json::to_string(&Payload {
-            id: &id,
+            id: id.as_str(),
             event_type: &request.event_type,
             created_at: &created_at,
             data: &data,
@@ -147,7 +148,7 @@ mod tests {
             now(),
         )
         .unwrap();
-        assert!(e.id.starts_with("evt_"));
+        assert!(e.id.as_str().starts_with("evt_"));
         assert!(e.payload.contains(r#""created_at":"2026-11-27T03:00:00Z""#));
         assert_eq!(e.resource_id.as_deref(), Some("usr_1"));
     }

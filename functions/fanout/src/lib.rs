@@ -19,7 +19,9 @@ use crate::ingest::IncomingEvent;
 use webhooks_shared::adapters::queue::Queue;
 use webhooks_shared::adapters::store::Store;
 use webhooks_shared::adapters::Adapters;
-use webhooks_shared::domain::model::{DeliveryMessage, DeliveryRecord, EventRecord};
+use webhooks_shared::domain::clock::Timestamp;
+use webhooks_shared::domain::ids::EventId;
+use webhooks_shared::domain::model::{DeliveryMessage, DeliveryRecord, DeliveryRef, EventRecord};
 use webhooks_shared::domain::problem::Problem;
 use webhooks_shared::domain::{clock, ids};
 use webhooks_shared::Config;
@@ -29,7 +31,7 @@ const BODY_READ_LIMIT: usize = 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Accepted {
-    pub id: String,
+    pub id: EventId,
     pub deliveries: u32,
 }
 
@@ -57,7 +59,7 @@ impl Fanout {
             resource_id: incoming.resource_id,
             payload: incoming.payload,
             fingerprint: incoming.fingerprint,
-            received_at: clock::rfc3339_millis(now),
+            received_at: Timestamp::from(now),
             deliveries: None,
             expires_at: clock::expiry(now, self.retention),
         };
@@ -98,15 +100,16 @@ impl Fanout {
         let deliveries: Vec<DeliveryRecord> = subscribers
             .iter()
             .filter(|s| s.active)
-            .map(|s| DeliveryRecord {
-                id: ids::delivery_id(&event.id, &s.webhook_id),
-                webhook_id: s.webhook_id.clone(),
-                event_id: event.id.clone(),
-                event_type: event.event_type.clone(),
-                resource_id: event.resource_id.clone(),
-                manual: false,
-                created_at: clock::rfc3339_millis(now),
-                expires_at: clock::expiry(now, self.retention),
+            .map(|s| {
+                let delivery = DeliveryRef {
+                    delivery_id: ids::delivery_id(&event.id, &s.webhook_id),
+                    webhook_id: s.webhook_id.clone(),
+                    event_id: event.id.clone(),
+                    event_type: event.event_type.clone(),
+                    resource_id: event.resource_id.clone(),
+                    manual: false,
+                };
+                DeliveryRecord::new(delivery, now, self.retention)
             })
             .collect();
         self.store

@@ -11,6 +11,7 @@ use base64::Engine;
 use thiserror::Error;
 
 use crate::adapters::aws_error::{from_aws_errors, AwsError};
+use crate::domain::ids::WebhookId;
 use crate::domain::signing::SigningSecret;
 
 const CONTEXT_KEY: &str = "webhook_id";
@@ -39,7 +40,7 @@ impl SecretBox {
     /// Returns base64 of the ciphertext.
     pub async fn seal(
         &self,
-        webhook_id: &str,
+        webhook_id: &WebhookId,
         secret: &SigningSecret,
     ) -> Result<String, SecretBoxError> {
         let out = self
@@ -47,7 +48,7 @@ impl SecretBox {
             .encrypt()
             .key_id(&self.key_id)
             .plaintext(Blob::new(secret.expose().as_bytes()))
-            .encryption_context(CONTEXT_KEY, webhook_id)
+            .encryption_context(CONTEXT_KEY, webhook_id.as_str())
             .send()
             .await?;
         let blob = out.ciphertext_blob.ok_or(SecretBoxError::Corrupt)?;
@@ -56,7 +57,7 @@ impl SecretBox {
 
     pub async fn open(
         &self,
-        webhook_id: &str,
+        webhook_id: &WebhookId,
         ciphertext: &str,
     ) -> Result<SigningSecret, SecretBoxError> {
         let blob = BASE64
@@ -68,7 +69,7 @@ impl SecretBox {
             // Naming the key makes KMS refuse a ciphertext made under any other key.
             .key_id(&self.key_id)
             .ciphertext_blob(Blob::new(blob))
-            .encryption_context(CONTEXT_KEY, webhook_id)
+            .encryption_context(CONTEXT_KEY, webhook_id.as_str())
             .send()
             .await?;
         let plain = out.plaintext.ok_or(SecretBoxError::Corrupt)?;
@@ -82,14 +83,14 @@ impl SecretBox {
 /// unchanged one costs no KMS call.
 #[derive(Debug, Default)]
 pub struct SecretCache {
-    entries: Mutex<HashMap<String, (String, SigningSecret)>>,
+    entries: Mutex<HashMap<WebhookId, (String, SigningSecret)>>,
 }
 
 impl SecretCache {
     pub async fn get_or_open(
         &self,
         secret_box: &SecretBox,
-        webhook_id: &str,
+        webhook_id: &WebhookId,
         ciphertext: &str,
     ) -> Result<SigningSecret, SecretBoxError> {
         if let Some(secret) = self.lookup(webhook_id, ciphertext) {
@@ -97,15 +98,12 @@ impl SecretCache {
         }
         let secret = secret_box.open(webhook_id, ciphertext).await?;
         if let Ok(mut entries) = self.entries.lock() {
-            entries.insert(
-                webhook_id.to_owned(),
-                (ciphertext.to_owned(), secret.clone()),
-            );
+            entries.insert(webhook_id.clone(), (ciphertext.to_owned(), secret.clone()));
         }
         Ok(secret)
     }
 
-    fn lookup(&self, webhook_id: &str, ciphertext: &str) -> Option<SigningSecret> {
+    fn lookup(&self, webhook_id: &WebhookId, ciphertext: &str) -> Option<SigningSecret> {
         let entries = self.entries.lock().ok()?;
         entries
             .get(webhook_id)

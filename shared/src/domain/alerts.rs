@@ -3,6 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::clock::Timestamp;
+use crate::domain::ids::{DeliveryId, EventId, WebhookId};
+
 /// Characters of the payload shown per failure.
 pub const EXCERPT_CHARS: usize = 200;
 
@@ -28,12 +31,15 @@ impl FailureReason {
 }
 
 /// One delivery that ended `permanently_failed`: what `deliver` (or the dead-letter safety
-/// net) tells the alerter.
+/// net) tells the alerter. Sent and stored with the [`DeliveryRef`] fields side by side
+/// (no `manual`, `resource_id` always present): made with [`FailureNotice::new`].
+///
+/// [`DeliveryRef`]: crate::domain::model::DeliveryRef
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailureNotice {
-    pub webhook_id: String,
-    pub delivery_id: String,
-    pub event_id: String,
+    pub webhook_id: WebhookId,
+    pub delivery_id: DeliveryId,
+    pub event_id: EventId,
     pub event_type: String,
     #[serde(default)]
     pub resource_id: Option<String>,
@@ -42,12 +48,35 @@ pub struct FailureNotice {
     pub response_status: Option<u16>,
     #[serde(default)]
     pub error: Option<String>,
-    pub failed_at: String,
+    pub failed_at: Timestamp,
     pub excerpt: String,
     pub reason: FailureReason,
 }
 
 impl FailureNotice {
+    /// The notice of `delivery`'s failure after `attempts` attempts, the last at `failed_at`.
+    pub fn new(
+        delivery: &crate::domain::model::DeliveryRef,
+        attempts: u32,
+        failed_at: Timestamp,
+        payload: &str,
+        reason: FailureReason,
+    ) -> Self {
+        FailureNotice {
+            webhook_id: delivery.webhook_id.clone(),
+            delivery_id: delivery.delivery_id.clone(),
+            event_id: delivery.event_id.clone(),
+            event_type: delivery.event_type.clone(),
+            resource_id: delivery.resource_id.clone(),
+            attempts,
+            response_status: None,
+            error: None,
+            failed_at,
+            excerpt: excerpt(payload),
+            reason,
+        }
+    }
+
     /// The notice for a log line that ended its delivery `permanently_failed`.
     pub fn from_line(
         line: &crate::domain::model::AttemptRecord,
@@ -55,17 +84,9 @@ impl FailureNotice {
         reason: FailureReason,
     ) -> Self {
         FailureNotice {
-            webhook_id: line.webhook_id.clone(),
-            delivery_id: line.delivery_id.clone(),
-            event_id: line.event_id.clone(),
-            event_type: line.event_type.clone(),
-            resource_id: line.resource_id.clone(),
-            attempts: line.attempt,
             response_status: line.response_status,
             error: line.error.clone(),
-            failed_at: line.at.clone(),
-            excerpt: excerpt(payload),
-            reason,
+            ..FailureNotice::new(&line.delivery, line.attempt, line.at, payload, reason)
         }
     }
 }
@@ -77,7 +98,7 @@ pub enum AlertMessage {
     Failure(FailureNotice),
     /// Time to send the digest of window `window_id` of a webhook.
     Flush {
-        webhook_id: String,
+        webhook_id: WebhookId,
         window_id: String,
     },
 }
@@ -96,7 +117,7 @@ pub enum WindowState {
 /// The digest window of one webhook, kept in DynamoDB so it holds across containers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlertWindow {
-    pub webhook_id: String,
+    pub webhook_id: WebhookId,
     pub window_id: String,
     pub state: WindowState,
     /// Unix seconds when the digest is due.

@@ -1,51 +1,150 @@
 //! Identifiers. Generated ids are a prefix plus a ULID, so they sort by creation time.
 
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub fn new_webhook_id() -> String {
-    format!("wh_{}", ulid::Ulid::new().to_string().to_lowercase())
+/// A string id with a type of its own: stored and sent as the plain string.
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        /// As the string: `{:?}` in messages and logs shows `"wh_…"`, as it did.
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&self.0, f)
+            }
+        }
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            pub fn into_string(self) -> String {
+                self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(id: String) -> Self {
+                $name(id)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(id: &str) -> Self {
+                $name(id.to_owned())
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> Self {
+                id.0
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+    };
 }
 
-pub fn new_event_id() -> String {
-    format!("evt_{}", ulid::Ulid::new())
+string_id! {
+    /// A webhook's id: `wh_` and a lowercase ULID.
+    WebhookId
+}
+
+string_id! {
+    /// An event's id: chosen by the platform, or `evt_` and a ULID.
+    EventId
+}
+
+string_id! {
+    /// A delivery's id: `dlv_` and a hash, or a ULID for a manual one.
+    DeliveryId
+}
+
+pub fn new_webhook_id() -> WebhookId {
+    WebhookId(format!(
+        "wh_{}",
+        ulid::Ulid::new().to_string().to_lowercase()
+    ))
+}
+
+pub fn new_event_id() -> EventId {
+    EventId(format!("evt_{}", ulid::Ulid::new()))
 }
 
 /// The id of the delivery of `event_id` to `webhook_id`: deterministic, so a retried fan-out
 /// writes the same delivery again instead of a second one.
-pub fn delivery_id(event_id: &str, webhook_id: &str) -> String {
+pub fn delivery_id(event_id: &EventId, webhook_id: &WebhookId) -> DeliveryId {
     let mut hash = Sha256::new();
-    hash.update(event_id.as_bytes());
+    hash.update(event_id.as_str().as_bytes());
     hash.update([0]);
-    hash.update(webhook_id.as_bytes());
-    format!("dlv_{}", &hex::encode(hash.finalize())[..32])
+    hash.update(webhook_id.as_str().as_bytes());
+    DeliveryId(format!("dlv_{}", &hex::encode(hash.finalize())[..32]))
 }
 
 /// A manual delivery (redelivery) is new each time it is asked for.
-pub fn new_manual_delivery_id() -> String {
-    format!("dlv_m{}", ulid::Ulid::new().to_string().to_lowercase())
+pub fn new_manual_delivery_id() -> DeliveryId {
+    DeliveryId(format!(
+        "dlv_m{}",
+        ulid::Ulid::new().to_string().to_lowercase()
+    ))
 }
 
 /// The delivery that `recover` makes for `delivery_id`: deterministic, so recovering the same
 /// window twice sends each failed delivery once.
-pub fn recovery_delivery_id(delivery_id: &str) -> String {
+pub fn recovery_delivery_id(delivery_id: &DeliveryId) -> DeliveryId {
     let mut hash = Sha256::new();
     hash.update(b"recover\0");
-    hash.update(delivery_id.as_bytes());
-    format!("dlv_r{}", &hex::encode(hash.finalize())[..31])
+    hash.update(delivery_id.as_str().as_bytes());
+    DeliveryId(format!("dlv_r{}", &hex::encode(hash.finalize())[..31]))
 }
 
 /// Attempt ids name the delivery and the attempt number: `dlv_….3`.
-pub fn attempt_id(delivery_id: &str, attempt: u32) -> String {
+pub fn attempt_id(delivery_id: &DeliveryId, attempt: u32) -> String {
     format!("{delivery_id}.{attempt}")
 }
 
-pub fn parse_attempt_id(id: &str) -> Option<(&str, u32)> {
+pub fn parse_attempt_id(id: &str) -> Option<(DeliveryId, u32)> {
     let (delivery, number) = id.rsplit_once('.')?;
     if !delivery.starts_with("dlv_") {
         return None;
     }
     let number = number.parse().ok().filter(|n| *n >= 1)?;
-    Some((delivery, number))
+    Some((DeliveryId::from(delivery), number))
 }
 
 /// Event ids the platform may choose: 1-128 characters of `[A-Za-z0-9_.:-]`.
@@ -62,21 +161,26 @@ mod tests {
 
     #[test]
     fn delivery_ids_are_deterministic_and_distinct() {
-        let a = delivery_id("evt_1", "wh_1");
-        assert_eq!(a, delivery_id("evt_1", "wh_1"));
-        assert_ne!(a, delivery_id("evt_1", "wh_2"));
-        assert_ne!(a, delivery_id("evt_1wh_", "1"));
-        assert_eq!(a.len(), 36);
+        let id = |e: &str, w: &str| delivery_id(&EventId::from(e), &WebhookId::from(w));
+        let a = id("evt_1", "wh_1");
+        assert_eq!(a, id("evt_1", "wh_1"));
+        assert_ne!(a, id("evt_1", "wh_2"));
+        assert_ne!(a, id("evt_1wh_", "1"));
+        assert_eq!(a.as_str().len(), 36);
         let r = recovery_delivery_id(&a);
         assert_eq!(r, recovery_delivery_id(&a));
         assert_ne!(r, recovery_delivery_id(&recovery_delivery_id(&a)));
-        assert_eq!(r.len(), 36);
+        assert_eq!(r.as_str().len(), 36);
     }
 
     #[test]
     fn attempt_ids_round_trip() {
-        let id = attempt_id("dlv_abc", 3);
-        assert_eq!(parse_attempt_id(&id), Some(("dlv_abc", 3)));
+        let id = attempt_id(&DeliveryId::from("dlv_abc"), 3);
+        assert_eq!(id, "dlv_abc.3");
+        assert_eq!(
+            parse_attempt_id(&id),
+            Some((DeliveryId::from("dlv_abc"), 3))
+        );
         assert_eq!(parse_attempt_id("dlv_abc.0"), None);
         assert_eq!(parse_attempt_id("dlv_abc"), None);
         assert_eq!(parse_attempt_id("x.1"), None);
@@ -91,7 +195,33 @@ mod tests {
         assert!(!is_valid_event_id(""));
         assert!(!is_valid_event_id("has space"));
         assert!(!is_valid_event_id("slash/"));
-        assert!(new_event_id().starts_with("evt_"));
-        assert!(is_valid_event_id(&new_event_id()));
+        assert!(new_event_id().as_str().starts_with("evt_"));
+        assert!(is_valid_event_id(new_event_id().as_str()));
+        assert!(new_webhook_id().as_str().starts_with("wh_"));
+    }
+
+    #[test]
+    fn typed_ids_are_plain_strings_on_the_wire() {
+        let id = WebhookId::from("wh_01abc");
+        assert_eq!(serde_json::to_string(&id).unwrap(), r#""wh_01abc""#);
+        assert_eq!(
+            serde_json::from_str::<WebhookId>(r#""wh_01abc""#).unwrap(),
+            id
+        );
+        assert_eq!(id.to_string(), "wh_01abc");
+        assert_eq!(format!("{id:?}"), r#""wh_01abc""#);
+        assert_eq!(id.as_ref(), "wh_01abc");
+        assert_eq!(id, "wh_01abc");
+        assert_eq!(String::from(id.clone()), "wh_01abc");
+        let item = serde_dynamo::to_attribute_value::<_, aws_sdk_dynamodb::types::AttributeValue>(
+            DeliveryId::from("dlv_1"),
+        )
+        .unwrap();
+        assert_eq!(
+            item,
+            aws_sdk_dynamodb::types::AttributeValue::S("dlv_1".into())
+        );
+        let event: EventId = serde_json::from_str(r#""order-123:paid""#).unwrap();
+        assert_eq!(event.into_string(), "order-123:paid");
     }
 }

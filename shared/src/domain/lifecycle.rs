@@ -5,9 +5,9 @@
 use std::time::{Duration, SystemTime};
 
 use crate::domain::alerts::FailureReason;
-use crate::domain::clock;
+use crate::domain::clock::Timestamp;
 use crate::domain::model::{
-    AttemptOutcome, AttemptRecord, DeliveryMessage, DeliveryState, RecordedRequest, WebhookRecord,
+    AttemptOutcome, AttemptRecord, DeliveryRef, DeliveryState, RecordedRequest, WebhookRecord,
     WebhookStatus,
 };
 use crate::domain::retry::{AttemptResult, NextStep, RetrySchedule};
@@ -70,10 +70,10 @@ impl<'a> Progress<'a> {
     }
 
     /// When the next attempt is due, while the delivery is retrying.
-    pub fn next_attempt_at(self) -> Option<&'a str> {
+    pub fn next_attempt_at(self) -> Option<Timestamp> {
         self.latest
             .filter(|a| a.delivery_state == DeliveryState::Retrying)
-            .and_then(|a| a.next_attempt_at.as_deref())
+            .and_then(|a| a.next_attempt_at)
     }
 
     /// What a message of this delivery that surfaces at `now` is for.
@@ -93,7 +93,7 @@ impl<'a> Progress<'a> {
 /// How long until the attempt after `line` is due, if that is more than [`EARLY_TOLERANCE`]
 /// away from `now`.
 pub fn wait_until_due(line: &AttemptRecord, now: SystemTime) -> Option<Duration> {
-    let due = clock::parse_rfc3339(line.next_attempt_at.as_deref()?)?;
+    let due = line.next_attempt_at?.system_time();
     let wait = due.duration_since(now).ok()?;
     (wait > EARLY_TOLERANCE).then_some(wait)
 }
@@ -145,7 +145,7 @@ impl AfterAttempt {
     pub fn record(&self, line: &mut AttemptRecord) {
         line.outcome = self.outcome;
         line.delivery_state = self.state;
-        line.next_attempt_at = self.next_attempt_at.map(clock::rfc3339_millis);
+        line.next_attempt_at = self.next_attempt_at.map(Timestamp::from);
     }
 }
 
@@ -177,7 +177,7 @@ pub fn target(webhook: Option<&WebhookRecord>) -> Target<'_> {
 
 /// The line of attempt `number` of a delivery cancelled at its turn.
 pub fn cancelled_line(
-    delivery: &DeliveryMessage,
+    delivery: &DeliveryRef,
     number: u32,
     now: SystemTime,
     retention: Duration,
@@ -192,7 +192,7 @@ pub fn cancelled_line(
 /// The line that ends, as attempt `number`, a delivery that kept crashing `deliver` and
 /// reached the dead-letter queue.
 pub fn internal_error_line(
-    delivery: &DeliveryMessage,
+    delivery: &DeliveryRef,
     number: u32,
     now: SystemTime,
     retention: Duration,
@@ -208,7 +208,7 @@ pub fn internal_error_line(
 /// receiver can drop redeliveries of an event it already has.
 pub fn wire_headers(
     secret: &SigningSecret,
-    delivery: &DeliveryMessage,
+    delivery: &DeliveryRef,
     attempt: u32,
     timestamp: i64,
     body: &[u8],
@@ -218,14 +218,14 @@ pub fn wire_headers(
         ("x-comps-signature".into(), secret.comps_signature(body)),
         ("x-comps-timestamp".into(), timestamp.to_string()),
         ("x-comps-event".into(), delivery.event_type.clone()),
-        ("x-comps-event-id".into(), delivery.event_id.clone()),
-        ("x-comps-delivery".into(), delivery.delivery_id.clone()),
+        ("x-comps-event-id".into(), delivery.event_id.to_string()),
+        ("x-comps-delivery".into(), delivery.delivery_id.to_string()),
         ("x-comps-attempt".into(), attempt.to_string()),
-        ("webhook-id".into(), delivery.event_id.clone()),
+        ("webhook-id".into(), delivery.event_id.to_string()),
         ("webhook-timestamp".into(), timestamp.to_string()),
         (
             "webhook-signature".into(),
-            secret.standard_signature(&delivery.event_id, timestamp, body),
+            secret.standard_signature(delivery.event_id.as_str(), timestamp, body),
         ),
     ]
 }
@@ -251,22 +251,21 @@ mod tests {
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_748_400 + secs)
     }
 
-    fn delivery() -> DeliveryMessage {
-        DeliveryMessage {
+    fn delivery() -> DeliveryRef {
+        DeliveryRef {
             delivery_id: "dlv_1".into(),
             webhook_id: "wh_1".into(),
             event_id: "evt_1".into(),
             event_type: "order.completed".into(),
             resource_id: Some("ord_42".into()),
             manual: false,
-            created_at: None,
         }
     }
 
     fn line(number: u32, state: DeliveryState, next: Option<SystemTime>) -> AttemptRecord {
         let mut line = AttemptRecord::line(&delivery(), number, at(0), RETENTION);
         line.delivery_state = state;
-        line.next_attempt_at = next.map(clock::rfc3339_millis);
+        line.next_attempt_at = next.map(Timestamp::from);
         line
     }
 
@@ -279,8 +278,8 @@ mod tests {
             status,
             secret_ciphertext: String::new(),
             secret_hint: String::new(),
-            created_at: String::new(),
-            updated_at: String::new(),
+            created_at: Timestamp::from(at(0)),
+            updated_at: Timestamp::from(at(0)),
             revision: 0,
         }
     }
@@ -349,7 +348,10 @@ mod tests {
     fn an_early_message_waits_for_the_rest() {
         let attempts = [line(1, DeliveryState::Retrying, Some(at(60)))];
         let progress = Progress::of(&attempts);
-        assert_eq!(progress.next_attempt_at(), Some("2026-11-27T03:01:00.000Z"));
+        assert_eq!(
+            progress.next_attempt_at().map(|t| t.to_string()).as_deref(),
+            Some("2026-11-27T03:01:00.000Z")
+        );
         assert_eq!(progress.turn(at(0)), Turn::Early(Duration::from_secs(60)));
         assert_eq!(progress.turn(at(59)), Turn::Early(Duration::from_secs(1)));
         assert_eq!(progress.turn(at(60)), Turn::Due(2));
@@ -369,10 +371,15 @@ mod tests {
 
     #[test]
     fn an_unreadable_due_time_does_not_hold_a_delivery_back() {
-        let mut retrying = line(1, DeliveryState::Retrying, None);
+        let retrying = line(1, DeliveryState::Retrying, None);
         assert_eq!(wait_until_due(&retrying, at(0)), None);
-        retrying.next_attempt_at = Some("tomorrow".into());
-        assert_eq!(Progress::of(&[retrying]).turn(at(0)), Turn::Due(2));
+        // A stored line whose due time is not a timestamp reads as having none.
+        let mut stored =
+            serde_json::to_value(line(1, DeliveryState::Retrying, Some(at(60)))).expect("json");
+        stored["next_attempt_at"] = "tomorrow".into();
+        let unreadable: AttemptRecord = serde_json::from_value(stored).expect("readable line");
+        assert_eq!(unreadable.next_attempt_at, None);
+        assert_eq!(Progress::of(&[unreadable]).turn(at(0)), Turn::Due(2));
     }
 
     #[test]
@@ -477,7 +484,7 @@ mod tests {
         assert_eq!(line.outcome, AttemptOutcome::Failed);
         assert_eq!(line.delivery_state, DeliveryState::Retrying);
         assert_eq!(
-            line.next_attempt_at.as_deref(),
+            line.next_attempt_at.map(|t| t.to_string()).as_deref(),
             Some("2026-11-27T03:01:00.000Z")
         );
         AfterAttempt::decide(&RetrySchedule::default(), 2, &status(200, None), 1.0, at(0))
@@ -527,7 +534,7 @@ mod tests {
             .error
             .as_deref()
             .is_some_and(|e| e.starts_with("internal_error:")));
-        assert_eq!(line.at, "2026-11-27T03:00:05.000Z");
+        assert_eq!(line.at.to_string(), "2026-11-27T03:00:05.000Z");
         assert!(line.request.is_none());
     }
 

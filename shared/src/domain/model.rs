@@ -5,6 +5,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::clock::{self, Timestamp};
+use crate::domain::ids::{DeliveryId, EventId, WebhookId};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WebhookStatus {
@@ -15,7 +18,7 @@ pub enum WebhookStatus {
 /// A webhook as stored in the webhooks table. The secret is only ever stored encrypted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WebhookRecord {
-    pub id: String,
+    pub id: WebhookId,
     pub name: String,
     pub url: String,
     pub events: Vec<String>,
@@ -23,8 +26,8 @@ pub struct WebhookRecord {
     /// Base64 of the KMS ciphertext (encryption context: this webhook's id).
     pub secret_ciphertext: String,
     pub secret_hint: String,
-    pub created_at: String,
-    pub updated_at: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
     /// Bumped on every change; updates are conditional on it (optimistic locking).
     #[serde(default)]
     pub revision: u64,
@@ -35,14 +38,14 @@ pub struct WebhookRecord {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SubscriptionRecord {
     pub event_type: String,
-    pub webhook_id: String,
+    pub webhook_id: WebhookId,
     pub active: bool,
 }
 
 /// An event as received; `payload` holds the exact body bytes every receiver gets.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EventRecord {
-    pub id: String,
+    pub id: EventId,
     #[serde(rename = "type")]
     pub event_type: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -50,7 +53,7 @@ pub struct EventRecord {
     pub payload: String,
     /// Hash of type + data, to tell a retry of the same event from a clash of ids.
     pub fingerprint: String,
-    pub received_at: String,
+    pub received_at: Timestamp,
     /// Set once the fan-out is complete: the number of deliveries made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deliveries: Option<u32>,
@@ -76,47 +79,98 @@ impl DeliveryState {
     }
 }
 
-/// One event to one webhook. Its state is not stored here: it is the state recorded by its
-/// latest attempt, so a successful delivery costs one write here and one attempt write.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DeliveryRecord {
-    pub id: String,
-    pub webhook_id: String,
-    pub event_id: String,
-    pub event_type: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resource_id: Option<String>,
-    pub manual: bool,
-    pub created_at: String,
-    pub expires_at: i64,
-}
-
-/// The SQS message of a delivery: everything `deliver` needs besides the stored items.
+/// Which delivery: the fields that travel together from the delivery to its queue message,
+/// its log lines and its failure notice. Embedded flattened, so the stored and sent shapes
+/// are those of the fields side by side.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeliveryMessage {
-    pub delivery_id: String,
-    pub webhook_id: String,
-    pub event_id: String,
+pub struct DeliveryRef {
+    pub delivery_id: DeliveryId,
+    pub webhook_id: WebhookId,
+    pub event_id: EventId,
     pub event_type: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_id: Option<String>,
     #[serde(default)]
     pub manual: bool,
-    /// When the delivery was made, to measure delivery latency.
+}
+
+/// One event to one webhook. Its state is not stored here: it is the state recorded by its
+/// latest attempt, so a successful delivery costs one write here and one attempt write.
+/// Stored with the delivery id as `id` (the table's key), so the [`DeliveryRef`] fields are
+/// kept side by side here rather than embedded: see [`DeliveryRecord::new`] and
+/// [`DeliveryRecord::delivery`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeliveryRecord {
+    pub id: DeliveryId,
+    pub webhook_id: WebhookId,
+    pub event_id: EventId,
+    pub event_type: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub created_at: Option<String>,
+    pub resource_id: Option<String>,
+    pub manual: bool,
+    pub created_at: Timestamp,
+    pub expires_at: i64,
+}
+
+impl DeliveryRecord {
+    /// The record of `delivery`, made at `now` and kept for `retention`.
+    pub fn new(
+        delivery: DeliveryRef,
+        now: std::time::SystemTime,
+        retention: std::time::Duration,
+    ) -> Self {
+        let DeliveryRef {
+            delivery_id,
+            webhook_id,
+            event_id,
+            event_type,
+            resource_id,
+            manual,
+        } = delivery;
+        DeliveryRecord {
+            id: delivery_id,
+            webhook_id,
+            event_id,
+            event_type,
+            resource_id,
+            manual,
+            created_at: Timestamp::from(now),
+            expires_at: clock::expiry(now, retention),
+        }
+    }
+
+    /// Which delivery this is.
+    pub fn delivery(&self) -> DeliveryRef {
+        DeliveryRef {
+            delivery_id: self.id.clone(),
+            webhook_id: self.webhook_id.clone(),
+            event_id: self.event_id.clone(),
+            event_type: self.event_type.clone(),
+            resource_id: self.resource_id.clone(),
+            manual: self.manual,
+        }
+    }
+}
+
+/// The SQS message of a delivery: everything `deliver` needs besides the stored items.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryMessage {
+    #[serde(flatten)]
+    pub delivery: DeliveryRef,
+    /// When the delivery was made, to measure delivery latency (unreadable text: none).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "clock::lenient"
+    )]
+    pub created_at: Option<Timestamp>,
 }
 
 impl From<&DeliveryRecord> for DeliveryMessage {
     fn from(d: &DeliveryRecord) -> Self {
         DeliveryMessage {
-            delivery_id: d.id.clone(),
-            webhook_id: d.webhook_id.clone(),
-            event_id: d.event_id.clone(),
-            event_type: d.event_type.clone(),
-            resource_id: d.resource_id.clone(),
-            manual: d.manual,
-            created_at: Some(d.created_at.clone()),
+            delivery: d.delivery(),
+            created_at: Some(d.created_at),
         }
     }
 }
@@ -147,27 +201,27 @@ pub struct RecordedResponse {
 /// Keyed by (delivery id, attempt number), which makes recording an attempt idempotent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttemptRecord {
-    pub delivery_id: String,
+    #[serde(flatten)]
+    pub delivery: DeliveryRef,
     pub attempt: u32,
-    pub webhook_id: String,
     /// Sort key of the per-webhook log index: `at` then the attempt id.
     pub at_key: String,
-    pub event_id: String,
-    pub event_type: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resource_id: Option<String>,
     pub outcome: AttemptOutcome,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_status: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub duration_ms: u64,
-    pub at: String,
-    pub manual: bool,
+    pub at: Timestamp,
     /// The delivery's state once this attempt was made.
     pub delivery_state: DeliveryState,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub next_attempt_at: Option<String>,
+    /// Unreadable text reads as none: the attempt is then due at once.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "clock::lenient"
+    )]
+    pub next_attempt_at: Option<Timestamp>,
     // Not projected into the log index; present when read from the table.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<RecordedRequest>,
@@ -179,40 +233,152 @@ pub struct AttemptRecord {
 
 impl AttemptRecord {
     pub fn id(&self) -> String {
-        crate::domain::ids::attempt_id(&self.delivery_id, self.attempt)
+        crate::domain::ids::attempt_id(&self.delivery.delivery_id, self.attempt)
     }
 
     /// A new log line for attempt `number` of `delivery`, made at `now`: failed, with no
     /// request yet. The caller fills in what happened.
     pub fn line(
-        delivery: &DeliveryMessage,
+        delivery: &DeliveryRef,
         number: u32,
         now: std::time::SystemTime,
         retention: std::time::Duration,
     ) -> Self {
-        let at = crate::domain::clock::rfc3339_millis(now);
+        let at = Timestamp::from(now);
         AttemptRecord {
-            delivery_id: delivery.delivery_id.clone(),
+            delivery: delivery.clone(),
             attempt: number,
-            webhook_id: delivery.webhook_id.clone(),
             at_key: format!(
                 "{at}#{}",
                 crate::domain::ids::attempt_id(&delivery.delivery_id, number)
             ),
-            event_id: delivery.event_id.clone(),
-            event_type: delivery.event_type.clone(),
-            resource_id: delivery.resource_id.clone(),
             outcome: AttemptOutcome::Failed,
             response_status: None,
             error: None,
             duration_ms: 0,
             at,
-            manual: delivery.manual,
             delivery_state: DeliveryState::Pending,
             next_attempt_at: None,
             request: None,
             response: None,
-            expires_at: crate::domain::clock::expiry(now, retention),
+            expires_at: clock::expiry(now, retention),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::time::{Duration, SystemTime};
+
+    use aws_sdk_dynamodb::types::AttributeValue;
+
+    use super::*;
+
+    fn delivery(resource_id: Option<&str>) -> DeliveryRef {
+        DeliveryRef {
+            delivery_id: "dlv_1".into(),
+            webhook_id: "wh_1".into(),
+            event_id: "evt_1".into(),
+            event_type: "order.completed".into(),
+            resource_id: resource_id.map(str::to_owned),
+            manual: true,
+        }
+    }
+
+    #[test]
+    fn the_delivery_message_keeps_its_json() {
+        let message = DeliveryMessage {
+            delivery: delivery(Some("ord_1")),
+            created_at: Timestamp::parse("2026-11-27T03:00:00.000Z"),
+        };
+        let json = r#"{"delivery_id":"dlv_1","webhook_id":"wh_1","event_id":"evt_1","event_type":"order.completed","resource_id":"ord_1","manual":true,"created_at":"2026-11-27T03:00:00.000Z"}"#;
+        assert_eq!(serde_json::to_string(&message).unwrap(), json);
+        assert_eq!(
+            serde_json::from_str::<DeliveryMessage>(json).unwrap(),
+            message
+        );
+        let bare = DeliveryMessage {
+            delivery: DeliveryRef {
+                manual: false,
+                ..delivery(None)
+            },
+            created_at: None,
+        };
+        let json = r#"{"delivery_id":"dlv_1","webhook_id":"wh_1","event_id":"evt_1","event_type":"order.completed","manual":false}"#;
+        assert_eq!(serde_json::to_string(&bare).unwrap(), json);
+        let old = r#"{"delivery_id":"dlv_1","webhook_id":"wh_1","event_id":"evt_1","event_type":"order.completed"}"#;
+        assert_eq!(serde_json::from_str::<DeliveryMessage>(old).unwrap(), bare);
+        let unreadable = r#"{"delivery_id":"dlv_1","webhook_id":"wh_1","event_id":"evt_1","event_type":"order.completed","created_at":"soon"}"#;
+        assert_eq!(
+            serde_json::from_str::<DeliveryMessage>(unreadable).unwrap(),
+            bare,
+            "an unreadable created_at does not make the message unreadable"
+        );
+    }
+
+    #[test]
+    fn the_delivery_record_keeps_its_id_and_gives_its_delivery() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_748_400_123);
+        let record = DeliveryRecord::new(delivery(None), now, Duration::from_secs(60));
+        assert_eq!(record.id, "dlv_1");
+        assert_eq!(record.created_at.to_string(), "2026-11-27T03:00:00.123Z");
+        assert_eq!(record.expires_at, 1_795_748_460);
+        assert_eq!(record.delivery(), delivery(None));
+        let json = serde_json::to_value(&record).unwrap();
+        assert_eq!(json["id"], "dlv_1");
+        assert!(json.get("delivery_id").is_none());
+        assert!(json.get("resource_id").is_none());
+        let message = DeliveryMessage::from(&record);
+        assert_eq!(message.delivery, delivery(None));
+        assert_eq!(
+            message.created_at.map(|t| t.to_string()).as_deref(),
+            Some("2026-11-27T03:00:00.123Z")
+        );
+    }
+
+    #[test]
+    fn an_attempt_is_stored_with_the_delivery_fields_side_by_side() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_748_400_123);
+        let mut line = AttemptRecord::line(&delivery(Some("ord_1")), 2, now, Duration::ZERO);
+        line.response_status = Some(503);
+        line.duration_ms = 12;
+        line.delivery_state = DeliveryState::Retrying;
+        line.next_attempt_at = Timestamp::parse("2026-11-27T03:01:00.123Z");
+        let item: HashMap<String, AttributeValue> = serde_dynamo::to_item(&line).unwrap();
+        let s = |v: &str| AttributeValue::S(v.into());
+        let n = |v: &str| AttributeValue::N(v.into());
+        let expected: HashMap<String, AttributeValue> = [
+            ("delivery_id", s("dlv_1")),
+            ("webhook_id", s("wh_1")),
+            ("event_id", s("evt_1")),
+            ("event_type", s("order.completed")),
+            ("resource_id", s("ord_1")),
+            ("manual", AttributeValue::Bool(true)),
+            ("attempt", n("2")),
+            ("at_key", s("2026-11-27T03:00:00.123Z#dlv_1.2")),
+            ("outcome", s("failed")),
+            ("response_status", n("503")),
+            ("duration_ms", n("12")),
+            ("at", s("2026-11-27T03:00:00.123Z")),
+            ("delivery_state", s("retrying")),
+            ("next_attempt_at", s("2026-11-27T03:01:00.123Z")),
+            ("expires_at", n("1795748400")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        assert_eq!(item, expected);
+        let back: AttemptRecord = serde_dynamo::from_item(item).unwrap();
+        assert_eq!(back, line);
+
+        // As the log index projects it: without request, response or resource id.
+        let mut projected = expected.clone();
+        projected.remove("resource_id");
+        projected.remove("expires_at");
+        let back: AttemptRecord = serde_dynamo::from_item(projected).unwrap();
+        assert_eq!(back.delivery, delivery(None));
+        assert_eq!(back.attempt, 2);
+        assert_eq!(back.response_status, Some(503));
     }
 }

@@ -2,9 +2,9 @@
 
 use std::time::{Duration, SystemTime};
 
+use integration_tests::delivery_id;
 use integration_tests::{eventually, unique, Api, Harness, Receiver, Reply, WAIT};
 use serde_json::{json, Value};
-use webhooks_shared::domain::ids::delivery_id;
 
 /// Signature check as the user guide's snippet does it (hex HMAC-SHA256 keyed by the secret).
 fn signed_with(request: &integration_tests::receiver::Captured, secret: &str) -> bool {

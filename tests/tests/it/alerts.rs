@@ -1,16 +1,16 @@
 //! Permanent failures reach a human: one SES email per webhook per window, the dead-letter
 //! safety net, SES outages, and no secret in the logs.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use alerter::mailer::Mailer;
+use integration_tests::delivery_id;
 use integration_tests::lambda_events::{received_record, sqs_event, sqs_record};
 use integration_tests::receiver::closed_port;
 use integration_tests::{eventually, unique, Api, Harness, Receiver, Reply, WAIT};
 use serde_json::{json, Value};
 use webhooks_shared::domain::alerts::{AlertMessage, FailureNotice, FailureReason};
-use webhooks_shared::domain::ids::delivery_id;
-use webhooks_shared::domain::model::DeliveryMessage;
+use webhooks_shared::domain::model::{DeliveryMessage, DeliveryRef};
 
 /// The emails whose subject names `webhook_name`.
 async fn emails_about(webhook_name: &str) -> Vec<Value> {
@@ -141,15 +141,15 @@ async fn an_exhausted_schedule_sends_one_alert_email() {
 
 fn notice(webhook_id: &str, i: usize) -> FailureNotice {
     FailureNotice {
-        webhook_id: webhook_id.to_owned(),
-        delivery_id: format!("dlv_storm_{webhook_id}_{i}"),
-        event_id: format!("evt_storm_{i}"),
+        webhook_id: webhook_id.into(),
+        delivery_id: format!("dlv_storm_{webhook_id}_{i}").into(),
+        event_id: format!("evt_storm_{i}").into(),
         event_type: "winner.drawn".into(),
         resource_id: Some(format!("win_{i}")),
         attempts: 1,
         response_status: Some(410),
         error: None,
-        failed_at: webhooks_shared::domain::clock::rfc3339_millis(SystemTime::now()),
+        failed_at: webhooks_shared::domain::clock::Timestamp::now(),
         excerpt: "{}".into(),
         reason: FailureReason::NotRetryable,
     }
@@ -216,12 +216,14 @@ async fn a_poison_message_ends_in_the_dead_letter_queue_failed_and_alerted() {
         .id;
     // A delivery of an event that was never stored: `deliver` fails on it every time.
     let message = DeliveryMessage {
-        delivery_id: format!("dlv_{}", ulid::Ulid::new().to_string().to_lowercase()),
-        webhook_id: id.clone(),
-        event_id: unique("evt-missing"),
-        event_type: event_type.into(),
-        resource_id: None,
-        manual: false,
+        delivery: DeliveryRef {
+            delivery_id: format!("dlv_{}", ulid::Ulid::new().to_string().to_lowercase()).into(),
+            webhook_id: id.clone().into(),
+            event_id: unique("evt-missing").into(),
+            event_type: event_type.into(),
+            resource_id: None,
+            manual: false,
+        },
         created_at: None,
     };
     let sqs = aws_sdk_sqs::Client::new(&h.sdk_config().await);
@@ -239,7 +241,7 @@ async fn a_poison_message_ends_in_the_dead_letter_queue_failed_and_alerted() {
             api.attempts(&id)
                 .await
                 .into_iter()
-                .find(|a| a["delivery_id"] == message.delivery_id.as_str())
+                .find(|a| a["delivery_id"] == message.delivery.delivery_id.as_str())
         },
     )
     .await;
@@ -254,7 +256,7 @@ async fn a_poison_message_ends_in_the_dead_letter_queue_failed_and_alerted() {
     let email = the_one_email_about(&name).await;
     let body = email["body"].as_str().expect("body");
     assert!(
-        body.contains(&message.event_id) && body.contains("internal error"),
+        body.contains(message.delivery.event_id.as_str()) && body.contains("internal error"),
         "{body}"
     );
 }

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use aws_sdk_dynamodb::config::Credentials;
+use integration_tests::delivery_id;
 use integration_tests::harness::OwnQueue;
 use integration_tests::lambda_events::{
     http_api_request, received_record, sqs_event_json, sqs_record,
@@ -14,7 +15,7 @@ use integration_tests::runtime_api::RuntimeApi;
 use integration_tests::{unique, Api, Harness, Receiver, Reply};
 use serde_json::{json, Value};
 use tokio::process::{Child, Command};
-use webhooks_shared::domain::ids::delivery_id;
+use webhooks_shared::domain::clock::Timestamp;
 use webhooks_shared::domain::model::{DeliveryMessage, DeliveryRecord, EventRecord};
 
 /// A function binary started as Lambda starts it, under a Runtime API of its own; what it
@@ -154,13 +155,13 @@ async fn queued_records(
 
 fn delivery_of(webhook_id: &str, event_id: &str, topic: &str) -> DeliveryRecord {
     DeliveryRecord {
-        id: delivery_id(event_id, webhook_id),
-        webhook_id: webhook_id.to_string(),
-        event_id: event_id.to_string(),
+        id: delivery_id(event_id, webhook_id).into(),
+        webhook_id: webhook_id.into(),
+        event_id: event_id.into(),
         event_type: topic.into(),
         resource_id: Some("win_1".into()),
         manual: false,
-        created_at: "2026-11-27T03:00:00.000Z".into(),
+        created_at: Timestamp::parse("2026-11-27T03:00:00.000Z").expect("time"),
         expires_at: 0,
     }
 }
@@ -185,12 +186,12 @@ async fn the_deliver_binary_answers_an_sqs_batch_with_its_failures() {
     let payload = json!({"id": event_id, "type": TOPIC, "created_at": "2026-11-27T03:00:00Z", "data": {"id": "win_1"}}).to_string();
     store
         .put_event_if_new(&EventRecord {
-            id: event_id.clone(),
+            id: event_id.clone().into(),
             event_type: TOPIC.into(),
             resource_id: Some("win_1".into()),
             payload,
             fingerprint: "test".into(),
-            received_at: "2026-11-27T03:00:00.000Z".into(),
+            received_at: Timestamp::parse("2026-11-27T03:00:00.000Z").expect("time"),
             deliveries: Some(1),
             expires_at: 0,
         })

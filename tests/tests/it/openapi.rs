@@ -4,11 +4,11 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use integration_tests::delivery_id;
 use integration_tests::{unique, Api, Harness, Receiver, Reply};
 use jsonschema::{Draft, Registry};
 use reqwest::Method;
 use serde_json::{json, Value};
-use webhooks_shared::domain::ids::delivery_id;
 
 const BASE: &str = "https://comps-webhooks.invalid/openapi.json";
 

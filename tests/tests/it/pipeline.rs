@@ -2,11 +2,11 @@
 
 use std::time::{Duration, SystemTime};
 
+use integration_tests::delivery_id;
 use integration_tests::harness::RETRY_DELAYS;
 use integration_tests::receiver::closed_port;
 use integration_tests::{unique, Api, Receiver, Reply, WAIT};
 use serde_json::{json, Value};
-use webhooks_shared::domain::ids::delivery_id;
 
 fn attempt_numbers(attempts: &[Value]) -> Vec<u64> {
     attempts

@@ -6,11 +6,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
+use integration_tests::delivery_id;
 use integration_tests::receiver::Captured;
 use integration_tests::{unique, Api, Harness, Receiver, Reply};
 use serde_json::{json, Value};
 use sha2::Sha256;
-use webhooks_shared::domain::ids::delivery_id;
 
 fn run_verifier(program: &str, script: &str, case: &Value) -> String {
     let h = Harness::get();

@@ -6,6 +6,7 @@ use super::{
     from_items, key, n, query_all, s, to_item, unless_condition_failed, Store, StoreError,
 };
 use crate::domain::alerts::{AlertWindow, FailureNotice, WindowState};
+use crate::domain::ids::WebhookId;
 
 /// Alerts table: `failure#<delivery id>` items and one `window` item per webhook.
 const FAILURE_PREFIX: &str = "failure#";
@@ -13,7 +14,7 @@ const WINDOW_SK: &str = "window";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct AlertFailureItem {
-    webhook_id: String,
+    webhook_id: WebhookId,
     sk: String,
     notice: FailureNotice,
     /// Present while the failure waits for its digest.
@@ -52,7 +53,7 @@ impl Store {
     /// The failures of a webhook not yet sent in a digest, oldest first.
     pub async fn pending_alert_failures(
         &self,
-        webhook_id: &str,
+        webhook_id: &WebhookId,
     ) -> Result<Vec<FailureNotice>, StoreError> {
         let query = self
             .ddb
@@ -88,7 +89,7 @@ impl Store {
 
     pub async fn get_alert_window(
         &self,
-        webhook_id: &str,
+        webhook_id: &WebhookId,
     ) -> Result<Option<AlertWindow>, StoreError> {
         self.get(
             &self.tables.alerts_table,
@@ -115,7 +116,7 @@ impl Store {
     /// Moves window `window_id` from open to sending. False if it is no longer that window.
     pub async fn claim_alert_window(
         &self,
-        webhook_id: &str,
+        webhook_id: &WebhookId,
         window_id: &str,
     ) -> Result<bool, StoreError> {
         self.set_window_state(webhook_id, window_id, WindowState::Sending, None)
@@ -125,7 +126,7 @@ impl Store {
     /// Closes window `window_id`, recording when its digest went out.
     pub async fn close_alert_window(
         &self,
-        webhook_id: &str,
+        webhook_id: &WebhookId,
         window_id: &str,
         sent_at: Option<i64>,
     ) -> Result<bool, StoreError> {
@@ -135,7 +136,7 @@ impl Store {
 
     async fn set_window_state(
         &self,
-        webhook_id: &str,
+        webhook_id: &WebhookId,
         window_id: &str,
         state: WindowState,
         sent_at: Option<i64>,

@@ -1,6 +1,8 @@
 //! Deliveries and their attempts (the delivery log).
 
 use super::{from_item, key, n, s, to_item, Store, StoreError};
+use crate::domain::clock::Timestamp;
+use crate::domain::ids::{DeliveryId, WebhookId};
 use crate::domain::model::{AttemptRecord, DeliveryRecord};
 
 /// Name of the attempts table's index for one webhook's log, newest first.
@@ -26,7 +28,7 @@ impl Store {
     }
 
     /// Removes a delivery that never got its queue message (undoing a failed redelivery).
-    pub async fn delete_delivery(&self, id: &str) -> Result<(), StoreError> {
+    pub async fn delete_delivery(&self, id: &DeliveryId) -> Result<(), StoreError> {
         self.ddb
             .delete_item()
             .table_name(&self.tables.deliveries_table)
@@ -36,16 +38,27 @@ impl Store {
         Ok(())
     }
 
-    pub async fn get_delivery(&self, id: &str) -> Result<Option<DeliveryRecord>, StoreError> {
-        self.get_by_id(&self.tables.deliveries_table, id).await
+    pub async fn get_delivery(
+        &self,
+        id: &DeliveryId,
+    ) -> Result<Option<DeliveryRecord>, StoreError> {
+        self.get_by_id(&self.tables.deliveries_table, id.as_str())
+            .await
     }
 
     // ---- attempts (the delivery log) ----
 
     /// Every attempt of one delivery, in attempt order (strongly consistent).
-    pub async fn attempts_of(&self, delivery_id: &str) -> Result<Vec<AttemptRecord>, StoreError> {
-        self.partition(&self.tables.attempts_table, "delivery_id", delivery_id)
-            .await
+    pub async fn attempts_of(
+        &self,
+        delivery_id: &DeliveryId,
+    ) -> Result<Vec<AttemptRecord>, StoreError> {
+        self.partition(
+            &self.tables.attempts_table,
+            "delivery_id",
+            delivery_id.as_str(),
+        )
+        .await
     }
 
     /// Records an attempt unless that attempt number was recorded already (returns false).
@@ -60,7 +73,7 @@ impl Store {
 
     pub async fn get_attempt(
         &self,
-        delivery_id: &str,
+        delivery_id: &DeliveryId,
         attempt: u32,
     ) -> Result<Option<AttemptRecord>, StoreError> {
         self.get(
@@ -73,7 +86,7 @@ impl Store {
     /// The newest `limit` log lines of a webhook, newest first.
     pub async fn webhook_log(
         &self,
-        webhook_id: &str,
+        webhook_id: &WebhookId,
         limit: u32,
     ) -> Result<Vec<AttemptRecord>, StoreError> {
         let page = self
@@ -93,13 +106,12 @@ impl Store {
             .collect()
     }
 
-    /// A webhook's log lines from `since` up to `until` (RFC 3339 millisecond strings), oldest
-    /// first, at most `max` of them.
+    /// A webhook's log lines from `since` up to `until`, oldest first, at most `max` of them.
     pub async fn webhook_log_between(
         &self,
-        webhook_id: &str,
-        since: &str,
-        until: &str,
+        webhook_id: &WebhookId,
+        since: Timestamp,
+        until: Timestamp,
         max: usize,
     ) -> Result<Vec<AttemptRecord>, StoreError> {
         let mut lines = self
@@ -109,9 +121,9 @@ impl Store {
             .index_name(WEBHOOK_LOG_INDEX)
             .key_condition_expression("webhook_id = :w AND at_key BETWEEN :since AND :until")
             .expression_attribute_values(":w", s(webhook_id))
-            .expression_attribute_values(":since", s(since))
+            .expression_attribute_values(":since", s(since.to_string()))
             // at_key is `at#attempt_id`: '~' sorts after '#', so lines at `until` count.
-            .expression_attribute_values(":until", s(&format!("{until}~")))
+            .expression_attribute_values(":until", s(format!("{until}~")))
             .into_paginator()
             .items()
             .send();

@@ -1,6 +1,7 @@
 //! Events: stored once, with the exact body every attempt sends.
 
 use super::{n, s, to_item, Store, StoreError};
+use crate::domain::ids::EventId;
 use crate::domain::model::EventRecord;
 
 impl Store {
@@ -20,7 +21,11 @@ impl Store {
         self.get_event(&event.id).await
     }
 
-    pub async fn mark_fanned_out(&self, event_id: &str, deliveries: u32) -> Result<(), StoreError> {
+    pub async fn mark_fanned_out(
+        &self,
+        event_id: &EventId,
+        deliveries: u32,
+    ) -> Result<(), StoreError> {
         self.ddb
             .update_item()
             .table_name(&self.tables.events_table)
@@ -32,7 +37,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn get_event(&self, id: &str) -> Result<Option<EventRecord>, StoreError> {
-        self.get_by_id(&self.tables.events_table, id).await
+    pub async fn get_event(&self, id: &EventId) -> Result<Option<EventRecord>, StoreError> {
+        self.get_by_id(&self.tables.events_table, id.as_str()).await
     }
 }

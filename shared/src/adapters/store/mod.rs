@@ -91,8 +91,8 @@ fn key<const N: usize>(attributes: [(&str, AttributeValue); N]) -> Item {
         .collect()
 }
 
-fn s(value: &str) -> AttributeValue {
-    AttributeValue::S(value.to_owned())
+fn s(value: impl AsRef<str>) -> AttributeValue {
+    AttributeValue::S(value.as_ref().to_owned())
 }
 
 fn n(value: impl ToString) -> AttributeValue {

@@ -4,6 +4,7 @@
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 
 use super::{from_items, n, s, to_item, Store, StoreError};
+use crate::domain::ids::WebhookId;
 use crate::domain::model::{SubscriptionRecord, WebhookRecord};
 
 impl Store {
@@ -28,7 +29,7 @@ impl Store {
 
     fn subscription_delete(
         &self,
-        webhook_id: &str,
+        webhook_id: &WebhookId,
         event_type: &str,
     ) -> Result<TransactWriteItem, StoreError> {
         let delete = Delete::builder()
@@ -115,8 +116,9 @@ impl Store {
         }
     }
 
-    pub async fn get_webhook(&self, id: &str) -> Result<Option<WebhookRecord>, StoreError> {
-        self.get_by_id(&self.tables.webhooks_table, id).await
+    pub async fn get_webhook(&self, id: &WebhookId) -> Result<Option<WebhookRecord>, StoreError> {
+        self.get_by_id(&self.tables.webhooks_table, id.as_str())
+            .await
     }
 
     /// Every webhook, oldest first. An admin listing: fine to read the whole (small) table.
