@@ -3,7 +3,7 @@
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use webhooks_shared::domain::ids::EventId;
@@ -20,9 +20,18 @@ struct IngestRequest {
     id: Option<String>,
     #[serde(rename = "type")]
     event_type: String,
-    data: Value,
+    /// Kept as the platform wrote it: a relay hands on what it was given, big numbers and
+    /// all (a parsed `Value` would turn 12345678901234567890123 into 1.2345678901234568e22).
+    data: Box<RawValue>,
     #[serde(default)]
     occurred_at: Option<String>,
+}
+
+/// The one field of `data` ingest looks at.
+#[derive(Debug, Deserialize)]
+struct DataId<'a> {
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
 }
 
 /// The body every receiver gets, field order fixed.
@@ -32,7 +41,7 @@ struct Payload<'a> {
     #[serde(rename = "type")]
     event_type: &'a str,
     created_at: &'a str,
-    data: &'a Map<String, Value>,
+    data: &'a RawValue,
 }
 
 /// A validated event, ready to store.
@@ -73,9 +82,10 @@ impl IncomingEvent {
             }
             None => ids::new_event_id(),
         };
-        let Value::Object(data) = request.data else {
+        let data = request.data;
+        if !data.get().starts_with('{') {
             return Err(Problem::bad_request("data must be a JSON object"));
-        };
+        }
         let created_at = match request.occurred_at {
             None => clock::rfc3339_seconds(now),
             Some(text) => {
@@ -87,11 +97,7 @@ impl IncomingEvent {
                 clock::rfc3339_millis(at).replace(".000Z", "Z")
             }
         };
-        let resource_id = match data.get("id") {
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(Value::Number(n)) => Some(n.to_string()),
-            _ => None,
-        };
+        let resource_id = resource_id(&data)?;
         let payload = serde_json::to_string(&Payload {
             id: id.as_str(),
             event_type: &request.event_type,
@@ -110,12 +116,50 @@ impl IncomingEvent {
     }
 }
 
-fn fingerprint(event_type: &str, data: &Map<String, Value>) -> String {
+/// `data.id` when it is a string (its value) or a number (its text as written).
+fn resource_id(data: &RawValue) -> Result<Option<String>, Problem> {
+    let head: DataId = serde_json::from_str(data.get()).map_err(|e| from_json_error(&e))?;
+    let Some(id) = head.id else {
+        return Ok(None);
+    };
+    let text = id.get();
+    if text.starts_with('"') {
+        return Ok(serde_json::from_str::<String>(text).ok());
+    }
+    let is_number = text.starts_with(|c: char| c == '-' || c.is_ascii_digit());
+    Ok(is_number.then(|| text.to_owned()))
+}
+
+/// Hash of the type and of `data` without its insignificant white space: a retry of the same
+/// event matches however it was indented, and any other difference (a digit of a big number
+/// included) does not.
+fn fingerprint(event_type: &str, data: &RawValue) -> String {
     let mut hash = Sha256::new();
     hash.update(event_type.as_bytes());
     hash.update([0]);
-    hash.update(serde_json::to_vec(data).unwrap_or_default());
+    hash.update(without_white_space(data.get()).as_bytes());
     hex::encode(hash.finalize())
+}
+
+/// JSON text with the white space between tokens removed (strings untouched).
+fn without_white_space(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in json.chars() {
+        if in_string {
+            out.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+        } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
+            in_string = c == '"';
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -128,7 +172,7 @@ mod tests {
     }
 
     #[test]
-    fn builds_the_exact_payload() {
+    fn builds_the_exact_payload_with_data_as_sent() {
         let e = IncomingEvent::parse(
             br#"{"id":"evt_1","type":"order.completed","data":{"zeta":1,"id":42, "alpha":[1, 2]}}"#,
             now(),
@@ -136,7 +180,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             e.payload,
-            r#"{"id":"evt_1","type":"order.completed","created_at":"2026-11-27T03:00:00Z","data":{"zeta":1,"id":42,"alpha":[1,2]}}"#
+            r#"{"id":"evt_1","type":"order.completed","created_at":"2026-11-27T03:00:00Z","data":{"zeta":1,"id":42, "alpha":[1, 2]}}"#
         );
         assert_eq!(e.resource_id.as_deref(), Some("42"));
     }
@@ -151,6 +195,41 @@ mod tests {
         assert!(e.id.as_str().starts_with("evt_"));
         assert!(e.payload.contains(r#""created_at":"2026-11-27T03:00:00Z""#));
         assert_eq!(e.resource_id.as_deref(), Some("usr_1"));
+    }
+
+    #[test]
+    fn numbers_reach_receivers_as_written() {
+        let data = r#"{"ticket": 12345678901234567890123, "total": 1e15, "rate": 0.10, "id": 9007199254740993}"#;
+        let body = format!(r#"{{"id":"evt_n","type":"order.completed","data":{data}}}"#);
+        let e = IncomingEvent::parse(body.as_bytes(), now()).unwrap();
+        assert!(
+            e.payload.ends_with(&format!(r#","data":{data}}}"#)),
+            "{}",
+            e.payload
+        );
+        assert_eq!(e.resource_id.as_deref(), Some("9007199254740993"));
+        // The stored body is bounded by what was posted.
+        assert!(e.payload.len() <= body.len() + 64);
+    }
+
+    #[test]
+    fn white_space_does_not_change_the_fingerprint_but_digits_do() {
+        let parse = |data: &str| {
+            let body = format!(r#"{{"id":"a","type":"user.registered","data":{data}}}"#);
+            IncomingEvent::parse(body.as_bytes(), now())
+                .unwrap()
+                .fingerprint
+        };
+        let a = parse(r#"{"x": 12345678901234567890123, "s": "a b\" c"}"#);
+        assert_eq!(
+            a,
+            parse("{\"x\":12345678901234567890123,\n \"s\":\"a b\\\" c\"}")
+        );
+        assert_ne!(
+            a,
+            parse(r#"{"x": 12345678901234567890124, "s": "a b\" c"}"#)
+        );
+        assert_ne!(a, parse(r#"{"x": 12345678901234567890123, "s": "ab\" c"}"#));
     }
 
     #[test]

@@ -249,3 +249,26 @@ async fn an_event_nobody_subscribes_to_is_accepted_with_no_deliveries() {
         .as_str()
         .is_some_and(|id| id.starts_with("evt_")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_reaches_the_receiver_byte_for_byte() {
+    let api = Api::new();
+    let receiver = Receiver::start(vec![Reply::status(200)]).await;
+    let wh = api.webhook_for(&receiver.url, &["order.completed"]).await;
+    // Numbers a parse-and-print would rewrite (1.2345678901234568e+22, 1000000000000000.0),
+    // and the platform's own spacing.
+    let data =
+        r#"{"id": "ord_big", "ticket": 12345678901234567890123, "total": 1e15, "rate": 0.10}"#;
+    let event_id = unique("evt-bytes");
+    let body = format!(r#"{{"id":"{event_id}","type":"order.completed","data":{data}}}"#);
+    let answer = api.post_event_bytes(body.into_bytes()).await;
+    assert_eq!(answer.status, 202, "{}", answer.text);
+    api.wait_for_state(&wh, &delivery_id(&event_id, &wh), &["succeeded"], WAIT)
+        .await;
+    let requests = receiver.requests_for(&event_id);
+    let received = String::from_utf8(requests[0].body.to_vec()).expect("UTF-8");
+    assert!(
+        received.ends_with(&format!(r#","data":{data}}}"#)),
+        "data altered on the way: {received}"
+    );
+}
