@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{json, Value};
+use webhooks_shared::domain::ids::WebhookId;
 
 use crate::{eventually, unique, Harness, WAIT};
 
@@ -181,6 +182,16 @@ impl Api {
         self.create_webhook(&unique("webhook"), url, events)
             .await
             .id
+    }
+
+    /// A paused webhook with a fresh name (events other tests post reach no receiver of it);
+    /// returns its id.
+    pub async fn paused_webhook_for(&self, url: &str, events: &[&str]) -> WebhookId {
+        WebhookId::from(
+            self.create_paused_webhook(&unique("paused"), url, events)
+                .await
+                .id,
+        )
     }
 
     /// The webhook as the API shows it after creation (without its secret).

@@ -99,6 +99,26 @@ impl AdminApi {
         ))
     }
 
+    /// The answer that reveals a secret just committed: it is the caller's only copy, so a
+    /// log that cannot be read now costs the `last_delivery` field, never the secret.
+    async fn with_secret(
+        &self,
+        webhook: &WebhookRecord,
+        secret: &SigningSecret,
+    ) -> WebhookWithSecret {
+        let view = match self.view(webhook).await {
+            Ok(view) => view,
+            Err(_) => {
+                tracing::warn!(webhook_id = %webhook.id, "answering without last_delivery: the log could not be read");
+                WebhookView::new(webhook, None)
+            }
+        };
+        WebhookWithSecret {
+            webhook: view,
+            secret: secret.expose().to_owned(),
+        }
+    }
+
     pub async fn create_webhook(&self, new: NewWebhook) -> ApiResult<WebhookWithSecret> {
         let id = ids::new_webhook_id();
         let secret = SigningSecret::generate();
@@ -183,10 +203,7 @@ impl AdminApi {
         updated.secret_hint = secret.hint();
         let updated = self.save(&current, updated).await?;
         tracing::info!(webhook_id = %id, "signing secret rotated");
-        Ok(WebhookWithSecret {
-            webhook: self.view(&updated).await?,
-            secret: secret.expose().to_owned(),
-        })
+        Ok(self.with_secret(&updated, &secret).await)
     }
 
     /// Stores `updated` in place of `current`, unless someone changed it meanwhile (409).
@@ -211,10 +228,16 @@ impl AdminApi {
 
     pub async fn delete_webhook(&self, id: &WebhookId) -> ApiResult<()> {
         let webhook = self.webhook(id).await?;
-        self.store
+        // Conditional on the revision read: a PATCH landing meanwhile may have subscribed
+        // other event types, which this delete would otherwise leave behind.
+        if !self
+            .store
             .delete_webhook(&webhook)
             .await
-            .map_err(unavailable)?;
+            .map_err(unavailable)?
+        {
+            return Err(changed_concurrently(id));
+        }
         tracing::info!(webhook_id = %id, "webhook deleted");
         Ok(())
     }

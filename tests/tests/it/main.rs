@@ -10,4 +10,5 @@ mod ingest_signing;
 mod lambda_binaries;
 mod openapi;
 mod pipeline;
+mod races;
 mod signing;

@@ -1,6 +1,11 @@
 //! Webhooks and their subscriptions (one item per event type, so fan-out is a query),
 //! written together in transactions.
 
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::{
+    TransactWriteItemsError, TransactWriteItemsOutput,
+};
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 
 use super::{from_items, n, s, to_item, Store, StoreError};
@@ -59,22 +64,26 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes a webhook and its subscriptions in one transaction.
-    pub async fn delete_webhook(&self, w: &WebhookRecord) -> Result<(), StoreError> {
+    /// Deletes a webhook and its subscriptions in one transaction, provided nobody changed it
+    /// since `w` was read (its subscriptions are the ones `w` lists). Returns false otherwise.
+    pub async fn delete_webhook(&self, w: &WebhookRecord) -> Result<bool, StoreError> {
         let delete = Delete::builder()
             .table_name(&self.tables.webhooks_table)
             .key("id", s(&w.id))
+            .condition_expression("revision = :seen")
+            .expression_attribute_values(":seen", n(w.revision))
             .build()?;
         let mut items = vec![TransactWriteItem::builder().delete(delete).build()];
         for event_type in &w.events {
             items.push(self.subscription_delete(&w.id, event_type)?);
         }
-        self.ddb
+        let result = self
+            .ddb
             .transact_write_items()
             .set_transact_items(Some(items))
             .send()
-            .await?;
-        Ok(())
+            .await;
+        unless_canceled(result)
     }
 
     /// Replaces a webhook and brings its subscriptions in line, in one transaction, provided
@@ -103,17 +112,7 @@ impl Store {
             .set_transact_items(Some(items))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_transaction_canceled_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(err.into()),
-        }
+        unless_canceled(result)
     }
 
     pub async fn get_webhook(&self, id: &WebhookId) -> Result<Option<WebhookRecord>, StoreError> {
@@ -145,5 +144,22 @@ impl Store {
     ) -> Result<Vec<SubscriptionRecord>, StoreError> {
         self.partition(&self.tables.subscriptions_table, "event_type", event_type)
             .await
+    }
+}
+
+/// The result of a conditional transaction: true if written, false if a condition failed.
+fn unless_canceled(
+    result: Result<TransactWriteItemsOutput, SdkError<TransactWriteItemsError, HttpResponse>>,
+) -> Result<bool, StoreError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_transaction_canceled_exception()) =>
+        {
+            Ok(false)
+        }
+        Err(err) => Err(err.into()),
     }
 }
