@@ -6,8 +6,9 @@ SHELL := /bin/bash
 
 help:
 	@echo "make dev             run everything locally (moto on :4566 enforcing IAM, API on :3000)"
-	@echo "make test            template check (samtranslator + cfn-lint, sam validate --lint), unit and"
-	@echo "                     integration tests (moto enforcing IAM, each function under its own role)"
+	@echo "make test            template check (samtranslator + cfn-lint, sam validate --lint), stack.py"
+	@echo "                     unit tests, Rust unit tests, integration tests (moto enforcing IAM, each"
+	@echo "                     function under its own role, HTTPS receivers, the built binaries)"
 	@echo "make lint            cargo fmt --check and clippy -D warnings"
 	@echo "make check-template  translate template.yaml with samtranslator, cfn-lint it, sam validate --lint"
 	@echo "make package         sam validate --lint and sam build (arm64, cargo-lambda); zips and sizes printed"
