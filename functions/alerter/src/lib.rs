@@ -137,6 +137,16 @@ impl Alerter {
         let (due_at, last_email_at) = match on_failure(current.as_ref(), now, timing) {
             OnFailure::Join => return Ok(()),
             OnFailure::Reschedule(open) => return self.schedule_flush(open, now).await,
+            OnFailure::TakeOver(stuck) => {
+                // One taker wins the conditional write and schedules the one flush.
+                if self.store.take_over_alert_window(stuck, now).await? {
+                    tracing::warn!(webhook_id = %stuck.webhook_id, window_id = %stuck.window_id, "took over a digest window stuck sending");
+                    let mut taken = stuck.clone();
+                    taken.due_at = now;
+                    self.schedule_flush(&taken, now).await?;
+                }
+                return Ok(());
+            }
             OnFailure::Open {
                 due_at,
                 last_email_at,

@@ -11,6 +11,10 @@ use crate::digest::digest_due;
 
 /// A window whose digest is this late has lost its flush message: schedule another.
 pub const FLUSH_OVERDUE_SECS: i64 = 60;
+/// A window `sending` for this long has lost its flush message: a flush that SES kept
+/// refusing lives at most 20 receives (the alerts queue's maxReceiveCount), at most 180 s
+/// apart, before it is dead-lettered. Then the next failure takes the window over.
+pub const SENDING_OVERDUE_SECS: i64 = 3_600;
 
 /// How long a window gathers failures, and the least time between two emails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +30,9 @@ pub enum OnFailure<'a> {
     Join,
     /// This open window's flush is overdue (its message was lost): schedule another.
     Reschedule(&'a AlertWindow),
+    /// This window has been `sending` for too long (its flush was dead-lettered): take it
+    /// over and send it again, so this failure and those before it reach someone.
+    TakeOver(&'a AlertWindow),
     /// No window is open: open one, due at `due_at`.
     Open {
         due_at: i64,
@@ -42,8 +49,14 @@ pub fn on_failure(current: Option<&AlertWindow>, now: i64, timing: Timing) -> On
                 OnFailure::Join
             }
         }
-        // Its flush is running and looks for failures that arrive meanwhile.
-        Some(w) if w.state == WindowState::Sending => OnFailure::Join,
+        Some(w) if w.state == WindowState::Sending => {
+            if now > w.due_at + SENDING_OVERDUE_SECS {
+                OnFailure::TakeOver(w)
+            } else {
+                // Its flush is running and looks for failures that arrive meanwhile.
+                OnFailure::Join
+            }
+        }
         _ => {
             let last_email_at = current.and_then(|w| w.last_email_at);
             OnFailure::Open {
@@ -145,7 +158,7 @@ mod tests {
             OnFailure::Join
         );
         let sending = window(WindowState::Sending, 1010, None);
-        assert_eq!(on_failure(Some(&sending), 99_999, TIMING), OnFailure::Join);
+        assert_eq!(on_failure(Some(&sending), 2_000, TIMING), OnFailure::Join);
     }
 
     #[test]
@@ -155,6 +168,22 @@ mod tests {
             on_failure(Some(&open), 1011 + FLUSH_OVERDUE_SECS, TIMING),
             OnFailure::Reschedule(&open)
         );
+    }
+
+    #[test]
+    fn a_window_stuck_sending_is_taken_over_by_the_next_failure() {
+        let stuck = window(WindowState::Sending, 1010, None);
+        assert_eq!(
+            on_failure(Some(&stuck), 1010 + SENDING_OVERDUE_SECS, TIMING),
+            OnFailure::Join,
+            "still within the flush's life"
+        );
+        assert_eq!(
+            on_failure(Some(&stuck), 1011 + SENDING_OVERDUE_SECS, TIMING),
+            OnFailure::TakeOver(&stuck)
+        );
+        // Its flush then resends the window.
+        assert_eq!(on_flush(Some(&stuck), "w1", 5000), OnFlush::Resend);
     }
 
     #[test]

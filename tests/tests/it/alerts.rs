@@ -46,6 +46,15 @@ async fn the_one_email_about(webhook_name: &str) -> Value {
     email
 }
 
+/// The digest's subject counts `failures` permanent failures.
+fn assert_counts(email: &Value, failures: usize) {
+    let subject = email["subject"].as_str().expect("subject");
+    assert!(
+        subject.contains(&format!("{failures} deliveries permanently failed")),
+        "{subject}"
+    );
+}
+
 fn assert_addressed(email: &Value) {
     let h = Harness::get();
     assert_eq!(email["source"], h.env("WEBHOOKS_ALERT_FROM").as_str());
@@ -180,14 +189,7 @@ async fn a_storm_of_failures_is_one_digest_per_webhook() {
     alerts.send(&messages).await.expect("queue notices");
 
     let email = the_one_email_about(&storm).await;
-    assert!(
-        email["subject"]
-            .as_str()
-            .expect("subject")
-            .contains("120 deliveries permanently failed"),
-        "{}",
-        email["subject"]
-    );
+    assert_counts(&email, 120);
     let body = email["body"].as_str().expect("body");
     assert_eq!(
         body.matches("<tr><td>").count(),
@@ -399,4 +401,44 @@ async fn logs_of_a_delivery_carry_its_ids_but_no_secret_signature_or_payload() {
         );
     }
     assert!(!logs.contains(&marker), "no payload in the logs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_stuck_sending_is_taken_over_by_the_next_failure() {
+    let h = Harness::get();
+    let api = Api::new();
+    let name = unique("alert-stuck");
+    let id = api
+        .create_paused_webhook(&name, "https://stuck.example.com/h", &["winner.drawn"])
+        .await
+        .id;
+    let webhook_id = webhooks_shared::domain::ids::WebhookId::from(id.clone());
+    let store = h.adapters(&h.config(&[])).await.store;
+    // Two hours ago a window was claimed and its email never went out: SES kept refusing
+    // until the flush message was dead-lettered. Its failure still waits.
+    let now = webhooks_shared::domain::clock::unix_seconds(std::time::SystemTime::now());
+    let stuck = webhooks_shared::domain::alerts::AlertWindow {
+        webhook_id: webhook_id.clone(),
+        window_id: "stuck".into(),
+        state: webhooks_shared::domain::alerts::WindowState::Open,
+        due_at: now - 7_200,
+        last_email_at: None,
+    };
+    assert!(store.open_alert_window(&stuck).await.expect("open"));
+    assert!(store
+        .claim_alert_window(&webhook_id, "stuck")
+        .await
+        .expect("claim"));
+    assert!(store
+        .put_alert_failure_if_new(&notice(&id, 1), now + 86_400)
+        .await
+        .expect("failure"));
+
+    // The next failure takes the window over: one email lists both.
+    let alerts = h.adapters(&h.config(&[])).await.alerts;
+    alerts
+        .send(&[AlertMessage::Failure(notice(&id, 2))])
+        .await
+        .expect("queue notice");
+    assert_counts(&the_one_email_about(&name).await, 2);
 }

@@ -123,6 +123,30 @@ impl Store {
             .await
     }
 
+    /// Takes over a window stuck `sending` (its flush message is gone): moves its `due_at`
+    /// from the one read to `now`, unless someone else did first (returns false then), so one
+    /// taker alone schedules the next flush.
+    pub async fn take_over_alert_window(
+        &self,
+        window: &AlertWindow,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let update = self
+            .ddb
+            .update_item()
+            .table_name(&self.tables.alerts_table)
+            .key("webhook_id", s(&window.webhook_id))
+            .key("sk", s(WINDOW_SK))
+            .condition_expression("window_id = :w AND #state = :sending AND due_at = :seen")
+            .update_expression("SET due_at = :now")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":w", s(&window.window_id))
+            .expression_attribute_values(":sending", s("sending"))
+            .expression_attribute_values(":seen", n(window.due_at))
+            .expression_attribute_values(":now", n(now));
+        unless_condition_failed(update.send().await)
+    }
+
     /// Closes window `window_id`, recording when its digest went out.
     pub async fn close_alert_window(
         &self,
