@@ -1,11 +1,6 @@
 //! Webhooks and their subscriptions (one item per event type, so fan-out is a query),
 //! written together in transactions.
 
-use aws_sdk_dynamodb::config::http::HttpResponse;
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::transact_write_items::{
-    TransactWriteItemsError, TransactWriteItemsOutput,
-};
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 
 use super::{from_items, n, s, to_item, Store, StoreError};
@@ -77,13 +72,7 @@ impl Store {
         for event_type in &w.events {
             items.push(self.subscription_delete(&w.id, event_type)?);
         }
-        let result = self
-            .ddb
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        unless_canceled(result)
+        self.transact_unless_canceled(items).await
     }
 
     /// Replaces a webhook and brings its subscriptions in line, in one transaction, provided
@@ -106,13 +95,7 @@ impl Store {
         for event_type in &new.events {
             items.push(self.subscription_put(new, event_type)?);
         }
-        let result = self
-            .ddb
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        unless_canceled(result)
+        self.transact_unless_canceled(items).await
     }
 
     pub async fn get_webhook(&self, id: &WebhookId) -> Result<Option<WebhookRecord>, StoreError> {
@@ -145,21 +128,28 @@ impl Store {
         self.partition(&self.tables.subscriptions_table, "event_type", event_type)
             .await
     }
-}
 
-/// The result of a conditional transaction: true if written, false if a condition failed.
-fn unless_canceled(
-    result: Result<TransactWriteItemsOutput, SdkError<TransactWriteItemsError, HttpResponse>>,
-) -> Result<bool, StoreError> {
-    match result {
-        Ok(_) => Ok(true),
-        Err(err)
-            if err
-                .as_service_error()
-                .is_some_and(|e| e.is_transaction_canceled_exception()) =>
+    /// Writes `items` in one transaction: true if written, false if a condition failed.
+    async fn transact_unless_canceled(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<bool, StoreError> {
+        match self
+            .ddb
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
         {
-            Ok(false)
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_transaction_canceled_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(err.into()),
         }
-        Err(err) => Err(err.into()),
     }
 }
