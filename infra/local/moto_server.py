@@ -20,6 +20,12 @@ This launcher teaches those handlers what AWS authorizes:
 - SES: the ARN of the sending identity (the address if it is verified, else its domain),
   with the condition key ses:FromAddress.
 
+One SQS gap is closed too: moto decides which FIFO message groups are busy once per
+ReceiveMessage, so a long poll that began before another consumer received a group's message
+could hand out a second message of that group while the first is in flight. AWS never does;
+here a message waits while another message of its group is in flight. (Several messages of
+one group may still come in one receive, as on AWS.)
+
 moto answers a refused call in XML whatever the protocol; a JSON-protocol call (DynamoDB,
 KMS, SQS) gets its refusal in JSON here, as AWS sends it, so the SDK shows its message
 ("... is not authorized to perform: sqs:ChangeMessageVisibility").
@@ -226,6 +232,25 @@ def install_resource_checks() -> None:
         cls._authenticate_and_authorize_normal_action = refusals_in_json(cls._authenticate_and_authorize_normal_action)
 
 
+def fifo_groups_wait_while_in_flight() -> None:
+    """ReceiveMessage looks only at visible messages (`Queue.messages`); on a FIFO queue a
+    message whose group has another message in flight is not available either."""
+    from moto.sqs.models import Queue
+
+    visible = Queue.messages.fget
+
+    def available(self: Any) -> list[Any]:
+        messages = visible(self)
+        if not self.fifo_queue:
+            return messages
+        busy = {m.group_id for m in self.pending_messages if m.group_id and not m.visible}
+        return [m for m in messages if m.group_id not in busy]
+
+    Queue.messages = property(available)
+    # The queue's message count still counts every visible message, as AWS does.
+    Queue.approximate_number_of_messages = property(lambda self: len(visible(self)))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -234,6 +259,7 @@ def main() -> int:
     args = parser.parse_args()
 
     install_resource_checks()
+    fifo_groups_wait_while_in_flight()
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address=args.host, port=args.port, verbose=False)

@@ -1,6 +1,7 @@
 //! How a batch of delivery messages is settled once each is handled: which messages Lambda
 //! deletes, which it keeps (partial batch failures), and for how long each kept one hides.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsMessage;
@@ -36,6 +37,18 @@ impl From<MessageFate> for Handled {
 /// The delivery a message carries; `None` if it has no body or not a delivery's.
 pub fn read_message(message: &SqsMessage) -> Option<DeliveryMessage> {
     serde_json::from_str(message.body.as_deref()?).ok()
+}
+
+/// For each message, whether an earlier message of the batch carries the same delivery. A
+/// FIFO queue hands out several messages of one group (one delivery) together, e.g. a
+/// delivery's message and a copy sent again later; only the first is handled, the copies
+/// are deleted, so no attempt is sent twice at once.
+pub fn repeats(records: &[SqsMessage]) -> Vec<bool> {
+    let mut seen = HashSet::new();
+    records
+        .iter()
+        .map(|m| read_message(m).is_some_and(|d| !seen.insert(d.delivery.delivery_id)))
+        .collect()
 }
 
 /// The failure notices a batch owes the alerter, in batch order, to queue in one send.
@@ -111,6 +124,23 @@ mod tests {
             })
             .collect();
         serde_json::from_value(json!({ "Records": records })).unwrap()
+    }
+
+    #[test]
+    fn later_copies_of_a_delivery_in_a_batch_are_repeats() {
+        let batch = event(&[
+            Some(delivery_body(1)),
+            Some(delivery_body(2)),
+            Some(delivery_body(1)),
+            None,
+            None,
+            Some(delivery_body(2)),
+            Some(delivery_body(3)),
+        ]);
+        assert_eq!(
+            repeats(&batch.records),
+            [false, false, true, false, false, true, false]
+        );
     }
 
     fn notice(n: u32) -> FailureNotice {

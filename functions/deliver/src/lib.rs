@@ -79,7 +79,15 @@ impl Deliverer {
 
     /// Handles one SQS batch; its messages are delivered concurrently.
     pub async fn handle_batch(&self, event: SqsEvent) -> SqsBatchResponse {
-        let handled = join_all(event.records.iter().map(|m| self.handle_message(m))).await;
+        let repeats = batch::repeats(&event.records);
+        let handled = join_all(event.records.iter().zip(repeats).map(|(m, repeat)| async move {
+            if repeat {
+                tracing::info!(message_id = ?m.message_id, "a copy of a delivery already in this batch; deleted");
+                return MessageFate::Done.into();
+            }
+            self.handle_message(m).await
+        }))
+        .await;
 
         // Every permanent failure goes to the alerter, in one batched send.
         let notices = batch::notices(&handled);

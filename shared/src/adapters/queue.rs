@@ -13,6 +13,9 @@ use crate::adapters::backoff::Backoff;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
 use serde::Serialize;
 
+use crate::domain::alerts::AlertMessage;
+use crate::domain::model::DeliveryMessage;
+
 const SQS_BATCH_MAX: usize = 10;
 /// SQS delays a new message by at most 15 minutes.
 pub const MAX_SEND_DELAY_SECS: i32 = 900;
@@ -110,34 +113,63 @@ fn visibility_seconds(delay: Duration) -> i32 {
     delay.as_secs_f64().ceil().min(43_200.0) as i32
 }
 
+/// A message a queue carries: its JSON, and for a FIFO queue the key that makes copies of
+/// it one message.
+pub trait QueueMessage: Serialize {
+    /// On a FIFO queue, both the message group and the deduplication id: a copy sent within
+    /// SQS's 5-minute deduplication interval is dropped, and a copy sent later waits in its
+    /// group until the first is deleted, so two copies are never handled at once.
+    fn fifo_key(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// A delivery is one message however often it is sent (a fan-out resumed, an SDK retry of a
+/// batch whose first try went through, a recovery re-queued).
+impl QueueMessage for DeliveryMessage {
+    fn fifo_key(&self) -> Option<&str> {
+        Some(self.delivery.delivery_id.as_str())
+    }
+}
+
+impl QueueMessage for AlertMessage {}
+
 /// One SQS queue whose messages are JSON documents.
 #[derive(Debug, Clone)]
 pub struct Queue {
     sqs: Client,
     url: String,
+    /// A FIFO queue (its name ends in `.fifo`), whose messages need a group id.
+    fifo: bool,
 }
 
 impl Queue {
     pub fn new(sqs: Client, url: String) -> Self {
-        Queue { sqs, url }
+        let fifo = url.ends_with(".fifo");
+        Queue { sqs, url, fifo }
     }
 
     /// Sends one message per item, sending again the entries SQS refuses.
-    pub async fn send<T: Serialize>(&self, messages: &[T]) -> Result<(), QueueError> {
+    pub async fn send<T: QueueMessage>(&self, messages: &[T]) -> Result<(), QueueError> {
         for chunk in messages.chunks(SQS_BATCH_MAX) {
-            let bodies: Vec<(String, String)> = chunk
+            let bodies: Vec<(String, String, Option<&str>)> = chunk
                 .iter()
                 .enumerate()
-                .map(|(i, m)| Ok((i.to_string(), serde_json::to_string(m)?)))
+                .map(|(i, m)| {
+                    let key = if self.fifo { m.fifo_key() } else { None };
+                    Ok((i.to_string(), serde_json::to_string(m)?, key))
+                })
                 .collect::<Result<_, QueueError>>()?;
             let refused = Backoff::default()
                 .until_done(bodies, |pending| async move {
                     let entries = pending
                         .iter()
-                        .map(|(id, body)| {
+                        .map(|(id, body, key)| {
                             SendMessageBatchRequestEntry::builder()
                                 .id(id)
                                 .message_body(body)
+                                .set_message_group_id(key.map(str::to_owned))
+                                .set_message_deduplication_id(key.map(str::to_owned))
                                 .build()
                         })
                         .collect::<Result<Vec<_>, _>>()?;
@@ -152,7 +184,7 @@ impl Queue {
                     Ok::<_, QueueError>(
                         pending
                             .into_iter()
-                            .filter(|(id, _)| failed.contains(&id.as_str()))
+                            .filter(|(id, _, _)| failed.contains(&id.as_str()))
                             .collect(),
                     )
                 })
@@ -165,7 +197,7 @@ impl Queue {
     }
 
     /// Sends one message that becomes visible after `delay` (at most 15 minutes, SQS's limit).
-    pub async fn send_delayed<T: Serialize>(
+    pub async fn send_delayed<T: QueueMessage>(
         &self,
         message: &T,
         delay: Duration,

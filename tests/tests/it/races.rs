@@ -1,9 +1,12 @@
 //! Changes that race, and answers whose follow-up fails: nothing orphaned, nothing lost.
 
+use std::time::Duration;
+
 use aws_sdk_dynamodb::config::SharedCredentialsProvider;
-use integration_tests::{Api, Harness};
+use integration_tests::{delivery_id, eventually, Api, Harness, Receiver, Reply, WAIT};
 use serde_json::json;
 use webhooks_shared::adapters::Adapters;
+use webhooks_shared::domain::model::{DeliveryMessage, DeliveryRef};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delete_that_read_a_webhook_before_a_patch_changes_nothing() {
@@ -77,5 +80,72 @@ async fn a_rotated_secret_is_answered_even_if_the_log_cannot_be_read() {
         stored.json["secret_hint"],
         json!(rotated.webhook.secret_hint),
         "the answered secret is the one stored"
+    );
+}
+
+/// Two copies of one delivery's message (a fan-out resumed, an SDK retry of a batch whose
+/// first try went through, a copy sent again much later) make one request per attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_of_a_delivery_message_send_each_attempt_once() {
+    let h = Harness::get();
+    let api = Api::new();
+    // Attempt 1 is slow (the copies arrive while it is under way) and fails; attempt 2 succeeds.
+    let receiver = Receiver::start(vec![
+        Reply {
+            delay: Duration::from_secs(3),
+            ..Reply::status(500)
+        },
+        Reply::status(200),
+    ])
+    .await;
+    let wh = api.webhook_for(&receiver.url, &["order.refunded"]).await;
+    let posted = api.post("order.refunded", json!({"id": "r-1"})).await;
+    let dlv = delivery_id(&posted.id, &wh);
+    eventually("attempt 1 to reach the receiver", WAIT, || async {
+        (!receiver.requests_for(&posted.id).is_empty()).then_some(())
+    })
+    .await;
+
+    let message = DeliveryMessage {
+        delivery: DeliveryRef {
+            delivery_id: dlv.clone().into(),
+            webhook_id: wh.clone().into(),
+            event_id: posted.id.clone().into(),
+            event_type: "order.refunded".into(),
+            resource_id: Some("r-1".into()),
+            manual: false,
+        },
+        created_at: None,
+    };
+    // Two copies sent the way the services send (within SQS's deduplication interval)...
+    let queue = h.adapters(&h.config(&[])).await.queue;
+    queue
+        .send(&[message.clone(), message.clone()])
+        .await
+        .expect("send copies");
+    // ...and one as a copy sent after that interval would be: another deduplication id.
+    let sqs = aws_sdk_sqs::Client::new(&h.sdk_config().await);
+    sqs.send_message()
+        .queue_url(h.env("DELIVERY_QUEUE_URL"))
+        .message_body(serde_json::to_string(&message).expect("json"))
+        .message_group_id(dlv.as_str())
+        .message_deduplication_id(format!("{dlv}-late"))
+        .send()
+        .await
+        .expect("send late copy");
+
+    let delivery = api.wait_for_state(&wh, &dlv, &["succeeded"], WAIT).await;
+    assert_eq!(delivery["attempts"], 2, "{delivery}");
+    // The late copy is handled after the delivery ended: it must not send again.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let attempts: Vec<String> = receiver
+        .requests_for(&posted.id)
+        .iter()
+        .map(|r| r.header("x-comps-attempt").to_owned())
+        .collect();
+    assert_eq!(
+        attempts,
+        ["1", "2"],
+        "each attempt reached the receiver once"
     );
 }
