@@ -12,8 +12,8 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use crate::validation::{CreateWebhookRequest, RecoveryWindow, UpdateWebhookRequest};
-use crate::views::{AttemptDetailView, DeliveryView, WebhookView, WebhookWithSecret};
+use crate::validation::{CreateWebhookRequest, RecoveryCall, UpdateWebhookRequest};
+use crate::views::{AttemptDetailView, DeliveryView, RecoveryView, WebhookView, WebhookWithSecret};
 use webhooks_shared::domain::catalogue;
 use webhooks_shared::domain::ids::{DeliveryId, WebhookId};
 use webhooks_shared::domain::problem::Problem;
@@ -196,13 +196,9 @@ async fn recover(
     State(api): State<Arc<AdminApi>>,
     Path(id): Path<WebhookId>,
     body: Result<Bytes, BytesRejection>,
-) -> RouteResult<(StatusCode, Json<Value>)> {
-    let window = RecoveryWindow::parse(&body_of(body)?, SystemTime::now())?;
-    let deliveries = api.recover(&id, window).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "deliveries": deliveries })),
-    ))
+) -> RouteResult<(StatusCode, Json<RecoveryView>)> {
+    let call = RecoveryCall::parse(&body_of(body)?, &id, SystemTime::now())?;
+    Ok((StatusCode::ACCEPTED, Json(api.recover(&id, call).await?)))
 }
 
 async fn event_types() -> Json<Value> {

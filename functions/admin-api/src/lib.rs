@@ -2,29 +2,29 @@
 //! and "Redelivery" sections, as the JSON API of SPEC §6. `http` maps it onto routes.
 
 pub mod http;
+pub mod recovery;
 pub mod scope;
 pub mod validation;
 pub mod views;
 
-use std::collections::HashSet;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
-use futures::future::join_all;
+use futures::future::{join_all, try_join_all};
 
-use crate::validation::{NewWebhook, RecoveryWindow, WebhookChange};
+use crate::recovery::{Sweep, RECOVERY_TIME_BUDGET};
+use crate::validation::{NewWebhook, RecoveryCall, WebhookChange};
 use crate::views::{
-    AttemptDetailView, AttemptView, DeliveryView, LastDelivery, RequestView, WebhookView,
-    WebhookWithSecret,
+    AttemptDetailView, AttemptView, DeliveryView, LastDelivery, RecoveryView, RequestView,
+    WebhookView, WebhookWithSecret,
 };
 use webhooks_shared::adapters::queue::Queue;
 use webhooks_shared::adapters::secret_box::SecretBox;
-use webhooks_shared::adapters::store::Store;
+use webhooks_shared::adapters::store::{LogPosition, Store, StoreError};
 use webhooks_shared::adapters::Adapters;
 use webhooks_shared::domain::clock::Timestamp;
 use webhooks_shared::domain::ids::{DeliveryId, EventId, WebhookId};
 use webhooks_shared::domain::model::{
-    AttemptRecord, DeliveryMessage, DeliveryRecord, DeliveryRef, DeliveryState, WebhookRecord,
-    WebhookStatus,
+    AttemptRecord, DeliveryMessage, DeliveryRecord, DeliveryRef, WebhookRecord, WebhookStatus,
 };
 use webhooks_shared::domain::problem::Problem;
 use webhooks_shared::domain::signing::SigningSecret;
@@ -35,8 +35,6 @@ pub use http::{public_router, router};
 
 /// The log shows at most this many attempts per call (and this many by default).
 pub const MAX_LOG_LIMIT: u32 = 100;
-/// `recover` looks at no more log lines than this in one call.
-pub const MAX_RECOVERY_SCAN: usize = 10_000;
 
 pub struct AdminApi {
     store: Store,
@@ -335,47 +333,84 @@ impl AdminApi {
     }
 
     /// Redelivers, once each, every delivery of this webhook that ended `permanently_failed`
-    /// or `cancelled` within the window. Recovering the same window again sends nothing new.
-    pub async fn recover(&self, id: &WebhookId, window: RecoveryWindow) -> ApiResult<u32> {
+    /// or `cancelled` within the window, reading at most `max_lines` log lines (and for at
+    /// most [`RECOVERY_TIME_BUDGET`]) after `resume_after`. Deliveries are queued as they are
+    /// written, a chunk at a time; when more may remain, the answer has the cursor to continue.
+    /// Everything read before that cursor is queued (or was already under way), so calling
+    /// again — with the cursor, or the same call after a failure — completes the window.
+    pub async fn recover(&self, id: &WebhookId, call: RecoveryCall) -> ApiResult<RecoveryView> {
         let webhook = self.webhook(id).await?;
         if webhook.status == WebhookStatus::Paused {
             return Err(paused(id));
         }
-        let lines = self
-            .store
-            .webhook_log_between(
-                id,
-                Timestamp::from(window.since),
-                Timestamp::from(window.until),
-                MAX_RECOVERY_SCAN,
-            )
-            .await
-            .map_err(unavailable)?;
-        let mut seen = HashSet::new();
-        let mut created = Vec::new();
-        for line in lines.iter().filter(|l| {
-            matches!(
-                l.delivery_state,
-                DeliveryState::PermanentlyFailed | DeliveryState::Cancelled
-            )
-        }) {
-            if !seen.insert(line.delivery.delivery_id.clone()) {
-                continue;
-            }
-            let delivery =
-                self.manual_delivery(ids::recovery_delivery_id(&line.delivery.delivery_id), line);
-            if self
+        let since = Timestamp::from(call.window.since);
+        let until = Timestamp::from(call.window.until);
+        let deadline = Instant::now() + RECOVERY_TIME_BUDGET;
+        let mut sweep = Sweep::default();
+        let mut queued = 0;
+        let mut position = call.resume_after;
+        let mut read = 0;
+        let mut more = true;
+        'reading: while more && read < call.max_lines {
+            let page = self
                 .store
-                .put_delivery_if_new(&delivery)
+                .webhook_log_page(id, since, until, position.as_ref(), call.max_lines - read)
                 .await
-                .map_err(unavailable)?
-            {
-                created.push(delivery);
+                .map_err(unavailable)?;
+            // Without a filter, a page is empty only when nothing is left.
+            more = page.more && !page.lines.is_empty();
+            for line in &page.lines {
+                read += 1;
+                position = Some(LogPosition::of(line));
+                if let Some(chunk) = sweep.take(line) {
+                    queued += self.queue_recoveries(chunk).await?;
+                }
+                if Instant::now() >= deadline {
+                    more = true;
+                    break 'reading;
+                }
             }
         }
-        self.send_or_undo(&created).await?;
-        tracing::info!(webhook_id = %id, deliveries = created.len(), "recovery queued");
-        Ok(created.len() as u32)
+        queued += self.queue_recoveries(sweep.rest()).await?;
+        let next_cursor = position
+            .filter(|_| more)
+            .map(|position| recovery::encode_cursor(id, &position));
+        tracing::info!(webhook_id = %id, lines = read, found = sweep.found(), queued, more, "recovery queued");
+        Ok(RecoveryView {
+            found: sweep.found(),
+            queued,
+            deliveries: queued,
+            next_cursor,
+        })
+    }
+
+    /// Writes recovery deliveries and queues those not queued yet: new ones, and ones an
+    /// earlier call wrote but did not get to queue (it failed or timed out in between) —
+    /// those have no attempt. One with an attempt is under way and left alone. A copy that
+    /// is queued twice is harmless: the queue drops a duplicate sent within 5 minutes, and
+    /// `deliver` follows the log, so a later copy makes no second request. Nothing is undone
+    /// on failure: the caller calls again and that call queues what this one wrote.
+    async fn queue_recoveries(&self, deliveries: Vec<DeliveryRef>) -> ApiResult<u32> {
+        if deliveries.is_empty() {
+            return Ok(0);
+        }
+        let now = SystemTime::now();
+        let due = try_join_all(deliveries.into_iter().map(|delivery| async move {
+            // A re-queued delivery's message says it was made now, not when first written:
+            // its latency is measured from when it really entered the queue.
+            let record = DeliveryRecord::new(delivery, now, self.retention);
+            let unqueued = self.store.put_delivery_if_new(&record).await?
+                || self.store.attempts_of(&record.id).await?.is_empty();
+            Ok::<_, StoreError>(unqueued.then_some(record))
+        }))
+        .await
+        .map_err(unavailable)?;
+        let messages: Vec<DeliveryMessage> =
+            due.iter().flatten().map(DeliveryMessage::from).collect();
+        if !messages.is_empty() {
+            self.queue.send(&messages).await.map_err(unavailable)?;
+        }
+        Ok(messages.len() as u32)
     }
 
     async fn require_event(&self, event_id: &EventId) -> ApiResult<()> {

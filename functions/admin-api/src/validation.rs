@@ -5,7 +5,10 @@ use std::collections::HashSet;
 use serde::Deserialize;
 use url::Url;
 
+use crate::recovery::{decode_cursor, MAX_RECOVERY_LINES};
+use webhooks_shared::adapters::store::LogPosition;
 use webhooks_shared::domain::catalogue;
+use webhooks_shared::domain::ids::WebhookId;
 use webhooks_shared::domain::problem::{from_json_error, Problem};
 
 pub const MAX_NAME_CHARS: usize = 100;
@@ -92,13 +95,18 @@ impl UpdateWebhookRequest {
     }
 }
 
-/// `POST …/recover`: a window of time, `until` defaulting to now.
+/// `POST …/recover`: a window of time, `until` defaulting to now; `cursor` continues a
+/// recovery where the previous call's answer stopped; `limit` caps the log lines one call reads.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RecoverRequest {
     since: String,
     #[serde(default)]
     until: Option<String>,
+    #[serde(default)]
+    cursor: Option<String>,
+    #[serde(default)]
+    limit: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,8 +115,22 @@ pub struct RecoveryWindow {
     pub until: std::time::SystemTime,
 }
 
-impl RecoveryWindow {
-    pub fn parse(body: &[u8], now: std::time::SystemTime) -> Result<Self, Problem> {
+/// A recover call that passed validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveryCall {
+    pub window: RecoveryWindow,
+    /// Where the previous call stopped; `None` starts at `since`.
+    pub resume_after: Option<LogPosition>,
+    /// Log lines this call reads at most.
+    pub max_lines: u32,
+}
+
+impl RecoveryCall {
+    pub fn parse(
+        body: &[u8],
+        webhook: &WebhookId,
+        now: std::time::SystemTime,
+    ) -> Result<Self, Problem> {
         let request: RecoverRequest =
             serde_json::from_slice(body).map_err(|e| from_json_error(&e))?;
         let parse = |field: &str, text: &str| {
@@ -132,7 +154,32 @@ impl RecoveryWindow {
                 "since must be earlier than until",
             ));
         }
-        Ok(RecoveryWindow { since, until })
+        let window = RecoveryWindow { since, until };
+        let max_lines = match request.limit {
+            None => MAX_RECOVERY_LINES,
+            Some(n) => u32::try_from(n)
+                .ok()
+                .filter(|n| (1..=MAX_RECOVERY_LINES).contains(n))
+                .ok_or_else(|| {
+                    Problem::invalid_field(
+                        "limit",
+                        format!(
+                            "limit must be a whole number of log lines from 1 to \
+                             {MAX_RECOVERY_LINES} (got {n})"
+                        ),
+                    )
+                })?,
+        };
+        let resume_after = request
+            .cursor
+            .as_deref()
+            .map(|cursor| decode_cursor(cursor, webhook, &window))
+            .transpose()?;
+        Ok(RecoveryCall {
+            window,
+            resume_after,
+            max_lines,
+        })
     }
 }
 
@@ -294,18 +341,36 @@ mod tests {
     }
 
     #[test]
-    fn recovery_windows() {
+    fn recovery_calls() {
         let now = crate::clock::parse_rfc3339("2026-11-27T03:00:00Z").unwrap();
-        let w = RecoveryWindow::parse(br#"{"since":"2026-11-27T02:00:00Z"}"#, now).unwrap();
-        assert_eq!(w.until, now);
-        let p = RecoveryWindow::parse(br#"{"since":"2026-11-27T04:00:00Z"}"#, now).unwrap_err();
+        let wh = WebhookId::from("wh_1");
+        let parse = |body: &[u8]| RecoveryCall::parse(body, &wh, now);
+        let call = parse(br#"{"since":"2026-11-27T02:00:00Z"}"#).unwrap();
+        assert_eq!(call.window.until, now);
+        assert_eq!(call.max_lines, MAX_RECOVERY_LINES);
+        assert_eq!(call.resume_after, None);
+        let p = parse(br#"{"since":"2026-11-27T04:00:00Z"}"#).unwrap_err();
         assert_eq!(p.field.as_deref(), Some("since"));
-        let p = RecoveryWindow::parse(br#"{"since":"yesterday"}"#, now).unwrap_err();
+        let p = parse(br#"{"since":"yesterday"}"#).unwrap_err();
         assert_eq!((p.status, p.field.as_deref()), (422, Some("since")));
-        assert_eq!(
-            RecoveryWindow::parse(br#"{}"#, now).unwrap_err().status,
-            400
-        );
+        assert_eq!(parse(br#"{}"#).unwrap_err().status, 400);
+
+        let call = parse(br#"{"since":"2026-11-27T02:00:00Z","limit":2}"#).unwrap();
+        assert_eq!(call.max_lines, 2);
+        for limit in ["0", "1001", "4294967297"] {
+            let body = format!(r#"{{"since":"2026-11-27T02:00:00Z","limit":{limit}}}"#);
+            let p = parse(body.as_bytes()).unwrap_err();
+            assert_eq!(
+                (p.status, p.field.as_deref()),
+                (422, Some("limit")),
+                "{limit}"
+            );
+        }
+        let p = parse(br#"{"since":"2026-11-27T02:00:00Z","limit":"2"}"#).unwrap_err();
+        assert_eq!(p.status, 400);
+        let p = parse(br#"{"since":"2026-11-27T02:00:00Z","cursor":"??"}"#).unwrap_err();
+        assert_eq!(p.status, 400);
+        assert!(p.detail.contains("cursor"), "{}", p.detail);
     }
 
     #[test]

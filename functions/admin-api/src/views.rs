@@ -144,6 +144,23 @@ impl DeliveryView {
     }
 }
 
+/// What `recover` answers: how far it got, and where to continue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryView {
+    /// Distinct deliveries that ended `permanently_failed` or `cancelled` in the part of the
+    /// window this call read (each found again by a later call over the same lines).
+    pub found: u32,
+    /// Recovery deliveries this call sent to the queue: new ones, and ones not attempted yet
+    /// (an earlier call wrote them and may not have queued them; the queue drops a copy sent
+    /// within 5 minutes of the first). One already attempted is under way and not sent.
+    pub queued: u32,
+    /// `queued`, under the name SPEC §6 gives it.
+    pub deliveries: u32,
+    /// Pass back as `cursor` (with the same `since` and `until`) to continue; `null` once the
+    /// window is read to its end.
+    pub next_cursor: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

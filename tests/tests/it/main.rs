@@ -11,4 +11,5 @@ mod lambda_binaries;
 mod openapi;
 mod pipeline;
 mod races;
+mod recover;
 mod signing;

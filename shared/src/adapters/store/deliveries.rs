@@ -1,8 +1,8 @@
 //! Deliveries and their attempts (the delivery log).
 
-use super::{from_item, key, n, s, to_item, Store, StoreError};
+use super::{from_item, from_items, key, n, s, to_item, Item, Store, StoreError};
 use crate::domain::clock::Timestamp;
-use crate::domain::ids::{DeliveryId, WebhookId};
+use crate::domain::ids::{parse_attempt_id, DeliveryId, WebhookId};
 use crate::domain::model::{AttemptRecord, DeliveryRecord};
 
 /// Name of the attempts table's index for one webhook's log, newest first.
@@ -106,15 +106,18 @@ impl Store {
             .collect()
     }
 
-    /// A webhook's log lines from `since` up to `until`, oldest first, at most `max` of them.
-    pub async fn webhook_log_between(
+    /// A webhook's log lines from `since` up to `until`, oldest first, after `after` (from
+    /// the start of the window without one): at most `limit` lines, fewer when DynamoDB's
+    /// 1 MB page ends first. One query, so a caller can act on each page before the next.
+    pub async fn webhook_log_page(
         &self,
         webhook_id: &WebhookId,
         since: Timestamp,
         until: Timestamp,
-        max: usize,
-    ) -> Result<Vec<AttemptRecord>, StoreError> {
-        let mut lines = self
+        after: Option<&LogPosition>,
+        limit: u32,
+    ) -> Result<LogPage, StoreError> {
+        let page = self
             .ddb
             .query()
             .table_name(&self.tables.attempts_table)
@@ -124,16 +127,105 @@ impl Store {
             .expression_attribute_values(":since", s(since.to_string()))
             // at_key is `at#attempt_id`: '~' sorts after '#', so lines at `until` count.
             .expression_attribute_values(":until", s(format!("{until}~")))
-            .into_paginator()
-            .items()
-            .send();
-        let mut found = Vec::new();
-        while let Some(item) = lines.next().await {
-            found.push(from_item(item?)?);
-            if found.len() >= max {
-                break;
-            }
+            .set_exclusive_start_key(after.map(|position| position.start_key(webhook_id)))
+            .limit(limit.max(1) as i32)
+            .send()
+            .await?;
+        Ok(LogPage {
+            more: page.last_evaluated_key().is_some(),
+            lines: from_items(page.items.unwrap_or_default())?,
+        })
+    }
+}
+
+/// One page of a webhook's log (see [`Store::webhook_log_page`]).
+#[derive(Debug, Clone)]
+pub struct LogPage {
+    pub lines: Vec<AttemptRecord>,
+    /// DynamoDB stopped early: the window may hold more lines after the last one. (It may
+    /// also say so when the last line happens to end the window.)
+    pub more: bool,
+}
+
+/// A line's place in its webhook's log: its `at_key` (`<at>#<attempt id>`, the log index's
+/// sort key), from which its table key follows. Enough to resume a reading after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogPosition {
+    at: Timestamp,
+    at_key: String,
+    delivery_id: DeliveryId,
+    attempt: u32,
+}
+
+impl LogPosition {
+    pub fn of(line: &AttemptRecord) -> Self {
+        LogPosition {
+            at: line.at,
+            at_key: line.at_key.clone(),
+            delivery_id: line.delivery.delivery_id.clone(),
+            attempt: line.attempt,
         }
-        Ok(found)
+    }
+
+    /// The position an `at_key` names; `None` if the text is not one we write.
+    pub fn from_at_key(at_key: &str) -> Option<Self> {
+        let (at, attempt_id) = at_key.split_once('#')?;
+        let parsed = Timestamp::parse(at)?;
+        // Only the fixed-width text we write sorts where the line is.
+        if parsed.to_string() != at {
+            return None;
+        }
+        let (delivery_id, attempt) = parse_attempt_id(attempt_id)?;
+        Some(LogPosition {
+            at: parsed,
+            at_key: at_key.to_owned(),
+            delivery_id,
+            attempt,
+        })
+    }
+
+    pub fn at_key(&self) -> &str {
+        &self.at_key
+    }
+
+    /// When the line was written.
+    pub fn at(&self) -> Timestamp {
+        self.at
+    }
+
+    /// DynamoDB's ExclusiveStartKey for a query of the log index: the index key and the
+    /// table key of the line.
+    fn start_key(&self, webhook_id: &WebhookId) -> Item {
+        key([
+            ("webhook_id", s(webhook_id)),
+            ("at_key", s(&self.at_key)),
+            ("delivery_id", s(&self.delivery_id)),
+            ("attempt", n(self.attempt)),
+        ])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_position_reads_back_from_its_at_key() {
+        let at_key = "2026-11-27T03:00:00.123Z#dlv_1.2";
+        let position = LogPosition::from_at_key(at_key).expect("position");
+        assert_eq!(position.at_key(), at_key);
+        assert_eq!(position.at().to_string(), "2026-11-27T03:00:00.123Z");
+        assert_eq!(position.delivery_id, "dlv_1");
+        assert_eq!(position.attempt, 2);
+        for bad in [
+            "",
+            "2026-11-27T03:00:00.123Z",
+            "2026-11-27T03:00:00Z#dlv_1.2",
+            "yesterday#dlv_1.2",
+            "2026-11-27T03:00:00.123Z#dlv_1",
+            "2026-11-27T03:00:00.123Z#x.1",
+        ] {
+            assert_eq!(LogPosition::from_at_key(bad), None, "{bad}");
+        }
     }
 }

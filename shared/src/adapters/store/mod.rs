@@ -22,7 +22,7 @@ use crate::adapters::aws_error::{from_aws_errors, AwsError, Failure};
 use crate::adapters::backoff::Backoff;
 use crate::config::Resources;
 
-pub use deliveries::WEBHOOK_LOG_INDEX;
+pub use deliveries::{LogPage, LogPosition, WEBHOOK_LOG_INDEX};
 
 /// BatchWriteItem takes at most 25 items.
 const BATCH_WRITE_MAX: usize = 25;
