@@ -67,6 +67,7 @@ pub struct Posted {
     pub deliveries: u64,
 }
 
+#[derive(Clone)]
 pub struct Api {
     pub base: String,
     http: reqwest::Client,

@@ -12,6 +12,7 @@ use local_gateway::{GatewayOptions, StackDescription, DEFAULT_ADMIN_TOKEN, DEFAU
 use webhooks_shared::adapters::Adapters;
 use webhooks_shared::Config;
 
+use crate::fault_proxy::FaultProxy;
 use crate::tls::TestCa;
 
 /// The retry waits the harness runs with (`WEBHOOKS_RETRY_DELAYS`): the whole schedule of
@@ -34,6 +35,9 @@ pub struct Harness {
     pub ingest_token: String,
     /// Everything the in-process handlers logged (JSON lines).
     pub logs: LogBuffer,
+    /// Between the gateway (handlers and pollers) and the emulator: counts their calls and
+    /// injects faults when told to (off unless a test turns them on).
+    pub proxy: FaultProxy,
     _moto: Option<Mutex<Child>>,
 }
 
@@ -256,15 +260,16 @@ fn start() -> Harness {
             .build()
             .expect("gateway runtime");
         runtime.block_on(async move {
-            let sdk = sdk_config(&gateway_endpoint).await;
+            let proxy = FaultProxy::start(&gateway_endpoint).await;
+            let sdk = sdk_config(&proxy.url).await;
             let gateway = local_gateway::start(&sdk, &gateway_stack, options)
                 .await
                 .expect("start local gateway");
-            let _ = ready.send(gateway.addr);
+            let _ = ready.send((gateway.addr, proxy));
             std::future::pending::<()>().await;
         });
     });
-    let addr = gateway_addr
+    let (addr, proxy) = gateway_addr
         .recv_timeout(Duration::from_secs(60))
         .expect("local gateway did not start");
     Harness {
@@ -277,6 +282,7 @@ fn start() -> Harness {
         admin_token: DEFAULT_ADMIN_TOKEN.into(),
         ingest_token: DEFAULT_INGEST_TOKEN.into(),
         logs,
+        proxy,
         _moto: moto,
     }
 }

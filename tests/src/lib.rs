@@ -3,6 +3,8 @@
 //! signed by a test CA made at test time, and a Lambda Runtime API emulator.
 
 pub mod api;
+pub mod chaos;
+pub mod fault_proxy;
 pub mod harness;
 pub mod lambda_events;
 pub mod receiver;

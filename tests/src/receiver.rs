@@ -11,6 +11,7 @@ use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
@@ -24,6 +25,8 @@ pub struct Reply {
     pub delay: Duration,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// Close the connection (after `delay`) without answering.
+    pub reset: bool,
 }
 
 impl Reply {
@@ -33,6 +36,15 @@ impl Reply {
             delay: Duration::ZERO,
             headers: vec![],
             body: String::new(),
+            reset: false,
+        }
+    }
+
+    /// Reads the request, then closes the connection without an answer.
+    pub fn reset() -> Self {
+        Reply {
+            reset: true,
+            ..Reply::status(0)
         }
     }
 
@@ -55,11 +67,74 @@ impl Reply {
     }
 }
 
+/// A receiver that fails some requests: each (delivery, attempt) is answered by a draw
+/// from its ids and `seed`, so a run can be repeated, and a request sent twice gets the same
+/// answer.
+#[derive(Debug, Clone, Copy)]
+pub struct Flaky {
+    pub seed: u64,
+    /// Share answered 500.
+    pub fail: f64,
+    /// Share answered only after `hang_for` (past the client's timeout).
+    pub hang: f64,
+    /// Share whose connection is closed without an answer.
+    pub reset: f64,
+    pub hang_for: Duration,
+    /// Share of deliveries answered 500 on every attempt (they fail for good).
+    pub dead: f64,
+}
+
+impl Flaky {
+    fn reply(&self, headers: &HeaderMap) -> Reply {
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+        };
+        let delivery = header("x-comps-delivery");
+        if self.draw(&[delivery]) < self.dead {
+            return Reply::status(500);
+        }
+        let draw = self.draw(&[delivery, "#", header("x-comps-attempt")]);
+        if draw < self.fail {
+            Reply::status(500)
+        } else if draw < self.fail + self.hang {
+            Reply::hang(self.hang_for)
+        } else if draw < self.fail + self.hang + self.reset {
+            Reply::reset()
+        } else {
+            Reply::status(200)
+        }
+    }
+
+    /// A number in [0, 1] drawn from `parts` and the seed.
+    fn draw(&self, parts: &[&str]) -> f64 {
+        let mut hash = Sha256::new().chain_update(self.seed.to_be_bytes());
+        for part in parts {
+            hash.update(part);
+        }
+        let digest = hash.finalize();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        u64::from_be_bytes(first) as f64 / u64::MAX as f64
+    }
+}
+
+/// How a receiver answers.
+enum Answers {
+    /// Each event id runs through the script; the last answer repeats.
+    Script(Vec<Reply>),
+    Flaky(Flaky),
+}
+
 #[derive(Debug, Clone)]
 pub struct Captured {
     pub headers: HeaderMap,
     pub body: Bytes,
     pub at: SystemTime,
+    /// How the receiver answered it.
+    pub reply: Reply,
 }
 
 impl Captured {
@@ -72,7 +147,7 @@ impl Captured {
 }
 
 struct State {
-    script: Vec<Reply>,
+    answers: Answers,
     /// Requests answered so far, per event id.
     served: Mutex<HashMap<String, usize>>,
     captured: Mutex<Vec<Captured>>,
@@ -88,6 +163,15 @@ impl Receiver {
     /// Starts a receiver on a free loopback port, on the calling test's runtime, with a
     /// certificate from the harness's test CA (the one the handlers trust).
     pub async fn start(script: Vec<Reply>) -> Receiver {
+        Receiver::serve(Answers::Script(script)).await
+    }
+
+    /// A receiver that fails a share of requests, as `flaky` says.
+    pub async fn flaky(flaky: Flaky) -> Receiver {
+        Receiver::serve(Answers::Flaky(flaky)).await
+    }
+
+    async fn serve(answers: Answers) -> Receiver {
         let cert = Harness::get().ca.server_cert();
         let config = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
@@ -103,7 +187,7 @@ impl Receiver {
             .expect("bind receiver");
         let addr = listener.local_addr().expect("receiver addr");
         let state = Arc::new(State {
-            script,
+            answers,
             served: Mutex::new(HashMap::new()),
             captured: Mutex::new(Vec::new()),
         });
@@ -157,7 +241,7 @@ impl Receiver {
 async fn answer(
     state: Arc<State>,
     request: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, hyper::Error> {
+) -> Result<Response<Full<Bytes>>, Box<dyn std::error::Error + Send + Sync>> {
     let (parts, body) = request.into_parts();
     let body = body.collect().await?.to_bytes();
     let event_id = parts
@@ -166,21 +250,27 @@ async fn answer(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
+    let reply = match &state.answers {
+        Answers::Script(script) => {
+            let mut served = state.served.lock().expect("served");
+            let n = served.entry(event_id).or_insert(0);
+            let reply = script.get(*n).or(script.last()).cloned();
+            *n += 1;
+            reply.unwrap_or_else(|| Reply::status(200))
+        }
+        Answers::Flaky(flaky) => flaky.reply(&parts.headers),
+    };
     state.captured.lock().expect("captured").push(Captured {
         headers: parts.headers,
         body,
         at: SystemTime::now(),
+        reply: reply.clone(),
     });
-    let reply = {
-        let mut served = state.served.lock().expect("served");
-        let n = served.entry(event_id).or_insert(0);
-        let reply = state.script.get(*n).or(state.script.last()).cloned();
-        *n += 1;
-        reply
-    }
-    .unwrap_or_else(|| Reply::status(200));
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
+    }
+    if reply.reset {
+        return Err("reset by the receiver's script".into());
     }
     let mut response = Response::new(Full::new(Bytes::from(reply.body)));
     *response.status_mut() = StatusCode::from_u16(reply.status).expect("status");

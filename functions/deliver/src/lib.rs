@@ -20,6 +20,7 @@ use crate::batch::Handled;
 pub use crate::batch::MessageFate;
 use crate::http_client::{ClientError, DeliveryClient, HttpAttempt};
 use crate::metrics::Metric;
+use webhooks_shared::adapters::backoff::Backoff;
 use webhooks_shared::adapters::queue::Queue;
 use webhooks_shared::adapters::secret_box::{SecretBox, SecretBoxError, SecretCache};
 use webhooks_shared::adapters::store::{Store, StoreError};
@@ -33,6 +34,12 @@ use webhooks_shared::domain::model::{
 };
 use webhooks_shared::domain::retry::{random_jitter, RetrySchedule};
 use webhooks_shared::Config;
+
+/// How long the log line of an attempt is tried: 8 tries, 50 ms to 3.2 s apart (6.35 s).
+const RECORD_BACKOFF: Backoff = Backoff {
+    tries: 8,
+    first_wait: Duration::from_millis(50),
+};
 
 /// Event bodies cached per container (events never change); cleared when this full.
 const EVENT_CACHE_BYTES: usize = 16 * 1024 * 1024;
@@ -154,7 +161,15 @@ impl Deliverer {
             }
             Target::Send(webhook) => self.attempt(delivery, webhook, number, now).await?,
         };
-        let record = if self.store.put_attempt_if_new(&record).await? {
+        // The request may have been sent: losing its log line would send it again, so the
+        // write is retried well beyond the SDK's own tries.
+        let recorded = RECORD_BACKOFF
+            .retry(
+                || self.store.put_attempt_if_new(&record),
+                StoreError::is_retryable,
+            )
+            .await?;
+        let record = if recorded {
             record_metrics(message, &record, now);
             record
         } else {

@@ -1,6 +1,7 @@
 //! The one retry loop of the adapters: batch calls (BatchWriteItem, SendMessageBatch) can
 //! leave part of a batch undone without failing; what is left is sent again after a short,
-//! doubling wait.
+//! doubling wait. The same loop retries a single call that must not be given up lightly
+//! (the log line of a request already sent).
 
 use std::future::Future;
 use std::time::Duration;
@@ -47,6 +48,33 @@ impl Backoff {
             }
         }
         Ok(pending)
+    }
+}
+
+impl Backoff {
+    /// Calls `call` until it succeeds, fails with an error `retryable` says will not go away,
+    /// or the tries run out; returns the last result.
+    pub async fn retry<T, E, F, Fut>(
+        self,
+        mut call: F,
+        retryable: impl Fn(&E) -> bool,
+    ) -> Result<T, E>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let mut wait = self.first_wait;
+        let mut try_number = 1;
+        loop {
+            match call().await {
+                Err(err) if try_number < self.tries && retryable(&err) => {
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                    try_number += 1;
+                }
+                done => return done,
+            }
+        }
     }
 }
 
@@ -111,5 +139,53 @@ mod tests {
             .await;
         assert_eq!(left, Ok(vec![]));
         assert_eq!(calls.get(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_call_is_retried_while_its_error_may_go_away() {
+        let calls = Cell::new(0);
+        let result = QUICK
+            .retry(
+                || {
+                    calls.set(calls.get() + 1);
+                    let n = calls.get();
+                    async move {
+                        if n < 3 {
+                            Err("throttled")
+                        } else {
+                            Ok(n)
+                        }
+                    }
+                },
+                |_| true,
+            )
+            .await;
+        assert_eq!(result, Ok(3));
+
+        calls.set(0);
+        let result = QUICK
+            .retry(
+                || {
+                    calls.set(calls.get() + 1);
+                    async { Err::<(), _>("throttled") }
+                },
+                |_| true,
+            )
+            .await;
+        assert_eq!(result, Err("throttled"));
+        assert_eq!(calls.get(), 3, "the tries run out");
+
+        calls.set(0);
+        let result = QUICK
+            .retry(
+                || {
+                    calls.set(calls.get() + 1);
+                    async { Err::<(), _>("refused") }
+                },
+                |e| *e != "refused",
+            )
+            .await;
+        assert_eq!(result, Err("refused"));
+        assert_eq!(calls.get(), 1, "an error that stays is not retried");
     }
 }

@@ -232,6 +232,9 @@ async fn a_poison_message_ends_in_the_dead_letter_queue_failed_and_alerted() {
     sqs.send_message()
         .queue_url(h.env("DELIVERY_QUEUE_URL"))
         .message_body(serde_json::to_string(&message).expect("json"))
+        // The deliveries queue is FIFO: a delivery is its own message group.
+        .message_group_id(message.delivery.delivery_id.as_str())
+        .message_deduplication_id(message.delivery.delivery_id.as_str())
         .send()
         .await
         .expect("send poison");
