@@ -143,11 +143,17 @@ pub async fn run(plan: &Plan) -> Outcome {
         })
         .collect();
     let logs = wait_until_final(&store, &deliveries, started + plan.deadline).await;
+    // Per webhook, the events whose delivery failed for good (a digest names the event).
     let failed: BTreeMap<usize, BTreeSet<String>> = deliveries
         .iter()
-        .filter(|(_, d)| state_of(logs.get(d)) == Some(DeliveryState::PermanentlyFailed))
-        .fold(BTreeMap::new(), |mut by, (i, d)| {
-            by.entry(*i).or_default().insert(d.to_string());
+        .filter_map(|(i, d)| {
+            let log = logs.get(d)?;
+            let last = log.iter().max_by_key(|a| a.attempt)?;
+            (last.delivery_state == DeliveryState::PermanentlyFailed)
+                .then(|| (*i, last.delivery.event_id.to_string()))
+        })
+        .fold(BTreeMap::new(), |mut by, (i, event)| {
+            by.entry(i).or_default().insert(event);
             by
         });
     let emails = wait_for_alerts(h, &subscribers, &failed).await;
@@ -425,8 +431,8 @@ fn check_delivery(
     }
 }
 
-/// Every permanent failure of a webhook is counted in exactly one email, and listed in at
-/// most one.
+/// Every permanent failure of a webhook (`failed`: their event ids) is counted in exactly
+/// one email, and listed in at most one.
 fn check_alerts(outcome: &mut Outcome, name: &str, failed: BTreeSet<String>, emails: &[Value]) {
     let about: Vec<&Value> = emails
         .iter()
@@ -442,17 +448,25 @@ fn check_alerts(outcome: &mut Outcome, name: &str, failed: BTreeSet<String>, ema
     let mut listed: BTreeMap<&str, usize> = BTreeMap::new();
     for email in &about {
         let body = email["body"].as_str().unwrap_or_default();
-        for d in &failed {
-            if body.contains(d.as_str()) {
-                *listed.entry(d.as_str()).or_default() += 1;
+        for event in &failed {
+            if body.contains(event.as_str()) {
+                *listed.entry(event.as_str()).or_default() += 1;
             }
         }
     }
-    for (d, times) in listed {
-        if times > 1 {
+    for (event, times) in &listed {
+        if *times > 1 {
             outcome
                 .alert_mismatches
-                .push(format!("{d}: listed in {times} emails"));
+                .push(format!("{name}: event {event} listed in {times} emails"));
         }
+    }
+    // A digest lists its first 50 failures.
+    if listed.len() < failed.len().min(50) {
+        outcome.alert_mismatches.push(format!(
+            "{name}: {} failures, {} listed",
+            failed.len(),
+            listed.len()
+        ));
     }
 }

@@ -387,10 +387,36 @@ impl Harness {
 
     /// A queue of the test's own, named after `prefix`.
     pub async fn own_queue(&self, prefix: &str) -> OwnQueue {
+        self.create_queue(crate::unique(prefix), &[]).await
+    }
+
+    /// A FIFO queue of the test's own, like the deliveries queue, whose messages come back
+    /// `visibility_secs` after a receive.
+    pub async fn own_fifo_queue(&self, prefix: &str, visibility_secs: u32) -> OwnQueue {
+        let visibility = visibility_secs.to_string();
+        let attributes = [
+            (QueueAttributeName::FifoQueue, "true"),
+            (QueueAttributeName::VisibilityTimeout, visibility.as_str()),
+        ];
+        self.create_queue(format!("{}.fifo", crate::unique(prefix)), &attributes)
+            .await
+    }
+
+    async fn create_queue(
+        &self,
+        name: String,
+        attributes: &[(QueueAttributeName, &str)],
+    ) -> OwnQueue {
         let sqs = aws_sdk_sqs::Client::new(&self.sdk_config().await);
         let url = sqs
             .create_queue()
-            .queue_name(crate::unique(prefix))
+            .queue_name(name)
+            .set_attributes(Some(
+                attributes
+                    .iter()
+                    .map(|(k, v)| (k.clone(), (*v).to_owned()))
+                    .collect(),
+            ))
             .send()
             .await
             .expect("queue")

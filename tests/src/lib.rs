@@ -5,6 +5,7 @@
 pub mod api;
 pub mod chaos;
 pub mod fault_proxy;
+pub mod functions;
 pub mod harness;
 pub mod lambda_events;
 pub mod receiver;
