@@ -85,7 +85,10 @@ impl Alerter {
                 AlertMessage::Flush {
                     webhook_id,
                     window_id,
-                } => self.flush(&webhook_id, &window_id).await,
+                } => {
+                    let flush_id = message.message_id.as_deref().unwrap_or_default();
+                    self.flush(&webhook_id, &window_id, flush_id).await
+                }
             };
             (result, true)
         } else if let Ok(delivery) = serde_json::from_str::<DeliveryMessage>(body) {
@@ -139,10 +142,19 @@ impl Alerter {
             OnFailure::Reschedule(open) => return self.schedule_flush(open, now).await,
             OnFailure::TakeOver(stuck) => {
                 // One taker wins the conditional write and schedules the one flush.
-                if self.store.take_over_alert_window(stuck, now).await? {
+                let token = ulid::Ulid::new().to_string();
+                if self
+                    .store
+                    .take_over_alert_window(stuck, now, &token)
+                    .await?
+                {
                     tracing::warn!(webhook_id = %stuck.webhook_id, window_id = %stuck.window_id, "took over a digest window stuck sending");
-                    let mut taken = stuck.clone();
-                    taken.due_at = now;
+                    let taken = AlertWindow {
+                        state: WindowState::Open,
+                        due_at: now,
+                        claimed_by: None,
+                        ..stuck.clone()
+                    };
                     self.schedule_flush(&taken, now).await?;
                 }
                 return Ok(());
@@ -158,6 +170,7 @@ impl Alerter {
             state: WindowState::Open,
             due_at,
             last_email_at,
+            claimed_by: None,
         };
         if !self.store.open_alert_window(&window).await? {
             return Ok(()); // another container opened it
@@ -184,13 +197,22 @@ impl Alerter {
     }
 
     /// Sends the digest of a window: one email for every failure collected so far.
-    async fn flush(&self, webhook_id: &WebhookId, window_id: &str) -> Result<Fate, AlertError> {
+    async fn flush(
+        &self,
+        webhook_id: &WebhookId,
+        window_id: &str,
+        flush_id: &str,
+    ) -> Result<Fate, AlertError> {
         let window = self.store.get_alert_window(webhook_id).await?;
-        match on_flush(window.as_ref(), window_id, now_secs()) {
+        match on_flush(window.as_ref(), window_id, flush_id, now_secs()) {
             OnFlush::Drop => return Ok(Fate::Done),
             OnFlush::NotYet(wait) => return Ok(Fate::RetryIn(wait)),
             OnFlush::Claim => {
-                if !self.store.claim_alert_window(webhook_id, window_id).await? {
+                if !self
+                    .store
+                    .claim_alert_window(webhook_id, window_id, flush_id)
+                    .await?
+                {
                     return Ok(Fate::Done);
                 }
             }

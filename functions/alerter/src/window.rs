@@ -76,17 +76,29 @@ pub enum OnFlush {
     NotYet(Duration),
     /// Due: claim the window (`open` → `sending`), then send.
     Claim,
-    /// Already `sending`: an earlier send failed; send again.
+    /// Already `sending`, claimed by this flush: an earlier send failed; send again.
     Resend,
 }
 
-pub fn on_flush(window: Option<&AlertWindow>, window_id: &str, now: i64) -> OnFlush {
+/// `flush_id` is the flush message's SQS message id: the same on each receive of that
+/// message, another for a copy of it.
+pub fn on_flush(
+    window: Option<&AlertWindow>,
+    window_id: &str,
+    flush_id: &str,
+    now: i64,
+) -> OnFlush {
     let Some(window) = window.filter(|w| w.window_id == window_id) else {
         return OnFlush::Drop;
     };
     match window.state {
         WindowState::Closed => OnFlush::Drop,
-        WindowState::Sending => OnFlush::Resend,
+        // Windows claimed before claims were recorded have no `claimed_by`.
+        WindowState::Sending if window.claimed_by.as_deref().is_none_or(|c| c == flush_id) => {
+            OnFlush::Resend
+        }
+        // Another flush message (a copy of this one) is sending it.
+        WindowState::Sending => OnFlush::Drop,
         WindowState::Open if now < window.due_at => {
             OnFlush::NotYet(Duration::from_secs((window.due_at - now) as u64))
         }
@@ -115,6 +127,7 @@ mod tests {
             state,
             due_at,
             last_email_at,
+            claimed_by: None,
         }
     }
 
@@ -182,8 +195,13 @@ mod tests {
             on_failure(Some(&stuck), 1011 + SENDING_OVERDUE_SECS, TIMING),
             OnFailure::TakeOver(&stuck)
         );
-        // Its flush then resends the window.
-        assert_eq!(on_flush(Some(&stuck), "w1", 5000), OnFlush::Resend);
+        // The taker opens it again (claimed by nobody), due at once: its flush claims it.
+        let taken = AlertWindow {
+            state: WindowState::Open,
+            due_at: 5000,
+            ..stuck.clone()
+        };
+        assert_eq!(on_flush(Some(&taken), "w1", "m2", 5000), OnFlush::Claim);
     }
 
     #[test]
@@ -192,30 +210,44 @@ mod tests {
         assert_eq!(flush_delay(&open, 1000), Duration::from_secs(10));
         // A flush that surfaces early waits for the rest; a due one claims the window.
         assert_eq!(
-            on_flush(Some(&open), "w1", 1004),
+            on_flush(Some(&open), "w1", "m1", 1004),
             OnFlush::NotYet(Duration::from_secs(6))
         );
-        assert_eq!(on_flush(Some(&open), "w1", 1010), OnFlush::Claim);
-        assert_eq!(on_flush(Some(&open), "w1", 2000), OnFlush::Claim);
+        assert_eq!(on_flush(Some(&open), "w1", "m1", 1010), OnFlush::Claim);
+        assert_eq!(on_flush(Some(&open), "w1", "m1", 2000), OnFlush::Claim);
         // Once closed, a repeated flush sends nothing.
         let closed = window(WindowState::Closed, 1010, Some(1011));
-        assert_eq!(on_flush(Some(&closed), "w1", 1011), OnFlush::Drop);
+        assert_eq!(on_flush(Some(&closed), "w1", "m1", 1011), OnFlush::Drop);
     }
 
     #[test]
     fn a_failure_during_sending_sends_again() {
         // The email failed: the window stays `sending` and the flush comes back.
         let sending = window(WindowState::Sending, 1010, None);
-        assert_eq!(on_flush(Some(&sending), "w1", 1070), OnFlush::Resend);
+        assert_eq!(on_flush(Some(&sending), "w1", "m1", 1070), OnFlush::Resend);
         // Before its due time too: it was claimed already.
-        assert_eq!(on_flush(Some(&sending), "w1", 0), OnFlush::Resend);
+        assert_eq!(on_flush(Some(&sending), "w1", "m1", 0), OnFlush::Resend);
+    }
+
+    #[test]
+    fn only_the_flush_that_claimed_a_window_sends_it() {
+        let claimed = AlertWindow {
+            claimed_by: Some("m1".into()),
+            ..window(WindowState::Sending, 1010, None)
+        };
+        assert_eq!(on_flush(Some(&claimed), "w1", "m1", 1070), OnFlush::Resend);
+        assert_eq!(
+            on_flush(Some(&claimed), "w1", "m2", 1070),
+            OnFlush::Drop,
+            "a copy of the flush message"
+        );
     }
 
     #[test]
     fn stale_flushes_are_dropped() {
         let open = window(WindowState::Open, 1010, None);
-        assert_eq!(on_flush(Some(&open), "w0", 2000), OnFlush::Drop);
-        assert_eq!(on_flush(None, "w1", 2000), OnFlush::Drop);
+        assert_eq!(on_flush(Some(&open), "w0", "m1", 2000), OnFlush::Drop);
+        assert_eq!(on_flush(None, "w1", "m1", 2000), OnFlush::Drop);
     }
 
     #[test]

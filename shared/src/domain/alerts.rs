@@ -124,6 +124,11 @@ pub struct AlertWindow {
     pub due_at: i64,
     #[serde(default)]
     pub last_email_at: Option<i64>,
+    /// The flush message (its SQS message id) that claimed the window: only it sends the
+    /// digest, so a copy of the flush message (an SDK retry of a send that went through, or
+    /// SQS's at-least-once) cannot send it twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_by: Option<String>,
 }
 
 /// The start of a payload, for the email.

@@ -426,10 +426,11 @@ async fn a_window_stuck_sending_is_taken_over_by_the_next_failure() {
         state: webhooks_shared::domain::alerts::WindowState::Open,
         due_at: now - 7_200,
         last_email_at: None,
+        claimed_by: None,
     };
     assert!(store.open_alert_window(&stuck).await.expect("open"));
     assert!(store
-        .claim_alert_window(&webhook_id, "stuck")
+        .claim_alert_window(&webhook_id, "stuck", "a-dead-flush")
         .await
         .expect("claim"));
     assert!(store

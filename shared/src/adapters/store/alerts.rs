@@ -99,6 +99,9 @@ impl Store {
     }
 
     /// Opens a digest window unless one is open or being sent (returns false then).
+    /// `window.window_id` is new for each call: if the SDK sends the put again because an
+    /// answer was lost after the window was written, the window found is this one, and the
+    /// call still answers true (else no flush would ever be scheduled for it).
     pub async fn open_alert_window(&self, window: &AlertWindow) -> Result<bool, StoreError> {
         let mut item = to_item(window)?;
         item.insert("sk".into(), s(WINDOW_SK));
@@ -107,29 +110,49 @@ impl Store {
             .put_item()
             .table_name(&self.tables.alerts_table)
             .set_item(Some(item))
-            .condition_expression("attribute_not_exists(sk) OR #state = :closed")
+            .condition_expression(
+                "attribute_not_exists(sk) OR #state = :closed OR window_id = :mine",
+            )
             .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":closed", s("closed"));
+            .expression_attribute_values(":closed", s("closed"))
+            .expression_attribute_values(":mine", s(&window.window_id));
         unless_condition_failed(put.send().await)
     }
 
-    /// Moves window `window_id` from open to sending. False if it is no longer that window.
+    /// Moves window `window_id` from open to sending, claimed by the flush message
+    /// `flush_id`. False if it is no longer that window or another flush claimed it. Claiming
+    /// again by the same flush (its retry, or the SDK's) answers true.
     pub async fn claim_alert_window(
         &self,
         webhook_id: &WebhookId,
         window_id: &str,
+        flush_id: &str,
     ) -> Result<bool, StoreError> {
-        self.set_window_state(webhook_id, window_id, WindowState::Sending, None)
-            .await
+        let update = self
+            .ddb
+            .update_item()
+            .table_name(&self.tables.alerts_table)
+            .key("webhook_id", s(webhook_id))
+            .key("sk", s(WINDOW_SK))
+            .condition_expression("window_id = :w AND (#state = :open OR claimed_by = :me)")
+            .update_expression("SET #state = :sending, claimed_by = :me")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":w", s(window_id))
+            .expression_attribute_values(":open", s("open"))
+            .expression_attribute_values(":sending", s("sending"))
+            .expression_attribute_values(":me", s(flush_id));
+        unless_condition_failed(update.send().await)
     }
 
-    /// Takes over a window stuck `sending` (its flush message is gone): moves its `due_at`
-    /// from the one read to `now`, unless someone else did first (returns false then), so one
-    /// taker alone schedules the next flush.
+    /// Takes over a window stuck `sending` (its flush message is gone): opens it again, due
+    /// `now` and claimed by nobody, unless someone else did first (returns false then), so one
+    /// taker alone schedules the next flush. The taker's `token` (new for each call) makes
+    /// the SDK's retry of a write that went through answer true too.
     pub async fn take_over_alert_window(
         &self,
         window: &AlertWindow,
         now: i64,
+        token: &str,
     ) -> Result<bool, StoreError> {
         let update = self
             .ddb
@@ -137,13 +160,19 @@ impl Store {
             .table_name(&self.tables.alerts_table)
             .key("webhook_id", s(&window.webhook_id))
             .key("sk", s(WINDOW_SK))
-            .condition_expression("window_id = :w AND #state = :sending AND due_at = :seen")
-            .update_expression("SET due_at = :now")
+            .condition_expression(
+                "window_id = :w AND ((#state = :sending AND due_at = :seen) OR taken_by = :token)",
+            )
+            .update_expression(
+                "SET #state = :open, due_at = :now, taken_by = :token REMOVE claimed_by",
+            )
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":w", s(&window.window_id))
             .expression_attribute_values(":sending", s("sending"))
+            .expression_attribute_values(":open", s("open"))
             .expression_attribute_values(":seen", n(window.due_at))
-            .expression_attribute_values(":now", n(now));
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":token", s(token));
         unless_condition_failed(update.send().await)
     }
 
