@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help dev test lint fmt check-template package bench spec venv clean
+.PHONY: help dev test lint fmt check-template package bench chaos spec venv clean
 
 help:
 	@echo "make dev             run everything locally (moto on :4566 enforcing IAM, API on :3000)"
@@ -13,6 +13,8 @@ help:
 	@echo "make check-template  translate template.yaml with samtranslator, cfn-lint it, sam validate --lint"
 	@echo "make package         sam validate --lint and sam build (arm64, cargo-lambda); zips and sizes printed"
 	@echo "make bench           pipeline latency and throughput on this machine (bench-results/)"
+	@echo "make chaos           the pipeline under faults at scale: 2,000 events x 3 webhooks per fault"
+	@echo "                     kind, 25 % of AWS calls failing (bench-results/chaos-latest.json)"
 	@echo "make spec            refresh docs/spec/ (SPEC.md, the user guide) from ../shared/spec"
 
 venv:
@@ -47,6 +49,9 @@ bench: venv
 # beside this one); this refreshes them.
 SPEC_SRC := ../shared/spec
 SPEC_FILES := SPEC.md webhooks-user-guide.txt
+
+chaos: venv
+	cargo run --release -p integration-tests --bin chaos -- --events $${EVENTS:-2000} --webhooks $${WEBHOOKS:-3} --rate $${RATE:-25}
 
 spec:
 	@if [ ! -d "$(SPEC_SRC)" ]; then \

@@ -296,7 +296,10 @@ fn state_of(log: Option<&Vec<AttemptRecord>>) -> Option<DeliveryState> {
         .map(|a| a.delivery_state)
 }
 
-/// Reads the log of every delivery until each is final or `deadline` passes.
+/// Reads the log of every delivery until each is final or `deadline` passes, then once more
+/// (so the checks see every line). A round stops reading after 50 deliveries still under
+/// way: those after them are most likely under way too, and a long run would otherwise
+/// spend the emulator on reading.
 async fn wait_until_final(
     store: &Store,
     deliveries: &[(usize, DeliveryId)],
@@ -310,15 +313,28 @@ async fn wait_until_final(
             .filter(|d| !state_of(logs.get(*d)).is_some_and(DeliveryState::is_final))
             .collect();
         if open.is_empty() || Instant::now() > deadline {
-            return logs;
+            break;
         }
+        let mut still_open = 0;
         for d in open {
             if let Ok(log) = store.attempts_of(d).await {
+                if !state_of(Some(&log)).is_some_and(DeliveryState::is_final) {
+                    still_open += 1;
+                }
                 logs.insert(d.clone(), log);
+            }
+            if still_open >= 50 {
+                break;
             }
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
+    for (_, d) in deliveries {
+        if let Ok(log) = store.attempts_of(d).await {
+            logs.insert(d.clone(), log);
+        }
+    }
+    logs
 }
 
 /// The emails about the run's webhooks, once every failure of `failed` is counted in one
