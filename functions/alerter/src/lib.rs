@@ -110,11 +110,11 @@ impl Alerter {
     /// Records the failure for its webhook's digest and makes sure a digest is coming.
     async fn failure(&self, notice: &FailureNotice) -> Result<Fate, AlertError> {
         let expires_at = clock::expiry(SystemTime::now(), self.retention);
-        if self
+        let recorded = self
             .store
             .put_alert_failure_if_new(notice, expires_at)
-            .await?
-        {
+            .await?;
+        if recorded {
             tracing::info!(webhook_id = %notice.webhook_id, delivery_id = %notice.delivery_id, event_id = %notice.event_id, "permanent failure recorded for the digest");
         } else if self
             .store
@@ -125,12 +125,20 @@ impl Alerter {
             return Ok(Fate::Done); // a repeated notice of a failure already emailed
         }
         // A new failure, or a repeated one still waiting: make sure its digest is coming.
-        self.ensure_window(&notice.webhook_id).await?;
+        self.ensure_window(&notice.webhook_id, !recorded).await?;
         Ok(Fate::Done)
     }
 
     /// Opens a digest window for the webhook unless one is open, and schedules its flush.
-    async fn ensure_window(&self, webhook_id: &WebhookId) -> Result<(), AlertError> {
+    /// A `repeated` notice may be the retry of one that opened the window and then failed
+    /// before its flush was sent (or was told it failed when it had not): it schedules a
+    /// flush for the open window again. A flush too many is harmless: only one claims the
+    /// window.
+    async fn ensure_window(
+        &self,
+        webhook_id: &WebhookId,
+        repeated: bool,
+    ) -> Result<(), AlertError> {
         let now = now_secs();
         let current = self.store.get_alert_window(webhook_id).await?;
         let timing = Timing {
@@ -138,7 +146,12 @@ impl Alerter {
             window_secs: self.settings.window.as_secs() as i64,
         };
         let (due_at, last_email_at) = match on_failure(current.as_ref(), now, timing) {
-            OnFailure::Join => return Ok(()),
+            OnFailure::Join => {
+                return match current.filter(|w| repeated && w.state == WindowState::Open) {
+                    Some(open) => self.schedule_flush(&open, now).await,
+                    None => Ok(()),
+                };
+            }
             OnFailure::Reschedule(open) => return self.schedule_flush(open, now).await,
             OnFailure::TakeOver(stuck) => {
                 // One taker wins the conditional write and schedules the one flush.
@@ -205,6 +218,13 @@ impl Alerter {
     ) -> Result<Fate, AlertError> {
         let window = self.store.get_alert_window(webhook_id).await?;
         match on_flush(window.as_ref(), window_id, flush_id, now_secs()) {
+            OnFlush::Drop
+                if window.as_ref().is_some_and(|w| {
+                    w.window_id == window_id && w.state == WindowState::Closed
+                }) =>
+            {
+                return self.open_next_if_pending(webhook_id).await;
+            }
             OnFlush::Drop => return Ok(Fate::Done),
             OnFlush::NotYet(wait) => return Ok(Fate::RetryIn(wait)),
             OnFlush::Claim => {
@@ -271,14 +291,20 @@ impl Alerter {
         self.store
             .close_alert_window(webhook_id, window_id, Some(now_secs()))
             .await?;
-        // Failures that arrived while this digest was being sent go in the next one.
+        self.open_next_if_pending(webhook_id).await
+    }
+
+    /// Failures that arrived while a digest was being sent go in the next one. Also run for
+    /// a flush that finds its window closed already: it may be the retry of a flush that
+    /// closed the window and then failed before opening the next.
+    async fn open_next_if_pending(&self, webhook_id: &WebhookId) -> Result<Fate, AlertError> {
         if !self
             .store
             .pending_alert_failures(webhook_id)
             .await?
             .is_empty()
         {
-            self.ensure_window(webhook_id).await?;
+            self.ensure_window(webhook_id, true).await?;
         }
         Ok(Fate::Done)
     }
