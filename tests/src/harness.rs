@@ -23,6 +23,9 @@ pub const REGION: &str = "us-east-1";
 /// for the storm test's 124 notices to be handled first on a loaded 2-core machine with IAM
 /// enforced (10 s was not always).
 pub const ALERT_GATHER_SECS: u64 = 20;
+/// The least time between two digests of a webhook (`WEBHOOKS_ALERT_WINDOW_SECONDS`): short,
+/// so a test sees the digest that follows one (failures handled after its window was claimed).
+pub const ALERT_WINDOW_SECS: u64 = 30;
 
 pub struct Harness {
     pub root: PathBuf,
@@ -235,6 +238,10 @@ fn start() -> Harness {
             (
                 "WEBHOOKS_ALERT_GATHER_SECONDS".to_string(),
                 ALERT_GATHER_SECS.to_string(),
+            ),
+            (
+                "WEBHOOKS_ALERT_WINDOW_SECONDS".to_string(),
+                ALERT_WINDOW_SECS.to_string(),
             ),
             (
                 "WEBHOOKS_ALLOW_PRIVATE_TARGETS".to_string(),

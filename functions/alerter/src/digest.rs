@@ -45,9 +45,9 @@ fn escape(text: &str) -> String {
     out
 }
 
-/// The digest email for `failures` (all of the window, oldest first).
-pub fn compose_digest(webhook: &WebhookSummary, failures: &[FailureNotice]) -> Email {
-    let total = failures.len();
+/// The digest email for `total` failures, of which `listed` are the first (at most
+/// [`LISTED_MAX`] are shown).
+pub fn compose_digest(webhook: &WebhookSummary, total: u64, listed: &[FailureNotice]) -> Email {
     let noun = if total == 1 { "delivery" } else { "deliveries" };
     let subject = format!(
         "[comps-webhooks] Webhook \"{}\": {total} {noun} permanently failed",
@@ -56,8 +56,8 @@ pub fn compose_digest(webhook: &WebhookSummary, failures: &[FailureNotice]) -> E
     let log = format!("GET /api/v1/webhooks/{}/attempts", webhook.id);
     let console = format!("/admin/webhooks/{}", webhook.id);
     let recover = format!("POST /api/v1/webhooks/{}/recover", webhook.id);
-    let listed = &failures[..total.min(LISTED_MAX)];
-    let rest = total - listed.len();
+    let listed = &listed[..listed.len().min(LISTED_MAX)];
+    let rest = total.saturating_sub(listed.len() as u64);
 
     let mut text = format!(
         "Webhook: {}\nURL: {}\nWebhook id: {}\n\n{total} {noun} failed permanently and will not be retried.\n",
@@ -169,7 +169,7 @@ mod tests {
 
     #[test]
     fn a_single_failure_is_described_in_full() {
-        let email = compose_digest(&webhook(), &[failure(0)]);
+        let email = compose_digest(&webhook(), 1, &[failure(0)]);
         assert_eq!(
             email.subject,
             "[comps-webhooks] Webhook \"CRM <sync>\": 1 delivery permanently failed"
@@ -198,8 +198,9 @@ mod tests {
 
     #[test]
     fn a_storm_lists_fifty_and_counts_the_rest() {
-        let failures: Vec<_> = (0..120).map(failure).collect();
-        let email = compose_digest(&webhook(), &failures);
+        // Only the listed ones are loaded; the total comes from the window's counters.
+        let listed: Vec<_> = (0..50).map(failure).collect();
+        let email = compose_digest(&webhook(), 120, &listed);
         assert!(email.subject.contains("120 deliveries permanently failed"));
         assert!(email.text.contains("50. order.completed"));
         assert!(!email.text.contains("51. order.completed"));

@@ -18,15 +18,15 @@ use futures::future::join_all;
 use thiserror::Error;
 
 use crate::batch::Fate;
-use crate::digest::{compose_digest, WebhookSummary};
+use crate::digest::{compose_digest, WebhookSummary, LISTED_MAX};
 use crate::mailer::Mailer;
 use crate::window::{flush_delay, on_failure, on_flush, OnFailure, OnFlush, Timing};
 use webhooks_shared::adapters::queue::{Queue, QueueError};
-use webhooks_shared::adapters::store::{Store, StoreError};
+use webhooks_shared::adapters::store::{RecordedFailure, Store, StoreError};
 use webhooks_shared::adapters::Adapters;
 use webhooks_shared::config::AlertSettings;
 use webhooks_shared::domain::alerts::{
-    AlertMessage, AlertWindow, FailureNotice, FailureReason, WindowState,
+    listed_of, AlertMessage, AlertWindow, FailureNotice, FailureReason, WindowState,
 };
 use webhooks_shared::domain::clock;
 use webhooks_shared::domain::ids::WebhookId;
@@ -110,22 +110,23 @@ impl Alerter {
     /// Records the failure for its webhook's digest and makes sure a digest is coming.
     async fn failure(&self, notice: &FailureNotice) -> Result<Fate, AlertError> {
         let expires_at = clock::expiry(SystemTime::now(), self.retention);
-        let recorded = self
-            .store
-            .put_alert_failure_if_new(notice, expires_at)
-            .await?;
-        if recorded {
-            tracing::info!(webhook_id = %notice.webhook_id, delivery_id = %notice.delivery_id, event_id = %notice.event_id, "permanent failure recorded for the digest");
-        } else if self
-            .store
-            .pending_alert_failures(&notice.webhook_id)
-            .await?
-            .is_empty()
-        {
-            return Ok(Fate::Done); // a repeated notice of a failure already emailed
-        }
+        let repeated = match self.store.record_alert_failure(notice, expires_at).await? {
+            RecordedFailure::New(epoch) => {
+                tracing::info!(webhook_id = %notice.webhook_id, delivery_id = %notice.delivery_id, event_id = %notice.event_id, epoch, "permanent failure recorded for the digest");
+                false
+            }
+            // Recorded before epochs existed: its digest went out then.
+            RecordedFailure::Known(None) => return Ok(Fate::Done),
+            RecordedFailure::Known(Some(epoch)) => {
+                let window = self.store.get_alert_window(&notice.webhook_id).await?;
+                if !window.is_some_and(|w| w.awaits_digest(epoch)) {
+                    return Ok(Fate::Done); // a repeated notice of a failure already emailed
+                }
+                true
+            }
+        };
         // A new failure, or a repeated one still waiting: make sure its digest is coming.
-        self.ensure_window(&notice.webhook_id, !recorded).await?;
+        self.ensure_window(&notice.webhook_id, repeated).await?;
         Ok(Fate::Done)
     }
 
@@ -183,7 +184,8 @@ impl Alerter {
             state: WindowState::Open,
             due_at,
             last_email_at,
-            claimed_by: None,
+            // The counters stay as stored; opening a window does not write them.
+            ..AlertWindow::default()
         };
         if !self.store.open_alert_window(&window).await? {
             return Ok(()); // another container opened it
@@ -191,7 +193,7 @@ impl Alerter {
         if let Err(err) = self.schedule_flush(&window, now).await {
             // Undo, so the retried notice opens the window again and schedules its flush.
             self.store
-                .close_alert_window(webhook_id, &window.window_id, None)
+                .close_alert_window(webhook_id, &window.window_id)
                 .await?;
             return Err(err);
         }
@@ -209,42 +211,61 @@ impl Alerter {
         Ok(())
     }
 
-    /// Sends the digest of a window: one email for every failure collected so far.
+    /// Sends the digest of a window: one email that counts every failure recorded since the
+    /// last digest until the window was claimed, and lists the first [`LISTED_MAX`] of them
+    /// (the only ones loaded).
     async fn flush(
         &self,
         webhook_id: &WebhookId,
         window_id: &str,
         flush_id: &str,
     ) -> Result<Fate, AlertError> {
-        let window = self.store.get_alert_window(webhook_id).await?;
-        match on_flush(window.as_ref(), window_id, flush_id, now_secs()) {
+        let Some(window) = self.store.get_alert_window(webhook_id).await? else {
+            return Ok(Fate::Done);
+        };
+        let claimed = match on_flush(Some(&window), window_id, flush_id, now_secs()) {
             OnFlush::Drop
-                if window.as_ref().is_some_and(|w| {
-                    w.window_id == window_id && w.state == WindowState::Closed
-                }) =>
+                if window.window_id == window_id && window.state == WindowState::Closed =>
             {
-                return self.open_next_if_pending(webhook_id).await;
+                return self.after_digest(webhook_id, Some(window)).await;
             }
             OnFlush::Drop => return Ok(Fate::Done),
             OnFlush::NotYet(wait) => return Ok(Fate::RetryIn(wait)),
-            OnFlush::Claim => {
-                if !self
-                    .store
-                    .claim_alert_window(webhook_id, window_id, flush_id)
+            OnFlush::Claim => match self
+                .store
+                .claim_alert_window(webhook_id, window_id, flush_id)
+                .await?
+            {
+                Some(claimed) => claimed,
+                None => return Ok(Fate::Done), // another flush of this window claimed it
+            },
+            OnFlush::Resend => window,
+        };
+        // Claimed before epochs existed (nothing this code can list), or nothing recorded.
+        let total = match claimed.digest() {
+            Some(epochs) => {
+                self.store
+                    .count_alert_failures(webhook_id, epochs.from, epochs.to)
                     .await?
-                {
-                    return Ok(Fate::Done);
-                }
             }
-            OnFlush::Resend => {}
-        }
-        let failures = self.store.pending_alert_failures(webhook_id).await?;
-        if failures.is_empty() {
-            self.store
-                .close_alert_window(webhook_id, window_id, None)
+            None => 0,
+        };
+        let Some(epochs) = claimed.digest().filter(|_| total > 0) else {
+            let closed = self
+                .store
+                .finish_alert_digest(webhook_id, window_id, None)
                 .await?;
-            return Ok(Fate::Done);
-        }
+            return self.after_digest(webhook_id, closed).await;
+        };
+        let listed = self
+            .store
+            .listed_alert_failures(
+                webhook_id,
+                epochs.from,
+                epochs.to,
+                listed_of(total, LISTED_MAX as u64),
+            )
+            .await?;
         let webhook = match self.store.get_webhook(webhook_id).await? {
             Some(w) => WebhookSummary {
                 id: w.id,
@@ -257,11 +278,11 @@ impl Alerter {
                 url: "-".into(),
             },
         };
-        let email = compose_digest(&webhook, &failures);
+        let email = compose_digest(&webhook, total, &listed);
         if self.settings.recipients.is_empty() {
             tracing::error!(
                 webhook_id = %webhook_id,
-                failures = failures.len(),
+                failures = total,
                 "no alert recipients configured (WEBHOOKS_ALERT_EMAILS); digest not sent"
             );
         } else {
@@ -275,7 +296,7 @@ impl Alerter {
                 .await
             {
                 Ok(message_id) => {
-                    tracing::info!(webhook_id = %webhook_id, failures = failures.len(), ses_message_id = %message_id, "alert digest sent")
+                    tracing::info!(webhook_id = %webhook_id, failures = total, listed = listed.len(), from_epoch = epochs.from, to_epoch = epochs.to, ses_message_id = %message_id, "alert digest sent")
                 }
                 Err(err) => {
                     // The window stays `sending`; this flush comes back and tries again.
@@ -284,26 +305,22 @@ impl Alerter {
                 }
             }
         }
-        let expires_at = clock::expiry(SystemTime::now(), self.retention);
-        self.store
-            .mark_alert_failures_sent(&failures, expires_at)
+        let closed = self
+            .store
+            .finish_alert_digest(webhook_id, window_id, Some(now_secs()))
             .await?;
-        self.store
-            .close_alert_window(webhook_id, window_id, Some(now_secs()))
-            .await?;
-        self.open_next_if_pending(webhook_id).await
+        self.after_digest(webhook_id, closed).await
     }
 
-    /// Failures that arrived while a digest was being sent go in the next one. Also run for
-    /// a flush that finds its window closed already: it may be the retry of a flush that
-    /// closed the window and then failed before opening the next.
-    async fn open_next_if_pending(&self, webhook_id: &WebhookId) -> Result<Fate, AlertError> {
-        if !self
-            .store
-            .pending_alert_failures(webhook_id)
-            .await?
-            .is_empty()
-        {
+    /// Failures recorded after the window was claimed go in the next digest. Also run for a
+    /// flush that finds its window closed already: it may be the retry of a flush that closed
+    /// the window and then failed before opening the next.
+    async fn after_digest(
+        &self,
+        webhook_id: &WebhookId,
+        closed: Option<AlertWindow>,
+    ) -> Result<Fate, AlertError> {
+        if closed.is_some_and(|w| w.has_unsent()) {
             self.ensure_window(webhook_id, true).await?;
         }
         Ok(Fate::Done)

@@ -127,7 +127,7 @@ mod tests {
             state,
             due_at,
             last_email_at,
-            claimed_by: None,
+            ..AlertWindow::default()
         }
     }
 

@@ -103,24 +103,35 @@ pub enum AlertMessage {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WindowState {
     /// Collecting failures; a flush is due at `due_at`.
     Open,
     /// The digest is being sent.
     Sending,
-    /// No window open; the last digest went out at `last_email_at`.
+    /// No window open; the last digest went out at `last_email_at`. Also what a webhook's
+    /// window item is before its first window opens (it holds only the counters then).
+    #[default]
     Closed,
 }
 
 /// The digest window of one webhook, kept in DynamoDB so it holds across containers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Failures are recorded into the webhook's current `epoch` (one transaction stores each
+/// one, provided the epoch is still that one, and counts it in `recorded`). Claiming a
+/// window for its digest closes the epoch (the digest covers `digest_from..=digest_to`) and
+/// opens the next, so a digest can count its failures without loading them and list only
+/// the first few; failures recorded after the claim are the next digest's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlertWindow {
     pub webhook_id: WebhookId,
+    #[serde(default)]
     pub window_id: String,
+    #[serde(default)]
     pub state: WindowState,
     /// Unix seconds when the digest is due.
+    #[serde(default)]
     pub due_at: i64,
     #[serde(default)]
     pub last_email_at: Option<i64>,
@@ -129,6 +140,52 @@ pub struct AlertWindow {
     /// SQS's at-least-once) cannot send it twice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claimed_by: Option<String>,
+    /// The epoch failures are recorded into now.
+    #[serde(default)]
+    pub epoch: u64,
+    /// How many failures were recorded into `epoch`.
+    #[serde(default)]
+    pub recorded: u64,
+    /// Once claimed, until its email is out: the epochs the digest covers (more than one
+    /// when a window stuck `sending` was taken over and claimed again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest_from: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest_to: Option<u64>,
+}
+
+/// What a claimed window's digest covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DigestEpochs {
+    pub from: u64,
+    pub to: u64,
+}
+
+/// How many failures a digest of `count` lists (and loads): the first `listed_max`.
+pub fn listed_of(count: u64, listed_max: u64) -> u64 {
+    count.min(listed_max)
+}
+
+impl AlertWindow {
+    /// The epochs the digest of this window covers; None before the claim.
+    pub fn digest(&self) -> Option<DigestEpochs> {
+        let from = self.digest_from?;
+        Some(DigestEpochs {
+            from,
+            to: self.digest_to.unwrap_or(from),
+        })
+    }
+
+    /// Whether a failure recorded into `epoch` still waits for its digest to go out: it is
+    /// in a digest not yet sent, or in the epoch being collected.
+    pub fn awaits_digest(&self, epoch: u64) -> bool {
+        epoch >= self.digest_from.unwrap_or(self.epoch)
+    }
+
+    /// Whether failures were recorded that no digest has claimed yet.
+    pub fn has_unsent(&self) -> bool {
+        self.recorded > 0
+    }
 }
 
 /// The start of a payload, for the email.
@@ -152,6 +209,60 @@ mod tests {
         let long = "é".repeat(300);
         assert_eq!(excerpt(&long).chars().count(), EXCERPT_CHARS + 1);
         assert!(excerpt(&long).ends_with('…'));
+    }
+
+    /// A window claimed for the digest of epoch 3 (120 failures); 5 more came since.
+    fn claimed() -> AlertWindow {
+        AlertWindow {
+            webhook_id: "wh_1".into(),
+            window_id: "w1".into(),
+            state: WindowState::Sending,
+            epoch: 4,
+            recorded: 5,
+            digest_from: Some(3),
+            digest_to: Some(3),
+            ..AlertWindow::default()
+        }
+    }
+
+    #[test]
+    fn a_digest_counts_its_epochs_and_lists_the_first_fifty() {
+        let window = claimed();
+        assert_eq!(window.digest(), Some(DigestEpochs { from: 3, to: 3 }));
+        // 120 failures: 50 listed (and loaded), the rest counted.
+        assert_eq!((listed_of(120, 50), listed_of(3, 50)), (50, 3));
+        // Taken over and claimed again: the digest covers both epochs.
+        let reclaimed = AlertWindow {
+            digest_to: Some(4),
+            ..claimed()
+        };
+        assert_eq!(reclaimed.digest(), Some(DigestEpochs { from: 3, to: 4 }));
+        // The failures of the epoch being sent and of the next one wait; older ones went out.
+        assert!(window.awaits_digest(3) && window.awaits_digest(4));
+        assert!(!window.awaits_digest(2));
+        assert!(window.has_unsent());
+        // Once its email went out, epoch 3 is done.
+        let closed = AlertWindow {
+            state: WindowState::Closed,
+            digest_from: None,
+            digest_to: None,
+            ..claimed()
+        };
+        assert_eq!(closed.digest(), None);
+        assert!(!closed.awaits_digest(3) && closed.awaits_digest(4));
+        let quiet = AlertWindow {
+            recorded: 0,
+            ..closed
+        };
+        assert!(!quiet.has_unsent());
+    }
+
+    #[test]
+    fn a_window_item_with_only_counters_reads_as_closed() {
+        let item = serde_json::json!({"webhook_id": "wh_1", "recorded": 4});
+        let w: AlertWindow = serde_json::from_value(item).unwrap();
+        assert_eq!((w.state, w.epoch, w.recorded), (WindowState::Closed, 0, 4));
+        assert!(w.awaits_digest(0) && w.has_unsent());
     }
 
     #[test]

@@ -22,6 +22,7 @@ use crate::adapters::aws_error::{from_aws_errors, AwsError, Failure};
 use crate::adapters::backoff::Backoff;
 use crate::config::Resources;
 
+pub use alerts::RecordedFailure;
 pub use deliveries::{LogPage, LogPosition, WEBHOOK_LOG_INDEX};
 
 /// BatchWriteItem takes at most 25 items.
@@ -76,9 +77,19 @@ fn unless_condition_failed<O, E>(
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
+    Ok(output_unless_condition_failed(result)?.is_some())
+}
+
+/// The output of a conditional write, or None if its condition failed.
+fn output_unless_condition_failed<O, E>(
+    result: Result<O, SdkError<E, HttpResponse>>,
+) -> Result<Option<O>, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
     match result.map_err(AwsError::from) {
-        Ok(_) => Ok(true),
-        Err(err) if err.failure() == Failure::ConditionFailed => Ok(false),
+        Ok(out) => Ok(Some(out)),
+        Err(err) if err.failure() == Failure::ConditionFailed => Ok(None),
         Err(err) => Err(err.into()),
     }
 }
