@@ -20,11 +20,18 @@ This launcher teaches those handlers what AWS authorizes:
 - SES: the ARN of the sending identity (the address if it is verified, else its domain),
   with the condition key ses:FromAddress.
 
+DynamoDB applies each request atomically; moto's handlers do not (concurrent updates of one
+item can lose an increment, and a query can fail with "dictionary changed size during
+iteration" while another request writes). Here DynamoDB requests are handled one at a time.
+
 One SQS gap is closed too: moto decides which FIFO message groups are busy once per
 ReceiveMessage, so a long poll that began before another consumer received a group's message
 could hand out a second message of that group while the first is in flight. AWS never does;
 here a message waits while another message of its group is in flight. (Several messages of
-one group may still come in one receive, as on AWS.)
+one group may still come in one receive, as on AWS.) And on a FIFO queue only a message's
+latest receipt handle changes its visibility, as on AWS, where an earlier one has expired:
+moto accepts any handle the message ever had, so a late SDK retry of a visibility change
+could make a message visible again while its next receive is being handled.
 
 moto answers a refused call in XML whatever the protocol; a JSON-protocol call (DynamoDB,
 KMS, SQS) gets its refusal in JSON here, as AWS sends it, so the SDK shows its message
@@ -251,6 +258,39 @@ def fifo_groups_wait_while_in_flight() -> None:
     Queue.approximate_number_of_messages = property(lambda self: len(visible(self)))
 
 
+def fifo_receipt_handles_expire() -> None:
+    """ChangeMessageVisibility on a FIFO queue with a receipt handle of an earlier receive is
+    refused (the batch call reports that entry failed)."""
+    from moto.sqs.exceptions import ReceiptHandleIsInvalid
+    from moto.sqs.models import SQSBackend
+
+    change = SQSBackend.change_message_visibility
+
+    def latest_handle_only(self: Any, queue_name: str, receipt_handle: str, visibility_timeout: int) -> None:
+        queue = self.get_queue(queue_name)
+        if queue.fifo_queue and any(
+            m.had_receipt_handle(receipt_handle) and m.receipt_handle != receipt_handle for m in queue._messages
+        ):
+            raise ReceiptHandleIsInvalid
+        change(self, queue_name, receipt_handle, visibility_timeout)
+
+    SQSBackend.change_message_visibility = latest_handle_only
+
+
+def dynamodb_requests_one_at_a_time() -> None:
+    """Each DynamoDB request runs under one lock, so it is atomic as on AWS."""
+    from moto.dynamodb.responses import DynamoHandler
+
+    lock = threading.Lock()
+    call_action = DynamoHandler.call_action
+
+    def atomic(self: Any) -> Any:
+        with lock:
+            return call_action(self)
+
+    DynamoHandler.call_action = atomic
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -260,6 +300,8 @@ def main() -> int:
 
     install_resource_checks()
     fifo_groups_wait_while_in_flight()
+    fifo_receipt_handles_expire()
+    dynamodb_requests_one_at_a_time()
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address=args.host, port=args.port, verbose=False)

@@ -68,6 +68,9 @@ pub struct Outcome {
     pub injected_before: u64,
     pub injected_after: u64,
     pub seconds: f64,
+    /// When a check failed: what the handlers logged about the deliveries it names.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<String>,
 }
 
 impl Outcome {
@@ -201,10 +204,35 @@ pub async fn run(plan: &Plan) -> Outcome {
             &emails,
         );
     }
+    outcome.evidence = evidence(&outcome, &h.logs.text());
     for subscriber in &subscribers {
         api.delete_webhook(&subscriber.id).await;
     }
     outcome
+}
+
+/// The log lines (at most 300) that name a delivery a failed check names.
+fn evidence(outcome: &Outcome, logs: &str) -> Vec<String> {
+    let named: BTreeSet<&str> = outcome
+        .lost
+        .iter()
+        .chain(&outcome.sent_twice)
+        .chain(&outcome.sent_after_success)
+        .chain(&outcome.log_mismatches)
+        .filter_map(|problem| {
+            problem
+                .split(['#', ':', ' '])
+                .find(|w| w.starts_with("dlv_"))
+        })
+        .collect();
+    if named.is_empty() {
+        return Vec::new();
+    }
+    logs.lines()
+        .filter(|line| named.iter().any(|d| line.contains(d)))
+        .take(300)
+        .map(str::to_owned)
+        .collect()
 }
 
 fn add_counts(outcome: &mut Outcome, counts: &BTreeMap<String, CallCount>) {
