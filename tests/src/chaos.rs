@@ -402,7 +402,7 @@ async fn wait_for_alerts(
 }
 
 /// The number of failures a digest's subject counts ("…: 3 deliveries permanently failed").
-fn counted_in(email: &Value) -> usize {
+pub fn counted_in(email: &Value) -> usize {
     let subject = email["subject"].as_str().unwrap_or_default();
     subject
         .rsplit_once(": ")

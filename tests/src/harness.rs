@@ -94,17 +94,40 @@ impl Harness {
 
     /// The emails the emulator's SES accepted: `{id, source, destinations, subject, body}`,
     /// where body is the HTML part.
+    /// moto dumps every backend for this, and fails now and then while another request
+    /// writes (its handlers hold no lock): asked again, it answers.
     pub async fn sent_emails(&self) -> Vec<serde_json::Value> {
-        let data: serde_json::Value = reqwest::get(format!("{}/moto-api/data.json", self.endpoint))
-            .await
-            .expect("moto data")
-            .json()
-            .await
-            .expect("moto data JSON");
+        let url = format!("{}/moto-api/data.json", self.endpoint);
+        let mut tries = 0;
+        let data: serde_json::Value = loop {
+            tries += 1;
+            let answer = reqwest::get(&url).await.expect("moto data");
+            match answer.json().await {
+                Ok(data) => break data,
+                Err(err) if tries < 5 => {
+                    eprintln!("moto data.json unreadable ({err}); asking again");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(err) => panic!("moto data JSON: {err}"),
+            }
+        };
         data["ses"]["Message"]
             .as_array()
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// The emails whose subject names `webhook_name` (digests name their webhook).
+    pub async fn emails_about(&self, webhook_name: &str) -> Vec<serde_json::Value> {
+        self.sent_emails()
+            .await
+            .into_iter()
+            .filter(|m| {
+                m["subject"]
+                    .as_str()
+                    .is_some_and(|s| s.contains(webhook_name))
+            })
+            .collect()
     }
 
     /// An SDK configuration for the emulator signed in as the local runner (an operator),

@@ -50,3 +50,13 @@ pub fn unique(prefix: &str) -> String {
 pub fn delivery_id(event_id: &str, webhook_id: &str) -> String {
     webhooks_shared::domain::ids::delivery_id(&event_id.into(), &webhook_id.into()).into_string()
 }
+
+/// The number after `name` on the command line (`--events 200`), or `default`.
+pub fn cli_arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}

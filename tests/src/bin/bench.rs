@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use integration_tests::{unique, Api, Harness, Receiver, Reply};
+use integration_tests::{cli_arg, unique, Api, Harness, Receiver, Reply};
 use serde_json::json;
 use webhooks_shared::domain::signing::SigningSecret;
 
@@ -30,15 +30,6 @@ fn summary(mut samples: Vec<f64>) -> serde_json::Value {
     })
 }
 
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn signing_ns_per_op(iterations: u32) -> f64 {
     let secret = SigningSecret::generate();
     let body = vec![b'x'; 1024];
@@ -56,8 +47,8 @@ fn signing_ns_per_op(iterations: u32) -> f64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let events = arg("--events", 200);
-    let webhooks = arg("--webhooks", 3);
+    let events = cli_arg("--events", 200);
+    let webhooks = cli_arg("--webhooks", 3);
     let h = Harness::get();
     let api = Api::new();
     let receiver = Receiver::start(vec![Reply::status(200)]).await;

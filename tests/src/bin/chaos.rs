@@ -13,17 +13,8 @@ use std::time::Duration;
 use integration_tests::chaos::{self, Outcome, Plan};
 use integration_tests::fault_proxy::Faults;
 use integration_tests::receiver::Flaky;
-use integration_tests::Harness;
+use integration_tests::{cli_arg, Harness};
 use serde_json::json;
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Receivers that fail now and then, and a few deliveries that never succeed (so alerts
 /// are made under the faults too).
@@ -69,9 +60,9 @@ fn table(outcomes: &[Outcome]) -> String {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let events = arg("--events", 2000);
-    let webhooks = arg("--webhooks", 3);
-    let rate = arg("--rate", 25) as f64 / 100.0;
+    let events = cli_arg("--events", 2000);
+    let webhooks = cli_arg("--webhooks", 3);
+    let rate = cli_arg("--rate", 25) as f64 / 100.0;
     let h = Harness::get();
     // A long run waits for the slowest delivery: generous, scaled to the run's size.
     let deadline = Duration::from_secs(300 + (events * webhooks) as u64 / 4);
@@ -116,7 +107,7 @@ async fn main() {
             ..base.clone()
         },
     ];
-    let only = arg("--only", 0);
+    let only = cli_arg("--only", 0);
     let mut outcomes = Vec::new();
     for (n, plan) in plans.iter().enumerate() {
         if only != 0 && only != n + 1 {

@@ -284,17 +284,7 @@ async fn a_deliver_killed_mid_batch_loses_nothing() {
     }
     // Each permanent failure is in exactly one email.
     let emails = eventually("the alert about the blocked webhook", WAIT, || async {
-        let emails: Vec<_> = h
-            .sent_emails()
-            .await
-            .into_iter()
-            .filter(|m| {
-                m["subject"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .contains(&blocked_name)
-            })
-            .collect();
+        let emails = h.emails_about(&blocked_name).await;
         (!emails.is_empty()).then_some(emails)
     })
     .await;

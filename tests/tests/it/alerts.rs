@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use alerter::mailer::Mailer;
+use integration_tests::chaos::counted_in;
 use integration_tests::delivery_id;
 use integration_tests::lambda_events::{received_record, sqs_event, sqs_record};
 use integration_tests::receiver::closed_port;
@@ -12,18 +13,8 @@ use serde_json::{json, Value};
 use webhooks_shared::domain::alerts::{AlertMessage, FailureNotice, FailureReason};
 use webhooks_shared::domain::model::{DeliveryMessage, DeliveryRef};
 
-/// The emails whose subject names `webhook_name`.
 async fn emails_about(webhook_name: &str) -> Vec<Value> {
-    Harness::get()
-        .sent_emails()
-        .await
-        .into_iter()
-        .filter(|m| {
-            m["subject"]
-                .as_str()
-                .is_some_and(|s| s.contains(webhook_name))
-        })
-        .collect()
+    Harness::get().emails_about(webhook_name).await
 }
 
 /// Waits for the first email about the webhook, then makes sure no second one follows.
@@ -190,16 +181,6 @@ fn notice(webhook_id: &str, i: usize) -> FailureNotice {
         excerpt: "{}".into(),
         reason: FailureReason::NotRetryable,
     }
-}
-
-/// The number of failures a digest's subject counts ("…: 3 deliveries permanently failed").
-fn counted_in(email: &Value) -> usize {
-    email["subject"]
-        .as_str()
-        .and_then(|subject| subject.rsplit_once(": "))
-        .and_then(|(_, tail)| tail.split(' ').next())
-        .and_then(|count| count.parse().ok())
-        .unwrap_or(0)
 }
 
 /// The digests about `webhook_name` once they count `failures` in all (a digest counts the
