@@ -37,6 +37,9 @@ moto answers a refused call in XML whatever the protocol; a JSON-protocol call (
 KMS, SQS) gets its refusal in JSON here, as AWS sends it, so the SDK shows its message
 ("... is not authorized to perform: sqs:ChangeMessageVisibility").
 
+Every call is metered as AWS would bill it (`metering.py`, read by `make bench` at
+`GET /_comps/meter`).
+
 `--until-stdin-closes` stops the server when its standard input closes, so a test process
 that started it takes it down however it ends.
 """
@@ -49,6 +52,8 @@ import os
 import sys
 import threading
 from typing import Any
+
+import metering
 
 # AWS managed policies (e.g. AWSLambdaSQSQueueExecutionRole) are known by ARN, as on AWS.
 os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
@@ -299,6 +304,7 @@ def main() -> int:
     args = parser.parse_args()
 
     install_resource_checks()
+    metering.install()  # before the lock below, so each request is metered inside it
     fifo_groups_wait_while_in_flight()
     fifo_receipt_handles_expire()
     dynamodb_requests_one_at_a_time()

@@ -41,6 +41,8 @@ pub struct Harness {
     /// Between the gateway (handlers and pollers) and the emulator: counts their calls and
     /// injects faults when told to (off unless a test turns them on).
     pub proxy: FaultProxy,
+    /// What API Gateway and Lambda would bill for the gateway's work.
+    pub invocations: local_gateway::meter::Meter,
     _moto: Option<Mutex<Child>>,
 }
 
@@ -90,6 +92,64 @@ impl Harness {
             .get(name)
             .unwrap_or_else(|| panic!("stack has no {name}"))
             .clone()
+    }
+
+    /// Clears both meters: the emulator's (AWS calls as billed) and the gateway's
+    /// (HTTP API requests and invocations).
+    pub async fn reset_meters(&self) {
+        let answer = reqwest::Client::new()
+            .post(format!("{}/_comps/meter/reset", self.endpoint))
+            .send()
+            .await
+            .expect("emulator meter");
+        assert!(
+            answer.status().is_success(),
+            "meter reset: {}",
+            answer.status()
+        );
+        self.invocations.take();
+    }
+
+    /// What was used since [`Harness::reset_meters`], as AWS would bill it.
+    pub async fn usage(&self) -> crate::cost::Usage {
+        let emulator: crate::cost::EmulatorReading =
+            reqwest::get(format!("{}/_comps/meter", self.endpoint))
+                .await
+                .expect("emulator meter")
+                .json()
+                .await
+                .expect("emulator meter JSON");
+        let memory = self.stack_json["functions"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(_, f)| {
+                Some((
+                    f["binary"].as_str()?.to_owned(),
+                    u32::try_from(f["memory_size"].as_u64()?).ok()?,
+                ))
+            })
+            .collect();
+        // Tables by their logical id; queues by their name without the stack's prefix (a
+        // FIFO queue's name ends in `.fifo`, which prices it).
+        let prefix = format!("{}-", self.stack_json["stack_name"].as_str().unwrap_or(""));
+        let names = self.stack_json["resources"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(logical_id, r)| match r["type"].as_str()? {
+                "AWS::DynamoDB::Table" => {
+                    Some((r["physical_id"].as_str()?.to_owned(), logical_id.clone()))
+                }
+                "AWS::SQS::Queue" => {
+                    let name = r["url"].as_str()?.rsplit('/').next()?;
+                    let shown = name.strip_prefix(&prefix).unwrap_or(name);
+                    Some((name.to_owned(), shown.to_owned()))
+                }
+                _ => None,
+            })
+            .collect();
+        crate::cost::Usage::from_readings(&emulator, &self.invocations.take(), &memory, &names)
     }
 
     /// The emails the emulator's SES accepted: `{id, source, destinations, subject, body}`,
@@ -295,11 +355,11 @@ fn start() -> Harness {
             let gateway = local_gateway::start(&sdk, &gateway_stack, options)
                 .await
                 .expect("start local gateway");
-            let _ = ready.send((gateway.addr, proxy));
+            let _ = ready.send((gateway.addr, proxy, gateway.meter.clone()));
             std::future::pending::<()>().await;
         });
     });
-    let (addr, proxy) = gateway_addr
+    let (addr, proxy, invocations) = gateway_addr
         .recv_timeout(Duration::from_secs(60))
         .expect("local gateway did not start");
     Harness {
@@ -313,6 +373,7 @@ fn start() -> Harness {
         ingest_token: DEFAULT_INGEST_TOKEN.into(),
         logs,
         proxy,
+        invocations,
         _moto: moto,
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod chaos;
+pub mod cost;
 pub mod fault_proxy;
 pub mod functions;
 pub mod harness;

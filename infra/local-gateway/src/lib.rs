@@ -15,7 +15,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_config::sts::AssumeRoleProvider;
 use aws_config::SdkConfig;
@@ -42,6 +42,9 @@ use fanout::Fanout;
 use webhooks_shared::adapters::Adapters;
 use webhooks_shared::domain::problem::Problem;
 use webhooks_shared::Config;
+
+pub mod meter;
+use meter::Meter;
 
 pub const DEFAULT_ADMIN_TOKEN: &str = "dev-admin-token";
 pub const DEFAULT_INGEST_TOKEN: &str = "dev-ingest-token";
@@ -197,6 +200,8 @@ pub struct GatewayOptions {
 /// A running gateway; dropping it does not stop it, `stop` does.
 pub struct RunningGateway {
     pub addr: SocketAddr,
+    /// What API Gateway and Lambda would bill for the work done so far.
+    pub meter: Meter,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -245,19 +250,19 @@ pub async fn start(
         &config,
     ));
 
+    let meter = Meter::default();
+    let invoking = |function: &'static str| {
+        middleware::from_fn_with_state((meter.clone(), function), meter::count_invocation)
+    };
     let app = Router::new()
         .route("/health", get(health))
-        .merge(admin_api::public_router())
-        .merge(fanout::router(fanout).layer(middleware::from_fn_with_state(
-            Arc::new(options.ingest_token.clone()),
-            require_bearer,
-        )))
-        .merge(
-            admin_api::router(admin).layer(middleware::from_fn_with_state(
-                Arc::new(options.admin_token.clone()),
-                require_bearer,
-            )),
-        );
+        .merge(admin_api::public_router().layer(invoking("admin-api")))
+        .merge(fanout::router(fanout).layer(invoking("fanout")).layer(
+            middleware::from_fn_with_state(Arc::new(options.ingest_token.clone()), require_bearer),
+        ))
+        .merge(admin_api::router(admin).layer(invoking("admin-api")).layer(
+            middleware::from_fn_with_state(Arc::new(options.admin_token.clone()), require_bearer),
+        ));
 
     let listener = TcpListener::bind(options.listen)
         .await
@@ -311,6 +316,7 @@ pub async fn start(
             region: region.clone(),
             timeout: Duration::from_secs(timeout),
             handler,
+            meter: meter.clone(),
         };
         for _ in 0..POLLERS_PER_MAPPING.min(mapping.maximum_concurrency.max(1)) {
             let poller = poller.clone();
@@ -318,7 +324,12 @@ pub async fn start(
             tasks.push(tokio::spawn(async move { poller.run(stopped).await }));
         }
     }
-    Ok(RunningGateway { addr, stop, tasks })
+    Ok(RunningGateway {
+        addr,
+        meter,
+        stop,
+        tasks,
+    })
 }
 
 async fn health() -> Json<serde_json::Value> {
@@ -375,6 +386,7 @@ struct Poller {
     region: Option<String>,
     timeout: Duration,
     handler: QueueHandler,
+    meter: Meter,
 }
 
 impl Poller {
@@ -411,12 +423,10 @@ impl Poller {
         }
         let mut event = SqsEvent::default();
         event.records = messages.iter().map(|m| self.to_lambda_message(m)).collect();
-        let failed: HashSet<String> = match tokio::time::timeout(
-            self.timeout,
-            self.handler.handle(event),
-        )
-        .await
-        {
+        let started = Instant::now();
+        let handled = tokio::time::timeout(self.timeout, self.handler.handle(event)).await;
+        self.meter.invoked(&self.mapping.binary, started.elapsed());
+        let failed: HashSet<String> = match handled {
             Ok(response) => response
                 .batch_item_failures
                 .into_iter()

@@ -4,11 +4,22 @@
 //!
 //! Numbers include the emulator's own cost (moto is far slower than DynamoDB/SQS); compare
 //! runs with each other on the same machine, not with production.
+//!
+//! Then what a delivery costs on AWS: 1 KB events to one and to five webhooks, every AWS
+//! call metered as AWS bills it (`cost.rs`), priced at list prices, written to
+//! `bench-results/cost-latest.json` and printed as the README's table.
+//!
+//!     bench [--events 200] [--webhooks 3] [--cost-events 100]
 
 use std::time::{Duration, Instant, SystemTime};
 
+use futures::stream::{self, StreamExt};
+use integration_tests::cost::{Cost, Usage, EVENTBRIDGE_API_DESTINATIONS_PER_MILLION, LIST_PRICES};
 use integration_tests::{cli_arg, unique, Api, Harness, Receiver, Reply};
-use serde_json::json;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use serde_json::{json, Value};
 use webhooks_shared::domain::signing::SigningSecret;
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -47,9 +58,13 @@ fn signing_ns_per_op(iterations: u32) -> f64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let events = cli_arg("--events", 200);
-    let webhooks = cli_arg("--webhooks", 3);
     let h = Harness::get();
+    latency(h, cli_arg("--events", 200), cli_arg("--webhooks", 3)).await;
+    cost(h, cli_arg("--cost-events", 100)).await;
+}
+
+/// Ingest and end-to-end latency and throughput: `latest.json`.
+async fn latency(h: &Harness, events: usize, webhooks: usize) {
     let api = Api::new();
     let receiver = Receiver::start(vec![Reply::status(200)]).await;
     for _ in 0..webhooks {
@@ -114,4 +129,208 @@ async fn main() {
     std::fs::write(dir.join("latest.json"), &text).expect("write results");
     println!("{text}");
     assert_eq!(requests.len(), expected, "every delivery arrived");
+}
+
+/// How events reach the service in a cost scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+enum Ingest {
+    OneEventPerRequest,
+}
+
+struct Scenario {
+    ingest: Ingest,
+    subscribers: usize,
+    event_type: &'static str,
+}
+
+/// An order as the platform would send it, about 1 KB as posted; its contents vary as real
+/// ones do (so compression, if any, is not flattered).
+fn order_of_about_1_kb(rng: &mut StdRng, event_id: &str) -> Value {
+    let mut hex = |n: usize| -> String {
+        (0..n)
+            .map(|_| char::from_digit(rng.gen_range(0..16), 16).unwrap_or('0'))
+            .collect()
+    };
+    let order_id = format!("ord_{}", hex(24));
+    let user_id = format!("usr_{}", hex(24));
+    let competition_id = format!("cmp_{}", hex(24));
+    let email = format!("{}@example.com", hex(10));
+    let payment = format!("pi_{}", hex(24));
+    let mut tickets = Vec::new();
+    let mut event = json!({});
+    for _ in 0..200 {
+        tickets.push(rng.gen_range(1..100_000));
+        event = json!({
+            "id": event_id,
+            "type": "order.completed",
+            "occurred_at": "2026-11-27T03:00:00Z",
+            "data": {
+                "id": order_id,
+                "user_id": user_id,
+                "email": email,
+                "competition_id": competition_id,
+                "competition_title": "Win a Range Rover Sport + £5,000",
+                "payment_intent": payment,
+                "ticket_price": "1.99",
+                "currency": "GBP",
+                "total": format!("{:.2}", 1.99 * tickets.len() as f64),
+                "ticket_numbers": tickets,
+                "marketing_opt_in": rng.gen_bool(0.5),
+                "source": "web",
+            }
+        });
+        if event.to_string().len() >= 1000 {
+            break;
+        }
+    }
+    event
+}
+
+/// What a delivery costs: `cost-latest.json` and a Markdown table.
+async fn cost(h: &Harness, events: usize) {
+    let api = Api::new();
+    let receiver = Receiver::start(vec![Reply::status(200)]).await;
+    let scenarios = [
+        Scenario {
+            ingest: Ingest::OneEventPerRequest,
+            subscribers: 1,
+            event_type: "order.completed",
+        },
+        Scenario {
+            ingest: Ingest::OneEventPerRequest,
+            subscribers: 5,
+            event_type: "order.refunded",
+        },
+    ];
+    let mut rng = StdRng::seed_from_u64(10);
+    let mut rows = Vec::new();
+    for scenario in &scenarios {
+        for _ in 0..scenario.subscribers {
+            api.create_webhook(&unique("cost"), &receiver.url, &[scenario.event_type])
+                .await;
+        }
+        let bodies: Vec<Value> = (0..events + 5)
+            .map(|_| {
+                let mut event = order_of_about_1_kb(&mut rng, &unique("cost-evt"));
+                event["type"] = json!(scenario.event_type);
+                event
+            })
+            .collect();
+        // A few first, so each container is warm (its signing secret opened, its clients
+        // connected) before the meters start: the cost of a warm delivery.
+        let (warm_up, measured) = bodies.split_at(5);
+        post_all(&api, warm_up).await;
+        wait_for(&receiver, warm_up, scenario.subscribers).await;
+        h.reset_meters().await;
+        let mean_event_bytes =
+            measured.iter().map(|e| e.to_string().len()).sum::<usize>() / measured.len().max(1);
+        post_all(&api, measured).await;
+        wait_for(&receiver, measured, scenario.subscribers).await;
+        // The last batches' deletes follow their handlers.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let deliveries = (measured.len() * scenario.subscribers) as f64;
+        let per_delivery = h.usage().await.per(deliveries);
+        let cost = per_delivery.cost_per_million(&LIST_PRICES);
+        rows.push(Row {
+            ingest: scenario.ingest,
+            subscribers: scenario.subscribers,
+            events: measured.len(),
+            mean_event_bytes,
+            cost_per_million: cost.requests(),
+            cost_per_million_with_compute: cost.with_compute(),
+            per_delivery,
+            cost,
+        });
+        eprintln!("{}", cost_table(&rows));
+    }
+    let result = json!({
+        "at": webhooks_shared::domain::clock::rfc3339_seconds(SystemTime::now()),
+        "prices": LIST_PRICES,
+        "eventbridge_api_destinations_per_million": EVENTBRIDGE_API_DESTINATIONS_PER_MILLION,
+        "scenarios": rows,
+    });
+    let dir = h.root.join("bench-results");
+    std::fs::create_dir_all(&dir).expect("bench-results dir");
+    let text = serde_json::to_string_pretty(&result).expect("json");
+    std::fs::write(dir.join("cost-latest.json"), &text).expect("write results");
+    println!("{}", cost_table(&rows));
+}
+
+async fn post_all(api: &Api, events: &[Value]) {
+    // Eight at a time: the platform posts as orders come, not one after another.
+    let answers: Vec<u16> = stream::iter(events)
+        .map(|event| async move { api.post_event(event.clone()).await.status })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    assert!(
+        answers.iter().all(|s| *s == 202),
+        "ingest answers: {answers:?}"
+    );
+}
+
+async fn wait_for(receiver: &Receiver, events: &[Value], subscribers: usize) {
+    let ids: std::collections::HashSet<String> = events
+        .iter()
+        .filter_map(|e| e["id"].as_str().map(str::to_owned))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let arrived = receiver
+            .requests()
+            .iter()
+            .filter(|r| ids.contains(r.header("x-comps-event-id")))
+            .count();
+        if arrived >= ids.len() * subscribers {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{arrived} of {} deliveries arrived",
+            ids.len() * subscribers
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One scenario's result.
+#[derive(Serialize)]
+struct Row {
+    ingest: Ingest,
+    subscribers: usize,
+    events: usize,
+    mean_event_bytes: usize,
+    /// Dollars per million deliveries: every request and unit, compute apart.
+    cost_per_million: f64,
+    cost_per_million_with_compute: f64,
+    per_delivery: Usage,
+    cost: Cost,
+}
+
+fn cost_table(rows: &[Row]) -> String {
+    let mut text = String::from(
+        "| ingest | subscribers | write units | read units | SQS requests | invocations | KMS calls | $/M deliveries | + compute measured here |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
+    );
+    for row in rows {
+        let usage = &row.per_delivery;
+        let ingest = match row.ingest {
+            Ingest::OneEventPerRequest => "one event per request",
+        };
+        text.push_str(&format!(
+            "| {ingest} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.3} | ${:.2} | ${:.2} |\n",
+            row.subscribers,
+            usage.total_write_units(),
+            usage.total_read_units(),
+            usage.total_sqs_requests(),
+            usage.invocations(),
+            usage.kms_calls,
+            row.cost.requests(),
+            row.cost.with_compute(),
+        ));
+    }
+    text.push_str(&format!(
+        "| EventBridge API destinations | - | - | - | - | - | - | ${EVENTBRIDGE_API_DESTINATIONS_PER_MILLION:.2} | |\n"
+    ));
+    text
 }

@@ -8,6 +8,7 @@ mod alerts;
 mod bad_input;
 mod ingest_signing;
 mod lambda_binaries;
+mod metering;
 mod openapi;
 mod pipeline;
 mod races;
