@@ -153,6 +153,24 @@ impl Api {
             .await
     }
 
+    /// `POST /api/v1/events/batch` with `{"events": events}`.
+    pub async fn post_events_batch(&self, events: Vec<Value>) -> Answer {
+        let body = json!({ "events": events });
+        self.post_events_batch_bytes(body.to_string().into_bytes())
+            .await
+    }
+
+    pub async fn post_events_batch_bytes(&self, body: Vec<u8>) -> Answer {
+        let token = self.ingest_token.clone();
+        self.raw(
+            Method::POST,
+            "/api/v1/events/batch",
+            Some(&token),
+            Some(body),
+        )
+        .await
+    }
+
     /// Creates an active webhook to `url` for `events`.
     pub async fn create_webhook(&self, name: &str, url: &str, events: &[&str]) -> Webhook {
         self.create(json!({"name": name, "url": url, "events": events, "active": true}))

@@ -1,5 +1,6 @@
 //! Ingest (SPEC §3): what the platform posts, and the exact bytes receivers get (SPEC §4).
 
+use std::collections::HashMap;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -12,6 +13,11 @@ use webhooks_shared::domain::{catalogue, clock, ids};
 
 /// Events larger than this are refused with 413.
 pub const MAX_EVENT_BYTES: usize = 256 * 1024;
+/// Batch bodies larger than this are refused with 413 (Lambda's synchronous payload limit is
+/// 6 MB, and API Gateway may hand the body on base64-encoded).
+pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// A batch carries at most this many events.
+pub const MAX_BATCH_EVENTS: usize = 100;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -25,6 +31,14 @@ struct IngestRequest {
     data: Box<RawValue>,
     #[serde(default)]
     occurred_at: Option<String>,
+}
+
+/// `POST /api/v1/events/batch`: each event is kept as written, for [`IncomingEvent::parse`].
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchRequest<'a> {
+    #[serde(borrow, default)]
+    events: Option<&'a RawValue>,
 }
 
 /// The one field of `data` ingest looks at.
@@ -62,6 +76,12 @@ impl IncomingEvent {
                 "event body is {} bytes; the limit is {MAX_EVENT_BYTES} bytes (256 KiB)",
                 body.len()
             )));
+        }
+        // serde would read a struct from an array of its fields too (`[null, "order.completed", {}]`).
+        if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(Problem::bad_request(
+                "the event must be a JSON object: {\"type\": ..., \"data\": {...}}",
+            ));
         }
         let request: IngestRequest =
             serde_json::from_slice(body).map_err(|e| from_json_error(&e))?;
@@ -114,6 +134,95 @@ impl IncomingEvent {
             fingerprint,
         })
     }
+}
+
+/// A validated batch: its distinct events, and which of them each position of the request is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncomingBatch {
+    /// One per distinct id, in the order they first appear.
+    pub events: Vec<IncomingEvent>,
+    /// For each event of the request, in order, its index in `events`.
+    pub positions: Vec<usize>,
+}
+
+impl IncomingBatch {
+    /// Validates every event of the batch (each as [`IncomingEvent::parse`] would, its
+    /// problem prefixed with `events[i]: `) before anything is stored. An id repeated with the
+    /// same content is one event; repeated with other content, the batch is refused.
+    pub fn parse(body: &[u8], now: SystemTime) -> Result<Self, Problem> {
+        if body.len() > MAX_BATCH_BYTES {
+            return Err(batch_too_large(Some(body.len())));
+        }
+        // serde would also take a JSON array for the struct's fields, in order.
+        if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+            return Err(Problem::bad_request(
+                r#"the body must be a JSON object: {"events": [<event>, ...]}"#,
+            ));
+        }
+        let request: BatchRequest =
+            serde_json::from_slice(body).map_err(|e| from_json_error(&e))?;
+        let must_be = || {
+            Problem::bad_request(format!(
+                "events must be an array of 1 to {MAX_BATCH_EVENTS} events"
+            ))
+        };
+        let list = request.events.ok_or_else(must_be)?;
+        if !list.get().starts_with('[') {
+            return Err(must_be());
+        }
+        let raw: Vec<&RawValue> =
+            serde_json::from_str(list.get()).map_err(|e| from_json_error(&e))?;
+        if raw.is_empty() {
+            return Err(Problem::bad_request(format!(
+                "events is empty; send 1 to {MAX_BATCH_EVENTS} events"
+            )));
+        }
+        if raw.len() > MAX_BATCH_EVENTS {
+            return Err(Problem::bad_request(format!(
+                "events holds {} events; the limit is {MAX_BATCH_EVENTS} per request",
+                raw.len()
+            )));
+        }
+        let mut batch = IncomingBatch {
+            events: Vec::with_capacity(raw.len()),
+            positions: Vec::with_capacity(raw.len()),
+        };
+        // Event id -> (its first position, its index in `events`).
+        let mut seen: HashMap<EventId, (usize, usize)> = HashMap::new();
+        for (i, text) in raw.iter().enumerate() {
+            let event = IncomingEvent::parse(text.get().as_bytes(), now).map_err(|mut p| {
+                p.detail = format!("events[{i}]: {}", p.detail);
+                p
+            })?;
+            match seen.get(&event.id) {
+                Some(&(first, index)) => {
+                    let same = batch.events.get(index).map(|e| &e.fingerprint);
+                    if same != Some(&event.fingerprint) {
+                        return Err(Problem::bad_request(format!(
+                            "events[{i}].id: repeats events[{first}].id with different content"
+                        )));
+                    }
+                    batch.positions.push(index);
+                }
+                None => {
+                    let index = batch.events.len();
+                    seen.insert(event.id.clone(), (i, index));
+                    batch.events.push(event);
+                    batch.positions.push(index);
+                }
+            }
+        }
+        Ok(batch)
+    }
+}
+
+/// The 413 for a batch body over [`MAX_BATCH_BYTES`] (its size when it was read).
+pub fn batch_too_large(size: Option<usize>) -> Problem {
+    let limit = format!("the limit is {MAX_BATCH_BYTES} bytes (4 MiB)");
+    Problem::payload_too_large(match size {
+        Some(size) => format!("batch body is {size} bytes; {limit}"),
+        None => format!("batch body is too large; {limit}"),
+    })
 }
 
 /// `data.id` when it is a string (its value) or a number (its text as written).
@@ -287,7 +396,12 @@ mod tests {
                 400,
                 "unknown field",
             ),
-            (br#"[]"#, 400, "not valid"),
+            (br#"[]"#, 400, "must be a JSON object"),
+            (
+                br#" [null, "order.completed", {}]"#,
+                400,
+                "must be a JSON object",
+            ),
         ];
         for (body, status, needle) in cases {
             let p = IncomingEvent::parse(body, now()).unwrap_err();
@@ -309,5 +423,207 @@ mod tests {
                 .status,
             413
         );
+    }
+
+    fn batch(events: &[String]) -> Vec<u8> {
+        format!(r#"{{"events":[{}]}}"#, events.join(",")).into_bytes()
+    }
+
+    fn event(id: &str, event_type: &str, data: &str) -> String {
+        format!(r#"{{"id":"{id}","type":"{event_type}","data":{data}}}"#)
+    }
+
+    #[test]
+    fn a_batch_parses_each_event_as_a_single_post_would() {
+        let events = [
+            event(
+                "b1",
+                "order.completed",
+                r#"{"id": 1, "big": 12345678901234567890123}"#,
+            ),
+            r#"{"type":"user.registered","data":{"id":"usr_1"}}"#.to_owned(),
+            event("b3", "order.completed", r#"{"id":3}"#),
+        ];
+        let parsed = IncomingBatch::parse(&batch(&events), now()).unwrap();
+        assert_eq!(parsed.positions, [0, 1, 2]);
+        assert_eq!(parsed.events.len(), 3);
+        for (text, parsed) in events.iter().zip(&parsed.events) {
+            let single = IncomingEvent::parse(text.as_bytes(), now()).unwrap();
+            if text.contains(r#""id":"b"#) {
+                assert_eq!(parsed, &single);
+            } else {
+                // Assigned ids differ from one parse to the next; the rest does not.
+                assert!(parsed.id.as_str().starts_with("evt_"));
+                assert_eq!(parsed.fingerprint, single.fingerprint);
+                assert_eq!(parsed.resource_id.as_deref(), Some("usr_1"));
+            }
+        }
+        assert!(parsed.events[0]
+            .payload
+            .ends_with(r#""data":{"id": 1, "big": 12345678901234567890123}}"#));
+    }
+
+    #[test]
+    fn a_bad_event_is_named_by_its_index() {
+        let good = event("ok", "order.completed", "{}");
+        let cases: &[(&str, u16, &str)] = &[
+            (
+                r#"{"id":"x","type":"x","data":{}}"#,
+                400,
+                "events[2]: unknown event type \"x\"; known types: ",
+            ),
+            (
+                r#"{"id":"a b","type":"order.completed","data":{}}"#,
+                400,
+                "events[2]: id must be",
+            ),
+            (
+                r#"{"type":"order.completed","data":[]}"#,
+                400,
+                "events[2]: data must be a JSON object",
+            ),
+            (
+                r#"{"type":"order.completed"}"#,
+                400,
+                "events[2]: request body is not valid: missing field `data`",
+            ),
+            (
+                r#"{"type":"order.completed","data":{},"extra":true}"#,
+                400,
+                "events[2]: request body is not valid: unknown field `extra`",
+            ),
+            ("7", 400, "events[2]: the event must be a JSON object"),
+        ];
+        for (bad, status, start) in cases {
+            let body = batch(&[good.clone(), good.replace("ok", "ok2"), (*bad).to_owned()]);
+            let p = IncomingBatch::parse(&body, now()).unwrap_err();
+            assert_eq!(p.status, *status, "{bad}");
+            assert!(p.detail.starts_with(start), "{bad} -> {}", p.detail);
+        }
+    }
+
+    #[test]
+    fn the_body_must_be_one_array_of_1_to_100_events() {
+        let one = event("ok", "order.completed", "{}");
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (b"{nope".to_vec(), "request body is not valid"),
+            (b"[]".to_vec(), "the body must be a JSON object"),
+            (
+                format!(" [[{one}]]").into_bytes(),
+                "the body must be a JSON object",
+            ),
+            (b"{}".to_vec(), "events must be an array of 1 to 100 events"),
+            (
+                br#"{"events":null}"#.to_vec(),
+                "events must be an array of 1 to 100 events",
+            ),
+            (
+                format!(r#"{{"events":{one}}}"#).into_bytes(),
+                "events must be an array of 1 to 100 events",
+            ),
+            (br#"{"events":[]}"#.to_vec(), "events is empty"),
+            (
+                format!(r#"{{"events":[{one}],"more":1}}"#).into_bytes(),
+                "unknown field `more`",
+            ),
+            (
+                batch(
+                    &(0..=MAX_BATCH_EVENTS)
+                        .map(|i| event(&format!("e{i}"), "order.completed", "{}"))
+                        .collect::<Vec<_>>(),
+                ),
+                "events holds 101 events; the limit is 100 per request",
+            ),
+        ];
+        for (body, needle) in cases {
+            let p = IncomingBatch::parse(&body, now()).unwrap_err();
+            assert_eq!(p.status, 400, "{}", String::from_utf8_lossy(&body));
+            assert!(p.detail.contains(needle), "{needle:?} not in {}", p.detail);
+        }
+        let hundred: Vec<_> = (0..MAX_BATCH_EVENTS)
+            .map(|i| event(&format!("e{i}"), "order.completed", "{}"))
+            .collect();
+        let parsed = IncomingBatch::parse(&batch(&hundred), now()).unwrap();
+        assert_eq!(parsed.events.len(), 100);
+    }
+
+    #[test]
+    fn size_limits_for_the_batch_and_for_each_event() {
+        // An event over 256 KiB is refused by its index, measured on its own JSON text.
+        let pad = "x".repeat(MAX_EVENT_BYTES);
+        let big = event("big", "order.completed", &format!(r#"{{"pad":"{pad}"}}"#));
+        let small = event("small", "order.completed", "{}");
+        let p = IncomingBatch::parse(&batch(&[small.clone(), big]), now()).unwrap_err();
+        assert_eq!(p.status, 413);
+        assert!(
+            p.detail.starts_with("events[1]: event body is "),
+            "{}",
+            p.detail
+        );
+        assert!(p.detail.contains("256 KiB"), "{}", p.detail);
+
+        // Just under 256 KiB each: white space between events does not count towards them.
+        let fits = |id: &str| {
+            let shell = event(id, "order.completed", r#"{"pad":""}"#);
+            let pad = "x".repeat(MAX_EVENT_BYTES - shell.len());
+            event(id, "order.completed", &format!(r#"{{"pad":"{pad}"}}"#))
+        };
+        assert_eq!(fits("a").len(), MAX_EVENT_BYTES);
+        let spaced = format!("{{\"events\": [\n  {},\n  {}\n]}}", fits("a"), fits("b"));
+        assert_eq!(
+            IncomingBatch::parse(spaced.as_bytes(), now())
+                .unwrap()
+                .events
+                .len(),
+            2
+        );
+
+        // The whole body: 4 MiB at most.
+        let many: Vec<_> = (0..16).map(|i| fits(&format!("e{i}"))).collect();
+        let body = batch(&many);
+        assert!(body.len() > MAX_BATCH_BYTES);
+        let p = IncomingBatch::parse(&body, now()).unwrap_err();
+        assert_eq!(p.status, 413);
+        assert!(
+            p.detail.contains("the limit is 4194304 bytes (4 MiB)"),
+            "{}",
+            p.detail
+        );
+        let body = batch(&many[..15]);
+        assert!(body.len() <= MAX_BATCH_BYTES);
+        assert_eq!(IncomingBatch::parse(&body, now()).unwrap().events.len(), 15);
+    }
+
+    #[test]
+    fn an_id_repeated_in_a_batch_is_one_event_if_the_content_is_the_same() {
+        let a = event("same", "order.completed", r#"{"x": 1}"#);
+        let a_again = event("same", "order.completed", r#"{"x":1}"#);
+        let b = event("other", "order.completed", "{}");
+        let parsed = IncomingBatch::parse(&batch(&[a.clone(), b.clone(), a_again]), now()).unwrap();
+        assert_eq!(parsed.events.len(), 2);
+        assert_eq!(parsed.positions, [0, 1, 0]);
+        assert_eq!(parsed.events[0].id.as_str(), "same");
+        assert_eq!(parsed.events[1].id.as_str(), "other");
+
+        let a_changed = event("same", "order.completed", r#"{"x":2}"#);
+        let p =
+            IncomingBatch::parse(&batch(&[a.clone(), b.clone(), a_changed]), now()).unwrap_err();
+        assert_eq!(p.status, 400);
+        assert_eq!(
+            p.detail,
+            "events[2].id: repeats events[0].id with different content"
+        );
+        let other_type = event("same", "order.refunded", r#"{"x":1}"#);
+        let p = IncomingBatch::parse(&batch(&[b, a, other_type]), now()).unwrap_err();
+        assert_eq!(
+            p.detail,
+            "events[2].id: repeats events[1].id with different content"
+        );
+
+        // Events without an id each get their own.
+        let anonymous = r#"{"type":"order.completed","data":{}}"#.to_owned();
+        let parsed = IncomingBatch::parse(&batch(&[anonymous.clone(), anonymous]), now()).unwrap();
+        assert_eq!(parsed.positions, [0, 1]);
+        assert_ne!(parsed.events[0].id, parsed.events[1].id);
     }
 }

@@ -1,9 +1,11 @@
-//! `fanout`: behind `POST /api/v1/events`. Stores the event once, writes one delivery per
-//! active subscribed webhook, sends one SQS message per delivery, and answers 202 only when
-//! all of that is durable. Posting the same event id again gives the same answer.
+//! `fanout`: behind `POST /api/v1/events` and `POST /api/v1/events/batch`. Stores each event
+//! once, writes one delivery per active subscribed webhook, sends one SQS message per
+//! delivery, and answers 202 only when all of that is durable. Posting the same event id
+//! again gives the same answer.
 
 pub mod ingest;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -13,26 +15,96 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+use futures::stream::{self, StreamExt, TryStreamExt};
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Serialize, Serializer};
 
-use crate::ingest::IncomingEvent;
+use crate::ingest::{batch_too_large, IncomingBatch, IncomingEvent, MAX_BATCH_BYTES};
 use webhooks_shared::adapters::queue::Queue;
-use webhooks_shared::adapters::store::Store;
+use webhooks_shared::adapters::store::{Store, StoreError};
 use webhooks_shared::adapters::Adapters;
 use webhooks_shared::domain::clock::Timestamp;
 use webhooks_shared::domain::ids::EventId;
-use webhooks_shared::domain::model::{DeliveryMessage, DeliveryRecord, DeliveryRef, EventRecord};
-use webhooks_shared::domain::problem::Problem;
+use webhooks_shared::domain::model::{
+    DeliveryMessage, DeliveryRecord, DeliveryRef, EventRecord, SubscriptionRecord,
+};
+use webhooks_shared::domain::problem::{self, Problem};
 use webhooks_shared::domain::{clock, ids};
 use webhooks_shared::Config;
 
 /// Bodies above this are cut off before they are read in full (the event limit is 256 KiB).
 const BODY_READ_LIMIT: usize = 1024 * 1024;
+/// How many DynamoDB writes of one request are in flight at once.
+const CONCURRENT_WRITES: usize = 16;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Accepted {
     pub id: EventId,
     pub deliveries: u32,
+}
+
+/// What became of one event of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stored and fanned out (now, or by an earlier request with the same content).
+    Accepted(Accepted),
+    /// The id was stored earlier for a different event: nothing done.
+    Conflict(EventId),
+}
+
+impl Outcome {
+    pub fn id(&self) -> &EventId {
+        match self {
+            Outcome::Accepted(accepted) => &accepted.id,
+            Outcome::Conflict(id) => id,
+        }
+    }
+}
+
+/// As a batch answer lists it: `{"id", "deliveries"}` or `{"id", "conflict": true}`.
+impl Serialize for Outcome {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Outcome::Accepted(accepted) => accepted.serialize(serializer),
+            Outcome::Conflict(id) => {
+                let mut out = serializer.serialize_struct("Conflict", 2)?;
+                out.serialize_field("id", id)?;
+                out.serialize_field("conflict", &true)?;
+                out.end()
+            }
+        }
+    }
+}
+
+/// The outcome of each event of a batch, in request order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BatchOutcome {
+    pub events: Vec<Outcome>,
+}
+
+impl BatchOutcome {
+    /// The 409 to answer when some ids were stored earlier for different events; the other
+    /// events are stored and fanned out all the same.
+    pub fn conflict(&self) -> Option<Problem> {
+        let clashes: Vec<String> = self
+            .events
+            .iter()
+            .enumerate()
+            .filter_map(|(i, outcome)| match outcome {
+                Outcome::Conflict(id) => Some(format!("events[{i}] ({id:?})")),
+                Outcome::Accepted(_) => None,
+            })
+            .collect();
+        if clashes.is_empty() {
+            return None;
+        }
+        Some(Problem::conflict(format!(
+            "event ids already used for different events (their type or data differ): {}; \
+             the other events were accepted (see `events`). Send new ids for these, or resend \
+             exactly the same events",
+            clashes.join(", ")
+        )))
+    }
 }
 
 pub struct Fanout {
@@ -50,57 +122,154 @@ impl Fanout {
         }
     }
 
+    /// `POST /api/v1/events`: a batch of one.
     pub async fn ingest(&self, body: &[u8]) -> Result<Accepted, Problem> {
         let now = SystemTime::now();
         let incoming = IncomingEvent::parse(body, now)?;
-        let record = EventRecord {
-            id: incoming.id,
-            event_type: incoming.event_type,
-            resource_id: incoming.resource_id,
-            payload: incoming.payload,
-            fingerprint: incoming.fingerprint,
-            received_at: Timestamp::from(now),
-            deliveries: None,
-            expires_at: clock::expiry(now, self.retention),
-        };
-        let event = match self.store.put_event_if_new(&record).await.map_err(unavailable)? {
-            None => record,
-            Some(stored) if stored.fingerprint != record.fingerprint => {
-                return Err(Problem::conflict(format!(
-                    "event id {:?} was already used for a different event (its type or data differ); \
-                     send a new id, or resend exactly the same event",
-                    record.id
-                )))
+        match self.accept(vec![incoming], now).await?.pop() {
+            Some(Outcome::Accepted(accepted)) => Ok(accepted),
+            Some(Outcome::Conflict(id)) => Err(Problem::conflict(format!(
+                "event id {id:?} was already used for a different event (its type or data differ); \
+                 send a new id, or resend exactly the same event"
+            ))),
+            None => {
+                tracing::error!("ingest accepted one event and returned no outcome");
+                Err(Problem::unavailable())
             }
-            Some(stored) => match stored.deliveries {
-                Some(deliveries) => {
-                    return Ok(Accepted {
-                        id: stored.id,
-                        deliveries,
-                    })
-                }
-                // An earlier request stored the event but did not finish fanning out:
-                // finish it now (delivery ids are deterministic, so nothing doubles).
-                None => stored,
-            },
-        };
-        let deliveries = self.fan_out(&event, now).await?;
-        Ok(Accepted {
-            id: event.id,
-            deliveries,
-        })
+        }
     }
 
-    async fn fan_out(&self, event: &EventRecord, now: SystemTime) -> Result<u32, Problem> {
-        let subscribers = self
-            .store
-            .subscribers(&event.event_type)
+    /// `POST /api/v1/events/batch`: every event validated first, then all accepted at once.
+    /// Conflicts are outcomes here (see [`BatchOutcome::conflict`]), not errors.
+    pub async fn ingest_batch(&self, body: &[u8]) -> Result<BatchOutcome, Problem> {
+        let now = SystemTime::now();
+        let batch = IncomingBatch::parse(body, now)?;
+        let outcomes = self.accept(batch.events, now).await?;
+        let events = batch
+            .positions
+            .iter()
+            .map(|&i| outcomes.get(i).cloned())
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| {
+                tracing::error!("a batch position has no outcome");
+                Problem::unavailable()
+            })?;
+        Ok(BatchOutcome { events })
+    }
+
+    /// Stores each event unless its id is stored already, then fans out those not fanned out
+    /// yet; one outcome per event, in order. The events' ids must be distinct. A failing
+    /// backing service fails the whole call (503): sending the same events again finishes
+    /// what was left (delivery ids are deterministic, so nothing doubles).
+    pub async fn accept(
+        &self,
+        events: Vec<IncomingEvent>,
+        now: SystemTime,
+    ) -> Result<Vec<Outcome>, Problem> {
+        let records: Vec<EventRecord> = events
+            .into_iter()
+            .map(|incoming| EventRecord {
+                id: incoming.id,
+                event_type: incoming.event_type,
+                resource_id: incoming.resource_id,
+                payload: incoming.payload,
+                fingerprint: incoming.fingerprint,
+                received_at: Timestamp::from(now),
+                deliveries: None,
+                expires_at: clock::expiry(now, self.retention),
+            })
+            .collect();
+        // One conditional PutItem per event (BatchWriteItem cannot be conditional).
+        // (The futures are made before the stream: a closure over borrowed items would not
+        // be `Send` enough for an axum handler.)
+        let puts: Vec<_> = records
+            .iter()
+            .map(|record| self.store.put_event_if_new(record))
+            .collect();
+        let stored: Vec<Option<EventRecord>> = stream::iter(puts)
+            .buffered(CONCURRENT_WRITES)
+            .try_collect()
             .await
             .map_err(unavailable)?;
-        let deliveries: Vec<DeliveryRecord> = subscribers
-            .iter()
-            .filter(|s| s.active)
-            .map(|s| {
+
+        /// Where an event stands once its PutItem is answered.
+        enum Step {
+            Done(Outcome),
+            /// Its index in the events to fan out.
+            FanOut(usize),
+        }
+        let mut steps = Vec::with_capacity(records.len());
+        let mut to_fan_out: Vec<EventRecord> = Vec::new();
+        for (record, stored) in records.into_iter().zip(stored) {
+            let step = match stored {
+                None => {
+                    to_fan_out.push(record);
+                    Step::FanOut(to_fan_out.len() - 1)
+                }
+                Some(stored) if stored.fingerprint != record.fingerprint => {
+                    Step::Done(Outcome::Conflict(record.id))
+                }
+                Some(stored) => match stored.deliveries {
+                    Some(deliveries) => Step::Done(Outcome::Accepted(Accepted {
+                        id: stored.id,
+                        deliveries,
+                    })),
+                    // An earlier request stored the event but did not finish fanning out:
+                    // finish it now (delivery ids are deterministic, so nothing doubles).
+                    None => {
+                        to_fan_out.push(stored);
+                        Step::FanOut(to_fan_out.len() - 1)
+                    }
+                },
+            };
+            steps.push(step);
+        }
+        let counts = self.fan_out(&to_fan_out, now).await?;
+        steps
+            .into_iter()
+            .map(|step| match step {
+                Step::Done(outcome) => Some(outcome),
+                Step::FanOut(i) => Some(Outcome::Accepted(Accepted {
+                    id: to_fan_out.get(i)?.id.clone(),
+                    deliveries: *counts.get(i)?,
+                })),
+            })
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| {
+                tracing::error!("fan-out returned fewer counts than events");
+                Problem::unavailable()
+            })
+    }
+
+    /// Writes the deliveries of `events`, sends their messages, then marks each event fanned
+    /// out; returns each event's number of deliveries. Subscribers are read once per type.
+    async fn fan_out(&self, events: &[EventRecord], now: SystemTime) -> Result<Vec<u32>, Problem> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+        types.sort_unstable();
+        types.dedup();
+        let subscribers: HashMap<&str, Vec<SubscriptionRecord>> =
+            futures::future::try_join_all(types.into_iter().map(|event_type| async move {
+                let found = self.store.subscribers(event_type).await?;
+                Ok::<_, StoreError>((event_type, found))
+            }))
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .collect();
+
+        let mut deliveries: Vec<DeliveryRecord> = Vec::new();
+        let mut counts = Vec::with_capacity(events.len());
+        for event in events {
+            let before = deliveries.len();
+            let active = subscribers
+                .get(event.event_type.as_str())
+                .into_iter()
+                .flatten()
+                .filter(|s| s.active);
+            deliveries.extend(active.map(|s| {
                 let delivery = DeliveryRef {
                     delivery_id: ids::delivery_id(&event.id, &s.webhook_id),
                     webhook_id: s.webhook_id.clone(),
@@ -110,21 +279,30 @@ impl Fanout {
                     manual: false,
                 };
                 DeliveryRecord::new(delivery, now, self.retention)
-            })
-            .collect();
+            }));
+            counts.push((deliveries.len() - before) as u32);
+        }
         self.store
             .put_deliveries(&deliveries)
             .await
             .map_err(unavailable)?;
         let messages: Vec<DeliveryMessage> = deliveries.iter().map(DeliveryMessage::from).collect();
         self.queue.send(&messages).await.map_err(unavailable)?;
-        let count = deliveries.len() as u32;
-        self.store
-            .mark_fanned_out(&event.id, count)
+        let marks: Vec<_> = events
+            .iter()
+            .zip(counts.iter().copied())
+            .map(|(event, count)| async move {
+                self.store.mark_fanned_out(&event.id, count).await?;
+                tracing::info!(event_id = %event.id, event_type = %event.event_type, deliveries = count, "event fanned out");
+                Ok::<_, StoreError>(())
+            })
+            .collect();
+        stream::iter(marks)
+            .buffered(CONCURRENT_WRITES)
+            .try_collect::<Vec<()>>()
             .await
             .map_err(unavailable)?;
-        tracing::info!(event_id = %event.id, event_type = %event.event_type, deliveries = count, "event fanned out");
-        Ok(count)
+        Ok(counts)
     }
 }
 
@@ -133,12 +311,15 @@ fn unavailable(err: impl std::fmt::Display) -> Problem {
     Problem::unavailable()
 }
 
-/// The HTTP surface of this function: `POST /api/v1/events`.
+/// The HTTP surface of this function: `POST /api/v1/events` and `POST /api/v1/events/batch`.
 pub fn router(fanout: Arc<Fanout>) -> Router {
-    Router::new()
+    let single = Router::new()
         .route("/api/v1/events", post(ingest))
-        .layer(DefaultBodyLimit::max(BODY_READ_LIMIT))
-        .with_state(fanout)
+        .layer(DefaultBodyLimit::max(BODY_READ_LIMIT));
+    let batch = Router::new()
+        .route("/api/v1/events/batch", post(ingest_batch))
+        .layer(DefaultBodyLimit::max(MAX_BATCH_BYTES));
+    single.merge(batch).with_state(fanout)
 }
 
 /// `Problem` as the response that carries it (problem+json).
@@ -151,4 +332,116 @@ async fn ingest(
     let body = body.map_err(|rejection| Problem::new(rejection.status(), rejection.body_text()))?;
     let accepted = fanout.ingest(&body).await?;
     Ok((StatusCode::ACCEPTED, Json(accepted)))
+}
+
+async fn ingest_batch(
+    State(fanout): State<Arc<Fanout>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<BatchOutcome>), ProblemResponse> {
+    let body = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => batch_too_large(None),
+        status => Problem::new(status, rejection.body_text()),
+    })?;
+    let outcome = fanout.ingest_batch(&body).await?;
+    match outcome.conflict() {
+        None => Ok((StatusCode::ACCEPTED, Json(outcome))),
+        Some(conflict) => Err(conflict_response(conflict, &outcome)),
+    }
+}
+
+/// A 409 problem that also lists each event's outcome (`events`).
+fn conflict_response(conflict: Problem, outcome: &BatchOutcome) -> ProblemResponse {
+    #[derive(Serialize)]
+    struct Document<'a> {
+        #[serde(flatten)]
+        problem: &'a Problem,
+        events: &'a [Outcome],
+    }
+    let document = Document {
+        problem: &conflict,
+        events: &outcome.events,
+    };
+    match serde_json::to_string(&document) {
+        Ok(body) => {
+            let mut response = http::Response::new(body);
+            *response.status_mut() = conflict.status_code();
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static(problem::CONTENT_TYPE),
+            );
+            response
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "conflict answer cannot be written");
+            conflict.into()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn accepted(id: &str, deliveries: u32) -> Outcome {
+        Outcome::Accepted(Accepted {
+            id: EventId::from(id),
+            deliveries,
+        })
+    }
+
+    #[test]
+    fn a_batch_answer_lists_each_position_in_order() {
+        let outcome = BatchOutcome {
+            events: vec![accepted("a", 2), accepted("b", 0), accepted("a", 2)],
+        };
+        assert_eq!(outcome.conflict(), None);
+        assert_eq!(
+            serde_json::to_value(&outcome).unwrap(),
+            json!({"events": [
+                {"id": "a", "deliveries": 2},
+                {"id": "b", "deliveries": 0},
+                {"id": "a", "deliveries": 2},
+            ]})
+        );
+    }
+
+    #[test]
+    fn conflicts_are_a_409_naming_indexes_and_ids_with_every_outcome() {
+        let outcome = BatchOutcome {
+            events: vec![
+                accepted("a", 1),
+                Outcome::Conflict(EventId::from("used")),
+                accepted("b", 3),
+                Outcome::Conflict(EventId::from("used-too")),
+            ],
+        };
+        let problem = outcome.conflict().unwrap();
+        assert_eq!(problem.status, 409);
+        assert!(
+            problem
+                .detail
+                .contains(r#"events[1] ("used"), events[3] ("used-too")"#),
+            "{}",
+            problem.detail
+        );
+        let response = conflict_response(problem, &outcome);
+        assert_eq!(response.status(), StatusCode::CONFLICT);
+        assert_eq!(
+            response.headers()[http::header::CONTENT_TYPE],
+            problem::CONTENT_TYPE
+        );
+        let body: Value = serde_json::from_str(response.body()).unwrap();
+        assert_eq!(body["status"], 409);
+        assert_eq!(body["title"], "Conflict");
+        assert_eq!(
+            body["events"],
+            json!([
+                {"id": "a", "deliveries": 1},
+                {"id": "used", "conflict": true},
+                {"id": "b", "deliveries": 3},
+                {"id": "used-too", "conflict": true},
+            ])
+        );
+    }
 }

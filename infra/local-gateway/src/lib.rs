@@ -352,7 +352,7 @@ async fn require_bearer(
     }
     let mut response = http::Response::from(Problem::unauthorized(
         "send Authorization: Bearer <token> (WEBHOOKS_ADMIN_TOKEN for /api/v1 admin calls, \
-         WEBHOOKS_INGEST_TOKEN for POST /api/v1/events)",
+         WEBHOOKS_INGEST_TOKEN for POST /api/v1/events and /api/v1/events/batch)",
     ))
     .into_response();
     response.headers_mut().insert(

@@ -135,6 +135,8 @@ async fn latency(h: &Harness, events: usize, webhooks: usize) {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 enum Ingest {
     OneEventPerRequest,
+    /// `POST /api/v1/events/batch`, this many events per request.
+    Batches(usize),
 }
 
 struct Scenario {
@@ -201,6 +203,16 @@ async fn cost(h: &Harness, events: usize) {
             subscribers: 5,
             event_type: "order.refunded",
         },
+        Scenario {
+            ingest: Ingest::Batches(50),
+            subscribers: 1,
+            event_type: "winner.drawn",
+        },
+        Scenario {
+            ingest: Ingest::Batches(50),
+            subscribers: 5,
+            event_type: "withdrawal.paid",
+        },
     ];
     let mut rng = StdRng::seed_from_u64(10);
     let mut rows = Vec::new();
@@ -219,12 +231,12 @@ async fn cost(h: &Harness, events: usize) {
         // A few first, so each container is warm (its signing secret opened, its clients
         // connected) before the meters start: the cost of a warm delivery.
         let (warm_up, measured) = bodies.split_at(5);
-        post_all(&api, warm_up).await;
+        post_all(&api, warm_up, scenario.ingest).await;
         wait_for(&receiver, warm_up, scenario.subscribers).await;
         h.reset_meters().await;
         let mean_event_bytes =
             measured.iter().map(|e| e.to_string().len()).sum::<usize>() / measured.len().max(1);
-        post_all(&api, measured).await;
+        post_all(&api, measured, scenario.ingest).await;
         wait_for(&receiver, measured, scenario.subscribers).await;
         // The last batches' deletes follow their handlers.
         tokio::time::sleep(Duration::from_secs(3)).await;
@@ -256,10 +268,19 @@ async fn cost(h: &Harness, events: usize) {
     println!("{}", cost_table(&rows));
 }
 
-async fn post_all(api: &Api, events: &[Value]) {
-    // Eight at a time: the platform posts as orders come, not one after another.
-    let answers: Vec<u16> = stream::iter(events)
-        .map(|event| async move { api.post_event(event.clone()).await.status })
+/// Eight requests at a time: the platform posts as orders come, not one after another.
+async fn post_all(api: &Api, events: &[Value], ingest: Ingest) {
+    let per_request = match ingest {
+        Ingest::OneEventPerRequest => 1,
+        Ingest::Batches(n) => n,
+    };
+    let answers: Vec<u16> = stream::iter(events.chunks(per_request))
+        .map(|chunk| async move {
+            match ingest {
+                Ingest::OneEventPerRequest => api.post_event(chunk[0].clone()).await.status,
+                Ingest::Batches(_) => api.post_events_batch(chunk.to_vec()).await.status,
+            }
+        })
         .buffer_unordered(8)
         .collect()
         .await;
@@ -315,7 +336,8 @@ fn cost_table(rows: &[Row]) -> String {
     for row in rows {
         let usage = &row.per_delivery;
         let ingest = match row.ingest {
-            Ingest::OneEventPerRequest => "one event per request",
+            Ingest::OneEventPerRequest => "one event per request".to_owned(),
+            Ingest::Batches(n) => format!("batches of {n}"),
         };
         text.push_str(&format!(
             "| {ingest} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.3} | ${:.2} | ${:.2} |\n",

@@ -283,6 +283,27 @@ async fn the_fanout_and_alerter_binaries_answer_their_events() {
     assert_eq!(body["statusCode"], 202, "{body}");
     let accepted: Value = serde_json::from_str(body["body"].as_str().expect("body")).expect("json");
     assert_eq!(accepted, json!({"id": event_id, "deliveries": 0}));
+    // The batch route of the same function: the event above again, and a new one.
+    let other = unique("evt-binary");
+    let batch = json!({"events": [
+        {"id": event_id, "type": "competition.ended", "data": {"id": "cmp_9"}},
+        {"id": other, "type": "competition.ended", "data": {"id": "cmp_10"}},
+    ]})
+    .to_string();
+    let body = fanout
+        .call(http_api_request(
+            "POST",
+            "/api/v1/events/batch",
+            Some(&batch),
+            None,
+        ))
+        .await;
+    assert_eq!(body["statusCode"], 202, "{body}");
+    let accepted: Value = serde_json::from_str(body["body"].as_str().expect("body")).expect("json");
+    assert_eq!(
+        accepted,
+        json!({"events": [{"id": event_id, "deliveries": 0}, {"id": other, "deliveries": 0}]})
+    );
 
     // The alerter: a flush for a window that does not exist is simply done.
     let alerter = spawn("alerter", &[]).await;
