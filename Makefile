@@ -44,6 +44,7 @@ clean:
 	rm -rf target build .local
 
 bench: venv
+	cargo build --release --workspace --bins
 	cargo run --release -p integration-tests --bin bench -- --events $${EVENTS:-200} --webhooks $${WEBHOOKS:-3}
 
 # docs/spec/ holds copies of the steering repository's spec (../shared/spec, when checked out

@@ -17,6 +17,8 @@ use crate::Harness;
 pub struct Function {
     pub runtime: RuntimeApi,
     pub child: Child,
+    /// Just before the process was started.
+    pub started: std::time::Instant,
     output: tempfile::NamedTempFile,
 }
 
@@ -47,6 +49,22 @@ pub async fn spawn_as(
     credentials: Option<Credentials>,
     extra_env: &[(&str, String)],
 ) -> Function {
+    spawn_built(
+        &Harness::get().built_binary(name),
+        name,
+        credentials,
+        extra_env,
+    )
+    .await
+}
+
+/// [`spawn_as`] with the binary at `binary` (a release build, say).
+pub async fn spawn_built(
+    binary: &std::path::Path,
+    name: &str,
+    credentials: Option<Credentials>,
+    extra_env: &[(&str, String)],
+) -> Function {
     let h = Harness::get();
     let credentials = match credentials {
         Some(c) => c,
@@ -54,7 +72,7 @@ pub async fn spawn_as(
     };
     let runtime = RuntimeApi::start().await;
     let output = tempfile::NamedTempFile::new().expect("output file");
-    let mut command = Command::new(h.built_binary(name));
+    let mut command = Command::new(binary);
     command
         .env_clear()
         .envs(&h.stack.env)
@@ -78,10 +96,12 @@ pub async fn spawn_as(
     for (k, v) in extra_env {
         command.env(k, v);
     }
+    let started = std::time::Instant::now();
     let child = command.spawn().expect("start function binary");
     Function {
         runtime,
         child,
+        started,
         output,
     }
 }

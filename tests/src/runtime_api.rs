@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -23,10 +23,13 @@ pub enum Outcome {
 struct Shared {
     events: Mutex<mpsc::UnboundedReceiver<(String, Value)>>,
     outcomes: mpsc::UnboundedSender<Outcome>,
+    /// When the function first asked for an event: the end of its init.
+    first_next: std::sync::OnceLock<Instant>,
 }
 
 pub struct RuntimeApi {
     pub addr: SocketAddr,
+    shared: Arc<Shared>,
     events: mpsc::UnboundedSender<(String, Value)>,
     outcomes: Mutex<mpsc::UnboundedReceiver<Outcome>>,
     next_id: std::sync::atomic::AtomicU32,
@@ -39,6 +42,7 @@ impl RuntimeApi {
         let shared = Arc::new(Shared {
             events: Mutex::new(events_rx),
             outcomes: outcomes_tx,
+            first_next: std::sync::OnceLock::new(),
         });
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
@@ -48,7 +52,7 @@ impl RuntimeApi {
                 post(invocation_answered),
             )
             .route("/2018-06-01/runtime/init/error", post(init_error))
-            .with_state(shared);
+            .with_state(Arc::clone(&shared));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind runtime api");
@@ -58,10 +62,16 @@ impl RuntimeApi {
         });
         RuntimeApi {
             addr,
+            shared,
             events: events_tx,
             outcomes: Mutex::new(outcomes_rx),
             next_id: Default::default(),
         }
+    }
+
+    /// When the function first asked for an event (its init done), if it has.
+    pub fn first_next(&self) -> Option<Instant> {
+        self.shared.first_next.get().copied()
     }
 
     /// Queues an invocation; returns its request id.
@@ -99,6 +109,7 @@ impl RuntimeApi {
 }
 
 async fn next(State(shared): State<Arc<Shared>>) -> (HeaderMap, String) {
+    shared.first_next.get_or_init(Instant::now);
     let (request_id, event) = shared
         .events
         .lock()

@@ -9,13 +9,17 @@
 //! call metered as AWS bills it (`cost.rs`), priced at list prices, written to
 //! `bench-results/cost-latest.json` and printed as the README's table.
 //!
-//!     bench [--events 200] [--webhooks 3] [--cost-events 100]
+//! First, each function's cold start: its init (release build, process start to its first
+//! Runtime API `next`, with no AWS call before it) and, when `make package` has built them,
+//! its arm64 zip's size: `bench-results/init-latest.json`.
+//!
+//!     bench [--init-runs 20] [--events 200] [--webhooks 3] [--cost-events 100]
 
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::stream::{self, StreamExt};
 use integration_tests::cost::{Cost, Usage, EVENTBRIDGE_API_DESTINATIONS_PER_MILLION, LIST_PRICES};
-use integration_tests::{cli_arg, unique, Api, Harness, Receiver, Reply};
+use integration_tests::{cli_arg, functions, unique, Api, Harness, Receiver, Reply};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -59,6 +63,7 @@ fn signing_ns_per_op(iterations: u32) -> f64 {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let h = Harness::get();
+    cold_starts(h, cli_arg("--init-runs", 20)).await;
     latency(h, cli_arg("--events", 200), cli_arg("--webhooks", 3)).await;
     cost(h, cli_arg("--cost-events", 100)).await;
 }
@@ -355,4 +360,90 @@ fn cost_table(rows: &[Row]) -> String {
         "| EventBridge API destinations | - | - | - | - | - | - | ${EVENTBRIDGE_API_DESTINATIONS_PER_MILLION:.2} | |\n"
     ));
     text
+}
+
+/// Each function's init and zip size: `init-latest.json` and a Markdown table.
+async fn cold_starts(h: &Harness, runs: usize) {
+    if runs == 0 {
+        return;
+    }
+    let target =
+        std::env::var("CARGO_TARGET_DIR").map_or_else(|_| h.root.join("target"), Into::into);
+    let mut rows = Vec::new();
+    for (name, function) in [
+        ("admin-api", "AdminApiFunction"),
+        ("fanout", "FanoutFunction"),
+        ("deliver", "DeliverFunction"),
+        ("alerter", "AlerterFunction"),
+    ] {
+        let binary = target.join("release").join(name);
+        assert!(
+            binary.exists(),
+            "{} is missing: `make bench` builds it (cargo build --release --workspace --bins)",
+            binary.display()
+        );
+        let credentials = h.function_credentials(name).await;
+        h.reset_meters().await;
+        let mut inits = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            let mut started =
+                functions::spawn_built(&binary, name, Some(credentials.clone()), &[]).await;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let ready = loop {
+                if let Some(at) = started.runtime.first_next() {
+                    break at;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{name} never asked for an event:\n{}",
+                    started.output()
+                );
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            };
+            inits.push(ready.duration_since(started.started).as_secs_f64() * 1000.0);
+            let _ = started.child.kill().await;
+        }
+        // Any AWS call made during those inits shows on the emulator's meter.
+        let usage = h.usage().await;
+        let aws_calls = usage.total_sqs_requests()
+            + usage.sqs_empty_receives
+            + usage.kms_calls
+            + usage.total_read_units()
+            + usage.total_write_units()
+            + usage.emails;
+        let zip = h.root.join("build/sam").join(format!("{function}.zip"));
+        let zip_bytes = std::fs::metadata(&zip).ok().map(|m| m.len());
+        rows.push(json!({
+            "function": name,
+            "init": summary(inits),
+            "aws_calls_during_init": aws_calls,
+            "zip_bytes": zip_bytes,
+        }));
+    }
+    let mut table = String::from("| function | init p50 | init p95 | AWS calls before the first event | arm64 zip |\n|---|---|---|---|---|\n");
+    for row in &rows {
+        let zip = row["zip_bytes"]
+            .as_u64()
+            .map_or("not packaged".to_owned(), |b| {
+                format!("{:.2} MB", b as f64 / 1e6)
+            });
+        table.push_str(&format!(
+            "| {} | {:.1} ms | {:.1} ms | {} | {zip} |\n",
+            row["function"].as_str().unwrap_or("?"),
+            row["init"]["p50_ms"].as_f64().unwrap_or(f64::NAN),
+            row["init"]["p95_ms"].as_f64().unwrap_or(f64::NAN),
+            row["aws_calls_during_init"],
+        ));
+    }
+    let result = json!({
+        "at": webhooks_shared::domain::clock::rfc3339_seconds(SystemTime::now()),
+        "machine": {"cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)},
+        "build": "release, this machine's architecture (init); arm64 (zips, from make package)",
+        "functions": rows,
+    });
+    let dir = h.root.join("bench-results");
+    std::fs::create_dir_all(&dir).expect("bench-results dir");
+    let text = serde_json::to_string_pretty(&result).expect("json");
+    std::fs::write(dir.join("init-latest.json"), &text).expect("write results");
+    println!("{table}");
 }

@@ -1,8 +1,102 @@
 //! Events: stored once, with the exact body every attempt sends.
+//!
+//! The body is stored deflated when that makes it smaller: DynamoDB bills a write per started
+//! 1 KB of item, and a 1 KB JSON event deflates to about 600 bytes, so its item stays within
+//! one write unit. Bodies are read back byte for byte; items written before (a plain
+//! `payload`) read as they are.
 
-use super::{n, s, to_item, Store, StoreError};
+use std::io::{Read, Write};
+
+use flate2::read::DeflateDecoder;
+use flate2::write::DeflateEncoder;
+use flate2::Compression;
+use serde::{Deserialize, Serialize};
+
+use super::{from_item, n, s, to_item, Store, StoreError};
+use crate::domain::clock::Timestamp;
 use crate::domain::ids::EventId;
 use crate::domain::model::EventRecord;
+
+/// An event item as stored: [`EventRecord`] with its body in one of two forms.
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredEvent {
+    id: EventId,
+    #[serde(rename = "type")]
+    event_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    resource_id: Option<String>,
+    /// The body as is, when deflating would not make it smaller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    payload: Option<String>,
+    /// The body, raw deflate.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_bytes")]
+    payload_deflate: Option<Vec<u8>>,
+    fingerprint: String,
+    received_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    deliveries: Option<u32>,
+    expires_at: i64,
+}
+
+/// The body deflated, if that is smaller than the body itself.
+fn deflated(body: &str) -> Option<Vec<u8>> {
+    let mut encoder = DeflateEncoder::new(Vec::new(), Compression::best());
+    encoder.write_all(body.as_bytes()).ok()?;
+    let out = encoder.finish().ok()?;
+    (out.len() < body.len()).then_some(out)
+}
+
+fn inflated(bytes: &[u8]) -> Result<String, StoreError> {
+    let mut body = String::new();
+    DeflateDecoder::new(bytes)
+        .read_to_string(&mut body)
+        .map_err(|e| StoreError::Corrupt(format!("stored event body does not inflate: {e}")))?;
+    Ok(body)
+}
+
+impl From<&EventRecord> for StoredEvent {
+    fn from(event: &EventRecord) -> Self {
+        let payload_deflate = deflated(&event.payload);
+        StoredEvent {
+            id: event.id.clone(),
+            event_type: event.event_type.clone(),
+            resource_id: event.resource_id.clone(),
+            payload: payload_deflate.is_none().then(|| event.payload.clone()),
+            payload_deflate,
+            fingerprint: event.fingerprint.clone(),
+            received_at: event.received_at,
+            deliveries: event.deliveries,
+            expires_at: event.expires_at,
+        }
+    }
+}
+
+impl TryFrom<StoredEvent> for EventRecord {
+    type Error = StoreError;
+
+    fn try_from(stored: StoredEvent) -> Result<Self, StoreError> {
+        let payload = match (stored.payload, stored.payload_deflate) {
+            (Some(payload), _) => payload,
+            (None, Some(bytes)) => inflated(&bytes)?,
+            (None, None) => {
+                return Err(StoreError::Corrupt(format!(
+                    "event {} has no body",
+                    stored.id
+                )))
+            }
+        };
+        Ok(EventRecord {
+            id: stored.id,
+            event_type: stored.event_type,
+            resource_id: stored.resource_id,
+            payload,
+            fingerprint: stored.fingerprint,
+            received_at: stored.received_at,
+            deliveries: stored.deliveries,
+            expires_at: stored.expires_at,
+        })
+    }
+}
 
 impl Store {
     // ---- events ----
@@ -12,8 +106,9 @@ impl Store {
         &self,
         event: &EventRecord,
     ) -> Result<Option<EventRecord>, StoreError> {
+        let item = to_item(&StoredEvent::from(event))?;
         if self
-            .put_if_absent(&self.tables.events_table, to_item(event)?, "id")
+            .put_if_absent(&self.tables.events_table, item, "id")
             .await?
         {
             return Ok(None);
@@ -38,6 +133,84 @@ impl Store {
     }
 
     pub async fn get_event(&self, id: &EventId) -> Result<Option<EventRecord>, StoreError> {
-        self.get_by_id(&self.tables.events_table, id.as_str()).await
+        let stored = self
+            .ddb
+            .get_item()
+            .table_name(&self.tables.events_table)
+            .key("id", s(id))
+            .consistent_read(true)
+            .send()
+            .await?;
+        stored
+            .item
+            .map(|item| from_item::<StoredEvent>(item)?.try_into())
+            .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(payload: &str) -> EventRecord {
+        EventRecord {
+            id: EventId::from("evt_1".to_owned()),
+            event_type: "order.completed".into(),
+            resource_id: Some("ord_1".into()),
+            payload: payload.into(),
+            fingerprint: "f".repeat(64),
+            received_at: Timestamp::parse("2026-11-27T03:00:00.000Z").expect("time"),
+            deliveries: None,
+            expires_at: 1,
+        }
+    }
+
+    fn round_trip(event: &EventRecord) -> (super::super::Item, EventRecord) {
+        let item = to_item(&StoredEvent::from(event)).expect("item");
+        let back = from_item::<StoredEvent>(item.clone())
+            .expect("stored")
+            .try_into()
+            .expect("record");
+        (item, back)
+    }
+
+    #[test]
+    fn a_body_that_deflates_is_stored_deflated_and_reads_back_byte_for_byte() {
+        let body = format!(
+            r#"{{"id":"evt_1","type":"order.completed","data":{{"tickets":[{}], "n": 1e15}}}}"#,
+            (1..200)
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let (item, back) = round_trip(&event(&body));
+        assert!(item.contains_key("payload_deflate"), "{item:?}");
+        assert!(!item.contains_key("payload"));
+        let stored = item["payload_deflate"]
+            .as_b()
+            .expect("binary")
+            .as_ref()
+            .len();
+        assert!(stored < body.len() * 3 / 4, "{stored} of {}", body.len());
+        assert_eq!(back.payload, body);
+    }
+
+    #[test]
+    fn a_body_that_does_not_deflate_is_stored_as_is() {
+        let (item, back) = round_trip(&event("{}"));
+        assert_eq!(item["payload"].as_s().expect("text"), "{}");
+        assert!(!item.contains_key("payload_deflate"));
+        assert_eq!(back.payload, "{}");
+    }
+
+    #[test]
+    fn a_damaged_body_is_an_error_not_a_panic() {
+        let mut item = to_item(&StoredEvent::from(&event(&"x".repeat(500)))).expect("item");
+        item.insert(
+            "payload_deflate".into(),
+            aws_sdk_dynamodb::types::AttributeValue::B(vec![0xff, 0x00, 0x13].into()),
+        );
+        let stored = from_item::<StoredEvent>(item).expect("stored");
+        assert!(EventRecord::try_from(stored).is_err());
     }
 }

@@ -38,6 +38,8 @@ pub enum StoreError {
     Codec(#[from] serde_dynamo::Error),
     #[error("DynamoDB left {0} items unwritten after retries")]
     Unprocessed(usize),
+    #[error("{0}")]
+    Corrupt(String),
 }
 
 impl StoreError {
@@ -46,7 +48,7 @@ impl StoreError {
         match self {
             StoreError::Dynamo(e) => e.is_retryable(),
             StoreError::Unprocessed(_) => true,
-            StoreError::Codec(_) => false,
+            StoreError::Codec(_) | StoreError::Corrupt(_) => false,
         }
     }
 }
