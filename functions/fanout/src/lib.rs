@@ -24,10 +24,8 @@ use webhooks_shared::adapters::queue::Queue;
 use webhooks_shared::adapters::store::{Store, StoreError};
 use webhooks_shared::adapters::Adapters;
 use webhooks_shared::domain::clock::Timestamp;
-use webhooks_shared::domain::ids::EventId;
-use webhooks_shared::domain::model::{
-    DeliveryMessage, DeliveryRecord, DeliveryRef, EventRecord, SubscriptionRecord,
-};
+use webhooks_shared::domain::ids::{EventId, WebhookId};
+use webhooks_shared::domain::model::{DeliveryMessage, DeliveryRecord, DeliveryRef, EventRecord};
 use webhooks_shared::domain::problem::{self, Problem};
 use webhooks_shared::domain::{clock, ids};
 use webhooks_shared::Config;
@@ -157,18 +155,29 @@ impl Fanout {
         Ok(BatchOutcome { events })
     }
 
-    /// Stores each event unless its id is stored already, then fans out those not fanned out
-    /// yet; one outcome per event, in order. The events' ids must be distinct. A failing
-    /// backing service fails the whole call (503): sending the same events again finishes
-    /// what was left (delivery ids are deterministic, so nothing doubles).
+    /// Stores each event unless its id is stored already, with the webhooks subscribed now,
+    /// then writes and queues their deliveries; one outcome per event, in order. The events'
+    /// ids must be distinct. A failing backing service fails the whole call (503): sending
+    /// the same events again writes and queues their deliveries again (delivery ids are
+    /// deterministic and the deliveries queue drops or holds back a copy of a message, so
+    /// nothing doubles).
     pub async fn accept(
         &self,
         events: Vec<IncomingEvent>,
         now: SystemTime,
     ) -> Result<Vec<Outcome>, Problem> {
+        let subscribed = self
+            .subscribed(events.iter().map(|e| e.event_type.as_str()))
+            .await?;
         let records: Vec<EventRecord> = events
             .into_iter()
             .map(|incoming| EventRecord {
+                webhooks: Some(
+                    subscribed
+                        .get(incoming.event_type.as_str())
+                        .cloned()
+                        .unwrap_or_default(),
+                ),
                 id: incoming.id,
                 event_type: incoming.event_type,
                 resource_id: incoming.resource_id,
@@ -192,95 +201,85 @@ impl Fanout {
             .await
             .map_err(unavailable)?;
 
-        /// Where an event stands once its PutItem is answered.
-        enum Step {
-            Done(Outcome),
-            /// Its index in the events to fan out.
-            FanOut(usize),
-        }
-        let mut steps = Vec::with_capacity(records.len());
+        let mut outcomes = Vec::with_capacity(records.len());
         let mut to_fan_out: Vec<EventRecord> = Vec::new();
         for (record, stored) in records.into_iter().zip(stored) {
-            let step = match stored {
-                None => {
-                    to_fan_out.push(record);
-                    Step::FanOut(to_fan_out.len() - 1)
-                }
+            let event = match stored {
+                None => record,
                 Some(stored) if stored.fingerprint != record.fingerprint => {
-                    Step::Done(Outcome::Conflict(record.id))
+                    outcomes.push(Outcome::Conflict(record.id));
+                    continue;
                 }
-                Some(stored) => match stored.deliveries {
-                    Some(deliveries) => Step::Done(Outcome::Accepted(Accepted {
-                        id: stored.id,
-                        deliveries,
-                    })),
-                    // An earlier request stored the event but did not finish fanning out:
-                    // finish it now (delivery ids are deterministic, so nothing doubles).
-                    None => {
-                        to_fan_out.push(stored);
-                        Step::FanOut(to_fan_out.len() - 1)
-                    }
+                // Fanned out by an item written before events kept their webhooks.
+                Some(EventRecord {
+                    id,
+                    webhooks: None,
+                    deliveries: Some(deliveries),
+                    ..
+                }) => {
+                    outcomes.push(Outcome::Accepted(Accepted { id, deliveries }));
+                    continue;
+                }
+                // Its own webhooks again (an earlier request may have stopped before its
+                // deliveries were queued); an old item never fanned out gets today's.
+                Some(stored) => EventRecord {
+                    webhooks: stored.webhooks.or(record.webhooks),
+                    ..stored
                 },
             };
-            steps.push(step);
+            outcomes.push(Outcome::Accepted(Accepted {
+                id: event.id.clone(),
+                deliveries: event.webhooks.as_ref().map_or(0, |w| w.len() as u32),
+            }));
+            to_fan_out.push(event);
         }
-        let counts = self.fan_out(&to_fan_out, now).await?;
-        steps
-            .into_iter()
-            .map(|step| match step {
-                Step::Done(outcome) => Some(outcome),
-                Step::FanOut(i) => Some(Outcome::Accepted(Accepted {
-                    id: to_fan_out.get(i)?.id.clone(),
-                    deliveries: *counts.get(i)?,
-                })),
-            })
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| {
-                tracing::error!("fan-out returned fewer counts than events");
-                Problem::unavailable()
-            })
+        self.fan_out(&to_fan_out).await?;
+        Ok(outcomes)
     }
 
-    /// Writes the deliveries of `events`, sends their messages, then marks each event fanned
-    /// out; returns each event's number of deliveries. Subscribers are read once per type.
-    async fn fan_out(&self, events: &[EventRecord], now: SystemTime) -> Result<Vec<u32>, Problem> {
-        if events.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    /// The active webhooks subscribed to each of `types`, read once per type.
+    async fn subscribed(
+        &self,
+        types: impl Iterator<Item = &str>,
+    ) -> Result<HashMap<String, Vec<WebhookId>>, Problem> {
+        let mut types: Vec<String> = types.map(str::to_owned).collect();
         types.sort_unstable();
         types.dedup();
-        let subscribers: HashMap<&str, Vec<SubscriptionRecord>> =
-            futures::future::try_join_all(types.into_iter().map(|event_type| async move {
-                let found = self.store.subscribers(event_type).await?;
-                Ok::<_, StoreError>((event_type, found))
-            }))
-            .await
-            .map_err(unavailable)?
-            .into_iter()
-            .collect();
-
-        let mut deliveries: Vec<DeliveryRecord> = Vec::new();
-        let mut counts = Vec::with_capacity(events.len());
-        for event in events {
-            let before = deliveries.len();
+        let found = futures::future::try_join_all(types.into_iter().map(|event_type| async move {
+            let subscribers = self.store.subscribers(&event_type).await?;
             let active = subscribers
-                .get(event.event_type.as_str())
                 .into_iter()
-                .flatten()
-                .filter(|s| s.active);
-            deliveries.extend(active.map(|s| {
-                let delivery = DeliveryRef {
-                    delivery_id: ids::delivery_id(&event.id, &s.webhook_id),
-                    webhook_id: s.webhook_id.clone(),
-                    event_id: event.id.clone(),
-                    event_type: event.event_type.clone(),
-                    resource_id: event.resource_id.clone(),
-                    manual: false,
-                };
-                DeliveryRecord::new(delivery, now, self.retention)
-            }));
-            counts.push((deliveries.len() - before) as u32);
+                .filter(|s| s.active)
+                .map(|s| s.webhook_id)
+                .collect();
+            Ok::<_, StoreError>((event_type, active))
+        }))
+        .await
+        .map_err(unavailable)?;
+        Ok(found.into_iter().collect())
+    }
+
+    /// Writes and queues one delivery per webhook of each event.
+    async fn fan_out(&self, events: &[EventRecord]) -> Result<(), Problem> {
+        let deliveries: Vec<DeliveryRecord> = events
+            .iter()
+            .flat_map(|event| {
+                event.webhooks.iter().flatten().map(move |webhook_id| {
+                    let delivery = DeliveryRef {
+                        delivery_id: ids::delivery_id(&event.id, webhook_id),
+                        webhook_id: webhook_id.clone(),
+                        event_id: event.id.clone(),
+                        event_type: event.event_type.clone(),
+                        resource_id: event.resource_id.clone(),
+                        manual: false,
+                    };
+                    // Made when the event arrived: written again, the item is the same.
+                    DeliveryRecord::new(delivery, event.received_at.into(), self.retention)
+                })
+            })
+            .collect();
+        if deliveries.is_empty() {
+            return Ok(());
         }
         self.store
             .put_deliveries(&deliveries)
@@ -288,21 +287,11 @@ impl Fanout {
             .map_err(unavailable)?;
         let messages: Vec<DeliveryMessage> = deliveries.iter().map(DeliveryMessage::from).collect();
         self.queue.send(&messages).await.map_err(unavailable)?;
-        let marks: Vec<_> = events
-            .iter()
-            .zip(counts.iter().copied())
-            .map(|(event, count)| async move {
-                self.store.mark_fanned_out(&event.id, count).await?;
-                tracing::info!(event_id = %event.id, event_type = %event.event_type, deliveries = count, "event fanned out");
-                Ok::<_, StoreError>(())
-            })
-            .collect();
-        stream::iter(marks)
-            .buffered(CONCURRENT_WRITES)
-            .try_collect::<Vec<()>>()
-            .await
-            .map_err(unavailable)?;
-        Ok(counts)
+        for event in events {
+            let deliveries = event.webhooks.as_ref().map_or(0, Vec::len);
+            tracing::info!(event_id = %event.id, event_type = %event.event_type, deliveries, "event fanned out");
+        }
+        Ok(())
     }
 }
 

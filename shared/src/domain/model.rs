@@ -54,7 +54,12 @@ pub struct EventRecord {
     /// Hash of type + data, to tell a retry of the same event from a clash of ids.
     pub fingerprint: String,
     pub received_at: Timestamp,
-    /// Set once the fan-out is complete: the number of deliveries made.
+    /// The webhooks subscribed (and active) when the event was accepted: one delivery each,
+    /// fixed with the event in its one write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhooks: Option<Vec<WebhookId>>,
+    /// Items written before `webhooks` existed: the number of deliveries, set by an update
+    /// once their fan-out was complete.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deliveries: Option<u32>,
     pub expires_at: i64,

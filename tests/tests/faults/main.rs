@@ -159,6 +159,7 @@ async fn a_deliver_killed_mid_batch_loses_nothing() {
                 payload,
                 fingerprint: "test".into(),
                 received_at: Timestamp::parse("2026-11-27T03:00:00.000Z").expect("time"),
+                webhooks: None,
                 deliveries: Some(2),
                 expires_at: 0,
             })

@@ -87,6 +87,7 @@ async fn the_deliver_binary_answers_an_sqs_batch_with_its_failures() {
             payload,
             fingerprint: "test".into(),
             received_at: Timestamp::parse("2026-11-27T03:00:00.000Z").expect("time"),
+            webhooks: None,
             deliveries: Some(1),
             expires_at: 0,
         })

@@ -12,9 +12,9 @@ use flate2::write::DeflateEncoder;
 use flate2::Compression;
 use serde::{Deserialize, Serialize};
 
-use super::{from_item, n, s, to_item, Store, StoreError};
+use super::{from_item, s, to_item, Store, StoreError};
 use crate::domain::clock::Timestamp;
-use crate::domain::ids::EventId;
+use crate::domain::ids::{EventId, WebhookId};
 use crate::domain::model::EventRecord;
 
 /// An event item as stored: [`EventRecord`] with its body in one of two forms.
@@ -33,6 +33,8 @@ struct StoredEvent {
     payload_deflate: Option<Vec<u8>>,
     fingerprint: String,
     received_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    webhooks: Option<Vec<WebhookId>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     deliveries: Option<u32>,
     expires_at: i64,
@@ -65,6 +67,7 @@ impl From<&EventRecord> for StoredEvent {
             payload_deflate,
             fingerprint: event.fingerprint.clone(),
             received_at: event.received_at,
+            webhooks: event.webhooks.clone(),
             deliveries: event.deliveries,
             expires_at: event.expires_at,
         }
@@ -92,6 +95,7 @@ impl TryFrom<StoredEvent> for EventRecord {
             payload,
             fingerprint: stored.fingerprint,
             received_at: stored.received_at,
+            webhooks: stored.webhooks,
             deliveries: stored.deliveries,
             expires_at: stored.expires_at,
         })
@@ -114,22 +118,6 @@ impl Store {
             return Ok(None);
         }
         self.get_event(&event.id).await
-    }
-
-    pub async fn mark_fanned_out(
-        &self,
-        event_id: &EventId,
-        deliveries: u32,
-    ) -> Result<(), StoreError> {
-        self.ddb
-            .update_item()
-            .table_name(&self.tables.events_table)
-            .key("id", s(event_id))
-            .update_expression("SET deliveries = :n")
-            .expression_attribute_values(":n", n(deliveries))
-            .send()
-            .await?;
-        Ok(())
     }
 
     pub async fn get_event(&self, id: &EventId) -> Result<Option<EventRecord>, StoreError> {
@@ -160,6 +148,7 @@ mod tests {
             payload: payload.into(),
             fingerprint: "f".repeat(64),
             received_at: Timestamp::parse("2026-11-27T03:00:00.000Z").expect("time"),
+            webhooks: Some(vec![WebhookId::from("wh_1".to_owned())]),
             deliveries: None,
             expires_at: 1,
         }
