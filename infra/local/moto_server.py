@@ -23,6 +23,8 @@ This launcher teaches those handlers what AWS authorizes:
 DynamoDB applies each request atomically; moto's handlers do not (concurrent updates of one
 item can lose an increment, and a query can fail with "dictionary changed size during
 iteration" while another request writes). Here DynamoDB requests are handled one at a time.
+And a Query of a table reads its partition only, as on DynamoDB (moto sorts the whole table
+for each one, so long local runs slowed down as their tables grew).
 
 One SQS gap is closed too: moto decides which FIFO message groups are busy once per
 ReceiveMessage, so a long poll that began before another consumer received a group's message
@@ -296,6 +298,33 @@ def dynamodb_requests_one_at_a_time() -> None:
     DynamoHandler.call_action = atomic
 
 
+def dynamodb_queries_read_their_partition() -> None:
+    """moto answers a Query of a table by sorting every item of the table and keeping those of
+    the partition asked for: its cost grows with the table (a long local run slows down as
+    its log grows). DynamoDB reads the partition only; so does this."""
+    from moto.dynamodb.models.table import Table
+
+    query = Table.query
+
+    def partition_only(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
+        if index_name is None and hash_key is not None:
+            partition = self.items.get(hash_key)
+            if partition is None:
+                items: list[Any] = []
+            elif self.range_key_attr:
+                items = list(partition.values())
+            else:
+                items = [partition]
+            self.all_items = lambda: items
+        try:
+            return query(self, hash_key, *args, **kwargs)
+        finally:
+            self.__dict__.pop("all_items", None)
+
+    Table.query = partition_only
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -307,6 +336,7 @@ def main() -> int:
     metering.install()  # before the lock below, so each request is metered inside it
     fifo_groups_wait_while_in_flight()
     fifo_receipt_handles_expire()
+    dynamodb_queries_read_their_partition()
     dynamodb_requests_one_at_a_time()
     from moto.server import ThreadedMotoServer
 
