@@ -45,6 +45,8 @@ pub struct CallCount {
     pub failed_before: u64,
     /// Reached the emulator, then answered with a fault.
     pub failed_after: u64,
+    /// Time the emulator took to answer these calls, summed (where the time goes).
+    pub emulator_time: std::time::Duration,
 }
 
 struct State {
@@ -206,12 +208,16 @@ async fn forward(
     let mut upstream = state.upstream.clone().into_parts();
     upstream.path_and_query = Some(path.parse()?);
     parts.uri = Uri::from_parts(upstream)?;
+    let asked = std::time::Instant::now();
     let answer = state
         .client
         .request(Request::from_parts(parts, Full::new(body)))
         .await?;
     let (parts, body) = answer.into_parts();
     let body = body.collect().await?.to_bytes();
+    if let Ok(mut counts) = state.counts.lock() {
+        counts.entry(action.clone()).or_default().emulator_time += asked.elapsed();
+    }
     if fault == Fault::After {
         return Ok(fault_response(&action, throttle));
     }

@@ -85,6 +85,8 @@ async fn latency(h: &Harness, events: usize, webhooks: usize) {
     // Ingest: one event at a time, as the platform would post them.
     let mut ingest = Vec::with_capacity(events);
     let mut posted = Vec::with_capacity(events);
+    h.proxy.take_counts();
+    h.invocations.take();
     let run_started = Instant::now();
     for _ in 0..events {
         let event_id = unique("bench-evt");
@@ -104,6 +106,7 @@ async fn latency(h: &Harness, events: usize, webhooks: usize) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let total = run_started.elapsed().as_secs_f64();
+    let time_goes = where_the_time_goes(h, (events * webhooks) as f64);
     let requests = receiver.requests();
     let mut end_to_end = Vec::new();
     for (event_id, sent_at) in &posted {
@@ -130,6 +133,7 @@ async fn latency(h: &Harness, events: usize, webhooks: usize) {
         "end_to_end_latency": summary(end_to_end),
         "deliveries_per_second": requests.len() as f64 / total,
         "signing_ns_per_delivery_1kib": signing_ns_per_op(20_000),
+        "per_delivery": time_goes,
     });
     let dir = h.root.join("bench-results");
     std::fs::create_dir_all(&dir).expect("bench-results dir");
@@ -139,6 +143,50 @@ async fn latency(h: &Harness, events: usize, webhooks: usize) {
     std::fs::write(dir.join("latest.json"), &text).expect("write results");
     println!("{text}");
     assert_eq!(requests.len(), expected, "every delivery arrived");
+}
+
+/// Per delivery: each function's handler time, and each AWS call's count and the time the
+/// emulator took to answer it (the local stack's bottleneck), busiest first; also printed.
+fn where_the_time_goes(h: &Harness, deliveries: f64) -> Value {
+    let mut calls: Vec<(String, f64, f64)> = h
+        .proxy
+        .take_counts()
+        .into_iter()
+        .map(|(action, c)| {
+            (
+                action,
+                c.calls as f64 / deliveries,
+                c.emulator_time.as_secs_f64() * 1000.0 / deliveries,
+            )
+        })
+        .collect();
+    calls.sort_by(|a, b| b.2.total_cmp(&a.2));
+    let handlers: Vec<(String, f64)> = h
+        .invocations
+        .take()
+        .functions
+        .into_iter()
+        .map(|(f, i)| (f, i.busy.as_secs_f64() * 1000.0 / deliveries))
+        .collect();
+    let mut table = String::from("| per delivery | calls | ms |\n|---|---|---|\n");
+    for (function, ms) in &handlers {
+        table.push_str(&format!("| {function} handler | | {ms:.1} |\n"));
+    }
+    for (action, n, ms) in &calls {
+        if action == "sqs:ReceiveMessage" {
+            // Long polls: mostly waiting for messages, not work.
+            table.push_str(&format!(
+                "| emulator: {action} (long polls) | {n:.2} | - |\n"
+            ));
+        } else {
+            table.push_str(&format!("| emulator: {action} | {n:.2} | {ms:.1} |\n"));
+        }
+    }
+    eprintln!("{table}");
+    json!({
+        "handler_ms": handlers.into_iter().collect::<std::collections::BTreeMap<_, _>>(),
+        "emulator": calls.iter().map(|(a, n, ms)| json!({"action": a, "calls": n, "ms": ms})).collect::<Vec<_>>(),
+    })
 }
 
 /// How events reach the service in a cost scenario.
