@@ -33,7 +33,9 @@ here a message waits while another message of its group is in flight. (Several m
 one group may still come in one receive, as on AWS.) And on a FIFO queue only a message's
 latest receipt handle changes its visibility, as on AWS, where an earlier one has expired:
 moto accepts any handle the message ever had, so a late SDK retry of a visibility change
-could make a message visible again while its next receive is being handled.
+could make a message visible again while its next receive is being handled. Two receives
+at once could each take a message of one group: here picking is atomic. And a FIFO queue
+remembers a deduplication id for its 5 minutes even after that message was deleted.
 
 moto answers a refused call in XML whatever the protocol; a JSON-protocol call (DynamoDB,
 KMS, SQS) gets its refusal in JSON here, as AWS sends it, so the SDK shows its message
@@ -284,6 +286,62 @@ def fifo_receipt_handles_expire() -> None:
     SQSBackend.change_message_visibility = latest_handle_only
 
 
+def receives_pick_atomically() -> None:
+    """moto picks a receive's messages and marks them received without a lock, so two
+    receives at once could each take a message of one FIFO group (AWS never hands out a
+    group's messages to two consumers at once). Here each pick is atomic; a receive that
+    finds nothing waits outside the lock, as moto's own long poll does."""
+    import time
+
+    from moto.sqs.models import SQSBackend
+
+    lock = threading.Lock()
+    receive = SQSBackend.receive_message
+
+    def atomic(
+        self: Any,
+        queue_name: str,
+        count: int,
+        wait_seconds_timeout: int,
+        visibility_timeout: int,
+        message_attribute_names: list[str] | None = None,
+    ) -> list[Any]:
+        deadline = time.monotonic() + (wait_seconds_timeout or 0)
+        queue = self.get_queue(queue_name)
+        while True:
+            with lock:
+                picked = receive(self, queue_name, count, 0, visibility_timeout, message_attribute_names)
+            left = deadline - time.monotonic()
+            if picked or left <= 0:
+                return picked
+            queue.wait_for_messages(min(1.0, left))
+
+    SQSBackend.receive_message = atomic
+
+
+def fifo_deduplication_outlives_deletion() -> None:
+    """A FIFO queue drops a message whose deduplication id was sent in the last 5 minutes,
+    whether or not the first one was deleted since (moto forgot ids once deleted)."""
+    from moto.sqs.models import DEDUPLICATION_TIME_IN_SECONDS, Queue
+
+    add = Queue.add_message
+
+    def remembering(self: Any, message: Any) -> None:
+        if self.fifo_queue and message.deduplication_id:
+            seen = self.__dict__.setdefault("_dedup_sent_ms", {})
+            now = message.sent_timestamp
+            first = seen.get(message.deduplication_id)
+            if first is not None and (now - first) / 1000 < DEDUPLICATION_TIME_IN_SECONDS:
+                return
+            seen[message.deduplication_id] = now
+            if len(seen) > 100_000:  # forget the expired ones now and then
+                for key in [k for k, t in seen.items() if (now - t) / 1000 >= DEDUPLICATION_TIME_IN_SECONDS]:
+                    del seen[key]
+        add(self, message)
+
+    Queue.add_message = remembering
+
+
 def dynamodb_requests_one_at_a_time() -> None:
     """Each DynamoDB request runs under one lock, so it is atomic as on AWS."""
     from moto.dynamodb.responses import DynamoHandler
@@ -336,6 +394,8 @@ def main() -> int:
     metering.install()  # before the lock below, so each request is metered inside it
     fifo_groups_wait_while_in_flight()
     fifo_receipt_handles_expire()
+    receives_pick_atomically()
+    fifo_deduplication_outlives_deletion()
     dynamodb_queries_read_their_partition()
     dynamodb_requests_one_at_a_time()
     from moto.server import ThreadedMotoServer
