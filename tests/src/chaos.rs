@@ -324,8 +324,11 @@ fn state_of(log: Option<&Vec<AttemptRecord>>) -> Option<DeliveryState> {
         .map(|a| a.delivery_state)
 }
 
-/// Reads the log of every delivery until each is final or `deadline` passes, then once more
-/// (so the checks see every line). A round stops reading after 50 deliveries still under
+const STALLED: Duration = Duration::from_secs(300);
+
+/// Reads the log of every delivery until each is final, or `deadline` has passed and no
+/// delivery became final for [`STALLED`] (a busy machine is slow, a lost delivery never
+/// ends), then once more (so the checks see every line). A round stops reading after 50 deliveries still under
 /// way: those after them are most likely under way too, and a long run would otherwise
 /// spend the emulator on reading.
 async fn wait_until_final(
@@ -334,13 +337,26 @@ async fn wait_until_final(
     deadline: Instant,
 ) -> HashMap<DeliveryId, Vec<AttemptRecord>> {
     let mut logs: HashMap<DeliveryId, Vec<AttemptRecord>> = HashMap::new();
+    let (mut open_before, mut progressed, mut reported) =
+        (usize::MAX, Instant::now(), Instant::now());
     loop {
         let open: Vec<&DeliveryId> = deliveries
             .iter()
             .map(|(_, d)| d)
             .filter(|d| !state_of(logs.get(*d)).is_some_and(DeliveryState::is_final))
             .collect();
-        if open.is_empty() || Instant::now() > deadline {
+        if open.len() < open_before {
+            (open_before, progressed) = (open.len(), Instant::now());
+        }
+        if reported.elapsed() > Duration::from_secs(60) {
+            eprintln!(
+                "chaos: {} of {} deliveries not final yet",
+                open.len(),
+                deliveries.len()
+            );
+            reported = Instant::now();
+        }
+        if open.is_empty() || (Instant::now() > deadline && progressed.elapsed() > STALLED) {
             break;
         }
         let mut still_open = 0;

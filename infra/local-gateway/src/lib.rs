@@ -14,6 +14,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -48,8 +49,9 @@ use meter::Meter;
 
 pub const DEFAULT_ADMIN_TOKEN: &str = "dev-admin-token";
 pub const DEFAULT_INGEST_TOKEN: &str = "dev-ingest-token";
-/// Lambda starts five concurrent pollers per SQS event source: a batch waiting on a slow
-/// receiver does not hold up the rest of the queue.
+/// Lambda starts five concurrent pollers per SQS event source and, while batches keep
+/// coming with every poller busy, adds more up to the mapping's `MaximumConcurrency`: a
+/// batch waiting on a slow receiver does not hold up the rest of the queue.
 const POLLERS_PER_MAPPING: usize = 5;
 
 #[derive(Debug, Error)]
@@ -317,11 +319,16 @@ pub async fn start(
             timeout: Duration::from_secs(timeout),
             handler,
             meter: meter.clone(),
+            scaling: Arc::new(Scaling {
+                pollers: AtomicUsize::new(0),
+                busy: AtomicUsize::new(0),
+                maximum: mapping.maximum_concurrency.max(1),
+            }),
+            stopped: stopped.clone(),
         };
-        for _ in 0..POLLERS_PER_MAPPING.min(mapping.maximum_concurrency.max(1)) {
-            let poller = poller.clone();
-            let stopped = stopped.clone();
-            tasks.push(tokio::spawn(async move { poller.run(stopped).await }));
+        for _ in 0..POLLERS_PER_MAPPING.min(poller.scaling.maximum) {
+            poller.scaling.pollers.fetch_add(1, Ordering::SeqCst);
+            tasks.push(tokio::spawn(poller.clone().run(Lifetime::Always)));
         }
     }
     Ok(RunningGateway {
@@ -378,6 +385,37 @@ impl QueueHandler {
     }
 }
 
+/// How many pollers an event source mapping runs, and how many are handling a batch.
+struct Scaling {
+    pollers: AtomicUsize,
+    busy: AtomicUsize,
+    maximum: usize,
+}
+
+/// Counts a poller as busy while it handles a batch (also if the gateway stops meanwhile).
+struct Busy<'a>(&'a Scaling);
+
+impl<'a> Busy<'a> {
+    fn start(scaling: &'a Scaling) -> Self {
+        scaling.busy.fetch_add(1, Ordering::SeqCst);
+        Busy(scaling)
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The first pollers run until the gateway stops; the ones added under load stop once
+/// they find the queue empty, as Lambda scales back down.
+#[derive(Clone, Copy, PartialEq)]
+enum Lifetime {
+    Always,
+    WhileBusy,
+}
+
 /// One poller of an SQS event source mapping.
 #[derive(Clone)]
 struct Poller {
@@ -387,19 +425,42 @@ struct Poller {
     timeout: Duration,
     handler: QueueHandler,
     meter: Meter,
+    scaling: Arc<Scaling>,
+    stopped: watch::Receiver<bool>,
 }
 
 impl Poller {
-    async fn run(self, mut stopped: watch::Receiver<bool>) {
+    async fn run(self, lifetime: Lifetime) {
+        let mut stopped = self.stopped.clone();
         loop {
             tokio::select! {
                 _ = stopped.wait_for(|s| *s) => return,
-                _ = self.poll_once() => {}
+                received = self.poll_once() => {
+                    if !received && lifetime == Lifetime::WhileBusy {
+                        self.scaling.pollers.fetch_sub(1, Ordering::SeqCst);
+                        return;
+                    }
+                }
             }
         }
     }
 
-    async fn poll_once(&self) {
+    /// Adds a poller when every poller is handling a batch, up to `MaximumConcurrency`.
+    fn scale_up_if_all_busy(&self) {
+        let busy = self.scaling.busy.load(Ordering::SeqCst);
+        let added =
+            self.scaling
+                .pollers
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |pollers| {
+                    (busy >= pollers && pollers < self.scaling.maximum).then_some(pollers + 1)
+                });
+        if added.is_ok() {
+            tokio::spawn(self.clone().run(Lifetime::WhileBusy));
+        }
+    }
+
+    /// Receives one batch and hands it to the function; false when the queue had nothing.
+    async fn poll_once(&self) -> bool {
         let received = self
             .sqs
             .receive_message()
@@ -415,12 +476,14 @@ impl Poller {
             Err(e) => {
                 tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "receive failed");
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                return;
+                return true;
             }
         };
         if messages.is_empty() {
-            return;
+            return false;
         }
+        let _busy = Busy::start(&self.scaling);
+        self.scale_up_if_all_busy();
         let mut event = SqsEvent::default();
         event.records = messages.iter().map(|m| self.to_lambda_message(m)).collect();
         let started = Instant::now();
@@ -434,11 +497,11 @@ impl Poller {
                 .collect(),
             Err(_) => {
                 tracing::error!(function = %self.mapping.function, "invocation timed out; the batch will be retried");
-                return;
+                return true;
             }
         };
         if !failed.is_empty() && !self.mapping.report_batch_item_failures {
-            return; // without ReportBatchItemFailures any failure retries the whole batch
+            return true; // without ReportBatchItemFailures any failure retries the whole batch
         }
         let entries: Vec<_> = messages
             .iter()
@@ -453,7 +516,7 @@ impl Poller {
             })
             .collect();
         if entries.is_empty() {
-            return;
+            return true;
         }
         if let Err(e) = self
             .sqs
@@ -465,6 +528,7 @@ impl Poller {
         {
             tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "delete failed; messages will be handed back");
         }
+        true
     }
 
     fn to_lambda_message(&self, m: &aws_sdk_sqs::types::Message) -> SqsMessage {
