@@ -21,6 +21,7 @@ use crate::batch::Fate;
 use crate::digest::{compose_digest, WebhookSummary, LISTED_MAX};
 use crate::mailer::Mailer;
 use crate::window::{flush_delay, on_failure, on_flush, OnFailure, OnFlush, Timing};
+use webhooks_shared::adapters::backoff::Backoff;
 use webhooks_shared::adapters::queue::{Queue, QueueError};
 use webhooks_shared::adapters::store::{RecordedFailure, Store, StoreError};
 use webhooks_shared::adapters::Adapters;
@@ -305,9 +306,16 @@ impl Alerter {
                 }
             }
         }
-        let closed = self
-            .store
-            .finish_alert_digest(webhook_id, window_id, Some(now_secs()))
+        // The email is out: a passing fault here must not send it again with the retry.
+        let sent_at = now_secs();
+        let closed = Backoff::RECORDING
+            .retry(
+                || {
+                    self.store
+                        .finish_alert_digest(webhook_id, window_id, Some(sent_at))
+                },
+                StoreError::is_retryable,
+            )
             .await?;
         self.after_digest(webhook_id, closed).await
     }

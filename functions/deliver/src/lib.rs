@@ -35,12 +35,6 @@ use webhooks_shared::domain::model::{
 use webhooks_shared::domain::retry::{random_jitter, RetrySchedule};
 use webhooks_shared::Config;
 
-/// How long the log line of an attempt is tried: 8 tries, 50 ms to 3.2 s apart (6.35 s).
-const RECORD_BACKOFF: Backoff = Backoff {
-    tries: 8,
-    first_wait: Duration::from_millis(50),
-};
-
 /// Event bodies cached per container (events never change); cleared when this full.
 const EVENT_CACHE_BYTES: usize = 16 * 1024 * 1024;
 
@@ -163,7 +157,7 @@ impl Deliverer {
         };
         // The request may have been sent: losing its log line would send it again, so the
         // write is retried well beyond the SDK's own tries.
-        let recorded = RECORD_BACKOFF
+        let recorded = Backoff::RECORDING
             .retry(
                 || self.store.put_attempt_if_new(&record),
                 StoreError::is_retryable,
