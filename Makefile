@@ -43,9 +43,11 @@ package: venv
 clean:
 	rm -rf target build .local
 
+# The Lambda binaries as they are zipped (release profile), timed from process start; the
+# bench itself in the tools profile.
 bench: venv
-	cargo build --release --workspace --bins
-	cargo run --release -p integration-tests --bin bench -- --events $${EVENTS:-200} --webhooks $${WEBHOOKS:-3}
+	cargo build --release -p admin-api -p fanout -p deliver -p alerter
+	cargo run --profile tools -p integration-tests --bin bench -- --events $${EVENTS:-200} --webhooks $${WEBHOOKS:-3}
 
 # docs/spec/ holds copies of the steering repository's spec (../shared/spec, when checked out
 # beside this one); this refreshes them.
@@ -53,7 +55,7 @@ SPEC_SRC := ../shared/spec
 SPEC_FILES := SPEC.md webhooks-user-guide.txt
 
 chaos: venv
-	cargo run --release -p integration-tests --bin chaos -- --events $${EVENTS:-2000} --webhooks $${WEBHOOKS:-3} --rate $${RATE:-25}
+	cargo run --profile tools -p integration-tests --bin chaos -- --events $${EVENTS:-2000} --webhooks $${WEBHOOKS:-3} --rate $${RATE:-25}
 
 spec:
 	@if [ ! -d "$(SPEC_SRC)" ]; then \

@@ -214,6 +214,7 @@ async fn sdk_config(endpoint: &str) -> SdkConfig {
         .region(Region::new(REGION))
         .endpoint_url(endpoint)
         .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+        .http_client(webhooks_shared::adapters::aws_http_client())
         .load()
         .await
 }
@@ -307,7 +308,7 @@ fn start() -> Harness {
     let logs = LogBuffer::default();
     let _ = tracing_subscriber::fmt()
         .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+        .with_max_level(tracing_subscriber::filter::LevelFilter::INFO)
         .with_writer(logs.clone())
         .try_init();
     let ca = TestCa::new();

@@ -12,6 +12,8 @@ pub mod secret_box;
 pub mod store;
 
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 use crate::adapters::queue::Queue;
 use crate::adapters::secret_box::SecretBox;
@@ -19,7 +21,18 @@ use crate::adapters::store::Store;
 use crate::config::Config;
 
 pub async fn load_sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
+    aws_config::defaults(BehaviorVersion::latest())
+        .http_client(aws_http_client())
+        .load()
+        .await
+}
+
+/// The SDK's HTTPS client on rustls with ring, the TLS stack the delivery client uses too
+/// (the SDK's default brings a second one, aws-lc-rs: a larger zip for nothing).
+pub fn aws_http_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .build_https()
 }
 
 /// The adapters every function shares.

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, SendMessageBatchRequestEntry};
 use aws_sdk_sqs::Client;
 use thiserror::Error;
@@ -238,14 +237,23 @@ impl Queue {
                         .ok()
                 })
                 .collect();
-            match self
-                .sqs
-                .change_message_visibility_batch()
-                .queue_url(&self.url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-            {
+            // A change that fails leaves the message hidden for the queue's whole visibility
+            // timeout (6 minutes for deliveries): worth a few tries, it only sets a time.
+            let changed = Backoff::default()
+                .retry(
+                    || async {
+                        self.sqs
+                            .change_message_visibility_batch()
+                            .queue_url(&self.url)
+                            .set_entries(Some(entries.clone()))
+                            .send()
+                            .await
+                            .map_err(AwsError::from)
+                    },
+                    AwsError::is_retryable,
+                )
+                .await;
+            match changed {
                 Ok(out) => {
                     for failure in out.failed() {
                         if let Some(p) = failure
@@ -260,7 +268,7 @@ impl Queue {
                     }
                 }
                 Err(err) => {
-                    tracing::warn!(error = %DisplayErrorContext(&err), "visibility change failed");
+                    tracing::warn!(error = %err, "visibility change failed");
                     refused.extend(chunk.iter().map(|p| p.message_id.clone()));
                 }
             }

@@ -435,7 +435,7 @@ async fn cold_starts(h: &Harness, runs: usize) {
         let binary = target.join("release").join(name);
         assert!(
             binary.exists(),
-            "{} is missing: `make bench` builds it (cargo build --release --workspace --bins)",
+            "{} is missing: `make bench` builds it (cargo build --release -p {name})",
             binary.display()
         );
         let credentials = h.function_credentials(name).await;
