@@ -324,13 +324,14 @@ fn state_of(log: Option<&Vec<AttemptRecord>>) -> Option<DeliveryState> {
         .map(|a| a.delivery_state)
 }
 
+/// How long no delivery may become final, past the deadline, before the wait gives up.
 const STALLED: Duration = Duration::from_secs(300);
 
 /// Reads the log of every delivery until each is final, or `deadline` has passed and no
 /// delivery became final for [`STALLED`] (a busy machine is slow, a lost delivery never
-/// ends), then once more (so the checks see every line). A round stops reading after 50 deliveries still under
-/// way: those after them are most likely under way too, and a long run would otherwise
-/// spend the emulator on reading.
+/// ends), then once more (so the checks see every line). A round stops reading after 50
+/// deliveries still under way: those after them are most likely under way too, and a long
+/// run would otherwise spend the emulator on reading.
 async fn wait_until_final(
     store: &Store,
     deliveries: &[(usize, DeliveryId)],
