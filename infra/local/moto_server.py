@@ -42,7 +42,7 @@ KMS, SQS) gets its refusal in JSON here, as AWS sends it, so the SDK shows its m
 ("... is not authorized to perform: sqs:ChangeMessageVisibility").
 
 Every call is metered as AWS would bill it (`metering.py`, read by `make bench` at
-`GET /_comps/meter`).
+`GET /_comps/meter`). The emails SES accepted are at `GET /_comps/emails`.
 
 `--until-stdin-closes` stops the server when its standard input closes, so a test process
 that started it takes it down however it ends.
@@ -383,6 +383,37 @@ def dynamodb_queries_read_their_partition() -> None:
     Table.query = partition_only
 
 
+def sent_emails_served() -> None:
+    """`GET /_comps/emails`: the emails SES accepted, as `[{id, source, destinations, subject,
+    body}]`. moto's own `/moto-api/data.json` serializes every backend of every account to
+    answer that (its IAM backend alone holds the ~1,300 managed policies): a test polling it
+    for an alert kept the emulator's one interpreter busy for seconds at a time, and every
+    other call waited."""
+    from moto.ses.models import Message
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    dispatch = DomainDispatcherApplication.__call__
+
+    def serve_emails(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("PATH_INFO") != "/_comps/emails":
+            return dispatch(self, environ, start_response)
+        emails = [
+            {
+                "id": m.id,
+                "source": m.source,
+                "destinations": m.destinations,
+                "subject": m.subject,
+                "body": m.body,
+            }
+            for m in list(Message.instances_tracked)  # type: ignore[attr-defined]
+        ]
+        body = json.dumps(emails).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    DomainDispatcherApplication.__call__ = serve_emails
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -398,6 +429,7 @@ def main() -> int:
     fifo_deduplication_outlives_deletion()
     dynamodb_queries_read_their_partition()
     dynamodb_requests_one_at_a_time()
+    sent_emails_served()
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address=args.host, port=args.port, verbose=False)

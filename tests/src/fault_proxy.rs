@@ -166,6 +166,9 @@ fn fault_response(action: &str, throttle: bool) -> Response<Full<Bytes>> {
     response
 }
 
+/// Longer than any call should take on a busy machine (a receive waits at most 1 s).
+const SLOW_EMULATOR_CALL: std::time::Duration = std::time::Duration::from_secs(3);
+
 async fn forward(
     state: Arc<State>,
     request: Request<Incoming>,
@@ -215,8 +218,13 @@ async fn forward(
         .await?;
     let (parts, body) = answer.into_parts();
     let body = body.collect().await?.to_bytes();
+    let took = asked.elapsed();
+    if took > SLOW_EMULATOR_CALL {
+        // A stall of the emulator explains a late retry or alert in a test that timed out.
+        tracing::warn!(action = %action, took_ms = took.as_millis() as u64, "slow emulator call");
+    }
     if let Ok(mut counts) = state.counts.lock() {
-        counts.entry(action.clone()).or_default().emulator_time += asked.elapsed();
+        counts.entry(action.clone()).or_default().emulator_time += took;
     }
     if fault == Fault::After {
         return Ok(fault_response(&action, throttle));

@@ -82,6 +82,31 @@ impl Harness {
         HARNESS.get_or_init(start)
     }
 
+    /// The last `n` warnings and errors the handlers and pollers logged, if the harness
+    /// started: printed when a wait times out, so a failure on CI says what went wrong. The
+    /// whole log goes to `target/test-log-<pid>.jsonl` for a closer look.
+    pub fn recent_problems(n: usize) -> Vec<String> {
+        let Some(harness) = HARNESS.get() else {
+            return Vec::new();
+        };
+        let text = harness.logs.text();
+        // The whole log, for a closer look where the test ran.
+        let _ = std::fs::write(
+            harness
+                .root
+                .join(format!("target/test-log-{}.jsonl", std::process::id())),
+            &text,
+        );
+        let problems: Vec<String> = text
+            .lines()
+            .filter(|line| {
+                line.contains(r#""level":"WARN""#) || line.contains(r#""level":"ERROR""#)
+            })
+            .map(str::to_owned)
+            .collect();
+        problems[problems.len().saturating_sub(n)..].to_vec()
+    }
+
     pub fn python(&self) -> PathBuf {
         self.root.join(".venv/bin/python")
     }
@@ -153,28 +178,13 @@ impl Harness {
     }
 
     /// The emails the emulator's SES accepted: `{id, source, destinations, subject, body}`,
-    /// where body is the HTML part.
-    /// moto dumps every backend for this, and fails now and then while another request
-    /// writes (its handlers hold no lock): asked again, it answers.
+    /// where body is the HTML part (the launcher's `GET /_comps/emails`).
     pub async fn sent_emails(&self) -> Vec<serde_json::Value> {
-        let url = format!("{}/moto-api/data.json", self.endpoint);
-        let mut tries = 0;
-        let data: serde_json::Value = loop {
-            tries += 1;
-            let answer = reqwest::get(&url).await.expect("moto data");
-            match answer.json().await {
-                Ok(data) => break data,
-                Err(err) if tries < 5 => {
-                    eprintln!("moto data.json unreadable ({err}); asking again");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                Err(err) => panic!("moto data JSON: {err}"),
-            }
-        };
-        data["ses"]["Message"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        let url = format!("{}/_comps/emails", self.endpoint);
+        let answer = reqwest::get(&url)
+            .await
+            .expect("the emulator's sent emails");
+        answer.json().await.expect("sent emails JSON")
     }
 
     /// The emails whose subject names `webhook_name` (digests name their webhook).
@@ -357,7 +367,19 @@ fn start() -> Harness {
                 .await
                 .expect("start local gateway");
             let _ = ready.send((gateway.addr, proxy, gateway.meter.clone()));
-            std::future::pending::<()>().await;
+            // A late tick means something blocked the gateway's threads: logged, as it
+            // explains a late retry in a test that timed out.
+            let mut ticks = tokio::time::interval(Duration::from_millis(100));
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut last = std::time::Instant::now();
+            loop {
+                ticks.tick().await;
+                let late = last.elapsed().saturating_sub(Duration::from_millis(100));
+                if late > Duration::from_secs(1) {
+                    tracing::warn!(late_ms = late.as_millis() as u64, "gateway runtime stalled");
+                }
+                last = std::time::Instant::now();
+            }
         });
     });
     let (addr, proxy, invocations) = gateway_addr

@@ -34,10 +34,10 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
+        if Instant::now() >= deadline {
+            let problems = Harness::recent_problems(40).join("\n");
+            panic!("timed out after {timeout:?} waiting for {what}; the last warnings and errors logged:\n{problems}");
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

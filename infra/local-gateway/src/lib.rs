@@ -496,7 +496,9 @@ impl Poller {
                 .map(|f| f.item_identifier)
                 .collect(),
             Err(_) => {
-                tracing::error!(function = %self.mapping.function, "invocation timed out; the batch will be retried");
+                let message_ids: Vec<&str> =
+                    messages.iter().filter_map(|m| m.message_id()).collect();
+                tracing::error!(function = %self.mapping.function, ?message_ids, "invocation timed out; the batch will be retried");
                 return true;
             }
         };
