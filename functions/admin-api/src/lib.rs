@@ -296,20 +296,23 @@ impl AdminApi {
         delivery_id: &DeliveryId,
     ) -> ApiResult<DeliveryView> {
         self.webhook(id).await?;
-        let delivery = self
-            .store
-            .get_delivery(delivery_id)
-            .await
-            .map_err(unavailable)?
+        // A manual delivery has an item from the moment it is made; a fan-out delivery is
+        // known by its attempts (it has none before its first).
+        let (item, attempts) = futures::try_join!(
+            self.store.get_delivery(delivery_id),
+            self.store.attempts_of(delivery_id)
+        )
+        .map_err(unavailable)?;
+        let delivery = item
+            .map(|d| d.delivery())
+            .or_else(|| attempts.first().map(|a| a.delivery.clone()))
             .filter(|d| &d.webhook_id == id)
             .ok_or_else(|| {
-                Problem::not_found(format!("webhook {id:?} has no delivery {delivery_id:?}"))
+                Problem::not_found(format!(
+                    "webhook {id:?} has no delivery {delivery_id:?} (a delivery made by \
+                     fan-out is found from its first attempt on)"
+                ))
             })?;
-        let attempts = self
-            .store
-            .attempts_of(delivery_id)
-            .await
-            .map_err(unavailable)?;
         Ok(DeliveryView::new(&delivery, &attempts))
     }
 

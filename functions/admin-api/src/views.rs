@@ -7,7 +7,7 @@ use webhooks_shared::domain::clock::Timestamp;
 use webhooks_shared::domain::ids::{DeliveryId, EventId, WebhookId};
 use webhooks_shared::domain::lifecycle::Progress;
 use webhooks_shared::domain::model::{
-    AttemptOutcome, AttemptRecord, DeliveryRecord, DeliveryState, RecordedResponse, WebhookRecord,
+    AttemptOutcome, AttemptRecord, DeliveryRef, DeliveryState, RecordedResponse, WebhookRecord,
     WebhookStatus,
 };
 
@@ -131,10 +131,10 @@ pub struct DeliveryView {
 
 impl DeliveryView {
     /// The delivery as its log tells it (see `lifecycle::Progress`).
-    pub fn new(delivery: &DeliveryRecord, attempts: &[AttemptRecord]) -> Self {
+    pub fn new(delivery: &DeliveryRef, attempts: &[AttemptRecord]) -> Self {
         let progress = Progress::of(attempts);
         DeliveryView {
-            id: delivery.id.clone(),
+            id: delivery.delivery_id.clone(),
             event_id: delivery.event_id.clone(),
             state: progress.state(),
             attempts: attempts.len() as u32,
@@ -165,25 +165,21 @@ pub struct RecoveryView {
 mod tests {
     use super::*;
     use std::time::{Duration, SystemTime};
-    use webhooks_shared::domain::model::DeliveryMessage;
 
-    fn delivery() -> DeliveryRecord {
-        DeliveryRecord {
-            id: "dlv_1".into(),
+    fn delivery() -> DeliveryRef {
+        DeliveryRef {
+            delivery_id: "dlv_1".into(),
             webhook_id: "wh_1".into(),
             event_id: "evt_1".into(),
             event_type: "order.completed".into(),
             resource_id: None,
             manual: true,
-            created_at: Timestamp::parse("2026-11-27T03:00:00.000Z").expect("time"),
-            expires_at: 0,
         }
     }
 
     fn line(number: u32, state: DeliveryState, next: Option<&str>) -> AttemptRecord {
-        let message = DeliveryMessage::from(&delivery());
         let mut line = AttemptRecord::line(
-            &message.delivery,
+            &delivery(),
             number,
             SystemTime::UNIX_EPOCH,
             Duration::from_secs(60),

@@ -25,7 +25,7 @@ use webhooks_shared::adapters::store::{Store, StoreError};
 use webhooks_shared::adapters::Adapters;
 use webhooks_shared::domain::clock::Timestamp;
 use webhooks_shared::domain::ids::{EventId, WebhookId};
-use webhooks_shared::domain::model::{DeliveryMessage, DeliveryRecord, DeliveryRef, EventRecord};
+use webhooks_shared::domain::model::{DeliveryMessage, DeliveryRef, EventRecord};
 use webhooks_shared::domain::problem::{self, Problem};
 use webhooks_shared::domain::{clock, ids};
 use webhooks_shared::Config;
@@ -259,33 +259,33 @@ impl Fanout {
         Ok(found.into_iter().collect())
     }
 
-    /// Writes and queues one delivery per webhook of each event.
+    /// Queues one delivery per webhook of each event. Nothing more is written: the event
+    /// item holds its webhooks, and a delivery's record is its attempts.
     async fn fan_out(&self, events: &[EventRecord]) -> Result<(), Problem> {
-        let deliveries: Vec<DeliveryRecord> = events
+        let messages: Vec<DeliveryMessage> = events
             .iter()
             .flat_map(|event| {
-                event.webhooks.iter().flatten().map(move |webhook_id| {
-                    let delivery = DeliveryRef {
-                        delivery_id: ids::delivery_id(&event.id, webhook_id),
-                        webhook_id: webhook_id.clone(),
-                        event_id: event.id.clone(),
-                        event_type: event.event_type.clone(),
-                        resource_id: event.resource_id.clone(),
-                        manual: false,
-                    };
-                    // Made when the event arrived: written again, the item is the same.
-                    DeliveryRecord::new(delivery, event.received_at.into(), self.retention)
-                })
+                event
+                    .webhooks
+                    .iter()
+                    .flatten()
+                    .map(move |webhook_id| DeliveryMessage {
+                        delivery: DeliveryRef {
+                            delivery_id: ids::delivery_id(&event.id, webhook_id),
+                            webhook_id: webhook_id.clone(),
+                            event_id: event.id.clone(),
+                            event_type: event.event_type.clone(),
+                            resource_id: event.resource_id.clone(),
+                            manual: false,
+                        },
+                        // Made when the event arrived: sent again, the message is the same.
+                        created_at: Some(event.received_at),
+                    })
             })
             .collect();
-        if deliveries.is_empty() {
+        if messages.is_empty() {
             return Ok(());
         }
-        self.store
-            .put_deliveries(&deliveries)
-            .await
-            .map_err(unavailable)?;
-        let messages: Vec<DeliveryMessage> = deliveries.iter().map(DeliveryMessage::from).collect();
         self.queue.send(&messages).await.map_err(unavailable)?;
         for event in events {
             let deliveries = event.webhooks.as_ref().map_or(0, Vec::len);

@@ -13,17 +13,17 @@ use integration_tests::lambda_events::{
 use integration_tests::{unique, Api, Harness, Receiver, Reply};
 use serde_json::{json, Value};
 use webhooks_shared::domain::clock::Timestamp;
-use webhooks_shared::domain::model::{DeliveryMessage, DeliveryRecord, EventRecord};
+use webhooks_shared::domain::model::{DeliveryMessage, DeliveryRef, EventRecord};
 
 /// Puts one message per delivery in `queue` and receives them all back as the SQS event
 /// records Lambda would make of them.
 async fn queued_records(
     queue: &OwnQueue,
-    deliveries: &[DeliveryRecord],
+    deliveries: &[DeliveryMessage],
 ) -> Vec<aws_lambda_events::event::sqs::SqsMessage> {
     let sqs = aws_sdk_sqs::Client::new(&Harness::get().sdk_config().await);
     for d in deliveries {
-        let body = serde_json::to_string(&DeliveryMessage::from(d)).expect("json");
+        let body = serde_json::to_string(d).expect("json");
         sqs.send_message()
             .queue_url(&queue.url)
             .message_body(body)
@@ -48,16 +48,17 @@ async fn queued_records(
         .collect()
 }
 
-fn delivery_of(webhook_id: &str, event_id: &str, topic: &str) -> DeliveryRecord {
-    DeliveryRecord {
-        id: delivery_id(event_id, webhook_id).into(),
-        webhook_id: webhook_id.into(),
-        event_id: event_id.into(),
-        event_type: topic.into(),
-        resource_id: Some("win_1".into()),
-        manual: false,
-        created_at: Timestamp::parse("2026-11-27T03:00:00.000Z").expect("time"),
-        expires_at: 0,
+fn delivery_of(webhook_id: &str, event_id: &str, topic: &str) -> DeliveryMessage {
+    DeliveryMessage {
+        delivery: DeliveryRef {
+            delivery_id: delivery_id(event_id, webhook_id).into(),
+            webhook_id: webhook_id.into(),
+            event_id: event_id.into(),
+            event_type: topic.into(),
+            resource_id: Some("win_1".into()),
+            manual: false,
+        },
+        created_at: Timestamp::parse("2026-11-27T03:00:00.000Z"),
     }
 }
 
@@ -97,10 +98,6 @@ async fn the_deliver_binary_answers_an_sqs_batch_with_its_failures() {
         delivery_of(&blocked, &event_id, TOPIC),
         delivery_of(&unlucky, &missing_event_id, TOPIC),
     ];
-    store
-        .put_deliveries(&deliveries)
-        .await
-        .expect("store deliveries");
 
     // deliver's role, as template.yaml writes it, for this test's queue.
     let queue = h.own_queue("rt-queue").await;

@@ -9,17 +9,7 @@ use crate::domain::model::{AttemptRecord, DeliveryRecord};
 pub const WEBHOOK_LOG_INDEX: &str = "by_webhook";
 
 impl Store {
-    // ---- deliveries ----
-
-    /// Writes deliveries in batches. Delivery ids are deterministic, so writing one again
-    /// is harmless.
-    pub async fn put_deliveries(&self, deliveries: &[DeliveryRecord]) -> Result<(), StoreError> {
-        let items = deliveries
-            .iter()
-            .map(to_item)
-            .collect::<Result<Vec<_>, _>>()?;
-        self.batch_put(&self.tables.deliveries_table, items).await
-    }
+    // ---- deliveries (manual ones: fan-out deliveries are their attempts) ----
 
     /// Writes a delivery unless one with its id exists (returns false then).
     pub async fn put_delivery_if_new(&self, delivery: &DeliveryRecord) -> Result<bool, StoreError> {

@@ -12,21 +12,17 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use thiserror::Error;
 
 use crate::adapters::aws_error::{from_aws_errors, AwsError, Failure};
-use crate::adapters::backoff::Backoff;
 use crate::config::Resources;
 
 pub use alerts::RecordedFailure;
 pub use deliveries::{LogPage, LogPosition, WEBHOOK_LOG_INDEX};
-
-/// BatchWriteItem takes at most 25 items.
-const BATCH_WRITE_MAX: usize = 25;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -36,8 +32,6 @@ pub enum StoreError {
     Dynamo(#[from] AwsError),
     #[error("stored item cannot be read or written: {0}")]
     Codec(#[from] serde_dynamo::Error),
-    #[error("DynamoDB left {0} items unwritten after retries")]
-    Unprocessed(usize),
     #[error("{0}")]
     Corrupt(String),
 }
@@ -47,7 +41,6 @@ impl StoreError {
     pub fn is_retryable(&self) -> bool {
         match self {
             StoreError::Dynamo(e) => e.is_retryable(),
-            StoreError::Unprocessed(_) => true,
             StoreError::Codec(_) | StoreError::Corrupt(_) => false,
         }
     }
@@ -164,39 +157,6 @@ impl Store {
             .set_item(Some(item))
             .condition_expression(format!("attribute_not_exists({key_attribute})"));
         unless_condition_failed(put.send().await)
-    }
-
-    /// Writes items in batches of 25, sending again what DynamoDB leaves unprocessed.
-    async fn batch_put(&self, table: &str, items: Vec<Item>) -> Result<(), StoreError> {
-        for chunk in items.chunks(BATCH_WRITE_MAX) {
-            let requests = chunk
-                .iter()
-                .map(|item| {
-                    let put = PutRequest::builder().set_item(Some(item.clone())).build()?;
-                    Ok(WriteRequest::builder().put_request(put).build())
-                })
-                .collect::<Result<Vec<_>, StoreError>>()?;
-            let left = Backoff::default()
-                .until_done(requests, |requests| async move {
-                    let out = self
-                        .ddb
-                        .batch_write_item()
-                        .request_items(table, requests)
-                        .send()
-                        .await?;
-                    Ok::<_, StoreError>(
-                        out.unprocessed_items()
-                            .and_then(|m| m.get(table))
-                            .cloned()
-                            .unwrap_or_default(),
-                    )
-                })
-                .await?;
-            if !left.is_empty() {
-                return Err(StoreError::Unprocessed(left.len()));
-            }
-        }
-        Ok(())
     }
 
     async fn get<T: DeserializeOwned>(
