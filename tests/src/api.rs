@@ -295,7 +295,7 @@ impl Api {
     /// Waits (up to [`WAIT`]) until the delivery of event `event_id` to the webhook is in one
     /// of `states`, and returns it.
     pub async fn wait_for_event(&self, webhook_id: &str, event_id: &str, states: &[&str]) -> Value {
-        let delivery = crate::delivery_id(event_id, webhook_id);
+        let delivery = crate::delivery_id(event_id, webhook_id).await;
         self.wait_for_state(webhook_id, &delivery, states, WAIT)
             .await
     }

@@ -12,12 +12,12 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 use webhooks_shared::adapters::store::Store;
-use webhooks_shared::domain::ids::DeliveryId;
+use webhooks_shared::domain::ids::{DeliveryId, WebhookId};
 use webhooks_shared::domain::model::{AttemptRecord, DeliveryMessage, DeliveryRef, DeliveryState};
 
 use crate::fault_proxy::{CallCount, Faults};
 use crate::receiver::{Captured, Flaky};
-use crate::{delivery_id, unique, Api, Harness, Receiver};
+use crate::{delivery_id_in, unique, Api, Harness, Receiver};
 
 /// deliver's HTTP client gives up after this long (`http_client::REQUEST_TIMEOUT`).
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -136,16 +136,14 @@ pub async fn run(plan: &Plan) -> Outcome {
     if plan.duplicate_messages {
         send_copies(h, &accepted, &subscribers).await;
     }
-    let deliveries: Vec<(usize, DeliveryId)> = accepted
-        .iter()
-        .flat_map(|event| {
-            subscribers
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (i, DeliveryId::from(delivery_id(event, &s.id))))
-        })
-        .collect();
-    let logs = wait_until_final(&store, &deliveries, started + plan.deadline).await;
+    let mut deliveries: Vec<(usize, DeliveryId)> = Vec::new();
+    for event in &accepted {
+        for (i, s) in subscribers.iter().enumerate() {
+            deliveries.push((i, delivery_id_in(&store, event, &s.id).await));
+        }
+    }
+    let webhooks: Vec<WebhookId> = subscribers.iter().map(|s| s.id.clone().into()).collect();
+    let logs = wait_until_final(&store, &webhooks, &deliveries, started + plan.deadline).await;
     // Per webhook, the events whose delivery failed for good (a digest names the event).
     let failed: BTreeMap<usize, BTreeSet<String>> = deliveries
         .iter()
@@ -285,14 +283,15 @@ async fn post_events(api: &Api, events: usize) -> (Vec<String>, Vec<String>, u64
 /// its deduplication interval) and one with a deduplication id of its own, as a copy sent
 /// after that interval would be (it waits in its message group).
 async fn send_copies(h: &Harness, events: &[String], subscribers: &[Subscriber]) {
-    let queue = h.adapters(&h.config(&[])).await.queue;
+    let adapters = h.adapters(&h.config(&[])).await;
+    let queue = adapters.queue;
     let sqs = aws_sdk_sqs::Client::new(&h.sdk_config().await);
     let queue_url = h.env("DELIVERY_QUEUE_URL");
     for event in events {
         for s in subscribers {
             let message = DeliveryMessage {
                 delivery: DeliveryRef {
-                    delivery_id: delivery_id(event, &s.id).into(),
+                    delivery_id: delivery_id_in(&adapters.store, event, &s.id).await,
                     webhook_id: s.id.clone().into(),
                     event_id: event.clone().into(),
                     event_type: EVENT_TYPE.into(),
@@ -334,6 +333,7 @@ const STALLED: Duration = Duration::from_secs(300);
 /// run would otherwise spend the emulator on reading.
 async fn wait_until_final(
     store: &Store,
+    webhooks: &[WebhookId],
     deliveries: &[(usize, DeliveryId)],
     deadline: Instant,
 ) -> HashMap<DeliveryId, Vec<AttemptRecord>> {
@@ -341,10 +341,9 @@ async fn wait_until_final(
     let (mut open_before, mut progressed, mut reported) =
         (usize::MAX, Instant::now(), Instant::now());
     loop {
-        let open: Vec<&DeliveryId> = deliveries
+        let open: Vec<&(usize, DeliveryId)> = deliveries
             .iter()
-            .map(|(_, d)| d)
-            .filter(|d| !state_of(logs.get(*d)).is_some_and(DeliveryState::is_final))
+            .filter(|(_, d)| !state_of(logs.get(d)).is_some_and(DeliveryState::is_final))
             .collect();
         if open.len() < open_before {
             (open_before, progressed) = (open.len(), Instant::now());
@@ -361,8 +360,8 @@ async fn wait_until_final(
             break;
         }
         let mut still_open = 0;
-        for d in open {
-            if let Ok(log) = store.attempts_of(d).await {
+        for (i, d) in open {
+            if let Ok(log) = store.attempts_of(&webhooks[*i], d).await {
                 if !state_of(Some(&log)).is_some_and(DeliveryState::is_final) {
                     still_open += 1;
                 }
@@ -374,8 +373,8 @@ async fn wait_until_final(
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
-    for (_, d) in deliveries {
-        if let Ok(log) = store.attempts_of(d).await {
+    for (i, d) in deliveries {
+        if let Ok(log) = store.attempts_of(&webhooks[*i], d).await {
             logs.insert(d.clone(), log);
         }
     }

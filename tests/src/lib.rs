@@ -47,9 +47,32 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", ulid::Ulid::new().to_string().to_lowercase())
 }
 
-/// The id of the delivery of `event_id` to `webhook_id` (`ids::delivery_id` on plain strings).
-pub fn delivery_id(event_id: &str, webhook_id: &str) -> String {
-    webhooks_shared::domain::ids::delivery_id(&event_id.into(), &webhook_id.into()).into_string()
+/// The id of the delivery of `event_id` to `webhook_id`, as fan-out made it: from the time
+/// the event was received, read from the stored event.
+pub async fn delivery_id(event_id: &str, webhook_id: &str) -> String {
+    let h = Harness::get();
+    let store = h.adapters(&h.config(&[])).await.store;
+    delivery_id_in(&store, event_id, webhook_id)
+        .await
+        .into_string()
+}
+
+/// [`delivery_id`] with a store at hand.
+pub async fn delivery_id_in(
+    store: &webhooks_shared::adapters::store::Store,
+    event_id: &str,
+    webhook_id: &str,
+) -> webhooks_shared::domain::ids::DeliveryId {
+    let event = store
+        .get_event(&event_id.into())
+        .await
+        .expect("read the event")
+        .unwrap_or_else(|| panic!("event {event_id} is not stored"));
+    webhooks_shared::domain::ids::delivery_id(
+        &event_id.into(),
+        &webhook_id.into(),
+        event.received_at.into(),
+    )
 }
 
 /// The number after `name` on the command line (`--events 200`), or `default`.

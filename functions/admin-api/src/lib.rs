@@ -255,7 +255,7 @@ impl AdminApi {
             || Problem::not_found(format!("webhook {id:?} has no attempt {attempt_id:?}"));
         let (delivery_id, number) = ids::parse_attempt_id(attempt_id).ok_or_else(not_found)?;
         self.store
-            .get_attempt(&delivery_id, number)
+            .get_attempt(id, &delivery_id, number)
             .await
             .map_err(unavailable)?
             .filter(|a| &a.delivery.webhook_id == id)
@@ -300,7 +300,7 @@ impl AdminApi {
         // known by its attempts (it has none before its first).
         let (item, attempts) = futures::try_join!(
             self.store.get_delivery(delivery_id),
-            self.store.attempts_of(delivery_id)
+            self.store.attempts_of(id, delivery_id)
         )
         .map_err(unavailable)?;
         let delivery = item
@@ -403,7 +403,11 @@ impl AdminApi {
             // its latency is measured from when it really entered the queue.
             let record = DeliveryRecord::new(delivery, now, self.retention);
             let unqueued = self.store.put_delivery_if_new(&record).await?
-                || self.store.attempts_of(&record.id).await?.is_empty();
+                || self
+                    .store
+                    .attempts_of(&record.webhook_id, &record.id)
+                    .await?
+                    .is_empty();
             Ok::<_, StoreError>(unqueued.then_some(record))
         }))
         .await

@@ -44,7 +44,7 @@ impl Sweep {
             return None;
         }
         self.chunk.push(DeliveryRef {
-            delivery_id: ids::recovery_delivery_id(&line.delivery.delivery_id),
+            delivery_id: ids::recovery_delivery_id(&line.delivery.delivery_id, line.at.into()),
             manual: true,
             ..line.delivery.clone()
         });
@@ -65,7 +65,7 @@ impl Sweep {
 /// The cursor after `position` in `webhook`'s log: opaque to callers (base64url of the
 /// webhook id and the line's sort key), so its form may change.
 pub fn encode_cursor(webhook: &WebhookId, position: &LogPosition) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{webhook} {}", position.at_key()))
+    URL_SAFE_NO_PAD.encode(format!("{webhook} {}", position.key()))
 }
 
 /// The position a cursor from [`encode_cursor`] names, if it belongs to this webhook and
@@ -84,8 +84,8 @@ pub fn decode_cursor(
     };
     let text = URL_SAFE_NO_PAD.decode(text).map_err(|_| unreadable())?;
     let text = String::from_utf8(text).map_err(|_| unreadable())?;
-    let (cursor_webhook, at_key) = text.split_once(' ').ok_or_else(unreadable)?;
-    let position = LogPosition::from_at_key(at_key).ok_or_else(unreadable)?;
+    let (cursor_webhook, key) = text.split_once(' ').ok_or_else(unreadable)?;
+    let position = LogPosition::from_key(key).ok_or_else(unreadable)?;
     if cursor_webhook != webhook.as_str() {
         return Err(Problem::bad_request(format!(
             "cursor belongs to the recovery of another webhook, not {webhook:?}; \
@@ -135,6 +135,10 @@ mod tests {
 
     const AT: &str = "2026-11-27T03:00:00.123Z";
 
+    fn at(text: &str) -> std::time::SystemTime {
+        Timestamp::parse(text).expect("time").system_time()
+    }
+
     #[test]
     fn failed_and_cancelled_deliveries_are_gathered_once_in_chunks_of_a_batch() {
         let mut sweep = Sweep::default();
@@ -160,14 +164,14 @@ mod tests {
         let first = &chunks[0][0];
         assert_eq!(
             first.delivery_id,
-            ids::recovery_delivery_id(&DeliveryId::from("dlv_2"))
+            ids::recovery_delivery_id(&DeliveryId::from("dlv_2"), at(AT))
         );
         assert!(first.manual);
         assert_eq!(first.event_id, "evt_dlv_2");
         assert_eq!(first.webhook_id, "wh_1");
         assert_eq!(
             rest[0].delivery_id,
-            ids::recovery_delivery_id(&DeliveryId::from("dlv_22"))
+            ids::recovery_delivery_id(&DeliveryId::from("dlv_22"), at(AT))
         );
     }
 
@@ -195,7 +199,9 @@ mod tests {
             "not base64!".into(),
             URL_SAFE_NO_PAD.encode("wh_1"),
             URL_SAFE_NO_PAD.encode(format!("wh_1 {AT}")),
-            URL_SAFE_NO_PAD.encode("wh_1 2026-11-27T03:00:00Z#dlv_1.1"),
+            URL_SAFE_NO_PAD.encode("wh_1 ended#2026-11-27T03:00:00Z#dlv_1.1"),
+            URL_SAFE_NO_PAD.encode(format!("wh_1 {AT}#dlv_1.1")),
+            URL_SAFE_NO_PAD.encode("wh_1 dlv_1#0001"),
             URL_SAFE_NO_PAD.encode([0xff, 0xfe]),
         ];
         for cursor in not_ours {

@@ -338,10 +338,18 @@ impl Alerter {
     /// (reason `internal_error`) and is alerted like any other failure.
     async fn dead_letter(&self, message: &DeliveryMessage) -> Result<Fate, AlertError> {
         let delivery = &message.delivery;
-        let attempts = self.store.attempts_of(&delivery.delivery_id).await?;
+        let attempts = self
+            .store
+            .attempts_of(&delivery.webhook_id, &delivery.delivery_id)
+            .await?;
         let progress = Progress::of(&attempts);
         let line = match progress.final_line() {
             Some(last) if last.delivery_state == DeliveryState::PermanentlyFailed => last.clone(),
+            Some(last) if last.delivery_state == DeliveryState::Cancelled => {
+                // deliver ended it and may have failed to file it for `recover`.
+                self.store.put_ended(last).await?;
+                return Ok(Fate::Done);
+            }
             Some(_) => return Ok(Fate::Done),
             None => {
                 let line = lifecycle::internal_error_line(
@@ -357,6 +365,7 @@ impl Alerter {
                 line
             }
         };
+        self.store.put_ended(&line).await?;
         let payload = self
             .store
             .get_event(&delivery.event_id)

@@ -135,7 +135,10 @@ impl Deliverer {
 
     async fn deliver(&self, message: &DeliveryMessage) -> Result<Handled, DeliverError> {
         let delivery = &message.delivery;
-        let attempts = self.store.attempts_of(&delivery.delivery_id).await?;
+        let attempts = self
+            .store
+            .attempts_of(&delivery.webhook_id, &delivery.delivery_id)
+            .await?;
         let now = SystemTime::now();
         let number = match Progress::of(&attempts).turn(now) {
             Turn::Over(last) => {
@@ -170,7 +173,11 @@ impl Deliverer {
             // Another copy of this message got there first; follow what it recorded.
             match self
                 .store
-                .get_attempt(&record.delivery.delivery_id, record.attempt)
+                .get_attempt(
+                    &record.delivery.webhook_id,
+                    &record.delivery.delivery_id,
+                    record.attempt,
+                )
                 .await?
             {
                 Some(existing) => existing,
@@ -195,8 +202,18 @@ impl Deliverer {
         }
     }
 
-    /// The end of a delivery: done, with an alert if it failed for good.
+    /// The end of a delivery: done; filed for `recover` if it ended unsent, with an alert if
+    /// it failed for good. Run again when a copy of the message finds the delivery final, so
+    /// what a fault interrupted here is completed.
     async fn concluded(&self, last: &AttemptRecord) -> Result<Handled, DeliverError> {
+        if matches!(
+            last.delivery_state,
+            DeliveryState::PermanentlyFailed | DeliveryState::Cancelled
+        ) {
+            Backoff::RECORDING
+                .retry(|| self.store.put_ended(last), StoreError::is_retryable)
+                .await?;
+        }
         if last.delivery_state != DeliveryState::PermanentlyFailed {
             return Ok(MessageFate::Done.into());
         }

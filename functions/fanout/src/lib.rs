@@ -271,7 +271,11 @@ impl Fanout {
                     .flatten()
                     .map(move |webhook_id| DeliveryMessage {
                         delivery: DeliveryRef {
-                            delivery_id: ids::delivery_id(&event.id, webhook_id),
+                            delivery_id: ids::delivery_id(
+                                &event.id,
+                                webhook_id,
+                                event.received_at.into(),
+                            ),
                             webhook_id: webhook_id.clone(),
                             event_id: event.id.clone(),
                             event_type: event.event_type.clone(),

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 /// An instant of the records (`at`, `created_at`, `next_attempt_at` …), to the millisecond.
 /// Stored and sent as [`rfc3339_millis`] text: fixed width, so the text sorts as the instant
-/// does (the log index's `at_key` relies on it). Read from any RFC 3339 text.
+/// does (the sort keys of ended log lines rely on it). Read from any RFC 3339 text.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(SystemTime);
 

@@ -1,6 +1,7 @@
 //! Identifiers. Generated ids are a prefix plus a ULID, so they sort by creation time.
 
 use std::fmt;
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -106,31 +107,52 @@ pub fn new_event_id() -> EventId {
     EventId(format!("evt_{}", ulid::Ulid::new()))
 }
 
-/// The id of the delivery of `event_id` to `webhook_id`: deterministic, so a retried fan-out
-/// writes the same delivery again instead of a second one.
-pub fn delivery_id(event_id: &EventId, webhook_id: &WebhookId) -> DeliveryId {
+/// `dlv_` and a lowercase ULID whose time is `made_at` and whose random part is drawn from
+/// `seed`: the attempts table keys a webhook's log by delivery id, so ids made later sort
+/// later and the log reads newest first.
+fn time_ordered_delivery_id(made_at: SystemTime, seed: &[&[u8]]) -> DeliveryId {
     let mut hash = Sha256::new();
-    hash.update(event_id.as_str().as_bytes());
-    hash.update([0]);
-    hash.update(webhook_id.as_str().as_bytes());
-    DeliveryId(format!("dlv_{}", &hex::encode(hash.finalize())[..32]))
+    for part in seed {
+        hash.update(part);
+        hash.update([0]);
+    }
+    let digest = hash.finalize();
+    let mut random = [0u8; 16];
+    random[6..].copy_from_slice(&digest[..10]); // a ULID's random part is 80 bits
+    let millis = made_at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+        .min((1 << 48) - 1) as u64; // a ULID's time is 48 bits
+    let ulid = ulid::Ulid::from_parts(millis, u128::from_be_bytes(random));
+    DeliveryId(format!("dlv_{}", ulid.to_string().to_lowercase()))
+}
+
+/// The id of the delivery of `event_id` to `webhook_id`, made when the event was received:
+/// deterministic, so a resent event makes the same delivery again instead of a second one.
+pub fn delivery_id(
+    event_id: &EventId,
+    webhook_id: &WebhookId,
+    received_at: SystemTime,
+) -> DeliveryId {
+    time_ordered_delivery_id(
+        received_at,
+        &[event_id.as_str().as_bytes(), webhook_id.as_str().as_bytes()],
+    )
 }
 
 /// A manual delivery (redelivery) is new each time it is asked for.
 pub fn new_manual_delivery_id() -> DeliveryId {
     DeliveryId(format!(
-        "dlv_m{}",
+        "dlv_{}",
         ulid::Ulid::new().to_string().to_lowercase()
     ))
 }
 
-/// The delivery that `recover` makes for `delivery_id`: deterministic, so recovering the same
-/// window twice sends each failed delivery once.
-pub fn recovery_delivery_id(delivery_id: &DeliveryId) -> DeliveryId {
-    let mut hash = Sha256::new();
-    hash.update(b"recover\0");
-    hash.update(delivery_id.as_str().as_bytes());
-    DeliveryId(format!("dlv_r{}", &hex::encode(hash.finalize())[..31]))
+/// The delivery that `recover` makes for `delivery_id`, whose last line was written at
+/// `ended_at`: deterministic, so recovering the same window twice sends each failed delivery
+/// once; it sorts in the log where the failure is.
+pub fn recovery_delivery_id(delivery_id: &DeliveryId, ended_at: SystemTime) -> DeliveryId {
+    time_ordered_delivery_id(ended_at, &[b"recover", delivery_id.as_str().as_bytes()])
 }
 
 /// Attempt ids name the delivery and the attempt number: `dlv_….3`.
@@ -160,17 +182,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn delivery_ids_are_deterministic_and_distinct() {
-        let id = |e: &str, w: &str| delivery_id(&EventId::from(e), &WebhookId::from(w));
-        let a = id("evt_1", "wh_1");
-        assert_eq!(a, id("evt_1", "wh_1"));
-        assert_ne!(a, id("evt_1", "wh_2"));
-        assert_ne!(a, id("evt_1wh_", "1"));
-        assert_eq!(a.as_str().len(), 36);
-        let r = recovery_delivery_id(&a);
-        assert_eq!(r, recovery_delivery_id(&a));
-        assert_ne!(r, recovery_delivery_id(&recovery_delivery_id(&a)));
-        assert_eq!(r.as_str().len(), 36);
+    fn delivery_ids_are_deterministic_distinct_and_sort_by_time() {
+        let at = |ms: u64| SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+        let id =
+            |e: &str, w: &str, ms: u64| delivery_id(&EventId::from(e), &WebhookId::from(w), at(ms));
+        let a = id("evt_1", "wh_1", 1_795_000_000_000);
+        assert_eq!(a, id("evt_1", "wh_1", 1_795_000_000_000));
+        assert_ne!(a, id("evt_1", "wh_2", 1_795_000_000_000));
+        assert_ne!(a, id("evt_1wh_", "1", 1_795_000_000_000));
+        assert_eq!(a.as_str().len(), 30);
+        assert!(a.as_str().starts_with("dlv_"));
+        // Made a millisecond later sorts later, whatever the hash.
+        assert!(id("evt_0", "wh_0", 1_795_000_000_001) > a);
+        assert!(new_manual_delivery_id() > a);
+        let r = recovery_delivery_id(&a, at(1_795_000_000_500));
+        assert_eq!(r, recovery_delivery_id(&a, at(1_795_000_000_500)));
+        assert_ne!(r, recovery_delivery_id(&r, at(1_795_000_000_500)));
+        assert!(r > a && r.as_str().len() == 30);
+        // Times beyond a ULID's 48 bits (or before 1970) still make an id.
+        assert!(id("e", "w", u64::MAX / 2)
+            .as_str()
+            .starts_with("dlv_7zzzzzzzzz"));
     }
 
     #[test]

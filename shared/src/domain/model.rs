@@ -203,14 +203,13 @@ pub struct RecordedResponse {
 }
 
 /// One line of the delivery log: an HTTP attempt, or a delivery cancelled at its turn.
-/// Keyed by (delivery id, attempt number), which makes recording an attempt idempotent.
+/// Stored under its webhook, keyed by delivery id and attempt number, which makes recording
+/// an attempt idempotent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttemptRecord {
     #[serde(flatten)]
     pub delivery: DeliveryRef,
     pub attempt: u32,
-    /// Sort key of the per-webhook log index: `at` then the attempt id.
-    pub at_key: String,
     pub outcome: AttemptOutcome,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_status: Option<u16>,
@@ -227,7 +226,6 @@ pub struct AttemptRecord {
         deserialize_with = "clock::lenient"
     )]
     pub next_attempt_at: Option<Timestamp>,
-    // Not projected into the log index; present when read from the table.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<RecordedRequest>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -253,10 +251,6 @@ impl AttemptRecord {
         AttemptRecord {
             delivery: delivery.clone(),
             attempt: number,
-            at_key: format!(
-                "{at}#{}",
-                crate::domain::ids::attempt_id(&delivery.delivery_id, number)
-            ),
             outcome: AttemptOutcome::Failed,
             response_status: None,
             error: None,
@@ -361,7 +355,6 @@ mod tests {
             ("resource_id", s("ord_1")),
             ("manual", AttributeValue::Bool(true)),
             ("attempt", n("2")),
-            ("at_key", s("2026-11-27T03:00:00.123Z#dlv_1.2")),
             ("outcome", s("failed")),
             ("response_status", n("503")),
             ("duration_ms", n("12")),
@@ -377,11 +370,13 @@ mod tests {
         let back: AttemptRecord = serde_dynamo::from_item(item).unwrap();
         assert_eq!(back, line);
 
-        // As the log index projects it: without request, response or resource id.
-        let mut projected = expected.clone();
-        projected.remove("resource_id");
-        projected.remove("expires_at");
-        let back: AttemptRecord = serde_dynamo::from_item(projected).unwrap();
+        // As the table holds it: with its sort key, which reading ignores; items written
+        // before a field existed read with its default.
+        let mut stored = expected.clone();
+        stored.insert("line_key".into(), s("dlv_1#0002"));
+        stored.remove("resource_id");
+        stored.remove("expires_at");
+        let back: AttemptRecord = serde_dynamo::from_item(stored).unwrap();
         assert_eq!(back.delivery, delivery(None));
         assert_eq!(back.attempt, 2);
         assert_eq!(back.response_status, Some(503));

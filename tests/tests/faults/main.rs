@@ -10,12 +10,13 @@ use integration_tests::functions::{deliver_from, deliver_role_for};
 use integration_tests::lambda_events::{received_record, sqs_event_json};
 use integration_tests::receiver::Flaky;
 use integration_tests::runtime_api::Outcome as RuntimeOutcome;
-use integration_tests::{delivery_id, eventually, unique, Api, Harness, WAIT};
+use integration_tests::{eventually, unique, Api, Harness, WAIT};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 use tokio::sync::Mutex;
 use webhooks_shared::domain::clock::Timestamp;
+use webhooks_shared::domain::ids;
 use webhooks_shared::domain::model::{DeliveryMessage, DeliveryRef, DeliveryState, EventRecord};
 
 /// An event type the chaos runs do not post.
@@ -148,6 +149,7 @@ async fn a_deliver_killed_mid_batch_loses_nothing() {
         .await
         .to_string();
     let mut messages = Vec::new();
+    let received_at = Timestamp::parse("2026-11-27T03:00:00.000Z").expect("time");
     for n in 0..10 {
         let event_id = unique("evt-killed");
         let payload = json!({"id": event_id, "type": TOPIC, "created_at": "2026-11-27T03:00:00Z", "data": {"id": format!("win_{n}")}}).to_string();
@@ -158,7 +160,7 @@ async fn a_deliver_killed_mid_batch_loses_nothing() {
                 resource_id: Some(format!("win_{n}")),
                 payload,
                 fingerprint: "test".into(),
-                received_at: Timestamp::parse("2026-11-27T03:00:00.000Z").expect("time"),
+                received_at,
                 webhooks: None,
                 deliveries: Some(2),
                 expires_at: 0,
@@ -168,7 +170,11 @@ async fn a_deliver_killed_mid_batch_loses_nothing() {
         for webhook in [&blocked, &paused] {
             messages.push(DeliveryMessage {
                 delivery: DeliveryRef {
-                    delivery_id: delivery_id(&event_id, webhook).into(),
+                    delivery_id: ids::delivery_id(
+                        &event_id.clone().into(),
+                        &webhook.clone().into(),
+                        received_at.into(),
+                    ),
                     webhook_id: webhook.clone().into(),
                     event_id: event_id.clone().into(),
                     event_type: TOPIC.into(),
@@ -199,11 +205,16 @@ async fn a_deliver_killed_mid_batch_loses_nothing() {
         let store = store.clone();
         let ids: Vec<_> = messages
             .iter()
-            .map(|m| m.delivery.delivery_id.clone())
+            .map(|m| {
+                (
+                    m.delivery.webhook_id.clone(),
+                    m.delivery.delivery_id.clone(),
+                )
+            })
             .collect();
         async move {
-            for id in ids {
-                let attempts = store.attempts_of(&id).await.expect("attempts");
+            for (webhook, id) in ids {
+                let attempts = store.attempts_of(&webhook, &id).await.expect("attempts");
                 if !attempts.iter().any(|a| a.delivery_state.is_final()) {
                     return false;
                 }
@@ -272,7 +283,7 @@ async fn a_deliver_killed_mid_batch_loses_nothing() {
 
     for m in &messages {
         let attempts = store
-            .attempts_of(&m.delivery.delivery_id)
+            .attempts_of(&m.delivery.webhook_id, &m.delivery.delivery_id)
             .await
             .expect("attempts");
         assert_eq!(attempts.len(), 1, "one line, once: {attempts:?}");

@@ -34,7 +34,7 @@ async fn delivered_event(api: &Api, event_type: &str) -> Delivered {
     let receiver = Receiver::start(vec![Reply::status(200)]).await;
     let webhook_id = api.webhook_for(&receiver.url, &[event_type]).await;
     let event_id = post(api, event_type).await;
-    let dlv = delivery_id(&event_id, &webhook_id);
+    let dlv = delivery_id(&event_id, &webhook_id).await;
     api.wait_for_state(&webhook_id, &dlv, &["succeeded"], WAIT)
         .await;
     Delivered {
@@ -117,7 +117,7 @@ async fn unsubscribed_events_stop_and_new_ones_start() {
     let dropped = post(&api, "order.refunded").await;
     let added = post(&api, "competition.created").await;
     api.wait_for_event(&id, &added, &["succeeded"]).await;
-    api.delivery(&id, &delivery_id(&dropped, &id))
+    api.delivery(&id, &delivery_id(&dropped, &id).await)
         .await
         .assert_problem(404);
     assert!(receiver.requests_for(&dropped).is_empty());
@@ -130,7 +130,7 @@ async fn pausing_mid_retry_cancels_and_nothing_is_sent_after() {
     let receiver = busy_for(5).await;
     let id = api.webhook_for(&receiver.url, &["winner.drawn"]).await;
     let event_id = post(&api, "winner.drawn").await;
-    let dlv = delivery_id(&event_id, &id);
+    let dlv = delivery_id(&event_id, &id).await;
     let retrying = api.wait_for_state(&id, &dlv, &["retrying"], WAIT).await;
     assert_eq!(retrying["attempts"], 1);
     let paused = api.patch_webhook(&id, json!({"active": false})).await;
@@ -183,7 +183,7 @@ async fn rotating_the_secret_signs_the_next_attempt_with_the_new_one_only() {
         .await;
     let (id, old_secret) = (created.id.as_str(), created.secret.as_str());
     let event_id = post(&api, "user.registered").await;
-    let dlv = delivery_id(&event_id, id);
+    let dlv = delivery_id(&event_id, id).await;
     api.wait_for_state(id, &dlv, &["retrying"], WAIT).await;
 
     let rotated = api.rotate_secret(id).await;
@@ -313,7 +313,9 @@ async fn attempts_expire_after_the_retention_period_by_ttl() {
     let h = Harness::get();
     let api = Api::new();
     let Delivered {
-        delivery_id: dlv, ..
+        delivery_id: dlv,
+        webhook_id,
+        ..
     } = delivered_event(&api, "order.completed").await;
 
     let ddb = aws_sdk_dynamodb::Client::new(&h.sdk_config().await);
@@ -330,8 +332,8 @@ async fn attempts_expire_after_the_retention_period_by_ttl() {
     let item = ddb
         .get_item()
         .table_name(&table)
-        .key("delivery_id", AttributeValue::S(dlv.clone()))
-        .key("attempt", AttributeValue::N("1".into()))
+        .key("webhook_id", AttributeValue::S(webhook_id.clone()))
+        .key("line_key", AttributeValue::S(format!("{dlv}#0001")))
         .send()
         .await
         .expect("get attempt")

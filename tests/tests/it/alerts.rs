@@ -451,7 +451,7 @@ async fn logs_of_a_delivery_carry_its_ids_but_no_secret_signature_or_payload() {
         .post("order.refunded", json!({"id": "r9", "marker": marker}))
         .await
         .id;
-    let dlv = delivery_id(&event_id, id);
+    let dlv = delivery_id(&event_id, id).await;
     api.wait_for_state(id, &dlv, &["succeeded"], WAIT).await;
 
     let logs = h.logs.text();

@@ -13,6 +13,7 @@ use integration_tests::lambda_events::{
 use integration_tests::{unique, Api, Harness, Receiver, Reply};
 use serde_json::{json, Value};
 use webhooks_shared::domain::clock::Timestamp;
+use webhooks_shared::domain::ids;
 use webhooks_shared::domain::model::{DeliveryMessage, DeliveryRef, EventRecord};
 
 /// Puts one message per delivery in `queue` and receives them all back as the SQS event
@@ -51,16 +52,23 @@ async fn queued_records(
 fn delivery_of(webhook_id: &str, event_id: &str, topic: &str) -> DeliveryMessage {
     DeliveryMessage {
         delivery: DeliveryRef {
-            delivery_id: delivery_id(event_id, webhook_id).into(),
+            delivery_id: ids::delivery_id(
+                &event_id.into(),
+                &webhook_id.into(),
+                Timestamp::parse(RECEIVED_AT).expect("time").system_time(),
+            ),
             webhook_id: webhook_id.into(),
             event_id: event_id.into(),
             event_type: topic.into(),
             resource_id: Some("win_1".into()),
             manual: false,
         },
-        created_at: Timestamp::parse("2026-11-27T03:00:00.000Z"),
+        created_at: Timestamp::parse(RECEIVED_AT),
     }
 }
+
+/// When the events of these tests were received (written by the test).
+const RECEIVED_AT: &str = "2026-11-27T03:00:00.000Z";
 
 // An event type nothing posts in the tests, so the gateway's pollers never see these.
 const TOPIC: &str = "winner.prize_choice_made";
@@ -87,7 +95,7 @@ async fn the_deliver_binary_answers_an_sqs_batch_with_its_failures() {
             resource_id: Some("win_1".into()),
             payload,
             fingerprint: "test".into(),
-            received_at: Timestamp::parse("2026-11-27T03:00:00.000Z").expect("time"),
+            received_at: Timestamp::parse(RECEIVED_AT).expect("time"),
             webhooks: None,
             deliveries: Some(1),
             expires_at: 0,
@@ -122,7 +130,7 @@ async fn the_deliver_binary_answers_an_sqs_batch_with_its_failures() {
         "no request to loopback"
     );
     let refused = api
-        .delivery(&blocked, &delivery_id(&event_id, &blocked))
+        .delivery(&blocked, &delivery_id(&event_id, &blocked).await)
         .await;
     assert_eq!(
         refused.json["state"], "permanently_failed",
@@ -152,7 +160,7 @@ async fn the_deliver_binary_answers_an_sqs_batch_with_its_failures() {
     let body = function.call(sqs_event_json(vec![settled.clone()])).await;
     assert_eq!(body, json!({"batchItemFailures": []}));
     let again = api
-        .delivery(&blocked, &delivery_id(&event_id, &blocked))
+        .delivery(&blocked, &delivery_id(&event_id, &blocked).await)
         .await;
     assert_eq!(again.json["attempts"], 1, "{}", again.text);
 }

@@ -266,7 +266,7 @@ async fn real_answers_validate_against_the_schemas() {
     unflagged.json["events"][1] = json!({"id": second});
     assert!(!checker.errors("POST", batch, &unflagged).is_empty());
 
-    let dlv = delivery_id(&event_id, &id);
+    let dlv = delivery_id(&event_id, &id).await;
     api.wait_for_state(&id, &dlv, &["succeeded"], Duration::from_secs(60))
         .await;
 

@@ -47,7 +47,7 @@ async fn retries_500_500_200_then_succeeds_with_identical_bodies() {
     .await;
     let wh = api.webhook_for(&receiver.url, &["order.completed"]).await;
     let event_id = post(&api, "order.completed").await;
-    let dlv = delivery_id(&event_id, &wh);
+    let dlv = delivery_id(&event_id, &wh).await;
     let delivery = api.wait_for_state(&wh, &dlv, &["succeeded"], WAIT).await;
     assert_eq!(delivery["attempts"], 3);
     assert_eq!(delivery["next_attempt_at"], Value::Null);
@@ -229,7 +229,7 @@ async fn a_paused_webhook_gets_no_deliveries() {
     assert_eq!(created.json["status"], "paused");
     let wh = created.id.as_str();
     let event_id = api.post("withdrawal.paid", json!({"id": "wdr_1"})).await.id;
-    api.delivery(wh, &delivery_id(&event_id, wh))
+    api.delivery(wh, &delivery_id(&event_id, wh).await)
         .await
         .assert_problem(404);
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -263,8 +263,13 @@ async fn data_reaches_the_receiver_byte_for_byte() {
     let body = format!(r#"{{"id":"{event_id}","type":"order.completed","data":{data}}}"#);
     let answer = api.post_event_bytes(body.into_bytes()).await;
     assert_eq!(answer.status, 202, "{}", answer.text);
-    api.wait_for_state(&wh, &delivery_id(&event_id, &wh), &["succeeded"], WAIT)
-        .await;
+    api.wait_for_state(
+        &wh,
+        &delivery_id(&event_id, &wh).await,
+        &["succeeded"],
+        WAIT,
+    )
+    .await;
     let requests = receiver.requests_for(&event_id);
     let received = String::from_utf8(requests[0].body.to_vec()).expect("UTF-8");
     assert!(

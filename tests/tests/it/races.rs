@@ -100,7 +100,7 @@ async fn copies_of_a_delivery_message_send_each_attempt_once() {
     .await;
     let wh = api.webhook_for(&receiver.url, &["order.refunded"]).await;
     let posted = api.post("order.refunded", json!({"id": "r-1"})).await;
-    let dlv = delivery_id(&posted.id, &wh);
+    let dlv = delivery_id(&posted.id, &wh).await;
     eventually("attempt 1 to reach the receiver", WAIT, || async {
         (!receiver.requests_for(&posted.id).is_empty()).then_some(())
     })

@@ -2,13 +2,13 @@
 //! stopped half-way are queued by the next call, a window larger than one call continues
 //! from a cursor, and the answer says how many deliveries were found and queued.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use integration_tests::api::Answer;
 use integration_tests::{delivery_id, Api, Harness, Receiver, Reply, WAIT};
 use serde_json::{json, Value};
-use webhooks_shared::domain::clock::rfc3339_millis;
+use webhooks_shared::domain::clock::{rfc3339_millis, Timestamp};
 use webhooks_shared::domain::ids::{self, DeliveryId};
 use webhooks_shared::domain::model::{DeliveryRecord, DeliveryRef};
 
@@ -58,7 +58,8 @@ impl Outage {
 
     /// The deliveries that failed in the window, as the log shows them: before any recovery
     /// every line of this webhook is a failure (its receiver answers 400 to first requests).
-    async fn failed_in_window(&self) -> HashSet<String> {
+    /// Each with the time of the line that ended it.
+    async fn failed_in_window(&self) -> HashMap<String, SystemTime> {
         // An attempt under way at `until` is logged once its (immediate) answer is in.
         tokio::time::sleep(Duration::from_secs(2)).await;
         let lines = self.api.attempts(&self.webhook_id).await;
@@ -66,16 +67,20 @@ impl Outage {
             .iter()
             .filter(|l| l["manual"] == false)
             .filter(|l| l["at"].as_str().is_some_and(|at| at <= self.until.as_str()))
-            .filter_map(|l| l["delivery_id"].as_str().map(str::to_owned))
+            .filter_map(|l| {
+                let at = Timestamp::parse(l["at"].as_str()?)?.system_time();
+                Some((l["delivery_id"].as_str()?.to_owned(), at))
+            })
             .collect()
     }
 
     /// Waits until the recovery delivery of each of `failed` succeeded, then checks that
     /// each of this test's events reached the receiver exactly twice (the original and one
     /// recovery), and that recovering the whole window again finds them all and queues none.
-    async fn assert_recovered_once(&self, failed: &HashSet<String>) {
-        for original in failed {
-            let recovery = ids::recovery_delivery_id(&DeliveryId::from(original.as_str()));
+    async fn assert_recovered_once(&self, failed: &HashMap<String, SystemTime>) {
+        for (original, ended_at) in failed {
+            let recovery =
+                ids::recovery_delivery_id(&DeliveryId::from(original.as_str()), *ended_at);
             self.api
                 .wait_for_state(&self.webhook_id, recovery.as_str(), &["succeeded"], WAIT)
                 .await;
@@ -130,7 +135,7 @@ fn counts(answer: &Answer) -> (u64, u64) {
 async fn a_retried_recovery_queues_deliveries_an_earlier_call_wrote_but_never_queued() {
     let outage = outage(1).await;
     let (api, id) = (&outage.api, outage.webhook_id.as_str());
-    let original = DeliveryId::from(delivery_id(&outage.events[0], id));
+    let original = DeliveryId::from(delivery_id(&outage.events[0], id).await);
 
     // What a recovery that timed out between writing and queueing left behind: the recovery
     // delivery item, with no message in the queue and no attempt.
@@ -138,12 +143,12 @@ async fn a_retried_recovery_queues_deliveries_an_earlier_call_wrote_but_never_qu
     let config = h.config(&[]);
     let store = h.adapters(&config).await.store;
     let line = store
-        .attempts_of(&original)
+        .attempts_of(&id.into(), &original)
         .await
         .expect("log")
         .pop()
         .expect("the failed attempt");
-    let recovery_id = ids::recovery_delivery_id(&original);
+    let recovery_id = ids::recovery_delivery_id(&original, line.at.into());
     let left_behind = DeliveryRecord::new(
         DeliveryRef {
             delivery_id: recovery_id.clone(),
@@ -248,4 +253,61 @@ async fn bad_cursors_and_limits_are_refused_saying_what_to_fix() {
         .recover(id, json!({"since": outage.since, "limit": 0}))
         .await;
     assert_eq!(answer.json["field"], "limit", "{}", answer.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_made_before_the_window_that_ended_in_it_is_recovered() {
+    // The log is kept in delivery order; recover looks for deliveries by when they ended.
+    let api = Api::new();
+    let receiver = Receiver::start(vec![Reply::status(500)]).await;
+    let id = api.webhook_for(&receiver.url, &[EVENT_TYPE]).await;
+    let posted_at = rfc3339_millis(SystemTime::now());
+    let event_id = api.post(EVENT_TYPE, json!({"id": "wdr_late"})).await.id;
+    api.wait_for_event(&id, &event_id, &["retrying"]).await;
+    // Made and first tried before the window starts; its schedule ends inside it.
+    let since = rfc3339_millis(SystemTime::now());
+    let ended = api
+        .wait_for_event(&id, &event_id, &["permanently_failed"])
+        .await;
+    assert_eq!(ended["attempts"], 6);
+    let until = rfc3339_millis(SystemTime::now());
+    // Other tests' events of this type fail here too: what ended in a window is read from
+    // the log (a line is written once its answer is in).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let ended_in = |since: &str, until: &str, log: &[Value]| {
+        log.iter()
+            .filter(|l| l["attempt"] == 6 && l["manual"] == false)
+            .filter(|l| {
+                l["at"]
+                    .as_str()
+                    .is_some_and(|at| since <= at && at <= until)
+            })
+            .count() as u64
+    };
+    let log = api.attempts(&id).await;
+    let expected = ended_in(&since, &until, &log);
+    assert!(expected >= 1, "{log:?}");
+
+    let answer = api
+        .recover(&id, json!({"since": since, "until": until}))
+        .await;
+    assert_eq!(counts(&answer), (expected, expected), "{}", answer.text);
+    let log = api.attempts_of_event(&id, &event_id).await;
+    let last = &log[0];
+    assert_eq!(last["attempt"], 6, "newest first: {log:?}");
+    let ended_at = Timestamp::parse(last["at"].as_str().expect("at"))
+        .expect("time")
+        .system_time();
+    let original = DeliveryId::from(last["delivery_id"].as_str().expect("delivery id"));
+    let recovery = ids::recovery_delivery_id(&original, ended_at);
+    let made = api.delivery(&id, recovery.as_str()).await;
+    assert_eq!(made.status, 200, "{}", made.text);
+    assert_eq!(made.json["manual"], true);
+
+    // The window in which it was made and first tried, but did not end, does not find it.
+    let before = api
+        .recover(&id, json!({"since": posted_at, "until": since}))
+        .await;
+    let expected = ended_in(&posted_at, &since, &log);
+    assert_eq!(counts(&before).0, expected, "{}", before.text);
 }

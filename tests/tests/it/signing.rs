@@ -69,7 +69,7 @@ async fn a_200_succeeds_at_once_and_both_signatures_verify() {
         )
         .await;
     assert_eq!(answer.status, 202, "{}", answer.text);
-    let dlv = delivery_id(&event_id, wh);
+    let dlv = delivery_id(&event_id, wh).await;
     let delivery = api
         .wait_for_state(wh, &dlv, &["succeeded"], Duration::from_secs(30))
         .await;
@@ -163,7 +163,7 @@ async fn large_responses_are_kept_up_to_16_kib_and_flagged() {
     let receiver = Receiver::start(vec![Reply::status(200).with_body(big)]).await;
     let wh = api.webhook_for(&receiver.url, &["order.completed"]).await;
     let event_id = api.post("order.completed", json!({})).await.id;
-    let dlv = delivery_id(&event_id, &wh);
+    let dlv = delivery_id(&event_id, &wh).await;
     api.wait_for_state(&wh, &dlv, &["succeeded"], Duration::from_secs(30))
         .await;
     let log = api.attempts_of_event(&wh, &event_id).await;

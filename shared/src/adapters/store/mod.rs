@@ -22,7 +22,7 @@ use crate::adapters::aws_error::{from_aws_errors, AwsError, Failure};
 use crate::config::Resources;
 
 pub use alerts::RecordedFailure;
-pub use deliveries::{LogPage, LogPosition, WEBHOOK_LOG_INDEX};
+pub use deliveries::{LogPage, LogPosition};
 
 type Item = HashMap<String, AttributeValue>;
 
