@@ -1,5 +1,7 @@
 //! Deliveries and their attempts (the delivery log).
 
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+
 use super::{from_items, key, query_all, s, to_item, Item, Store, StoreError};
 use crate::domain::clock::Timestamp;
 use crate::domain::ids::{parse_attempt_id, DeliveryId, WebhookId};
@@ -42,6 +44,16 @@ impl Store {
     // `cancelled`) is also copied under `ended#<at>#<attempt id>`, where `recover` finds it
     // by time; only those deliveries pay that write.
 
+    /// A query of the webhook's items whose sort key starts with `prefix`.
+    fn lines_starting(&self, webhook_id: &WebhookId, prefix: &str) -> QueryFluentBuilder {
+        self.ddb
+            .query()
+            .table_name(&self.tables.attempts_table)
+            .key_condition_expression("webhook_id = :w AND begins_with(line_key, :p)")
+            .expression_attribute_values(":w", s(webhook_id))
+            .expression_attribute_values(":p", s(prefix))
+    }
+
     /// Every attempt of one delivery, in attempt order (strongly consistent).
     pub async fn attempts_of(
         &self,
@@ -49,12 +61,7 @@ impl Store {
         delivery_id: &DeliveryId,
     ) -> Result<Vec<AttemptRecord>, StoreError> {
         let query = self
-            .ddb
-            .query()
-            .table_name(&self.tables.attempts_table)
-            .key_condition_expression("webhook_id = :w AND begins_with(line_key, :d)")
-            .expression_attribute_values(":w", s(webhook_id))
-            .expression_attribute_values(":d", s(format!("{delivery_id}#")))
+            .lines_starting(webhook_id, &format!("{delivery_id}#"))
             .consistent_read(true);
         from_items(query_all(query).await?)
     }
@@ -114,12 +121,7 @@ impl Store {
             .collect::<Vec<_>>()
             .join(", ");
         let query = self
-            .ddb
-            .query()
-            .table_name(&self.tables.attempts_table)
-            .key_condition_expression("webhook_id = :w AND begins_with(line_key, :d)")
-            .expression_attribute_values(":w", s(webhook_id))
-            .expression_attribute_values(":d", s(LINE_PREFIX))
+            .lines_starting(webhook_id, LINE_PREFIX)
             .projection_expression(projection)
             .set_expression_attribute_names(Some(names))
             .scan_index_forward(false);
