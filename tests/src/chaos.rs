@@ -299,6 +299,7 @@ async fn send_copies(h: &Harness, events: &[String], subscribers: &[Subscriber])
                     manual: false,
                 },
                 created_at: None,
+                body: None,
             };
             queue
                 .send(std::slice::from_ref(&message))

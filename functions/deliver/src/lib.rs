@@ -30,7 +30,7 @@ use webhooks_shared::domain::clock;
 use webhooks_shared::domain::ids::EventId;
 use webhooks_shared::domain::lifecycle::{self, AfterAttempt, Progress, Target, Turn};
 use webhooks_shared::domain::model::{
-    AttemptOutcome, AttemptRecord, DeliveryMessage, DeliveryRef, DeliveryState, WebhookRecord,
+    AttemptOutcome, AttemptRecord, DeliveryMessage, DeliveryState, WebhookRecord,
 };
 use webhooks_shared::domain::retry::{random_jitter, RetrySchedule};
 use webhooks_shared::Config;
@@ -146,7 +146,7 @@ impl Deliverer {
                 // second request. Its alert is owed again in case the first was not queued
                 // (the alerter counts each failure once).
                 tracing::info!(state = ?last.delivery_state, "delivery already final; not sending again");
-                return self.concluded(last).await;
+                return self.concluded(message, last).await;
             }
             Turn::Early(wait) => return Ok(MessageFate::RetryIn(wait).into()),
             Turn::Due(number) => number,
@@ -156,7 +156,7 @@ impl Deliverer {
             Target::Cancel(reason) => {
                 lifecycle::cancelled_line(delivery, number, now, self.retention, reason)
             }
-            Target::Send(webhook) => self.attempt(delivery, webhook, number, now).await?,
+            Target::Send(webhook) => self.attempt(message, webhook, number, now).await?,
         };
         // The request may have been sent: losing its log line would send it again, so the
         // write is retried well beyond the SDK's own tries.
@@ -198,14 +198,18 @@ impl Deliverer {
                 lifecycle::wait_until_due(&record, SystemTime::now()).unwrap_or_default(),
             )
             .into()),
-            _ => self.concluded(&record).await,
+            _ => self.concluded(message, &record).await,
         }
     }
 
     /// The end of a delivery: done; filed for `recover` if it ended unsent, with an alert if
     /// it failed for good. Run again when a copy of the message finds the delivery final, so
     /// what a fault interrupted here is completed.
-    async fn concluded(&self, last: &AttemptRecord) -> Result<Handled, DeliverError> {
+    async fn concluded(
+        &self,
+        message: &DeliveryMessage,
+        last: &AttemptRecord,
+    ) -> Result<Handled, DeliverError> {
         if matches!(
             last.delivery_state,
             DeliveryState::PermanentlyFailed | DeliveryState::Cancelled
@@ -217,7 +221,7 @@ impl Deliverer {
         if last.delivery_state != DeliveryState::PermanentlyFailed {
             return Ok(MessageFate::Done.into());
         }
-        let payload = self.event_body(&last.delivery.event_id).await?;
+        let payload = self.event_body(message).await?;
         let reason = lifecycle::failure_reason(last, &self.schedule);
         Ok(Handled {
             fate: MessageFate::Done,
@@ -228,12 +232,13 @@ impl Deliverer {
     /// Signs and sends attempt `number`, and says what it led to.
     async fn attempt(
         &self,
-        delivery: &DeliveryRef,
+        message: &DeliveryMessage,
         webhook: &WebhookRecord,
         number: u32,
         now: SystemTime,
     ) -> Result<AttemptRecord, DeliverError> {
-        let body = self.event_body(&delivery.event_id).await?;
+        let delivery = &message.delivery;
+        let body = self.event_body(message).await?;
         let secret = self
             .secret_cache
             .get_or_open(&self.secrets, &webhook.id, &webhook.secret_ciphertext)
@@ -277,7 +282,12 @@ impl Deliverer {
         Ok(record)
     }
 
-    async fn event_body(&self, event_id: &EventId) -> Result<Arc<str>, DeliverError> {
+    /// The body the message carries, else the stored event's (cached: events never change).
+    async fn event_body(&self, message: &DeliveryMessage) -> Result<Arc<str>, DeliverError> {
+        if let Some(body) = &message.body {
+            return Ok(Arc::from(body.as_str()));
+        }
+        let event_id = &message.delivery.event_id;
         if let Some(body) = self
             .events
             .lock()

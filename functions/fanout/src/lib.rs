@@ -265,26 +265,22 @@ impl Fanout {
         let messages: Vec<DeliveryMessage> = events
             .iter()
             .flat_map(|event| {
-                event
-                    .webhooks
-                    .iter()
-                    .flatten()
-                    .map(move |webhook_id| DeliveryMessage {
-                        delivery: DeliveryRef {
-                            delivery_id: ids::delivery_id(
-                                &event.id,
-                                webhook_id,
-                                event.received_at.into(),
-                            ),
-                            webhook_id: webhook_id.clone(),
-                            event_id: event.id.clone(),
-                            event_type: event.event_type.clone(),
-                            resource_id: event.resource_id.clone(),
-                            manual: false,
-                        },
-                        // Made when the event arrived: sent again, the message is the same.
-                        created_at: Some(event.received_at),
-                    })
+                event.webhooks.iter().flatten().map(move |webhook_id| {
+                    let delivery = DeliveryRef {
+                        delivery_id: ids::delivery_id(
+                            &event.id,
+                            webhook_id,
+                            event.received_at.into(),
+                        ),
+                        webhook_id: webhook_id.clone(),
+                        event_id: event.id.clone(),
+                        event_type: event.event_type.clone(),
+                        resource_id: event.resource_id.clone(),
+                        manual: false,
+                    };
+                    // Made when the event arrived: sent again, the message is the same.
+                    DeliveryMessage::with_body(delivery, event.received_at, &event.payload)
+                })
             })
             .collect();
         if messages.is_empty() {

@@ -169,6 +169,27 @@ pub struct DeliveryMessage {
         deserialize_with = "clock::lenient"
     )]
     pub created_at: Option<Timestamp>,
+    /// The event's body, when it is small enough to ride along (see
+    /// [`DeliveryMessage::with_body`]): `deliver` then reads no event item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+}
+
+/// The most a body may take in a message, as JSON text: ten such messages stay well inside
+/// SQS's 256 KiB per batch and within one 64 KiB billing chunk for typical 1 KB events.
+pub const MAX_BODY_IN_MESSAGE: usize = 8 * 1024;
+
+impl DeliveryMessage {
+    /// The message of `delivery`, made at `created_at`, carrying `body` if its JSON text
+    /// (escapes included) is at most [`MAX_BODY_IN_MESSAGE`] bytes.
+    pub fn with_body(delivery: DeliveryRef, created_at: Timestamp, body: &str) -> Self {
+        let fits = serde_json::to_string(body).is_ok_and(|json| json.len() <= MAX_BODY_IN_MESSAGE);
+        DeliveryMessage {
+            delivery,
+            created_at: Some(created_at),
+            body: fits.then(|| body.to_owned()),
+        }
+    }
 }
 
 impl From<&DeliveryRecord> for DeliveryMessage {
@@ -176,6 +197,7 @@ impl From<&DeliveryRecord> for DeliveryMessage {
         DeliveryMessage {
             delivery: d.delivery(),
             created_at: Some(d.created_at),
+            body: None,
         }
     }
 }
@@ -290,6 +312,7 @@ mod tests {
         let message = DeliveryMessage {
             delivery: delivery(Some("ord_1")),
             created_at: Timestamp::parse("2026-11-27T03:00:00.000Z"),
+            body: None,
         };
         let json = r#"{"delivery_id":"dlv_1","webhook_id":"wh_1","event_id":"evt_1","event_type":"order.completed","resource_id":"ord_1","manual":true,"created_at":"2026-11-27T03:00:00.000Z"}"#;
         assert_eq!(serde_json::to_string(&message).unwrap(), json);
@@ -303,6 +326,7 @@ mod tests {
                 ..delivery(None)
             },
             created_at: None,
+            body: None,
         };
         let json = r#"{"delivery_id":"dlv_1","webhook_id":"wh_1","event_id":"evt_1","event_type":"order.completed","manual":false}"#;
         assert_eq!(serde_json::to_string(&bare).unwrap(), json);
@@ -314,6 +338,46 @@ mod tests {
             bare,
             "an unreadable created_at does not make the message unreadable"
         );
+    }
+
+    #[test]
+    fn a_small_body_rides_in_the_message_byte_for_byte_and_a_large_one_does_not() {
+        let at = Timestamp::parse("2026-11-27T03:00:00.000Z").expect("time");
+        let body = r#"{"id":"evt_1","data":{"total":1.10,"note":"caf\u00e9 \"x\""}}"#;
+        let message = DeliveryMessage::with_body(delivery(None), at, body);
+        let json = serde_json::to_string(&message).unwrap();
+        let back: DeliveryMessage = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.body.as_deref(), Some(body));
+
+        let just_fits = "a".repeat(MAX_BODY_IN_MESSAGE - 2); // plus its two quotes
+        let message = DeliveryMessage::with_body(delivery(None), at, &just_fits);
+        assert_eq!(message.body.as_deref(), Some(just_fits.as_str()));
+        let too_long = "a".repeat(MAX_BODY_IN_MESSAGE - 1);
+        assert_eq!(
+            DeliveryMessage::with_body(delivery(None), at, &too_long).body,
+            None
+        );
+        // Counted as sent: a control character is six bytes of JSON.
+        let escaped = "\u{1}".repeat(MAX_BODY_IN_MESSAGE / 5);
+        assert_eq!(
+            DeliveryMessage::with_body(delivery(None), at, &escaped).body,
+            None
+        );
+    }
+
+    #[test]
+    fn ten_messages_with_the_largest_body_fit_one_sqs_batch() {
+        let at = Timestamp::parse("2026-11-27T03:00:00.000Z").expect("time");
+        let longest_id = "x".repeat(128); // event ids are at most 128 characters
+        let delivery = DeliveryRef {
+            event_id: longest_id.clone().into(),
+            resource_id: Some(longest_id.clone()),
+            event_type: longest_id,
+            ..delivery(None)
+        };
+        let body = "a".repeat(MAX_BODY_IN_MESSAGE - 2);
+        let one = serde_json::to_string(&DeliveryMessage::with_body(delivery, at, &body)).unwrap();
+        assert!(10 * one.len() <= 256 * 1024, "{}", one.len());
     }
 
     #[test]

@@ -64,6 +64,7 @@ fn delivery_of(webhook_id: &str, event_id: &str, topic: &str) -> DeliveryMessage
             manual: false,
         },
         created_at: Timestamp::parse(RECEIVED_AT),
+        body: None,
     }
 }
 

@@ -277,3 +277,49 @@ async fn data_reaches_the_receiver_byte_for_byte() {
         "data altered on the way: {received}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_carrying_its_body_is_delivered_without_reading_the_event() {
+    use webhooks_shared::domain::ids;
+    use webhooks_shared::domain::model::{DeliveryMessage, DeliveryRef};
+    let h = integration_tests::Harness::get();
+    let api = Api::new();
+    let receiver = Receiver::start(vec![Reply::status(200)]).await;
+    let wh = api
+        .webhook_for(&receiver.url, &["competition.created"])
+        .await;
+    // Fan-out puts a small event's body in the message; this event was never stored, so only
+    // the message can have given it.
+    let event_id = unique("evt-unstored");
+    let body = json!({"id": event_id, "type": "competition.created", "data": {"n": 1.50}})
+        .to_string()
+        .replace("1.5", "1.50");
+    let delivery = DeliveryRef {
+        delivery_id: ids::new_manual_delivery_id(),
+        webhook_id: wh.clone().into(),
+        event_id: event_id.clone().into(),
+        event_type: "competition.created".into(),
+        resource_id: None,
+        manual: false,
+    };
+    let message = DeliveryMessage::with_body(
+        delivery.clone(),
+        webhooks_shared::domain::clock::Timestamp::now(),
+        &body,
+    );
+    assert!(message.body.is_some());
+    h.adapters(&h.config(&[]))
+        .await
+        .queue
+        .send(&[message])
+        .await
+        .expect("queue the delivery");
+
+    let done = api
+        .wait_for_state(&wh, delivery.delivery_id.as_str(), &["succeeded"], WAIT)
+        .await;
+    assert_eq!(done["attempts"], 1);
+    let got = receiver.requests_for(&event_id);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].body, body.as_bytes(), "byte for byte");
+}

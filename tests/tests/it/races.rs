@@ -116,6 +116,7 @@ async fn copies_of_a_delivery_message_send_each_attempt_once() {
             manual: false,
         },
         created_at: None,
+        body: None,
     };
     // Two copies sent the way the services send (within SQS's deduplication interval)...
     let queue = h.adapters(&h.config(&[])).await.queue;
