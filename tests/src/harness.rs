@@ -207,6 +207,11 @@ impl Harness {
             .runner_sdk_config(&sdk_config(&self.endpoint).await)
     }
 
+    /// [`Harness::sdk_config`] through `endpoint` (a proxy of the test's own, say).
+    pub async fn sdk_config_via(&self, endpoint: &str) -> SdkConfig {
+        self.stack.runner_sdk_config(&sdk_config(endpoint).await)
+    }
+
     /// Credentials of the role `binary` runs under, as Lambda puts them in a function's
     /// environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`).
     pub async fn function_credentials(&self, binary: &str) -> Credentials {

@@ -7,13 +7,14 @@ pub mod http_client;
 pub mod metrics;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use bytes::Bytes;
 use futures::future::join_all;
 use thiserror::Error;
+use tokio::sync::OnceCell;
 use tracing::Instrument;
 
 use crate::batch::Handled;
@@ -27,7 +28,7 @@ use webhooks_shared::adapters::store::{Store, StoreError};
 use webhooks_shared::adapters::Adapters;
 use webhooks_shared::domain::alerts::FailureNotice;
 use webhooks_shared::domain::clock;
-use webhooks_shared::domain::ids::EventId;
+use webhooks_shared::domain::ids::{EventId, WebhookId};
 use webhooks_shared::domain::lifecycle::{self, AfterAttempt, Progress, Target, Turn};
 use webhooks_shared::domain::model::{
     AttemptOutcome, AttemptRecord, DeliveryMessage, DeliveryState, WebhookRecord,
@@ -81,12 +82,16 @@ impl Deliverer {
     /// Handles one SQS batch; its messages are delivered concurrently.
     pub async fn handle_batch(&self, event: SqsEvent) -> SqsBatchResponse {
         let repeats = batch::repeats(&event.records);
-        let handled = join_all(event.records.iter().zip(repeats).map(|(m, repeat)| async move {
-            if repeat {
-                tracing::info!(message_id = ?m.message_id, "a copy of a delivery already in this batch; deleted");
-                return MessageFate::Done.into();
+        let webhooks = WebhookReads::default();
+        let handled = join_all(event.records.iter().zip(repeats).map(|(m, repeat)| {
+            let webhooks = &webhooks;
+            async move {
+                if repeat {
+                    tracing::info!(message_id = ?m.message_id, "a copy of a delivery already in this batch; deleted");
+                    return MessageFate::Done.into();
+                }
+                self.handle_message(m, webhooks).await
             }
-            self.handle_message(m).await
         }))
         .await;
 
@@ -109,7 +114,7 @@ impl Deliverer {
         self.queue.settle(settlement).await
     }
 
-    async fn handle_message(&self, message: &SqsMessage) -> Handled {
+    async fn handle_message(&self, message: &SqsMessage, webhooks: &WebhookReads) -> Handled {
         let Some(delivery) = batch::read_message(message) else {
             tracing::error!(message_id = ?message.message_id, "unreadable delivery message");
             return MessageFate::Failed.into();
@@ -121,7 +126,7 @@ impl Deliverer {
             webhook_id = %delivery.delivery.webhook_id
         );
         async {
-            match self.deliver(&delivery).await {
+            match self.deliver(&delivery, webhooks).await {
                 Ok(handled) => handled,
                 Err(err) => {
                     tracing::error!(error = %err, "delivery could not be processed");
@@ -133,7 +138,11 @@ impl Deliverer {
         .await
     }
 
-    async fn deliver(&self, message: &DeliveryMessage) -> Result<Handled, DeliverError> {
+    async fn deliver(
+        &self,
+        message: &DeliveryMessage,
+        webhooks: &WebhookReads,
+    ) -> Result<Handled, DeliverError> {
         let delivery = &message.delivery;
         let attempts = self
             .store
@@ -151,7 +160,10 @@ impl Deliverer {
             Turn::Early(wait) => return Ok(MessageFate::RetryIn(wait).into()),
             Turn::Due(number) => number,
         };
-        let webhook = self.store.get_webhook(&delivery.webhook_id).await?;
+        let webhook = webhooks.cell(&delivery.webhook_id);
+        let webhook = webhook
+            .get_or_try_init(|| self.store.get_webhook(&delivery.webhook_id))
+            .await?;
         let record = match lifecycle::target(webhook.as_ref()) {
             Target::Cancel(reason) => {
                 lifecycle::cancelled_line(delivery, number, now, self.retention, reason)
@@ -312,6 +324,20 @@ impl Deliverer {
             entries.insert(event_id.clone(), body.clone());
         }
         Ok(body)
+    }
+}
+
+/// The webhooks of one batch, each read once, by the first of its messages that needs it
+/// (a batch often holds several deliveries to one webhook). A failed read is not kept: the
+/// next message reads again.
+#[derive(Default)]
+struct WebhookReads(Mutex<HashMap<WebhookId, Arc<OnceCell<Option<WebhookRecord>>>>>);
+
+impl WebhookReads {
+    fn cell(&self, id: &WebhookId) -> Arc<OnceCell<Option<WebhookRecord>>> {
+        // The map is never left half-changed, so a poisoned lock is still good to use.
+        let mut cells = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(cells.entry(id.clone()).or_default())
     }
 }
 

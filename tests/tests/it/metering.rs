@@ -147,3 +147,68 @@ async fn writes_and_reads_are_billed_as_aws_bills_them() {
     assert_eq!(meter["index"]["read_units"], 0.5, "{meter}");
     assert_eq!(meter["table"]["PutItem"], 3.0, "{meter}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_reads_each_webhook_once() {
+    use integration_tests::fault_proxy::FaultProxy;
+    use integration_tests::lambda_events::{sqs_event, sqs_record};
+    use integration_tests::{Api, Receiver, Reply};
+    use webhooks_shared::adapters::Adapters;
+    use webhooks_shared::domain::clock::Timestamp;
+    use webhooks_shared::domain::ids;
+    use webhooks_shared::domain::model::{DeliveryMessage, DeliveryRef};
+
+    let h = Harness::get();
+    let api = Api::new();
+    let receiver = Receiver::start(vec![Reply::status(200)]).await;
+    // A type never posted through the API: only this test's messages reach the webhook.
+    let topic = "winner.prize_choice_made";
+    let webhook = api.webhook_for(&receiver.url, &[topic]).await;
+    // A deliverer of the test's own, whose AWS calls a proxy of its own counts.
+    let proxy = FaultProxy::start(&h.endpoint).await;
+    let ca_file = h.ca.pem_path.display().to_string();
+    let config = h.config(&[
+        ("WEBHOOKS_ALLOW_PRIVATE_TARGETS", "1"),
+        ("WEBHOOKS_EXTRA_CA_FILE", &ca_file),
+    ]);
+    let sdk = h.sdk_config_via(&proxy.url).await;
+    let deliverer =
+        deliver::Deliverer::new(Adapters::new(&sdk, &config), &config).expect("deliverer");
+
+    let event_ids: Vec<String> = (0..3).map(|_| unique("evt-batch-read")).collect();
+    let records = event_ids
+        .iter()
+        .enumerate()
+        .map(|(i, event_id)| {
+            let delivery = DeliveryRef {
+                delivery_id: ids::new_manual_delivery_id(),
+                webhook_id: webhook.clone().into(),
+                event_id: event_id.clone().into(),
+                event_type: topic.into(),
+                resource_id: None,
+                manual: false,
+            };
+            let body = serde_json::json!({"id": event_id, "type": topic, "data": {}}).to_string();
+            let message = DeliveryMessage::with_body(delivery, Timestamp::now(), &body);
+            let json = serde_json::to_string(&message).expect("json");
+            sqs_record(
+                &format!("m{i}"),
+                None,
+                &json,
+                "arn:aws:sqs:eu-west-1:1:q.fifo",
+            )
+        })
+        .collect();
+    proxy.take_counts();
+    let answer = deliverer.handle_batch(sqs_event(records)).await;
+    assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+    for event_id in &event_ids {
+        assert_eq!(receiver.requests_for(event_id).len(), 1, "{event_id}");
+    }
+    let counts = proxy.take_counts();
+    let reads = counts.get("dynamodb:GetItem").map_or(0, |c| c.calls);
+    assert_eq!(
+        reads, 1,
+        "the webhook read once for three deliveries: {counts:?}"
+    );
+}
