@@ -2,7 +2,9 @@
 //! ciphertext to its webhook id, so a ciphertext copied onto another webhook won't decrypt.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::OnceCell;
 
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::Client;
@@ -83,8 +85,13 @@ impl SecretBox {
 /// unchanged one costs no KMS call.
 #[derive(Debug, Default)]
 pub struct SecretCache {
-    entries: Mutex<HashMap<WebhookId, (String, SigningSecret)>>,
+    /// Per webhook, its sealed secret and the opening of it: one decryption, shared by the
+    /// deliveries that need it at once (the first batch after a cold start, say).
+    entries: Mutex<HashMap<WebhookId, (String, Opening)>>,
 }
+
+/// A secret's decryption, made once and shared.
+type Opening = Arc<OnceCell<SigningSecret>>;
 
 impl SecretCache {
     pub async fn get_or_open(
@@ -93,21 +100,25 @@ impl SecretCache {
         webhook_id: &WebhookId,
         ciphertext: &str,
     ) -> Result<SigningSecret, SecretBoxError> {
-        if let Some(secret) = self.lookup(webhook_id, ciphertext) {
-            return Ok(secret);
-        }
-        let secret = secret_box.open(webhook_id, ciphertext).await?;
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.insert(webhook_id.clone(), (ciphertext.to_owned(), secret.clone()));
-        }
-        Ok(secret)
-    }
-
-    fn lookup(&self, webhook_id: &WebhookId, ciphertext: &str) -> Option<SigningSecret> {
-        let entries = self.entries.lock().ok()?;
-        entries
-            .get(webhook_id)
-            .filter(|(cached, _)| cached == ciphertext)
-            .map(|(_, secret)| secret.clone())
+        let opening = {
+            // The map is never left half-changed, so a poisoned lock is still good to use.
+            let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+            match entries.get(webhook_id) {
+                Some((sealed, opening)) if sealed == ciphertext => Arc::clone(opening),
+                // New, or rotated since: open the secret now sealed.
+                _ => {
+                    let opening = Arc::default();
+                    entries.insert(
+                        webhook_id.clone(),
+                        (ciphertext.to_owned(), Arc::clone(&opening)),
+                    );
+                    opening
+                }
+            }
+        };
+        opening
+            .get_or_try_init(|| secret_box.open(webhook_id, ciphertext))
+            .await
+            .cloned()
     }
 }

@@ -149,7 +149,7 @@ async fn writes_and_reads_are_billed_as_aws_bills_them() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_batch_reads_each_webhook_once() {
+async fn a_batch_reads_each_webhook_and_opens_its_secret_once() {
     use integration_tests::fault_proxy::FaultProxy;
     use integration_tests::lambda_events::{sqs_event, sqs_record};
     use integration_tests::{Api, Receiver, Reply};
@@ -211,4 +211,7 @@ async fn a_batch_reads_each_webhook_once() {
         reads, 1,
         "the webhook read once for three deliveries: {counts:?}"
     );
+    // A cold deliverer opens the webhook's secret once, however many deliveries need it.
+    let decrypts = counts.get("kms:Decrypt").map_or(0, |c| c.calls);
+    assert_eq!(decrypts, 1, "the secret opened once: {counts:?}");
 }
