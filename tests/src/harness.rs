@@ -83,21 +83,14 @@ impl Harness {
     }
 
     /// The last `n` warnings and errors the handlers and pollers logged, if the harness
-    /// started: printed when a wait times out, so a failure on CI says what went wrong. The
-    /// whole log goes to `target/test-log-<pid>.jsonl` for a closer look.
+    /// started: printed when a wait times out, so a failure on CI says what went wrong.
     pub fn recent_problems(n: usize) -> Vec<String> {
         let Some(harness) = HARNESS.get() else {
             return Vec::new();
         };
-        let text = harness.logs.text();
-        // The whole log, for a closer look where the test ran.
-        let _ = std::fs::write(
-            harness
-                .root
-                .join(format!("target/test-log-{}.jsonl", std::process::id())),
-            &text,
-        );
-        let problems: Vec<String> = text
+        let problems: Vec<String> = harness
+            .logs
+            .text()
             .lines()
             .filter(|line| {
                 line.contains(r#""level":"WARN""#) || line.contains(r#""level":"ERROR""#)
@@ -105,6 +98,17 @@ impl Harness {
             .map(str::to_owned)
             .collect();
         problems[problems.len().saturating_sub(n)..].to_vec()
+    }
+
+    /// Writes everything logged so far to `target/test-log-<pid>.jsonl`, if the harness
+    /// started, for a closer look where the test ran; returns the file's path.
+    pub fn save_log() -> Option<PathBuf> {
+        let harness = HARNESS.get()?;
+        let path = harness
+            .root
+            .join(format!("target/test-log-{}.jsonl", std::process::id()));
+        std::fs::write(&path, harness.logs.text()).ok()?;
+        Some(path)
     }
 
     pub fn python(&self) -> PathBuf {

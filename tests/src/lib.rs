@@ -36,7 +36,9 @@ where
         }
         if Instant::now() >= deadline {
             let problems = Harness::recent_problems(40).join("\n");
-            panic!("timed out after {timeout:?} waiting for {what}; the last warnings and errors logged:\n{problems}");
+            let saved = Harness::save_log()
+                .map_or_else(|| "not saved".to_owned(), |path| path.display().to_string());
+            panic!("timed out after {timeout:?} waiting for {what}; the whole log: {saved}; the last warnings and errors logged:\n{problems}");
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
