@@ -121,6 +121,15 @@ def dynamodb_checks(handler: Any) -> list[Check]:
     return [(action, "*", {})]
 
 
+def dynamodbstreams_checks(handler: Any) -> list[Check]:
+    """Streams calls are checked on the stream (IAM's `dynamodb:` actions). GetRecords names
+    it only through its shard iterator, which moto makes as `<stream arn>|1|<id>`."""
+    action = handler._get_action()
+    body = json_body(handler)
+    arn = body.get("StreamArn") or str(body.get("ShardIterator") or "").split("|", 1)[0]
+    return [(action, arn or "*", {})]
+
+
 # IAM has no actions of their own for SQS's batch calls.
 SQS_BATCH_ACTIONS = {
     "SendMessageBatch": "SendMessage",
@@ -229,12 +238,14 @@ def refusals_in_json(authorize: Any) -> Any:
 
 def install_resource_checks() -> None:
     from moto.dynamodb.responses import DynamoHandler
+    from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
     from moto.kms.responses import KmsResponse
     from moto.ses.responses import EmailResponse
     from moto.sqs.responses import SQSResponse
 
     for cls, checks in (
         (DynamoHandler, dynamodb_checks),
+        (DynamoDBStreamsHandler, dynamodbstreams_checks),
         (KmsResponse, kms_checks),
         (EmailResponse, ses_checks),
         (SQSResponse, sqs_checks),
@@ -244,7 +255,7 @@ def install_resource_checks() -> None:
             authorize_each(self, _checks(self))
 
         cls._authenticate_and_authorize_normal_action = authorize
-    for cls in (DynamoHandler, KmsResponse, SQSResponse):
+    for cls in (DynamoHandler, DynamoDBStreamsHandler, KmsResponse, SQSResponse):
         cls._authenticate_and_authorize_normal_action = refusals_in_json(cls._authenticate_and_authorize_normal_action)
 
 

@@ -9,9 +9,10 @@ Subcommands (run with .venv/bin/python, see infra/venv.sh):
              (moto server or LocalStack), then each function's IAM role as the
              template declares it, and a local runner (an IAM user allowed to assume
              those roles), then print one JSON document describing the resolved
-             environment and role of every function and the SQS event source
-             mappings that a local runner has to emulate. With --enforce-iam it then
-             makes moto check every later call against the caller's policies.
+             environment and role of every function and the event source mappings
+             (SQS queues, DynamoDB table streams) that a local runner has to emulate.
+             With --enforce-iam it then makes moto check every later call against the
+             caller's policies.
 
 Nothing but the JSON document goes to stdout; diagnostics go to stderr.
 """
@@ -484,7 +485,9 @@ def stack_resources(aws, name: str) -> dict[str, dict[str, Any]]:
 
 
 def apply_emulator_fixups(aws, cfn: dict[str, Any], resources: dict[str, dict[str, Any]]) -> None:
-    """Apply table settings that moto's CloudFormation ignores (TTL, point-in-time recovery).
+    """Apply table settings that moto's CloudFormation ignores (TTL, point-in-time recovery),
+    and a stream the template added to a table of a reused stack (moto's CloudFormation
+    creates a new table with its stream, but never updates a reused one).
 
     Idempotent; harmless against LocalStack or real AWS, where they are already set.
     """
@@ -493,6 +496,7 @@ def apply_emulator_fixups(aws, cfn: dict[str, Any], resources: dict[str, dict[st
             continue
         table = resources[lid]["PhysicalResourceId"]
         props = res.get("Properties") or {}
+        ensure_table_stream(aws, table, props.get("StreamSpecification"))
         ttl = props.get("TimeToLiveSpecification")
         if isinstance(ttl, dict) and str(ttl.get("Enabled")).lower() == "true":
             cur = aws_call("describe_time_to_live", aws.dynamodb.describe_time_to_live, TableName=table)
@@ -523,6 +527,31 @@ def apply_emulator_fixups(aws, cfn: dict[str, Any], resources: dict[str, dict[st
                     PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
                 )
                 log(f"enabled point-in-time recovery on {table}")
+
+
+def ensure_table_stream(aws, table: str, spec: Any) -> None:
+    """Gives `table` the stream `spec` (a StreamSpecification) declares, if it has none yet."""
+    if not isinstance(spec, dict) or not spec.get("StreamViewType"):
+        return
+    wanted = spec["StreamViewType"]
+    desc = aws_call(f"describe_table {table}", aws.dynamodb.describe_table, TableName=table)["Table"]
+    current = desc.get("StreamSpecification") or {}
+    if desc.get("LatestStreamArn") and current.get("StreamEnabled"):
+        if current.get("StreamViewType") != wanted:
+            # A stream's view type cannot change in place (AWS: disable, then enable a new
+            # stream; moto cannot enable one again on the same table).
+            raise StackError(
+                f"table {table} has a {current.get('StreamViewType')} stream and the template "
+                f"wants {wanted}; restart the emulator or delete the stack"
+            )
+        return
+    aws_call(
+        f"update_table {table} (enable its stream)",
+        aws.dynamodb.update_table,
+        TableName=table,
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": wanted},
+    )
+    log(f"enabled the {wanted} stream of {table}")
 
 
 # --------------------------------------------------------------------------- IAM
@@ -835,6 +864,56 @@ def stack_resolver(aws, stack_name: str, cfn: dict[str, Any], params, region) ->
     return Resolver(aws, stack, cfn, stack_resources(aws, stack_name), params, region)
 
 
+def getatt_target(node: Any) -> tuple[str | None, str | None]:
+    """(logical id, attribute) of an `Fn::GetAtt`, else (None, None)."""
+    if not (isinstance(node, dict) and "Fn::GetAtt" in node):
+        return None, None
+    ga = node["Fn::GetAtt"]
+    if isinstance(ga, str):
+        lid, _, attr = ga.partition(".")
+        return lid, attr
+    if isinstance(ga, list) and len(ga) == 2 and all(isinstance(part, str) for part in ga):
+        return ga[0], ga[1]
+    return None, None
+
+
+def describe_stream_mapping(
+    resolver: "Resolver", lid: str, props: dict[str, Any], fn_lid: str, function: dict[str, Any]
+) -> dict[str, Any]:
+    """A DynamoDB stream event source mapping, as the local runner emulates it. Lambda's
+    defaults where the template says nothing (BatchSize 100, no batching window, retries
+    until the record expires: MaximumRetryAttempts -1)."""
+    table_lid, _ = getatt_target(props.get("EventSourceArn"))
+    filters = ((props.get("FilterCriteria") or {}).get("Filters")) or []
+    patterns = []
+    for f in filters:
+        pattern = resolver.resolve((f or {}).get("Pattern"))
+        if not isinstance(pattern, str):
+            raise StackError(f"{lid}: a FilterCriteria filter has no Pattern string: {f!r}")
+        patterns.append(pattern)
+    starting = resolver.resolve(props.get("StartingPosition"))
+    if not isinstance(starting, str):
+        raise StackError(f"{lid}: a DynamoDB stream event source needs a StartingPosition")
+    try:
+        stream_arn = resolver.getatt(table_lid, "StreamArn")
+    except StackError as exc:
+        raise StackError(f"{lid}: the table {table_lid} has no stream in the emulator ({exc})") from exc
+    return {
+        "name": lid,
+        "function": fn_lid,
+        "binary": function["binary"],
+        "table": table_lid,
+        "stream_arn": stream_arn,
+        "batch_size": int(resolver.resolve(props.get("BatchSize", 100))),
+        "maximum_batching_window_seconds": int(resolver.resolve(props.get("MaximumBatchingWindowInSeconds", 0))),
+        "starting_position": starting,
+        "maximum_retry_attempts": int(resolver.resolve(props.get("MaximumRetryAttempts", -1))),
+        "report_batch_item_failures": "ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
+        "filter_patterns": patterns,
+        "enabled": str(resolver.resolve(props.get("Enabled", True))).lower() == "true",
+    }
+
+
 def describe_local(
     resolver: "Resolver",
     stack_name: str,
@@ -881,6 +960,7 @@ def describe_local(
         }
 
     mappings = []
+    stream_mappings = []
     for lid, res in sorted(cfn["Resources"].items()):
         if res.get("Type") != "AWS::Lambda::EventSourceMapping":
             continue
@@ -890,13 +970,15 @@ def describe_local(
         if fn_lid not in functions:
             raise StackError(f"{lid}: FunctionName {fn!r} is not a function of this template")
         src = props.get("EventSourceArn")
-        queue_lid = None
-        if isinstance(src, dict) and "Fn::GetAtt" in src:
-            ga = src["Fn::GetAtt"]
-            queue_lid = ga.split(".", 1)[0] if isinstance(ga, str) else ga[0]
-        if not queue_lid or resources.get(queue_lid, {}).get("ResourceType") != "AWS::SQS::Queue":
-            log(f"warning: {lid}: event source {src!r} is not an SQS queue of this stack; skipped")
+        source_lid, source_attr = getatt_target(src)
+        source_type = resources.get(source_lid, {}).get("ResourceType") if source_lid else None
+        if source_type == "AWS::DynamoDB::Table" and source_attr == "StreamArn":
+            stream_mappings.append(describe_stream_mapping(resolver, lid, props, fn_lid, functions[fn_lid]))
             continue
+        if source_type != "AWS::SQS::Queue":
+            log(f"warning: {lid}: event source {src!r} is no SQS queue or table stream of this stack; skipped")
+            continue
+        queue_lid = source_lid
         mappings.append(
             {
                 "name": lid,
@@ -935,6 +1017,7 @@ def describe_local(
         "env": union_env,
         "functions": functions,
         "event_source_mappings": mappings,
+        "stream_event_source_mappings": stream_mappings,
         "resources": local_resources,
     }
 

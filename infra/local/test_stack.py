@@ -516,6 +516,184 @@ class ResolverFunctionsTest(unittest.TestCase):
                 r.resolve(node)
 
 
+# --------------------------------------------------------------------------- table streams
+
+TABLE = "comps-webhooks-local-EventsTable-1A2B"
+TABLE_ARN = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{TABLE}"
+STREAM_ARN = f"{TABLE_ARN}/stream/2025-01-01T00:00:00.000000"
+
+
+class FakeDynamoDb:
+    """A table, with or without a stream; records describe_table and update_table calls."""
+
+    def __init__(self, view_type: str | None = None) -> None:
+        self.view_type = view_type
+        self.calls: list[tuple[str, dict]] = []
+
+    def describe_table(self, **kwargs):
+        self.calls.append(("describe_table", kwargs))
+        table = {"TableName": kwargs["TableName"], "TableArn": TABLE_ARN}
+        if self.view_type:
+            table["LatestStreamArn"] = STREAM_ARN
+            table["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": self.view_type}
+        return {"Table": table}
+
+    def update_table(self, **kwargs):
+        self.calls.append(("update_table", kwargs))
+        self.view_type = kwargs["StreamSpecification"]["StreamViewType"]
+        return {}
+
+
+class FakeAwsWithTable(FakeAws):
+    def __init__(self, view_type: str | None = "NEW_IMAGE") -> None:
+        super().__init__()
+        self.dynamodb = FakeDynamoDb(view_type)
+
+
+def stream_cfn(mapping_props: dict) -> dict:
+    """A translated template: deliver fed by a queue and by the events table's stream."""
+    return {
+        "Resources": {
+            "EventsTable": {
+                "Type": "AWS::DynamoDB::Table",
+                "Properties": {"StreamSpecification": {"StreamViewType": "NEW_IMAGE"}},
+            },
+            "DeliveriesQueue": {"Type": "AWS::SQS::Queue"},
+            "DeliverFunction": {
+                "Type": "AWS::Lambda::Function",
+                "Properties": {"Role": {"Fn::GetAtt": ["DeliverFunctionRole", "Arn"]}, "Timeout": 30},
+                "Metadata": {"BuildProperties": {"Binary": "deliver"}},
+            },
+            "DeliverFunctionDeliveries": {
+                "Type": "AWS::Lambda::EventSourceMapping",
+                "Properties": {
+                    "BatchSize": 10,
+                    "EventSourceArn": {"Fn::GetAtt": ["DeliveriesQueue", "Arn"]},
+                    "FunctionName": {"Ref": "DeliverFunction"},
+                },
+            },
+            "DeliverFunctionNewEvents": {
+                "Type": "AWS::Lambda::EventSourceMapping",
+                "Properties": {
+                    "EventSourceArn": {"Fn::GetAtt": ["EventsTable", "StreamArn"]},
+                    "FunctionName": {"Ref": "DeliverFunction"},
+                    **mapping_props,
+                },
+            },
+        }
+    }
+
+
+def describe_streams(mapping_props: dict, aws=None) -> dict:
+    cfn = stream_cfn(mapping_props)
+    resources = {
+        "EventsTable": {"ResourceType": "AWS::DynamoDB::Table", "PhysicalResourceId": TABLE},
+        "DeliveriesQueue": {"ResourceType": "AWS::SQS::Queue", "PhysicalResourceId": QUEUE_AWS_URL},
+    }
+    resolver = stack.Resolver(aws or FakeAwsWithTable(), STACK, cfn, resources, {}, REGION)
+    roles = {
+        "DeliverFunctionRole": {
+            "arn": f"arn:aws:iam::{ACCOUNT}:role/deliver",
+            "policies": {},
+            "managed_policy_arns": [],
+        }
+    }
+    return stack.describe_local(resolver, STACK["StackName"], cfn, {}, REGION, roles, {"user_arn": "u"})
+
+
+class StreamEventSourceMappingTest(unittest.TestCase):
+    def test_as_the_template_declares_it(self):
+        doc = describe_streams(
+            {
+                "StartingPosition": "TRIM_HORIZON",
+                "BatchSize": 100,
+                "MaximumBatchingWindowInSeconds": 1,
+                "MaximumRetryAttempts": -1,
+                "FunctionResponseTypes": ["ReportBatchItemFailures"],
+                "FilterCriteria": {
+                    "Filters": [{"Pattern": '{"eventName": ["INSERT"]}'}, {"Pattern": '{"eventName": ["MODIFY"]}'}]
+                },
+            }
+        )
+        self.assertEqual(
+            doc["stream_event_source_mappings"],
+            [
+                {
+                    "name": "DeliverFunctionNewEvents",
+                    "function": "DeliverFunction",
+                    "binary": "deliver",
+                    "table": "EventsTable",
+                    "stream_arn": STREAM_ARN,
+                    "batch_size": 100,
+                    "maximum_batching_window_seconds": 1,
+                    "starting_position": "TRIM_HORIZON",
+                    "maximum_retry_attempts": -1,
+                    "report_batch_item_failures": True,
+                    "filter_patterns": ['{"eventName": ["INSERT"]}', '{"eventName": ["MODIFY"]}'],
+                    "enabled": True,
+                }
+            ],
+        )
+        # The queue's mapping is described as before, and only there.
+        self.assertEqual([m["name"] for m in doc["event_source_mappings"]], ["DeliverFunctionDeliveries"])
+
+    def test_lambda_defaults(self):
+        (mapping,) = describe_streams({"StartingPosition": "LATEST", "Enabled": False})["stream_event_source_mappings"]
+        self.assertEqual(mapping["batch_size"], 100)
+        self.assertEqual(mapping["maximum_batching_window_seconds"], 0)
+        self.assertEqual(mapping["maximum_retry_attempts"], -1)
+        self.assertEqual(mapping["starting_position"], "LATEST")
+        self.assertFalse(mapping["report_batch_item_failures"])
+        self.assertEqual(mapping["filter_patterns"], [])
+        self.assertFalse(mapping["enabled"])
+
+    def test_a_table_without_stream_is_an_error(self):
+        with self.assertRaisesRegex(StackError, r"DeliverFunctionNewEvents: the table EventsTable has no stream"):
+            describe_streams({"StartingPosition": "TRIM_HORIZON"}, aws=FakeAwsWithTable(view_type=None))
+
+    def test_starting_position_is_required(self):
+        with self.assertRaisesRegex(StackError, r"needs a StartingPosition"):
+            describe_streams({})
+
+    def test_getatt_target(self):
+        self.assertEqual(stack.getatt_target({"Fn::GetAtt": ["T", "StreamArn"]}), ("T", "StreamArn"))
+        self.assertEqual(stack.getatt_target({"Fn::GetAtt": "Q.Arn"}), ("Q", "Arn"))
+        self.assertEqual(stack.getatt_target({"Ref": "Q"}), (None, None))
+        self.assertEqual(stack.getatt_target("arn:aws:sqs:r:1:q"), (None, None))
+
+
+class EnsureTableStreamTest(unittest.TestCase):
+    def run_quietly(self, aws, spec):
+        with contextlib.redirect_stderr(io.StringIO()):
+            stack.ensure_table_stream(aws, TABLE, spec)
+
+    def test_enables_a_missing_stream(self):
+        aws = FakeAwsWithTable(view_type=None)
+        self.run_quietly(aws, {"StreamViewType": "NEW_IMAGE"})
+        self.assertEqual(
+            aws.dynamodb.calls[-1],
+            (
+                "update_table",
+                {"TableName": TABLE, "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}},
+            ),
+        )
+
+    def test_leaves_the_same_stream_alone(self):
+        aws = FakeAwsWithTable(view_type="NEW_IMAGE")
+        self.run_quietly(aws, {"StreamViewType": "NEW_IMAGE"})
+        self.assertEqual([name for name, _ in aws.dynamodb.calls], ["describe_table"])
+
+    def test_another_view_type_is_an_error(self):
+        aws = FakeAwsWithTable(view_type="KEYS_ONLY")
+        with self.assertRaisesRegex(StackError, r"has a KEYS_ONLY stream and the template wants NEW_IMAGE"):
+            self.run_quietly(aws, {"StreamViewType": "NEW_IMAGE"})
+
+    def test_no_stream_wanted_asks_nothing(self):
+        aws = FakeAws()  # any DynamoDB call fails the test
+        self.run_quietly(aws, None)
+        self.run_quietly(aws, {"StreamEnabled": False})
+
+
 # --------------------------------------------------------------------------- small helpers
 
 

@@ -281,7 +281,9 @@ async fn post_events(api: &Api, events: usize) -> (Vec<String>, Vec<String>, u64
 
 /// Copies of every delivery's message: one as the services send it (SQS drops it within
 /// its deduplication interval) and one with a deduplication id of its own, as a copy sent
-/// after that interval would be (it waits in its message group).
+/// after that interval would be (it waits in its message group). Each is sent once its
+/// delivery has a line: a fan-out delivery is on the queue only from then on (its first
+/// attempt is the stream's).
 async fn send_copies(h: &Harness, events: &[String], subscribers: &[Subscriber]) {
     let adapters = h.adapters(&h.config(&[])).await;
     let queue = adapters.queue;
@@ -289,9 +291,20 @@ async fn send_copies(h: &Harness, events: &[String], subscribers: &[Subscriber])
     let queue_url = h.env("DELIVERY_QUEUE_URL");
     for event in events {
         for s in subscribers {
+            let delivery_id = delivery_id_in(&adapters.store, event, &s.id).await;
+            let webhook_id: WebhookId = s.id.clone().into();
+            crate::eventually(
+                "a delivery's first line",
+                Duration::from_secs(180),
+                || async {
+                    let lines = adapters.store.attempts_of(&webhook_id, &delivery_id).await;
+                    lines.ok().filter(|l| !l.is_empty()).map(|_| ())
+                },
+            )
+            .await;
             let message = DeliveryMessage {
                 delivery: DeliveryRef {
-                    delivery_id: delivery_id_in(&adapters.store, event, &s.id).await,
+                    delivery_id,
                     webhook_id: s.id.clone().into(),
                     event_id: event.clone().into(),
                     event_type: EVENT_TYPE.into(),

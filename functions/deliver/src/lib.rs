@@ -1,18 +1,24 @@
-//! `deliver`: consumes the deliveries queue. For each message: sign the stored body, POST it,
-//! log the attempt, and either finish the delivery or hide the message until its next attempt
-//! is due (ChangeMessageVisibility), reporting it as a partial batch failure so SQS keeps it.
+//! `deliver`: makes each delivery's attempts. First attempts come straight from the events
+//! table's stream ([`stream`]); later ones, and redeliveries, from the deliveries queue. For
+//! each: sign the stored body, POST it, log the attempt, and either finish the delivery or
+//! keep its message hidden until the next attempt is due (ChangeMessageVisibility), reported
+//! as a partial batch failure so SQS keeps it.
 
 pub mod batch;
 pub mod http_client;
 pub mod metrics;
+pub mod stream;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
+use aws_lambda_events::event::dynamodb;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use bytes::Bytes;
 use futures::future::join_all;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tokio::sync::OnceCell;
 use tracing::Instrument;
@@ -49,6 +55,33 @@ enum DeliverError {
     MissingEvent(String),
 }
 
+/// What Lambda invokes deliver with: a batch of the events table's stream, or of the
+/// deliveries queue (one function, two event sources).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum DeliverEvent {
+    // First: an SQS batch has no `dynamodb` member, so it never reads as a stream batch;
+    // the other way round would (every SQS field is optional).
+    Stream(dynamodb::Event),
+    Queue(SqsEvent),
+}
+
+/// The partial batch response of either source (both are `{"batchItemFailures": [...]}`).
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum DeliverResponse {
+    Stream(DynamoDbEventResponse),
+    Queue(SqsBatchResponse),
+}
+
+/// Where a delivery came from: the deliveries queue, or the events table's stream (first
+/// attempts of a fan-out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Queue,
+    Stream,
+}
+
 pub struct Deliverer {
     store: Store,
     queue: Queue,
@@ -77,6 +110,13 @@ impl Deliverer {
             retention: config.retention,
             events: Mutex::new((HashMap::new(), 0)),
         })
+    }
+
+    pub async fn handle(&self, event: DeliverEvent) -> DeliverResponse {
+        match event {
+            DeliverEvent::Stream(event) => DeliverResponse::Stream(self.handle_stream(event).await),
+            DeliverEvent::Queue(event) => DeliverResponse::Queue(self.handle_batch(event).await),
+        }
     }
 
     /// Handles one SQS batch; its messages are delivered concurrently.
@@ -119,14 +159,25 @@ impl Deliverer {
             tracing::error!(message_id = ?message.message_id, "unreadable delivery message");
             return MessageFate::Failed.into();
         };
+        self.handle_delivery(&delivery, webhooks, Source::Queue)
+            .await
+    }
+
+    /// Handles one delivery in a span naming it; an error is logged and fails it.
+    async fn handle_delivery(
+        &self,
+        message: &DeliveryMessage,
+        webhooks: &WebhookReads,
+        source: Source,
+    ) -> Handled {
         let span = tracing::info_span!(
             "delivery",
-            event_id = %delivery.delivery.event_id,
-            delivery_id = %delivery.delivery.delivery_id,
-            webhook_id = %delivery.delivery.webhook_id
+            event_id = %message.delivery.event_id,
+            delivery_id = %message.delivery.delivery_id,
+            webhook_id = %message.delivery.webhook_id
         );
         async {
-            match self.deliver(&delivery, webhooks).await {
+            match self.deliver(message, webhooks, source).await {
                 Ok(handled) => handled,
                 Err(err) => {
                     tracing::error!(error = %err, "delivery could not be processed");
@@ -142,6 +193,7 @@ impl Deliverer {
         &self,
         message: &DeliveryMessage,
         webhooks: &WebhookReads,
+        source: Source,
     ) -> Result<Handled, DeliverError> {
         let delivery = &message.delivery;
         let attempts = self
@@ -158,6 +210,11 @@ impl Deliverer {
                 return self.concluded(message, last).await;
             }
             Turn::Early(wait) => return Ok(MessageFate::RetryIn(wait).into()),
+            // The stream makes first attempts only; once a line exists the delivery is the
+            // queue's, whose FIFO group keeps two attempts from running at once.
+            Turn::Due(number) if number > 1 && source == Source::Stream => {
+                return Ok(MessageFate::RetryIn(Duration::ZERO).into())
+            }
             Turn::Due(number) => number,
         };
         let webhook = webhooks.cell(&delivery.webhook_id);
@@ -375,5 +432,40 @@ fn record_metrics(delivery: &DeliveryMessage, record: &AttemptRecord, started: S
     }
     if !totals.is_empty() {
         metrics::emit(&[], &totals);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn each_event_source_reads_as_its_own_kind_and_answers_alike() {
+        let queue: DeliverEvent = serde_json::from_value(json!({"Records": [{
+            "messageId": "m1", "receiptHandle": "r", "body": "{}", "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:deliveries.fifo",
+            "awsRegion": "us-east-1", "attributes": {}, "messageAttributes": {}
+        }]}))
+        .unwrap();
+        assert!(matches!(queue, DeliverEvent::Queue(e) if e.records.len() == 1));
+        let stream: DeliverEvent = serde_json::from_value(json!({"Records": [{
+            "eventID": "1", "eventName": "INSERT", "eventVersion": "1.1",
+            "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+            "dynamodb": {"ApproximateCreationDateTime": 1_795_000_000, "Keys": {"id": {"S": "e"}},
+                "NewImage": {"id": {"S": "e"}}, "SequenceNumber": "5", "SizeBytes": 9,
+                "StreamViewType": "NEW_IMAGE"}
+        }]}))
+        .unwrap();
+        assert!(matches!(stream, DeliverEvent::Stream(e) if e.records.len() == 1));
+
+        let mut failure = aws_lambda_events::event::sqs::BatchItemFailure::default();
+        failure.item_identifier = "m1".into();
+        let mut answer = SqsBatchResponse::default();
+        answer.batch_item_failures.push(failure);
+        assert_eq!(
+            serde_json::to_value(DeliverResponse::Queue(answer)).unwrap(),
+            json!({"batchItemFailures": [{"itemIdentifier": "m1"}]})
+        );
     }
 }

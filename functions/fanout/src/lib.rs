@@ -1,7 +1,8 @@
 //! `fanout`: behind `POST /api/v1/events` and `POST /api/v1/events/batch`. Stores each event
-//! once, writes one delivery per active subscribed webhook, sends one SQS message per
-//! delivery, and answers 202 only when all of that is durable. Posting the same event id
-//! again gives the same answer.
+//! once, with the active webhooks subscribed to its type, and answers 202 once it is stored.
+//! That one write is the whole fan-out: the events table's stream hands each new event to
+//! `deliver`, which makes one delivery per webhook. Posting the same event id again gives
+//! the same answer.
 
 pub mod ingest;
 
@@ -20,14 +21,13 @@ use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::ingest::{batch_too_large, IncomingBatch, IncomingEvent, MAX_BATCH_BYTES};
-use webhooks_shared::adapters::queue::Queue;
 use webhooks_shared::adapters::store::{Store, StoreError};
 use webhooks_shared::adapters::Adapters;
+use webhooks_shared::domain::clock;
 use webhooks_shared::domain::clock::Timestamp;
 use webhooks_shared::domain::ids::{EventId, WebhookId};
-use webhooks_shared::domain::model::{DeliveryMessage, DeliveryRef, EventRecord};
+use webhooks_shared::domain::model::EventRecord;
 use webhooks_shared::domain::problem::{self, Problem};
-use webhooks_shared::domain::{clock, ids};
 use webhooks_shared::Config;
 
 /// Bodies above this are cut off before they are read in full (the event limit is 256 KiB).
@@ -44,7 +44,7 @@ pub struct Accepted {
 /// What became of one event of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// Stored and fanned out (now, or by an earlier request with the same content).
+    /// Stored (now, or by an earlier request with the same content): delivered.
     Accepted(Accepted),
     /// The id was stored earlier for a different event: nothing done.
     Conflict(EventId),
@@ -82,7 +82,7 @@ pub struct BatchOutcome {
 
 impl BatchOutcome {
     /// The 409 to answer when some ids were stored earlier for different events; the other
-    /// events are stored and fanned out all the same.
+    /// events are stored all the same.
     pub fn conflict(&self) -> Option<Problem> {
         let clashes: Vec<String> = self
             .events
@@ -107,7 +107,6 @@ impl BatchOutcome {
 
 pub struct Fanout {
     store: Store,
-    queue: Queue,
     retention: Duration,
 }
 
@@ -115,7 +114,6 @@ impl Fanout {
     pub fn new(adapters: Adapters, config: &Config) -> Self {
         Fanout {
             store: adapters.store,
-            queue: adapters.queue,
             retention: config.retention,
         }
     }
@@ -155,12 +153,11 @@ impl Fanout {
         Ok(BatchOutcome { events })
     }
 
-    /// Stores each event unless its id is stored already, with the webhooks subscribed now,
-    /// then writes and queues their deliveries; one outcome per event, in order. The events'
-    /// ids must be distinct. A failing backing service fails the whole call (503): sending
-    /// the same events again writes and queues their deliveries again (delivery ids are
-    /// deterministic and the deliveries queue drops or holds back a copy of a message, so
-    /// nothing doubles).
+    /// Stores each event unless its id is stored already, with the webhooks subscribed now;
+    /// one outcome per event, in order. The events' ids must be distinct. A failing backing
+    /// service fails the whole call (503): sending the same events again stores the ones
+    /// not stored yet. A stored event is delivered by the stream whatever became of the
+    /// request that stored it, so nothing more is owed for one found stored.
     pub async fn accept(
         &self,
         events: Vec<IncomingEvent>,
@@ -201,40 +198,27 @@ impl Fanout {
             .await
             .map_err(unavailable)?;
 
-        let mut outcomes = Vec::with_capacity(records.len());
-        let mut to_fan_out: Vec<EventRecord> = Vec::new();
-        for (record, stored) in records.into_iter().zip(stored) {
-            let event = match stored {
-                None => record,
+        Ok(records
+            .into_iter()
+            .zip(stored)
+            .map(|(record, stored)| match stored {
+                None => {
+                    let deliveries = deliveries(&record);
+                    tracing::info!(event_id = %record.id, event_type = %record.event_type, deliveries, "event stored");
+                    Outcome::Accepted(Accepted {
+                        id: record.id,
+                        deliveries,
+                    })
+                }
                 Some(stored) if stored.fingerprint != record.fingerprint => {
-                    outcomes.push(Outcome::Conflict(record.id));
-                    continue;
+                    Outcome::Conflict(record.id)
                 }
-                // Fanned out by an item written before events kept their webhooks.
-                Some(EventRecord {
-                    id,
-                    webhooks: None,
-                    deliveries: Some(deliveries),
-                    ..
-                }) => {
-                    outcomes.push(Outcome::Accepted(Accepted { id, deliveries }));
-                    continue;
-                }
-                // Its own webhooks again (an earlier request may have stopped before its
-                // deliveries were queued); an old item never fanned out gets today's.
-                Some(stored) => EventRecord {
-                    webhooks: stored.webhooks.or(record.webhooks),
-                    ..stored
-                },
-            };
-            outcomes.push(Outcome::Accepted(Accepted {
-                id: event.id.clone(),
-                deliveries: event.webhooks.as_ref().map_or(0, |w| w.len() as u32),
-            }));
-            to_fan_out.push(event);
-        }
-        self.fan_out(&to_fan_out).await?;
-        Ok(outcomes)
+                Some(stored) => Outcome::Accepted(Accepted {
+                    deliveries: deliveries(&stored),
+                    id: stored.id,
+                }),
+            })
+            .collect())
     }
 
     /// The active webhooks subscribed to each of `types`, read once per type.
@@ -258,40 +242,14 @@ impl Fanout {
         .map_err(unavailable)?;
         Ok(found.into_iter().collect())
     }
+}
 
-    /// Queues one delivery per webhook of each event. Nothing more is written: the event
-    /// item holds its webhooks, and a delivery's record is its attempts.
-    async fn fan_out(&self, events: &[EventRecord]) -> Result<(), Problem> {
-        let messages: Vec<DeliveryMessage> = events
-            .iter()
-            .flat_map(|event| {
-                event.webhooks.iter().flatten().map(move |webhook_id| {
-                    let delivery = DeliveryRef {
-                        delivery_id: ids::delivery_id(
-                            &event.id,
-                            webhook_id,
-                            event.received_at.into(),
-                        ),
-                        webhook_id: webhook_id.clone(),
-                        event_id: event.id.clone(),
-                        event_type: event.event_type.clone(),
-                        resource_id: event.resource_id.clone(),
-                        manual: false,
-                    };
-                    // Made when the event arrived: sent again, the message is the same.
-                    DeliveryMessage::with_body(delivery, event.received_at, &event.payload)
-                })
-            })
-            .collect();
-        if messages.is_empty() {
-            return Ok(());
-        }
-        self.queue.send(&messages).await.map_err(unavailable)?;
-        for event in events {
-            let deliveries = event.webhooks.as_ref().map_or(0, Vec::len);
-            tracing::info!(event_id = %event.id, event_type = %event.event_type, deliveries, "event fanned out");
-        }
-        Ok(())
+/// How many deliveries an event makes: one per webhook it was stored with (items stored
+/// before events kept their webhooks say their number).
+fn deliveries(event: &EventRecord) -> u32 {
+    match (&event.webhooks, event.deliveries) {
+        (Some(webhooks), _) => webhooks.len() as u32,
+        (None, deliveries) => deliveries.unwrap_or(0),
     }
 }
 

@@ -4,7 +4,10 @@
 //!   local bearer-token auth of SPEC §7 standing in for the JWT and IAM authorizers;
 //! - drains each SQS queue that `template.yaml` maps to a function the way a Lambda event
 //!   source mapping does: batches of `BatchSize`, the handler's partial batch failures kept,
-//!   everything else deleted, visibility timeouts left to SQS.
+//!   everything else deleted, visibility timeouts left to SQS;
+//! - reads each DynamoDB table stream that `template.yaml` maps to `deliver` the way a
+//!   Lambda event source mapping does (`stream`): filtered, batched, checkpointed per shard,
+//!   a batch retried from its lowest failed sequence number.
 //!
 //! The resources come from `infra/local/stack.py up`, which creates them from
 //! `template.yaml` in the emulator and describes them (one source of truth). Each function
@@ -45,7 +48,9 @@ use webhooks_shared::domain::problem::Problem;
 use webhooks_shared::Config;
 
 pub mod meter;
+pub mod stream;
 use meter::Meter;
+use stream::{StreamEventSourceMapping, StreamPoller, StreamSource};
 
 pub const DEFAULT_ADMIN_TOKEN: &str = "dev-admin-token";
 pub const DEFAULT_INGEST_TOKEN: &str = "dev-ingest-token";
@@ -74,6 +79,9 @@ pub struct StackDescription {
     pub functions: HashMap<String, FunctionDescription>,
     #[serde(default)]
     pub event_source_mappings: Vec<EventSourceMapping>,
+    /// The DynamoDB table streams mapped to functions (`stream`).
+    #[serde(default)]
+    pub stream_event_source_mappings: Vec<StreamEventSourceMapping>,
     /// The emulator's IAM user the runners sign in as (it may assume every function's role).
     pub local_runner: Option<LocalRunner>,
     /// Whether the emulator checked IAM when the stack was described.
@@ -234,6 +242,13 @@ pub async fn start(
                 .or_else(from_shell)
         })
     })?;
+    // Before anything starts: a stream source the gateway would emulate unlike Lambda.
+    let stream_sources = stack
+        .stream_event_source_mappings
+        .iter()
+        .filter(|m| m.enabled)
+        .map(StreamSource::check)
+        .collect::<Result<Vec<_>, _>>()?;
     let runner = stack.runner_sdk_config(sdk);
     let admin_sdk = stack.function_sdk_config(&runner, "admin-api").await?;
     let fanout_sdk = stack.function_sdk_config(&runner, "fanout").await?;
@@ -330,6 +345,28 @@ pub async fn start(
             poller.scaling.pollers.fetch_add(1, Ordering::SeqCst);
             tasks.push(tokio::spawn(poller.clone().run(Lifetime::Always)));
         }
+    }
+    for source in stream_sources {
+        let mapping = &source.mapping;
+        if mapping.binary != "deliver" {
+            tracing::warn!(function = %mapping.function, "no local handler for this stream event source; skipped");
+            continue;
+        }
+        let timeout = stack
+            .functions
+            .get(&mapping.function)
+            .map_or(default_timeout(), |f| f.timeout);
+        // Lambda reads a function's stream with that function's role.
+        let poller = StreamPoller::new(
+            source,
+            aws_sdk_dynamodbstreams::Client::new(&deliver_sdk),
+            Arc::clone(&deliverer),
+            region.clone(),
+            Duration::from_secs(timeout),
+            meter.clone(),
+            stopped.clone(),
+        );
+        tasks.push(tokio::spawn(poller.run()));
     }
     Ok(RunningGateway {
         addr,

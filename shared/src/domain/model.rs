@@ -43,7 +43,7 @@ pub struct SubscriptionRecord {
 }
 
 /// An event as received; `payload` holds the exact body bytes every receiver gets.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventRecord {
     pub id: EventId,
     #[serde(rename = "type")]

@@ -320,3 +320,95 @@ async fn the_fanout_and_alerter_binaries_answer_their_events() {
     let body = alerter.call(sqs_event_json(vec![record])).await;
     assert_eq!(body, json!({"batchItemFailures": []}));
 }
+
+/// A record of the events table's stream, as Lambda hands it over: `event_id` stored with
+/// `webhooks` at `stored_at` (Unix seconds).
+fn stream_record(event_id: &str, webhooks: &[&str], stored_at: i64, sequence: &str) -> Value {
+    let payload = json!({"id": event_id, "type": TOPIC, "created_at": "2026-11-27T03:00:00Z", "data": {"id": "win_1"}}).to_string();
+    json!({
+        "eventID": sequence, "eventName": "INSERT", "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/events/stream/2026-11-27T00:00:00.000",
+        "dynamodb": {
+            "ApproximateCreationDateTime": stored_at,
+            "Keys": {"id": {"S": event_id}},
+            "NewImage": {
+                "id": {"S": event_id}, "type": {"S": TOPIC}, "resource_id": {"S": "win_1"},
+                "payload": {"S": payload}, "fingerprint": {"S": "test"},
+                "received_at": {"S": RECEIVED_AT},
+                "webhooks": {"L": webhooks.iter().map(|w| json!({"S": w})).collect::<Vec<_>>()},
+                "expires_at": {"N": "0"}
+            },
+            "SequenceNumber": sequence, "SizeBytes": 400, "StreamViewType": "NEW_IMAGE"
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deliver_binary_attempts_a_stream_record_once_however_often_it_is_handed_over() {
+    let h = Harness::get();
+    let api = Api::new();
+    // Inside Lambda a loopback target is refused for good, without a request: attempt 1
+    // ends the delivery.
+    let blocked = api.webhook_for("https://127.0.0.1:9/h", &[TOPIC]).await;
+    let late = api.webhook_for("https://127.0.0.1:9/late", &[TOPIC]).await;
+    let queue = h.own_fifo_queue("rt-stream", 30).await;
+    let credentials = deliver_role_for(&queue, None).await;
+    let function = deliver_from(&queue, credentials).await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+
+    let event_id = unique("evt-stream");
+    let fresh = json!({"Records": [stream_record(&event_id, &[&blocked], now - 1, "100")]});
+    // An event stored long ago (its record failed for minutes) is not attempted by the
+    // stream any more: its delivery goes to the queue as it is.
+    let old_event = unique("evt-stream-old");
+    let old = json!({"Records": [stream_record(&old_event, &[&late], now - 3600, "101")]});
+    // The fresh record handed over twice, as Lambda does after a failed invocation.
+    for batch in [&fresh, &fresh, &old] {
+        let answer = function.call(batch.clone()).await;
+        assert_eq!(
+            answer,
+            json!({"batchItemFailures": []}),
+            "{}",
+            function.output()
+        );
+    }
+    let dlv = delivery_id_for(&event_id, &blocked);
+    let ended = api.delivery(&blocked, &dlv).await;
+    assert_eq!(ended.json["state"], "permanently_failed", "{}", ended.text);
+    assert_eq!(ended.json["attempts"], 1, "one attempt: {}", ended.text);
+
+    let old_dlv = delivery_id_for(&old_event, &late);
+    assert!(api.attempts_of_event(&late, &old_event).await.is_empty());
+    let sqs = aws_sdk_sqs::Client::new(&h.sdk_config().await);
+    let handed: Vec<DeliveryMessage> = sqs
+        .receive_message()
+        .queue_url(&queue.url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(2)
+        .send()
+        .await
+        .expect("receive")
+        .messages
+        .unwrap_or_default()
+        .iter()
+        .map(|m| serde_json::from_str(m.body().unwrap_or_default()).expect("a delivery"))
+        .collect();
+    assert_eq!(handed.len(), 1, "{handed:?}");
+    assert_eq!(handed[0].delivery.delivery_id.as_str(), old_dlv);
+    assert!(handed[0].body.is_some(), "a small body rides along");
+    assert!(
+        !function.output().contains("not authorized"),
+        "the role allows every call deliver made: {}",
+        function.output()
+    );
+}
+
+/// The id every path gives the delivery of `event_id` (received at [`RECEIVED_AT`]) to
+/// `webhook_id`.
+fn delivery_id_for(event_id: &str, webhook_id: &str) -> String {
+    delivery_of(webhook_id, event_id, TOPIC)
+        .delivery
+        .delivery_id
+        .to_string()
+}

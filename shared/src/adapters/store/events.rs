@@ -102,6 +102,13 @@ impl TryFrom<StoredEvent> for EventRecord {
     }
 }
 
+/// The event an events-table stream record carries as its new image (as Lambda hands it
+/// over), read as [`Store::get_event`] reads the item.
+pub fn event_from_image(image: serde_dynamo::Item) -> Result<EventRecord, StoreError> {
+    let stored: StoredEvent = serde_dynamo::from_item(image)?;
+    stored.try_into()
+}
+
 impl Store {
     // ---- events ----
 
@@ -182,6 +189,24 @@ mod tests {
             .len();
         assert!(stored < body.len() * 3 / 4, "{stored} of {}", body.len());
         assert_eq!(back.payload, body);
+    }
+
+    #[test]
+    fn a_stream_image_as_lambda_sends_it_reads_as_the_stored_event() {
+        // Deflated (binary, base64 in Lambda's JSON) and plain bodies both.
+        for body in [format!(r#"{{"data":"{}"}}"#, "ab".repeat(400)), "{}".into()] {
+            let record = event(&body);
+            let image: serde_dynamo::Item =
+                serde_dynamo::to_item(StoredEvent::from(&record)).expect("image");
+            let json = serde_json::to_string(&image).expect("json");
+            let sent: serde_dynamo::Item = serde_json::from_str(&json).expect("as sent");
+            assert_eq!(event_from_image(sent).expect("event"), record);
+        }
+        let empty = serde_dynamo::Item::from(std::collections::HashMap::<
+            String,
+            serde_dynamo::AttributeValue,
+        >::new());
+        assert!(event_from_image(empty).is_err());
     }
 
     #[test]

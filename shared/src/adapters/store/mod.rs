@@ -23,6 +23,7 @@ use crate::config::Resources;
 
 pub use alerts::RecordedFailure;
 pub use deliveries::{LogPage, LogPosition};
+pub use events::event_from_image;
 
 type Item = HashMap<String, AttributeValue>;
 
