@@ -167,15 +167,15 @@ impl Usage {
     }
 
     pub fn total_write_units(&self) -> f64 {
-        self.write_units.values().sum()
+        total(self.write_units.values())
     }
 
     pub fn total_read_units(&self) -> f64 {
-        self.read_units.values().sum()
+        total(self.read_units.values())
     }
 
     pub fn total_sqs_requests(&self) -> f64 {
-        self.sqs_requests.values().sum()
+        total(self.sqs_requests.values())
     }
 
     pub fn invocations(&self) -> f64 {
@@ -209,6 +209,11 @@ impl Usage {
                 * 1e6,
         }
     }
+}
+
+/// The sum of `amounts`; none is 0 (std's sum of no floats is -0.0, printed "-0.00").
+fn total<'a>(amounts: impl Iterator<Item = &'a f64>) -> f64 {
+    amounts.fold(0.0, |sum, amount| sum + amount)
 }
 
 /// Lambda bills each invocation's duration rounded up to the millisecond; the meter has the
@@ -348,5 +353,12 @@ mod tests {
         let cost = per.cost_per_million(&LIST_PRICES);
         assert!(close(cost.sqs, 1.5));
         assert!(cost.with_compute() > cost.requests());
+    }
+
+    #[test]
+    fn no_requests_total_a_positive_zero() {
+        let none = Usage::default();
+        assert_eq!(format!("{:.2}", none.total_sqs_requests()), "0.00");
+        assert_eq!(format!("{:.2}", none.total_read_units()), "0.00");
     }
 }

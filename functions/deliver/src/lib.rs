@@ -159,16 +159,18 @@ impl Deliverer {
             tracing::error!(message_id = ?message.message_id, "unreadable delivery message");
             return MessageFate::Failed.into();
         };
-        self.handle_delivery(&delivery, webhooks, Source::Queue)
+        self.handle_delivery(&delivery, webhooks, Source::Queue, None)
             .await
     }
 
-    /// Handles one delivery in a span naming it; an error is logged and fails it.
+    /// Handles one delivery in a span naming it; an error is logged and fails it. `lines`:
+    /// its attempts, if read already (else they are read here).
     async fn handle_delivery(
         &self,
         message: &DeliveryMessage,
         webhooks: &WebhookReads,
         source: Source,
+        lines: Option<Vec<AttemptRecord>>,
     ) -> Handled {
         let span = tracing::info_span!(
             "delivery",
@@ -177,7 +179,7 @@ impl Deliverer {
             webhook_id = %message.delivery.webhook_id
         );
         async {
-            match self.deliver(message, webhooks, source).await {
+            match self.deliver(message, webhooks, source, lines).await {
                 Ok(handled) => handled,
                 Err(err) => {
                     tracing::error!(error = %err, "delivery could not be processed");
@@ -194,12 +196,17 @@ impl Deliverer {
         message: &DeliveryMessage,
         webhooks: &WebhookReads,
         source: Source,
+        lines: Option<Vec<AttemptRecord>>,
     ) -> Result<Handled, DeliverError> {
         let delivery = &message.delivery;
-        let attempts = self
-            .store
-            .attempts_of(&delivery.webhook_id, &delivery.delivery_id)
-            .await?;
+        let attempts = match lines {
+            Some(lines) => lines,
+            None => {
+                self.store
+                    .attempts_of(&delivery.webhook_id, &delivery.delivery_id)
+                    .await?
+            }
+        };
         let now = SystemTime::now();
         let number = match Progress::of(&attempts).turn(now) {
             Turn::Over(last) => {

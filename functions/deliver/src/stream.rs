@@ -10,6 +10,7 @@
 //! the stream stops attempting it and hands it to the queue as it is, whose dead-letter path
 //! alerts: a broken delivery does not hold up its shard for the stream's 24 hours.
 
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord as StreamRecord};
@@ -21,8 +22,8 @@ use crate::{Deliverer, Source, WebhookReads};
 use webhooks_shared::adapters::backoff::Backoff;
 use webhooks_shared::adapters::queue::QueueError;
 use webhooks_shared::adapters::store::event_from_image;
-use webhooks_shared::domain::ids;
-use webhooks_shared::domain::model::{DeliveryMessage, DeliveryRef, EventRecord};
+use webhooks_shared::domain::ids::{self, DeliveryId, WebhookId};
+use webhooks_shared::domain::model::{AttemptRecord, DeliveryMessage, DeliveryRef, EventRecord};
 
 /// How long a delivery the stream cannot attempt keeps its record failing before the queue
 /// takes it over.
@@ -94,6 +95,28 @@ fn next(message: &DeliveryMessage, handled: Handled) -> Next {
     }
 }
 
+/// Per webhook, the first and last of its delivery ids among `deliveries`.
+fn spans<'a>(
+    deliveries: impl Iterator<Item = &'a DeliveryRef>,
+) -> HashMap<WebhookId, (DeliveryId, DeliveryId)> {
+    let mut spans: HashMap<WebhookId, (DeliveryId, DeliveryId)> = HashMap::new();
+    for d in deliveries {
+        let id = &d.delivery_id;
+        spans
+            .entry(d.webhook_id.clone())
+            .and_modify(|(first, last)| {
+                if id < first {
+                    *first = id.clone();
+                }
+                if id > last {
+                    *last = id.clone();
+                }
+            })
+            .or_insert_with(|| (id.clone(), id.clone()));
+    }
+    spans
+}
+
 /// The records to hand back: each one any of whose deliveries must be handled again
 /// (Lambda starts again from the first of them).
 fn failures(sequence_numbers: impl IntoIterator<Item = String>) -> DynamoDbEventResponse {
@@ -129,18 +152,29 @@ impl Deliverer {
                 }
             }
         }
+        let lines = self
+            .lines_by_webhook(work.iter().map(|(_, m, _)| &m.delivery))
+            .await;
         let handled: Vec<(usize, DeliveryMessage, Next)> = stream::iter(work)
             .map(|(index, message, age)| {
                 let webhooks = &webhooks;
+                let delivery = &message.delivery;
+                // Read with the batch; a webhook whose read failed has its deliveries read
+                // one by one.
+                let known = lines.get(&delivery.webhook_id).map(|lines| {
+                    lines
+                        .get(&delivery.delivery_id)
+                        .cloned()
+                        .unwrap_or_default()
+                });
                 async move {
                     let next = if age > HAND_OFF_AFTER {
                         Next::ToQueue(to_queue(&message))
                     } else {
-                        next(
-                            &message,
-                            self.handle_delivery(&message, webhooks, Source::Stream)
-                                .await,
-                        )
+                        let handled = self
+                            .handle_delivery(&message, webhooks, Source::Stream, known)
+                            .await;
+                        next(&message, handled)
                     };
                     (index, message, next)
                 }
@@ -194,6 +228,31 @@ impl Deliverer {
                 .into_iter()
                 .filter_map(|i| event.records.get(i)?.change.sequence_number.clone()),
         )
+    }
+
+    /// The lines of `deliveries`, by webhook then delivery: one query per webhook for the
+    /// span of delivery ids the batch has (they sort by when they were made, and a batch's
+    /// events arrived close together). A webhook whose query failed is left out.
+    async fn lines_by_webhook<'a>(
+        &self,
+        deliveries: impl Iterator<Item = &'a DeliveryRef>,
+    ) -> HashMap<WebhookId, HashMap<DeliveryId, Vec<AttemptRecord>>> {
+        let reads = spans(deliveries)
+            .into_iter()
+            .map(|(webhook, (first, last))| async move {
+                match self.store.attempts_between(&webhook, &first, &last).await {
+                    Ok(lines) => Some((webhook, lines)),
+                    Err(err) => {
+                        tracing::warn!(error = %err, webhook_id = %webhook, "batch read of lines failed; reading them one by one");
+                        None
+                    }
+                }
+            });
+        futures::future::join_all(reads)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
     }
 
     /// Queues `messages`, retrying well beyond the SDK's own tries (a copy that got through
@@ -306,6 +365,34 @@ mod tests {
             notice: None::<FailureNotice>,
         };
         assert_eq!(next(message, ended.clone()), Next::Ended(ended));
+    }
+
+    #[test]
+    fn each_webhook_is_read_once_over_the_span_of_its_deliveries() {
+        let refs: Vec<DeliveryRef> = [
+            ("wh_a", "dlv_3"),
+            ("wh_b", "dlv_2"),
+            ("wh_a", "dlv_1"),
+            ("wh_a", "dlv_2"),
+        ]
+        .iter()
+        .map(|(w, d)| {
+            let mut m = deliveries_of(&inserted(&[w], "{}")).unwrap().remove(0);
+            m.delivery.delivery_id = (*d).to_owned().into();
+            m.delivery
+        })
+        .collect();
+        let spans = spans(refs.iter());
+        assert_eq!(spans.len(), 2);
+        let id = |s: &str| DeliveryId::from(s.to_owned());
+        assert_eq!(
+            spans[&WebhookId::from("wh_a".to_owned())],
+            (id("dlv_1"), id("dlv_3"))
+        );
+        assert_eq!(
+            spans[&WebhookId::from("wh_b".to_owned())],
+            (id("dlv_2"), id("dlv_2"))
+        );
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Deliveries and their attempts (the delivery log).
 
+use std::collections::HashMap;
+
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 
 use super::{from_items, key, query_all, s, to_item, Item, Store, StoreError};
@@ -64,6 +66,37 @@ impl Store {
             .lines_starting(webhook_id, &format!("{delivery_id}#"))
             .consistent_read(true);
         from_items(query_all(query).await?)
+    }
+
+    /// Every attempt of the deliveries to `webhook_id` whose ids sort from `first` to `last`
+    /// (strongly consistent), by delivery: one query for a batch of deliveries made close
+    /// together (delivery ids sort by when they were made). Deliveries without a line are
+    /// absent.
+    pub async fn attempts_between(
+        &self,
+        webhook_id: &WebhookId,
+        first: &DeliveryId,
+        last: &DeliveryId,
+    ) -> Result<HashMap<DeliveryId, Vec<AttemptRecord>>, StoreError> {
+        let query = self
+            .ddb
+            .query()
+            .table_name(&self.tables.attempts_table)
+            .key_condition_expression("webhook_id = :w AND line_key BETWEEN :first AND :last")
+            .expression_attribute_values(":w", s(webhook_id))
+            .expression_attribute_values(":first", s(format!("{first}#")))
+            // `~` sorts after every attempt number.
+            .expression_attribute_values(":last", s(format!("{last}#~")))
+            .consistent_read(true);
+        let lines: Vec<AttemptRecord> = from_items(query_all(query).await?)?;
+        let mut by_delivery: HashMap<DeliveryId, Vec<AttemptRecord>> = HashMap::new();
+        for line in lines {
+            by_delivery
+                .entry(line.delivery.delivery_id.clone())
+                .or_default()
+                .push(line);
+        }
+        Ok(by_delivery)
     }
 
     /// Records an attempt unless that attempt number was recorded already (returns false).
