@@ -2,7 +2,8 @@ use std::sync::Arc;
 
 use admin_api::scope::{require_admin_scope, AdminScope};
 use axum::middleware::from_fn_with_state;
-use lambda_http::{run, Error};
+use lambda_runtime::Error;
+use webhooks_shared::adapters::http_api;
 use webhooks_shared::adapters::{load_sdk_config, Adapters};
 use webhooks_shared::{telemetry, Config};
 
@@ -21,5 +22,5 @@ async fn main() -> Result<(), Error> {
     // document); the admin routes check the scope again in case a route lacks it.
     let admin_routes =
         admin_api::router(api).layer(from_fn_with_state(admin_scope, require_admin_scope));
-    run(admin_api::public_router().merge(admin_routes)).await
+    http_api::run(admin_api::public_router().merge(admin_routes)).await
 }

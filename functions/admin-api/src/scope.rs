@@ -5,11 +5,10 @@
 
 use std::sync::Arc;
 
+use aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use lambda_http::request::RequestContext;
-use lambda_http::RequestExt;
 use webhooks_shared::domain::problem::Problem;
 
 /// The scope admin calls require when `WEBHOOKS_ADMIN_SCOPE` is unset or empty.
@@ -37,8 +36,8 @@ impl AdminScope {
 /// Whether the JWT authorizer context in `context` grants `scope`: in the authorizer's
 /// `scopes`, or in the token's `scope` or `scp` claim. Anything else (no request context, a
 /// context from another kind of event, no JWT authorizer) grants nothing.
-pub fn has_scope(context: Option<&RequestContext>, scope: &str) -> bool {
-    let Some(RequestContext::ApiGatewayV2(context)) = context else {
+pub fn has_scope(context: Option<&ApiGatewayV2httpRequestContext>, scope: &str) -> bool {
+    let Some(context) = context else {
         return false;
     };
     let Some(jwt) = context.authorizer.as_ref().and_then(|a| a.jwt.as_ref()) else {
@@ -70,7 +69,7 @@ pub async fn require_admin_scope(
     request: Request,
     next: Next,
 ) -> Response {
-    if has_scope(request.request_context_ref(), scope.as_str()) {
+    if has_scope(request.extensions().get(), scope.as_str()) {
         return next.run(request).await;
     }
     // API Gateway should have refused this already; seeing it here means the route's
@@ -91,7 +90,6 @@ pub async fn require_admin_scope(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
     use axum::body::Body;
     use axum::http::{header, StatusCode};
     use axum::middleware::from_fn_with_state;
@@ -103,7 +101,7 @@ mod tests {
     const ADMIN: &str = "webhooks/admin";
 
     /// A request context as API Gateway sends it, with this JWT authorizer part.
-    fn context_with_jwt(jwt: Value) -> RequestContext {
+    fn context_with_jwt(jwt: Value) -> ApiGatewayV2httpRequestContext {
         let context: ApiGatewayV2httpRequestContext = serde_json::from_value(json!({
             "accountId": "123456789012", "apiId": "api", "requestId": "r1",
             "routeKey": "GET /api/v1/webhooks", "stage": "$default",
@@ -112,25 +110,25 @@ mod tests {
             "authorizer": {"jwt": jwt}
         }))
         .unwrap();
-        RequestContext::ApiGatewayV2(context)
+        context
     }
 
-    fn context_without_authorizer() -> RequestContext {
+    fn context_without_authorizer() -> ApiGatewayV2httpRequestContext {
         let context: ApiGatewayV2httpRequestContext = serde_json::from_value(json!({
             "http": {"method": "GET", "path": "/api/v1/webhooks"}
         }))
         .unwrap();
-        RequestContext::ApiGatewayV2(context)
+        context
     }
 
-    fn admin_token_in_scopes() -> RequestContext {
+    fn admin_token_in_scopes() -> ApiGatewayV2httpRequestContext {
         context_with_jwt(json!({
             "claims": {"sub": "admin-1"},
             "scopes": ["openid", ADMIN]
         }))
     }
 
-    fn customer_token() -> RequestContext {
+    fn customer_token() -> ApiGatewayV2httpRequestContext {
         context_with_jwt(json!({
             "claims": {"sub": "customer-1", "scope": "openid profile webhooks/events"},
             "scopes": ["openid", "profile", "webhooks/events"]
@@ -209,13 +207,15 @@ mod tests {
             ))
     }
 
-    async fn call(context: Option<RequestContext>) -> (StatusCode, Option<String>, Vec<u8>) {
+    async fn call(
+        context: Option<ApiGatewayV2httpRequestContext>,
+    ) -> (StatusCode, Option<String>, Vec<u8>) {
         let mut request = Request::builder()
             .uri("/admin")
             .body(Body::empty())
             .unwrap();
         if let Some(context) = context {
-            request = request.with_request_context(context);
+            request.extensions_mut().insert(context);
         }
         let response = guarded_app().oneshot(request).await.unwrap();
         let status = response.status();
@@ -244,7 +244,7 @@ mod tests {
         assert_eq!(body, b"admin done");
     }
 
-    async fn assert_forbidden(context: Option<RequestContext>) {
+    async fn assert_forbidden(context: Option<ApiGatewayV2httpRequestContext>) {
         let (status, content_type, body) = call(context).await;
         assert_eq!(status, StatusCode::FORBIDDEN);
         assert_eq!(content_type.as_deref(), Some("application/problem+json"));

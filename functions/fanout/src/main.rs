@@ -1,6 +1,7 @@
 use std::sync::Arc;
 
-use lambda_http::{run, Error};
+use lambda_runtime::Error;
+use webhooks_shared::adapters::http_api;
 use webhooks_shared::adapters::{load_sdk_config, Adapters};
 use webhooks_shared::{telemetry, Config};
 
@@ -10,5 +11,5 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env_or_log_error()?;
     let sdk = load_sdk_config().await;
     let fanout = Arc::new(fanout::Fanout::new(Adapters::new(&sdk, &config), &config));
-    run(fanout::router(fanout)).await
+    http_api::run(fanout::router(fanout)).await
 }

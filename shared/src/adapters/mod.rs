@@ -7,6 +7,7 @@
 
 pub mod aws_error;
 pub mod backoff;
+pub mod http_api;
 pub mod queue;
 pub mod secret_box;
 pub mod store;
