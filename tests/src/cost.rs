@@ -195,7 +195,7 @@ impl Usage {
                 };
                 requests * price
             })
-            .sum();
+            .fold(0.0, |sum, cost| sum + cost);
         Cost {
             http_api: self.api_requests * prices.http_api_per_million,
             lambda_requests: self.invocations() * prices.lambda_requests_per_million,

@@ -12,7 +12,15 @@ pub mod queue;
 pub mod secret_box;
 pub mod store;
 
+use aws_config::environment::{
+    EnvironmentVariableCredentialsProvider, EnvironmentVariableRegionProvider,
+};
+use aws_config::meta::region::ProvideRegion;
+use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_smithy_async::rt::sleep::{SharedAsyncSleep, TokioSleep};
+use aws_smithy_async::time::{SharedTimeSource, SystemTimeSource};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
@@ -21,11 +29,26 @@ use crate::adapters::secret_box::SecretBox;
 use crate::adapters::store::Store;
 use crate::config::Config;
 
+/// The SDK configuration Lambda gives a function: region and credentials from the
+/// environment (`AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_SESSION_TOKEN`), and `AWS_ENDPOINT_URL` when set (LocalStack, moto). Not
+/// aws-config's default chain: its profile, SSO, web-identity (STS) and instance-metadata
+/// providers never run inside Lambda, and linking them cost each zip about 100 KiB.
 pub async fn load_sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+    let region = EnvironmentVariableRegionProvider::new().region().await;
+    let credentials = EnvironmentVariableCredentialsProvider::new();
+    let builder = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(region)
+        .credentials_provider(SharedCredentialsProvider::new(credentials))
         .http_client(aws_http_client())
-        .load()
-        .await
+        .sleep_impl(SharedAsyncSleep::new(TokioSleep::new()))
+        .time_source(SharedTimeSource::new(SystemTimeSource::new()))
+        .retry_config(RetryConfig::standard());
+    match std::env::var("AWS_ENDPOINT_URL") {
+        Ok(url) if !url.is_empty() => builder.endpoint_url(url).build(),
+        _ => builder.build(),
+    }
 }
 
 /// The SDK's HTTPS client on rustls with ring, the TLS stack the delivery client uses too
