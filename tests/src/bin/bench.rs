@@ -473,6 +473,8 @@ async fn cold_starts(h: &Harness, runs: usize) {
             "function": name,
             "init": summary(inits),
             "aws_calls_during_init": aws_calls,
+            // What was metered meanwhile, to tell a function's own call from other traffic.
+            "metered_during_init": usage,
             "zip_bytes": zip_bytes,
         }));
     }
