@@ -134,14 +134,8 @@ impl RecoveryCall {
         let request: RecoverRequest =
             serde_json::from_slice(body).map_err(|e| from_json_error(&e))?;
         let parse = |field: &str, text: &str| {
-            crate::clock::parse_rfc3339(text).ok_or_else(|| {
-                Problem::invalid_field(
-                    field,
-                    format!(
-                        "{field} {text:?} is not an RFC 3339 timestamp (e.g. 2026-11-27T03:00:00Z)"
-                    ),
-                )
-            })
+            crate::clock::parse_rfc3339(text)
+                .map_err(|err| Problem::invalid_field(field, format!("{field} {text:?} {err}")))
         };
         let since = parse("since", &request.since)?;
         let until = match request.until.as_deref() {
@@ -345,6 +339,16 @@ mod tests {
         let now = crate::clock::parse_rfc3339("2026-11-27T03:00:00Z").unwrap();
         let wh = WebhookId::from("wh_1");
         let parse = |body: &[u8]| RecoveryCall::parse(body, &wh, now);
+        for beyond in ["9999-12-31T23:59:59-23:59", "9999-12-31T23:00:00-01:01"] {
+            let body = format!(r#"{{"since":"2026-11-27T02:00:00Z","until":"{beyond}"}}"#);
+            let p = parse(body.as_bytes()).unwrap_err();
+            assert_eq!(
+                (p.status, p.field.as_deref()),
+                (422, Some("until")),
+                "{p:?}"
+            );
+            assert!(p.detail.contains("outside the years"), "{}", p.detail);
+        }
         let call = parse(br#"{"since":"2026-11-27T02:00:00Z"}"#).unwrap();
         assert_eq!(call.window.until, now);
         assert_eq!(call.max_lines, MAX_RECOVERY_LINES);

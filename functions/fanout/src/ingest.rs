@@ -109,10 +109,14 @@ impl IncomingEvent {
         let created_at = match request.occurred_at {
             None => clock::rfc3339_seconds(now),
             Some(text) => {
-                let at = clock::parse_rfc3339(&text).ok_or_else(|| {
-                    Problem::bad_request(format!(
-                        "occurred_at {text:?} is not an RFC 3339 timestamp (e.g. 2026-11-27T03:00:00Z)"
-                    ))
+                let at = clock::parse_rfc3339(&text).map_err(|err| match err {
+                    clock::TimestampError::NotRfc3339 => {
+                        Problem::bad_request(format!("occurred_at {text:?} {err}"))
+                    }
+                    clock::TimestampError::OutOfRange => Problem::invalid_field(
+                        "occurred_at",
+                        format!("occurred_at {text:?} {err}: send a time in UTC up to 9999-12-31T23:59:59Z"),
+                    ),
                 })?;
                 clock::rfc3339_millis(at).replace(".000Z", "Z")
             }
@@ -390,6 +394,11 @@ mod tests {
                 br#"{"type":"order.completed","data":{},"occurred_at":"today"}"#,
                 400,
                 "RFC 3339",
+            ),
+            (
+                br#"{"type":"order.completed","data":{},"occurred_at":"9999-12-31T23:59:59-23:59"}"#,
+                422,
+                "outside the years 0000 to 9999",
             ),
             (
                 br#"{"type":"order.completed","data":{},"extra":1}"#,

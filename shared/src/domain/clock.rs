@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
+use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
 /// An instant of the records (`at`, `created_at`, `next_attempt_at` …), to the millisecond.
 /// Stored and sent as [`rfc3339_millis`] text: fixed width, so the text sorts as the instant
@@ -18,9 +18,9 @@ impl Timestamp {
         Timestamp::from(SystemTime::now())
     }
 
-    /// Any RFC 3339 text, to the millisecond.
+    /// Any RFC 3339 text within the years 0000-9999 in UTC, to the millisecond.
     pub fn parse(text: &str) -> Option<Self> {
-        parse_rfc3339(text).map(Timestamp::from)
+        parse_rfc3339(text).ok().map(Timestamp::from)
     }
 
     pub fn system_time(self) -> SystemTime {
@@ -91,7 +91,7 @@ pub fn lenient<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Time
 /// RFC 3339 in UTC with millisecond precision, e.g. `2026-11-27T03:00:00.123Z`.
 /// Fixed width, so these strings sort in time order.
 pub fn rfc3339_millis(at: SystemTime) -> String {
-    let at = OffsetDateTime::from(at);
+    let at = utc(at);
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
         at.year(),
@@ -111,11 +111,45 @@ pub fn rfc3339_seconds(at: SystemTime) -> String {
     text
 }
 
-/// Parses any RFC 3339 timestamp.
-pub fn parse_rfc3339(text: &str) -> Option<SystemTime> {
-    OffsetDateTime::parse(text, &Rfc3339)
-        .ok()
-        .map(SystemTime::from)
+/// Why a timestamp's text is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TimestampError {
+    #[error("is not an RFC 3339 timestamp (e.g. 2026-11-27T03:00:00Z)")]
+    NotRfc3339,
+    /// Valid text whose instant, in UTC, falls outside what RFC 3339 can write (e.g.
+    /// `9999-12-31T23:59:59-23:59` is in the year 10000).
+    #[error("is outside the years 0000 to 9999 once taken to UTC")]
+    OutOfRange,
+}
+
+/// Parses any RFC 3339 timestamp whose instant can be written back in UTC.
+pub fn parse_rfc3339(text: &str) -> Result<SystemTime, TimestampError> {
+    let at = OffsetDateTime::parse(text, &Rfc3339).map_err(|_| TimestampError::NotRfc3339)?;
+    at.checked_to_offset(UtcOffset::UTC)
+        .filter(|utc| (0..=9999).contains(&utc.year()))
+        .ok_or(TimestampError::OutOfRange)?;
+    Ok(SystemTime::from(at))
+}
+
+/// `at` in UTC. No instant outside the years 0000-9999 is parsed, but one could be computed:
+/// it is held at the nearest end of that range rather than panic (as `time`'s own
+/// conversion does).
+fn utc(at: SystemTime) -> OffsetDateTime {
+    let (offset, later) = match at.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(after) => (time::Duration::try_from(after).ok(), true),
+        Err(before) => (
+            time::Duration::try_from(before.duration()).ok().map(|d| -d),
+            false,
+        ),
+    };
+    let first = Date::from_calendar_date(0, Month::January, 1).unwrap_or(Date::MIN);
+    offset
+        .and_then(|d| OffsetDateTime::UNIX_EPOCH.checked_add(d))
+        .filter(|utc| (0..=9999).contains(&utc.year()))
+        .unwrap_or_else(|| match later {
+            true => PrimitiveDateTime::new(Date::MAX, Time::MAX).assume_utc(),
+            false => PrimitiveDateTime::new(first, Time::MIDNIGHT).assume_utc(),
+        })
 }
 
 pub fn unix_seconds(at: SystemTime) -> i64 {
@@ -139,15 +173,41 @@ mod tests {
         let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_748_400_123);
         assert_eq!(rfc3339_millis(at), "2026-11-27T03:00:00.123Z");
         assert_eq!(rfc3339_seconds(at), "2026-11-27T03:00:00Z");
-        assert_eq!(parse_rfc3339("2026-11-27T03:00:00.123Z"), Some(at));
+        assert_eq!(parse_rfc3339("2026-11-27T03:00:00.123Z"), Ok(at));
         assert_eq!(
             parse_rfc3339("2026-11-27T04:00:00.123+01:00"),
-            Some(at),
+            Ok(at),
             "offsets are understood"
         );
-        assert_eq!(parse_rfc3339("yesterday"), None);
+        assert_eq!(parse_rfc3339("yesterday"), Err(TimestampError::NotRfc3339));
         assert_eq!(unix_seconds(at), 1_795_748_400);
         assert_eq!(expiry(at, Duration::from_secs(60)), 1_795_748_460);
+    }
+
+    #[test]
+    fn instants_rfc_3339_cannot_write_are_refused_and_never_panic() {
+        for beyond in ["9999-12-31T23:59:59-23:59", "0000-01-01T00:00:00+00:01"] {
+            assert_eq!(
+                parse_rfc3339(beyond),
+                Err(TimestampError::OutOfRange),
+                "{beyond}"
+            );
+            assert_eq!(Timestamp::parse(beyond), None);
+        }
+        for edge in ["9999-12-31T23:59:59.999Z", "0000-01-01T00:00:00Z"] {
+            let at = parse_rfc3339(edge).unwrap();
+            assert_eq!(rfc3339_millis(at).replace(".000Z", "Z"), edge);
+        }
+        // Computed instants past either end are written at that end.
+        let far = Duration::from_secs(400_000 * 365 * 86_400);
+        assert_eq!(
+            rfc3339_millis(SystemTime::UNIX_EPOCH + far),
+            "9999-12-31T23:59:59.999Z"
+        );
+        assert_eq!(
+            rfc3339_millis(SystemTime::UNIX_EPOCH - far),
+            "0000-01-01T00:00:00.000Z"
+        );
     }
 
     #[test]
