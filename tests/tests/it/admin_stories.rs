@@ -302,6 +302,11 @@ async fn recovering_after_an_outage_delivers_each_failure_exactly_once() {
     assert_eq!(bad.json["field"], "since");
     let backwards = json!({"since": since, "until": "2000-01-01T00:00:00Z"});
     api.recover(&id, backwards).await.assert_problem(422);
+    // Valid RFC 3339 in the year 10000 once in UTC: it used to panic the handler.
+    let beyond = json!({"since": since, "until": "9999-12-31T23:59:59-23:59"});
+    let beyond = api.recover(&id, beyond).await;
+    beyond.assert_problem(422);
+    assert_eq!(beyond.json["field"], "until");
     api.recover(&id, json!({})).await.assert_problem(400);
     let unknown = api.recover("wh_nope", json!({"since": since})).await;
     unknown.assert_problem(404);

@@ -81,6 +81,14 @@ async fn bad_events_are_refused_and_not_stored() {
             "RFC 3339",
         ),
         (
+            // Valid RFC 3339, but the year 10000 in UTC: it used to panic the handler.
+            json!({"id": id, "type": "order.completed", "data": {}, "occurred_at": "9999-12-31T23:59:59-23:59"})
+                .to_string()
+                .into_bytes(),
+            422,
+            "outside the years 0000 to 9999",
+        ),
+        (
             json!({"id": id, "type": "order.completed", "data": {}, "extra": true})
                 .to_string()
                 .into_bytes(),
