@@ -33,6 +33,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
+use subtle::ConstantTimeEq;
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -69,6 +70,11 @@ pub enum GatewayError {
     Client(#[from] deliver::http_client::ClientError),
     #[error("cannot listen on {addr}: {reason}")]
     Listen { addr: SocketAddr, reason: String },
+    #[error(
+        "refusing to listen on {0}, beyond this machine, with a default token anyone can read \
+         in the README: set WEBHOOKS_ADMIN_TOKEN and WEBHOOKS_INGEST_TOKEN, or listen on 127.0.0.1"
+    )]
+    DefaultTokensExposed(SocketAddr),
 }
 
 /// What `infra/local/stack.py up` prints.
@@ -232,6 +238,7 @@ pub async fn start(
     stack: &StackDescription,
     options: GatewayOptions,
 ) -> Result<RunningGateway, GatewayError> {
+    check_exposure(&options)?;
     // Explicit overrides first; then the `WEBHOOKS_*` settings of the person running it
     // (e.g. `WEBHOOKS_ALERT_EMAILS=me@example.com make dev`); then what the template sets.
     let config = Config::from_lookup(|name| {
@@ -376,6 +383,17 @@ pub async fn start(
     })
 }
 
+/// The default tokens are printed in the README: fine on loopback, not on an address other
+/// machines can reach.
+fn check_exposure(options: &GatewayOptions) -> Result<(), GatewayError> {
+    let default_token =
+        options.admin_token == DEFAULT_ADMIN_TOKEN || options.ingest_token == DEFAULT_INGEST_TOKEN;
+    if default_token && !options.listen.ip().is_loopback() {
+        return Err(GatewayError::DefaultTokensExposed(options.listen));
+    }
+    Ok(())
+}
+
 async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok"}))
 }
@@ -391,7 +409,10 @@ async fn require_bearer(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    if presented == Some(token.as_str()) {
+    // In constant time: how long a comparison takes must not tell how much of a guess
+    // was right.
+    let matches = presented.is_some_and(|p| bool::from(p.as_bytes().ct_eq(token.as_bytes())));
+    if matches {
         return next.run(request).await;
     }
     let mut response = http::Response::from(Problem::unauthorized(
@@ -589,5 +610,64 @@ impl Poller {
         message.event_source_arn = self.mapping.queue_arn.clone();
         message.aws_region = self.region.clone();
         message
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(listen: &str, admin: &str, ingest: &str) -> GatewayOptions {
+        GatewayOptions {
+            listen: listen.parse().unwrap(),
+            admin_token: admin.into(),
+            ingest_token: ingest.into(),
+            overrides: HashMap::new(),
+        }
+    }
+
+    #[test]
+    fn default_tokens_are_refused_beyond_loopback_only() {
+        let (admin, ingest) = (DEFAULT_ADMIN_TOKEN, DEFAULT_INGEST_TOKEN);
+        assert!(check_exposure(&options("127.0.0.1:3000", admin, ingest)).is_ok());
+        assert!(check_exposure(&options("[::1]:3000", admin, ingest)).is_ok());
+        for exposed in ["0.0.0.0:3000", "192.168.1.5:3000", "[::]:3000"] {
+            assert!(matches!(
+                check_exposure(&options(exposed, admin, "own-ingest")),
+                Err(GatewayError::DefaultTokensExposed(_))
+            ));
+            assert!(check_exposure(&options(exposed, "own-admin", ingest)).is_err());
+            assert!(check_exposure(&options(exposed, "own-admin", "own-ingest")).is_ok());
+        }
+    }
+
+    #[tokio::test]
+    async fn only_the_exact_token_passes() {
+        let app =
+            Router::new()
+                .route("/", get(|| async { "in" }))
+                .layer(middleware::from_fn_with_state(
+                    Arc::new("s3cret".to_owned()),
+                    require_bearer,
+                ));
+        for (header, status) in [
+            (Some("Bearer s3cret"), 200),
+            (Some("Bearer s3cre"), 401),
+            (Some("Bearer s3cret2"), 401),
+            (Some("s3cret"), 401),
+            (None, 401),
+        ] {
+            let mut request = Request::builder().uri("/");
+            if let Some(h) = header {
+                request = request.header(header::AUTHORIZATION, h);
+            }
+            let response = tower::ServiceExt::oneshot(
+                app.clone(),
+                request.body(axum::body::Body::empty()).unwrap(),
+            )
+            .await
+            .unwrap();
+            assert_eq!(response.status().as_u16(), status, "{header:?}");
+        }
     }
 }
