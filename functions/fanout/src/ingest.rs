@@ -236,12 +236,29 @@ fn resource_id(data: &RawValue) -> Result<Option<String>, Problem> {
         return Ok(None);
     };
     let text = id.get();
-    if text.starts_with('"') {
-        return Ok(serde_json::from_str::<String>(text).ok());
+    let id = if text.starts_with('"') {
+        serde_json::from_str::<String>(text).ok()
+    } else {
+        let is_number = text.starts_with(|c: char| c == '-' || c.is_ascii_digit());
+        is_number.then(|| text.to_owned())
+    };
+    // It is copied into every delivery's message and log line: an id of 200 KB would make
+    // them too big for SQS and DynamoDB, and the event undeliverable (503s forever).
+    match id {
+        Some(id) if id.chars().count() > MAX_RESOURCE_ID_CHARS => Err(Problem::invalid_field(
+            "data.id",
+            format!(
+                "data.id is {} characters long; at most {MAX_RESOURCE_ID_CHARS} are accepted \
+                 (it names the resource the event is about)",
+                id.chars().count()
+            ),
+        )),
+        id => Ok(id),
     }
-    let is_number = text.starts_with(|c: char| c == '-' || c.is_ascii_digit());
-    Ok(is_number.then(|| text.to_owned()))
 }
+
+/// The longest `data.id` accepted.
+pub const MAX_RESOURCE_ID_CHARS: usize = 256;
 
 /// Hash of the type and of `data` without its insignificant white space: a retry of the same
 /// event matches however it was indented, and any other difference (a digit of a big number
@@ -364,6 +381,32 @@ mod tests {
         .unwrap();
         assert_eq!(a.fingerprint, b.fingerprint);
         assert_ne!(a.fingerprint, c.fingerprint);
+    }
+
+    #[test]
+    fn a_resource_id_is_at_most_256_characters() {
+        let event = |id: &str| format!(r#"{{"type":"order.completed","data":{{"id":"{id}"}}}}"#);
+        let longest = "é".repeat(MAX_RESOURCE_ID_CHARS);
+        let parsed = IncomingEvent::parse(event(&longest).as_bytes(), now()).unwrap();
+        assert_eq!(parsed.resource_id.as_deref(), Some(longest.as_str()));
+        let problem =
+            IncomingEvent::parse(event(&"x".repeat(200_000)).as_bytes(), now()).unwrap_err();
+        assert_eq!(
+            (problem.status, problem.field.as_deref()),
+            (422, Some("data.id"))
+        );
+        assert!(
+            problem
+                .detail
+                .contains("200000 characters long; at most 256"),
+            "{}",
+            problem.detail
+        );
+        let number = format!(
+            r#"{{"type":"order.completed","data":{{"id":{}}}}}"#,
+            "9".repeat(300)
+        );
+        assert!(IncomingEvent::parse(number.as_bytes(), now()).is_err());
     }
 
     #[test]
