@@ -4,8 +4,9 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -56,7 +57,28 @@ pub fn router(api: Arc<AdminApi>) -> Router {
         .route("/api/v1/event-types", get(event_types))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .route_layer(middleware::from_fn(refuse_overlong_ids))
         .with_state(api)
+}
+
+/// The longest path segment an id of ours can be (`dlv_<ulid>.<attempt>` is 35 characters).
+pub const MAX_ID_CHARS: usize = 64;
+
+/// A path naming an id longer than any id is a 404 before any AWS call: such a key is
+/// refused by DynamoDB (a 503 for every try), not merely absent.
+async fn refuse_overlong_ids(request: Request, next: Next) -> Response {
+    if request
+        .uri()
+        .path()
+        .split('/')
+        .any(|segment| segment.len() > MAX_ID_CHARS)
+    {
+        return ProblemResponse::from(Problem::not_found(format!(
+            "no such resource: ids are at most {MAX_ID_CHARS} characters"
+        )))
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// Routes anyone may read: the API's own description.

@@ -182,3 +182,25 @@ async fn bad_webhooks_are_refused_naming_the_field_and_not_stored() {
     malformed.assert_problem(400);
     assert!(!webhook_named_exists(&name).await, "nothing was written");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_longer_than_any_id_are_not_found_not_an_outage() {
+    let api = Api::new();
+    let long = "w".repeat(3000);
+    for path in [
+        format!("/api/v1/webhooks/{long}"),
+        format!("/api/v1/webhooks/{long}/attempts"),
+        format!("/api/v1/webhooks/wh_1/deliveries/{long}"),
+        format!("/api/v1/webhooks/wh_1/attempts/{long}"),
+    ] {
+        let answer = api.get(&path).await;
+        answer.assert_problem(404);
+        assert!(
+            answer.json["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("at most 64 characters")),
+            "{}",
+            answer.text
+        );
+    }
+}
