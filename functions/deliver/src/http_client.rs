@@ -183,21 +183,14 @@ impl DeliveryClient {
             }
         };
         let status = response.status().as_u16();
-        let mut recorded_headers: BTreeMap<String, String> = BTreeMap::new();
-        for (name, value) in response.headers() {
-            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-            recorded_headers
-                .entry(name.as_str().to_owned())
-                .and_modify(|v| {
-                    v.push_str(", ");
-                    v.push_str(&value);
-                })
-                .or_insert(value);
-        }
-        let retry_after = recorded_headers
+        let recorded_headers = recorded_headers(response.headers());
+        let retry_after = response
+            .headers()
             .get("retry-after")
+            .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, SystemTime::now()));
-        let (body, truncated) = read_capped(response).await;
+        let (body, cut_short) = read_capped(response).await;
+        let (body, cut_to_fit) = text_within(&body, MAX_RESPONSE_BODY);
         HttpAttempt {
             result: AttemptResult::Status {
                 status,
@@ -206,8 +199,8 @@ impl DeliveryClient {
             response: Some(RecordedResponse {
                 status,
                 headers: recorded_headers,
-                body: String::from_utf8_lossy(&body).into_owned(),
-                truncated,
+                body,
+                truncated: cut_short || cut_to_fit,
             }),
             error: None,
             duration: started.elapsed(),
@@ -228,6 +221,72 @@ impl DeliveryClient {
         (!is_public(ip))
             .then(|| format!("blocked: {ip} is a private, loopback or reserved address"))
     }
+}
+
+/// At most this much of a response's headers is recorded (names and values): a receiver may
+/// answer with hundreds of KB of them, and the attempt's line must stay far inside
+/// DynamoDB's 400 KB item (a line that cannot be written means the attempt is sent again).
+pub const MAX_RECORDED_HEADERS: usize = 8 * 1024;
+/// The longest header value recorded whole.
+pub const MAX_RECORDED_HEADER_VALUE: usize = 1024;
+/// Where a recorded value was cut.
+const CUT_MARK: &str = "…[cut]";
+/// The entry that says headers were left out: not a header name any response can have.
+pub const HEADERS_LEFT_OUT: &str = "(headers left out)";
+
+/// A response's headers as the log keeps them: lower-case names, repeated ones joined by
+/// `, `, text (invalid UTF-8 replaced); each value cut at [`MAX_RECORDED_HEADER_VALUE`],
+/// and the whole within [`MAX_RECORDED_HEADERS`] (in name order; what does not fit is
+/// counted under [`HEADERS_LEFT_OUT`]).
+pub fn recorded_headers(headers: &reqwest::header::HeaderMap) -> BTreeMap<String, String> {
+    let mut joined: BTreeMap<&str, String> = BTreeMap::new();
+    for (name, value) in headers {
+        let value = String::from_utf8_lossy(value.as_bytes());
+        joined
+            .entry(name.as_str())
+            .and_modify(|v| {
+                v.push_str(", ");
+                v.push_str(&value);
+            })
+            .or_insert_with(|| value.into_owned());
+    }
+    let mut recorded = BTreeMap::new();
+    let (mut used, mut left_out) = (0, 0);
+    for (name, value) in joined {
+        let (mut value, cut) = text_within(value.as_bytes(), MAX_RECORDED_HEADER_VALUE);
+        if cut {
+            value.push_str(CUT_MARK);
+        }
+        let size = name.len() + value.len();
+        if used + size > MAX_RECORDED_HEADERS {
+            left_out += 1;
+            continue;
+        }
+        used += size;
+        recorded.insert(name.to_owned(), value);
+    }
+    if left_out > 0 {
+        recorded.insert(
+            HEADERS_LEFT_OUT.to_owned(),
+            format!("{left_out} more, past the {MAX_RECORDED_HEADERS} bytes recorded"),
+        );
+    }
+    recorded
+}
+
+/// `bytes` as text (invalid UTF-8 replaced, which can triple its size) of at most `limit`
+/// bytes, cut at a character boundary; and whether it was cut.
+pub fn text_within(bytes: &[u8], limit: usize) -> (String, bool) {
+    let mut text = String::from_utf8_lossy(bytes).into_owned();
+    if text.len() <= limit {
+        return (text, false);
+    }
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    (text, true)
 }
 
 /// Reads at most 16 KiB of the body; a body that fails half-way keeps what arrived.
@@ -272,6 +331,53 @@ fn describe_error(err: &reqwest::Error) -> (AttemptResult, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+
+    #[test]
+    fn recorded_headers_are_joined_cut_and_bounded() {
+        let mut headers = HeaderMap::new();
+        headers.append("set-cookie", HeaderValue::from_static("a=1"));
+        headers.append("set-cookie", HeaderValue::from_static("b=2"));
+        headers.insert("x-long", HeaderValue::from_str(&"v".repeat(5000)).unwrap());
+        headers.insert("x-bytes", HeaderValue::from_bytes(&[0xff; 600]).unwrap());
+        let recorded = recorded_headers(&headers);
+        assert_eq!(recorded["set-cookie"], "a=1, b=2");
+        assert_eq!(
+            recorded["x-long"],
+            format!("{}{CUT_MARK}", "v".repeat(1024))
+        );
+        // 600 invalid bytes are 1,800 bytes of text once replaced: cut too.
+        assert!(recorded["x-bytes"].len() <= MAX_RECORDED_HEADER_VALUE + CUT_MARK.len());
+        assert!(!recorded.contains_key(HEADERS_LEFT_OUT));
+
+        // What hyper accepts (hundreds of KB of headers) is recorded within 8 KiB.
+        let mut many = HeaderMap::new();
+        for i in 0..400 {
+            let name = HeaderName::from_bytes(format!("x-h{i:03}").as_bytes()).unwrap();
+            many.insert(name, HeaderValue::from_str(&"y".repeat(1000)).unwrap());
+        }
+        let recorded = recorded_headers(&many);
+        let size: usize = recorded.iter().map(|(k, v)| k.len() + v.len()).sum();
+        assert!(size <= MAX_RECORDED_HEADERS + 100, "{size}");
+        assert!(recorded.contains_key("x-h000"));
+        assert!(
+            recorded[HEADERS_LEFT_OUT].starts_with("392 more"),
+            "{}",
+            recorded[HEADERS_LEFT_OUT]
+        );
+    }
+
+    #[test]
+    fn a_body_of_invalid_utf8_is_kept_within_its_limit() {
+        let (text, cut) = text_within(&[0xff; 16 * 1024], MAX_RESPONSE_BODY);
+        assert!(cut);
+        assert!(text.len() <= MAX_RESPONSE_BODY, "{}", text.len());
+        assert!(text.starts_with('\u{fffd}'));
+        assert_eq!(text_within(b"ok", 16), ("ok".to_owned(), false));
+        // Cut at a character boundary.
+        let (text, cut) = text_within("ééé".as_bytes(), 5);
+        assert_eq!((text.as_str(), cut), ("éé", true));
+    }
 
     #[test]
     fn public_and_private_addresses() {
