@@ -1,4 +1,4 @@
-//! The HTTPS client that delivers webhooks: 10 s timeout in all, no redirects, no proxies,
+//! The HTTPS client that delivers webhooks: HTTPS only, 10 s timeout in all, no redirects, no proxies,
 //! response bodies read up to 16 KiB, and every resolved address vetted before connecting
 //! (the SSRF guard: private, loopback and link-local targets are refused unless the local-only
 //! switch allows them).
@@ -130,6 +130,9 @@ impl DeliveryClient {
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(REQUEST_TIMEOUT)
             .redirect(Policy::none())
+            // Webhooks are HTTPS (admin-api refuses other URLs); an item written otherwise is
+            // never sent in clear text.
+            .https_only(true)
             .no_proxy()
             .user_agent(webhooks_shared::domain::lifecycle::USER_AGENT)
             .pool_idle_timeout(Duration::from_secs(50))
@@ -365,6 +368,17 @@ mod tests {
             "{}",
             recorded[HEADERS_LEFT_OUT]
         );
+    }
+
+    #[tokio::test]
+    async fn plain_http_is_never_sent() {
+        let client = DeliveryClient::new(true, None).unwrap();
+        let sent = client
+            .post("http://127.0.0.1:9/h", &[], Bytes::from_static(b"{}"))
+            .await;
+        assert!(sent.response.is_none());
+        let error = sent.error.unwrap_or_default();
+        assert!(error.contains("scheme"), "{error}");
     }
 
     #[test]
