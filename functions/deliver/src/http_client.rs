@@ -1,7 +1,7 @@
 //! The HTTPS client that delivers webhooks: HTTPS only, 10 s timeout in all, no redirects,
-//! no proxies, response bodies read up to 16 KiB, and every resolved address vetted before connecting
-//! (the SSRF guard: private, loopback and link-local targets are refused unless the local-only
-//! switch allows them).
+//! no proxies, response bodies read up to 16 KiB, and every resolved address vetted before
+//! connecting (the SSRF guard: private, loopback and link-local targets are refused unless
+//! the local-only switch allows them).
 
 use std::collections::BTreeMap;
 use std::error::Error as StdError;
