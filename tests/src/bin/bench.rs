@@ -13,7 +13,7 @@
 //! Runtime API `next`, with no AWS call before it) and, when `make package` has built them,
 //! its arm64 zip's size: `bench-results/init-latest.json`.
 //!
-//!     bench [--init-runs 20] [--events 200] [--webhooks 3] [--cost-events 100]
+//!     bench [--init-runs 20] [--events 200] [--webhooks 3] [--posters 1] [--cost-events 100]
 //!
 //! A part given 0 (`--events 0`, say) is skipped.
 
@@ -66,12 +66,20 @@ fn signing_ns_per_op(iterations: u32) -> f64 {
 async fn main() {
     let h = Harness::get();
     cold_starts(h, cli_arg("--init-runs", 20)).await;
-    latency(h, cli_arg("--events", 200), cli_arg("--webhooks", 3)).await;
+    latency(
+        h,
+        cli_arg("--events", 200),
+        cli_arg("--webhooks", 3),
+        cli_arg("--posters", 1),
+    )
+    .await;
     cost(h, cli_arg("--cost-events", 100)).await;
 }
 
-/// Ingest and end-to-end latency and throughput: `latest.json`.
-async fn latency(h: &Harness, events: usize, webhooks: usize) {
+/// Ingest and end-to-end latency and throughput: `latest.json`. Events are posted by
+/// `posters` clients at once (one by default, as the baseline was measured; 8 loaded the
+/// single emulator process more and delivered no faster, 2026-11-28).
+async fn latency(h: &Harness, events: usize, webhooks: usize, posters: usize) {
     if events == 0 {
         return;
     }
@@ -82,22 +90,28 @@ async fn latency(h: &Harness, events: usize, webhooks: usize) {
             .await;
     }
 
-    // Ingest: one event at a time, as the platform would post them.
-    let mut ingest = Vec::with_capacity(events);
-    let mut posted = Vec::with_capacity(events);
+    // Ingest: each poster sends one event at a time.
     h.proxy.take_counts();
     h.invocations.take();
     let run_started = Instant::now();
-    for _ in 0..events {
-        let event_id = unique("bench-evt");
-        let started = Instant::now();
-        let answer = api
-            .post_event(json!({"id": event_id, "type": "competition.created", "data": {"id": "cmp_1", "title": "bench"}}))
-            .await;
-        ingest.push(started.elapsed().as_secs_f64() * 1000.0);
-        assert_eq!(answer.status, 202, "{}", answer.text);
-        posted.push((event_id, SystemTime::now() - started.elapsed()));
-    }
+    let sent: Vec<(f64, (String, SystemTime))> = stream::iter(0..events)
+        .map(|_| {
+            let api = &api;
+            async move {
+                let event_id = unique("bench-evt");
+                let started = Instant::now();
+                let answer = api
+                    .post_event(json!({"id": event_id, "type": "competition.created", "data": {"id": "cmp_1", "title": "bench"}}))
+                    .await;
+                assert_eq!(answer.status, 202, "{}", answer.text);
+                let took = started.elapsed();
+                (took.as_secs_f64() * 1000.0, (event_id, SystemTime::now() - took))
+            }
+        })
+        .buffer_unordered(posters.max(1))
+        .collect()
+        .await;
+    let (ingest, posted): (Vec<f64>, Vec<(String, SystemTime)>) = sent.into_iter().unzip();
 
     // Delivery: wait until every receiver request arrived.
     let expected = events * webhooks;
@@ -127,6 +141,7 @@ async fn latency(h: &Harness, events: usize, webhooks: usize) {
         "machine": {"cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)},
         "events": events,
         "webhooks_per_event": webhooks,
+        "posters": posters,
         "deliveries_expected": expected,
         "deliveries_received": requests.len(),
         "ingest_latency": summary(ingest),
