@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import threading
@@ -443,6 +444,9 @@ def main() -> int:
     sent_emails_served()
     from moto.server import ThreadedMotoServer
 
+    # werkzeug logs every request through one locked handler: under load that was a sixth
+    # of the emulator's time (py-spy, 2026-11-28), for lines nobody reads.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address=args.host, port=args.port, verbose=False)
     server.start()
     print(f"moto_server.py: listening on http://{args.host}:{args.port}", file=sys.stderr, flush=True)
