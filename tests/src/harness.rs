@@ -491,6 +491,25 @@ pub struct OwnQueue {
     pub arn: String,
 }
 
+impl OwnQueue {
+    /// Up to 10 of its messages, waiting at most `wait_seconds` for the first.
+    pub async fn receive(
+        &self,
+        sqs: &aws_sdk_sqs::Client,
+        wait_seconds: i32,
+    ) -> Vec<aws_sdk_sqs::types::Message> {
+        sqs.receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(wait_seconds)
+            .send()
+            .await
+            .expect("receive")
+            .messages
+            .unwrap_or_default()
+    }
+}
+
 /// What tests build from the stack themselves, as the handlers would.
 impl Harness {
     /// The configuration the handlers read from the environment `template.yaml` gives them,

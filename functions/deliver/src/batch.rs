@@ -52,9 +52,9 @@ pub fn repeats(records: &[SqsMessage]) -> Vec<bool> {
 }
 
 /// The failure notices a batch owes the alerter, in batch order, to queue in one send.
-pub fn notices(handled: &[Handled]) -> Vec<AlertMessage> {
+pub fn notices<'a>(handled: impl IntoIterator<Item = &'a Handled>) -> Vec<AlertMessage> {
     handled
-        .iter()
+        .into_iter()
         .filter_map(|h| h.notice.clone().map(AlertMessage::Failure))
         .collect()
 }

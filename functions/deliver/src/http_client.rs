@@ -256,7 +256,7 @@ pub fn recorded_headers(headers: &reqwest::header::HeaderMap) -> BTreeMap<String
     let mut recorded = BTreeMap::new();
     let (mut used, mut left_out) = (0, 0);
     for (name, value) in joined {
-        let (mut value, cut) = text_within(value.as_bytes(), MAX_RECORDED_HEADER_VALUE);
+        let (mut value, cut) = cut_to(value, MAX_RECORDED_HEADER_VALUE);
         if cut {
             value.push_str(CUT_MARK);
         }
@@ -280,7 +280,11 @@ pub fn recorded_headers(headers: &reqwest::header::HeaderMap) -> BTreeMap<String
 /// `bytes` as text (invalid UTF-8 replaced, which can triple its size) of at most `limit`
 /// bytes, cut at a character boundary; and whether it was cut.
 pub fn text_within(bytes: &[u8], limit: usize) -> (String, bool) {
-    let mut text = String::from_utf8_lossy(bytes).into_owned();
+    cut_to(String::from_utf8_lossy(bytes).into_owned(), limit)
+}
+
+/// `text` cut to at most `limit` bytes at a character boundary; and whether it was cut.
+fn cut_to(mut text: String, limit: usize) -> (String, bool) {
     if text.len() <= limit {
         return (text, false);
     }

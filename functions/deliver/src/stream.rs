@@ -20,7 +20,7 @@ use futures::stream::{self, StreamExt};
 use crate::batch::{self, Handled, MessageFate};
 use crate::{Deliverer, Source, WebhookReads};
 use webhooks_shared::adapters::backoff::Backoff;
-use webhooks_shared::adapters::queue::QueueError;
+use webhooks_shared::adapters::queue::{Queue, QueueError, QueueMessage};
 use webhooks_shared::adapters::store::event_from_image;
 use webhooks_shared::domain::ids::{self, DeliveryId, WebhookId};
 use webhooks_shared::domain::model::{AttemptRecord, DeliveryMessage, DeliveryRef, EventRecord};
@@ -138,7 +138,6 @@ impl Deliverer {
         let now = SystemTime::now();
         let webhooks = WebhookReads::default();
         let mut work = Vec::new();
-        let mut failed: Vec<usize> = Vec::new();
         for (index, record) in event.records.iter().enumerate() {
             match deliveries_of(record) {
                 Ok(messages) => {
@@ -190,39 +189,28 @@ impl Deliverer {
                 _ => None,
             })
             .collect();
-        let handed_over = handed.is_empty() || self.send_with_retries(&handed, "hand-over").await;
-        let notices = batch::notices(
-            &handled
-                .iter()
-                .filter_map(|(_, _, next)| match next {
-                    Next::Ended(h) => Some(h.clone()),
-                    _ => None,
-                })
-                .collect::<Vec<_>>(),
-        );
-        let notices_queued = notices.is_empty()
-            || {
-                let sent = Backoff::RECORDING
-                    .retry(|| self.alerts.send(&notices), QueueError::is_retryable)
-                    .await;
-                if let Err(err) = &sent {
-                    tracing::error!(error = %err, "failure notices not queued; their records will be handled again");
+        let handed_over = queued(&self.queue, &handed, "deliveries handed to the queue").await;
+        let notices = batch::notices(handled.iter().filter_map(|(_, _, next)| match next {
+            Next::Ended(h) => Some(h),
+            _ => None,
+        }));
+        let notices_queued = queued(&self.alerts, &notices, "failure notices").await;
+        let mut failed: Vec<usize> = handled
+            .iter()
+            .filter(|(_, message, next)| {
+                let again = match next {
+                    Next::Again => true,
+                    Next::ToQueue(_) => !handed_over,
+                    Next::Ended(h) => h.notice.is_some() && !notices_queued,
+                };
+                if again {
+                    tracing::warn!(delivery_id = %message.delivery.delivery_id, "delivery not settled; its stream record will be handed over again");
                 }
-                sent.is_ok()
-            };
-        for (index, message, next) in &handled {
-            let again = match next {
-                Next::Again => true,
-                Next::ToQueue(_) => !handed_over,
-                Next::Ended(h) => h.notice.is_some() && !notices_queued,
-            };
-            if again {
-                tracing::warn!(delivery_id = %message.delivery.delivery_id, "delivery not settled; its stream record will be handed over again");
-                failed.push(*index);
-            }
-        }
-        failed.sort_unstable();
-        failed.dedup();
+                again
+            })
+            .map(|(index, _, _)| *index)
+            .collect();
+        failed.dedup(); // in record order already
         failures(
             failed
                 .into_iter()
@@ -254,19 +242,23 @@ impl Deliverer {
             .flatten()
             .collect()
     }
+}
 
-    /// Queues `messages`, retrying well beyond the SDK's own tries (a copy that got through
-    /// is dropped by the FIFO queue's deduplication); false if they could not all be queued.
-    async fn send_with_retries(&self, messages: &[DeliveryMessage], what: &str) -> bool {
-        match Backoff::RECORDING
-            .retry(|| self.queue.send(messages), QueueError::is_retryable)
-            .await
-        {
-            Ok(()) => true,
-            Err(err) => {
-                tracing::error!(error = %err, what, "deliveries not queued; their records will be handled again");
-                false
-            }
+/// Queues `messages` (none: nothing to do), retrying well beyond the SDK's own tries (a
+/// delivery copy that got through is dropped by the FIFO queue's deduplication; the alerter
+/// counts a failure once); false if they could not all be queued.
+async fn queued<M: QueueMessage>(queue: &Queue, messages: &[M], what: &str) -> bool {
+    if messages.is_empty() {
+        return true;
+    }
+    match Backoff::RECORDING
+        .retry(|| queue.send(messages), QueueError::is_retryable)
+        .await
+    {
+        Ok(()) => true,
+        Err(err) => {
+            tracing::error!(error = %err, what, "not queued; their records will be handled again");
+            false
         }
     }
 }

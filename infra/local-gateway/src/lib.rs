@@ -160,6 +160,15 @@ impl StackDescription {
             .map(|(id, f)| (id.as_str(), f))
     }
 
+    /// How long an invocation of `function` (logical id) may run: its `Timeout`.
+    pub fn timeout_of(&self, function: &str) -> Duration {
+        let seconds = self
+            .functions
+            .get(function)
+            .map_or(default_timeout(), |f| f.timeout);
+        Duration::from_secs(seconds)
+    }
+
     /// An SDK configuration signed in as the local runner (an operator of the emulator).
     pub fn runner_sdk_config(&self, base: &SdkConfig) -> SdkConfig {
         match &self.local_runner {
@@ -330,15 +339,11 @@ pub async fn start(
                 continue;
             }
         };
-        let timeout = stack
-            .functions
-            .get(&mapping.function)
-            .map_or(default_timeout(), |f| f.timeout);
         let poller = Poller {
             sqs,
             mapping: mapping.clone(),
             region: region.clone(),
-            timeout: Duration::from_secs(timeout),
+            timeout: stack.timeout_of(&mapping.function),
             handler,
             meter: meter.clone(),
             scaling: Arc::new(Scaling {
@@ -359,17 +364,14 @@ pub async fn start(
             tracing::warn!(function = %mapping.function, "no local handler for this stream event source; skipped");
             continue;
         }
-        let timeout = stack
-            .functions
-            .get(&mapping.function)
-            .map_or(default_timeout(), |f| f.timeout);
+        let timeout = stack.timeout_of(&mapping.function);
         // Lambda reads a function's stream with that function's role.
         let poller = StreamPoller::new(
             source,
             aws_sdk_dynamodbstreams::Client::new(&deliver_sdk),
             Arc::clone(&deliverer),
             region.clone(),
-            Duration::from_secs(timeout),
+            timeout,
             meter.clone(),
             stopped.clone(),
         );

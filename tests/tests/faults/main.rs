@@ -223,16 +223,7 @@ async fn a_deliver_killed_mid_batch_loses_nothing() {
         attributes.values().all(|count| count == "0")
     };
     while Instant::now() < deadline {
-        let received = sqs
-            .receive_message()
-            .queue_url(&queue.url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .expect("receive")
-            .messages
-            .unwrap_or_default();
+        let received = queue.receive(&sqs, 1).await;
         if received.is_empty() {
             if drained().await {
                 break;

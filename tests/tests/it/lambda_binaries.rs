@@ -32,16 +32,7 @@ async fn queued_records(
             .await
             .expect("send");
     }
-    let received = sqs
-        .receive_message()
-        .queue_url(&queue.url)
-        .max_number_of_messages(10)
-        .wait_time_seconds(2)
-        .send()
-        .await
-        .expect("receive")
-        .messages
-        .unwrap_or_default();
+    let received = queue.receive(&sqs, 2).await;
     assert_eq!(received.len(), deliveries.len());
     received
         .iter()
@@ -381,16 +372,9 @@ async fn the_deliver_binary_attempts_a_stream_record_once_however_often_it_is_ha
     let old_dlv = delivery_id_for(&old_event, &late);
     assert!(api.attempts_of_event(&late, &old_event).await.is_empty());
     let sqs = aws_sdk_sqs::Client::new(&h.sdk_config().await);
-    let handed: Vec<DeliveryMessage> = sqs
-        .receive_message()
-        .queue_url(&queue.url)
-        .max_number_of_messages(10)
-        .wait_time_seconds(2)
-        .send()
+    let handed: Vec<DeliveryMessage> = queue
+        .receive(&sqs, 2)
         .await
-        .expect("receive")
-        .messages
-        .unwrap_or_default()
         .iter()
         .map(|m| serde_json::from_str(m.body().unwrap_or_default()).expect("a delivery"))
         .collect();
