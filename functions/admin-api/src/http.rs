@@ -13,6 +13,7 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use serde_json::{json, Value};
 
+use crate::test_event::{TestEventCall, TestEventView};
 use crate::validation::{CreateWebhookRequest, RecoveryCall, UpdateWebhookRequest};
 use crate::views::{AttemptDetailView, DeliveryView, RecoveryView, WebhookView, WebhookWithSecret};
 use webhooks_shared::domain::catalogue;
@@ -54,6 +55,7 @@ pub fn router(api: Arc<AdminApi>) -> Router {
             get(get_delivery),
         )
         .route("/api/v1/webhooks/{id}/recover", post(recover))
+        .route("/api/v1/webhooks/{id}/test-event", post(send_test_event))
         .route("/api/v1/event-types", get(event_types))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -81,9 +83,12 @@ async fn refuse_overlong_ids(request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
-/// Routes anyone may read: the API's own description.
+/// Routes anyone may read: the API's own description, and the console's page shells and
+/// assets (they carry no data: every datum comes from the admin routes, with a token).
 pub fn public_router() -> Router {
-    Router::new().route("/api/v1/openapi.json", get(openapi))
+    Router::new()
+        .route("/api/v1/openapi.json", get(openapi))
+        .merge(crate::console::router())
 }
 
 async fn not_found() -> ProblemResponse {
@@ -221,6 +226,18 @@ async fn recover(
 ) -> RouteResult<(StatusCode, Json<RecoveryView>)> {
     let call = RecoveryCall::parse(&body_of(body)?, &id, SystemTime::now())?;
     Ok((StatusCode::ACCEPTED, Json(api.recover(&id, call).await?)))
+}
+
+async fn send_test_event(
+    State(api): State<Arc<AdminApi>>,
+    Path(id): Path<WebhookId>,
+    body: Result<Bytes, BytesRejection>,
+) -> RouteResult<(StatusCode, Json<TestEventView>)> {
+    let call = TestEventCall::parse(&body_of(body)?)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(api.send_test_event(&id, call).await?),
+    ))
 }
 
 async fn event_types() -> Json<Value> {

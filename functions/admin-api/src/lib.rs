@@ -1,9 +1,11 @@
 //! `admin-api`: what an admin does in the user guide's "Managing Webhooks", "Delivery Log"
 //! and "Redelivery" sections, as the JSON API of SPEC §6. `http` maps it onto routes.
 
+pub mod console;
 pub mod http;
 pub mod recovery;
 pub mod scope;
+pub mod test_event;
 pub mod validation;
 pub mod views;
 
@@ -24,7 +26,8 @@ use webhooks_shared::adapters::Adapters;
 use webhooks_shared::domain::clock::Timestamp;
 use webhooks_shared::domain::ids::{DeliveryId, EventId, WebhookId};
 use webhooks_shared::domain::model::{
-    AttemptRecord, DeliveryMessage, DeliveryRecord, DeliveryRef, WebhookRecord, WebhookStatus,
+    AttemptRecord, DeliveryMessage, DeliveryRecord, DeliveryRef, EventRecord, WebhookRecord,
+    WebhookStatus,
 };
 use webhooks_shared::domain::problem::Problem;
 use webhooks_shared::domain::signing::SigningSecret;
@@ -418,6 +421,71 @@ impl AdminApi {
             self.queue.send(&messages).await.map_err(unavailable)?;
         }
         Ok(messages.len() as u32)
+    }
+
+    /// Sends the catalogue's example of `call.event_type` to this webhook only: the event is
+    /// stored with no webhooks of its own (the stream delivers it nowhere) and one manual
+    /// delivery of it is queued, with the full retry schedule (see [`test_event`]).
+    pub async fn send_test_event(
+        &self,
+        id: &WebhookId,
+        call: test_event::TestEventCall,
+    ) -> ApiResult<test_event::TestEventView> {
+        let webhook = self.webhook(id).await?;
+        if webhook.status == WebhookStatus::Paused {
+            return Err(paused(id));
+        }
+        let now = SystemTime::now();
+        let event_id = test_event::new_test_event_id();
+        let (payload, resource_id) =
+            test_event::payload(&event_id, call.event_type, &clock::rfc3339_seconds(now))
+                .map_err(unavailable)?;
+        let event = EventRecord {
+            id: event_id.clone(),
+            event_type: call.event_type.to_owned(),
+            resource_id: resource_id.clone(),
+            payload,
+            fingerprint: format!("test:{}", call.event_type),
+            received_at: Timestamp::from(now),
+            webhooks: Some(Vec::new()),
+            deliveries: None,
+            expires_at: clock::expiry(now, self.retention),
+        };
+        if self
+            .store
+            .put_event_if_new(&event)
+            .await
+            .map_err(unavailable)?
+            .is_some()
+        {
+            // A fresh ULID already taken: nothing is written, and a second call makes another.
+            return Err(Problem::conflict(
+                "a test event with the same id exists already; send the request again",
+            ));
+        }
+        let delivery = DeliveryRecord::new(
+            DeliveryRef {
+                delivery_id: ids::new_manual_delivery_id(),
+                webhook_id: id.clone(),
+                event_id: event_id.clone(),
+                event_type: call.event_type.to_owned(),
+                resource_id,
+                manual: true,
+            },
+            now,
+            self.retention,
+        );
+        self.store
+            .put_delivery_if_new(&delivery)
+            .await
+            .map_err(unavailable)?;
+        self.send_or_undo(std::slice::from_ref(&delivery)).await?;
+        tracing::info!(webhook_id = %id, delivery_id = %delivery.id, event_id = %event_id, "test event queued");
+        Ok(test_event::TestEventView {
+            delivery_id: delivery.id,
+            event_id,
+            event_type: call.event_type.to_owned(),
+        })
     }
 
     async fn require_event(&self, event_id: &EventId) -> ApiResult<()> {

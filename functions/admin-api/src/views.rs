@@ -81,6 +81,9 @@ pub struct AttemptView {
     pub duration_ms: u64,
     pub at: Timestamp,
     pub manual: bool,
+    /// A delivery of a test event (`POST …/test-event`), told apart by its event id.
+    #[serde(default)]
+    pub test: bool,
 }
 
 impl From<&AttemptRecord> for AttemptView {
@@ -100,6 +103,7 @@ impl From<&AttemptRecord> for AttemptView {
             duration_ms: a.duration_ms,
             at: a.at,
             manual: d.manual,
+            test: crate::test_event::is_test_event(&d.event_id),
         }
     }
 }
@@ -127,6 +131,9 @@ pub struct DeliveryView {
     pub attempts: u32,
     pub next_attempt_at: Option<Timestamp>,
     pub manual: bool,
+    /// A delivery of a test event (`POST …/test-event`).
+    #[serde(default)]
+    pub test: bool,
 }
 
 impl DeliveryView {
@@ -140,6 +147,7 @@ impl DeliveryView {
             attempts: attempts.len() as u32,
             next_attempt_at: progress.next_attempt_at(),
             manual: delivery.manual,
+            test: crate::test_event::is_test_event(&delivery.event_id),
         }
     }
 }

@@ -7,6 +7,20 @@ use local_gateway::{GatewayOptions, StackDescription, DEFAULT_ADMIN_TOKEN, DEFAU
 use webhooks_shared::adapters::load_sdk_config;
 use webhooks_shared::telemetry;
 
+/// `value` as the console reads a fragment parameter (`URLSearchParams`): unreserved
+/// characters as they are, every other byte percent-encoded.
+fn fragment_value(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 fn usage() -> ! {
     eprintln!("usage: local-gateway --stack <stack.json from infra/local/stack.py up> [--listen 127.0.0.1:3000]");
     std::process::exit(2)
@@ -49,9 +63,10 @@ async fn main() {
             .filter(|t| !t.is_empty())
             .unwrap_or_else(|| default.to_owned())
     };
+    let admin_token = token("WEBHOOKS_ADMIN_TOKEN", DEFAULT_ADMIN_TOKEN);
     let options = GatewayOptions {
         listen,
-        admin_token: token("WEBHOOKS_ADMIN_TOKEN", DEFAULT_ADMIN_TOKEN),
+        admin_token: admin_token.clone(),
         ingest_token: token("WEBHOOKS_INGEST_TOKEN", DEFAULT_INGEST_TOKEN),
         overrides: HashMap::new(),
     };
@@ -66,6 +81,13 @@ async fn main() {
     eprintln!(
         "local-gateway: serving http://{} (GET /health); Ctrl-C stops",
         gateway.addr
+    );
+    // The console signs in with the token in the fragment, which never leaves the browser
+    // (it is not sent to the server, nor in a Referer) and is taken off the address bar.
+    eprintln!(
+        "local-gateway: the console, signed in: http://{}/admin/webhooks#token={}",
+        gateway.addr,
+        fragment_value(&admin_token)
     );
     let _ = tokio::signal::ctrl_c().await;
     eprintln!("local-gateway: stopping");

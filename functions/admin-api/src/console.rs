@@ -1,0 +1,358 @@
+//! The admin console of SPEC §8: the guide's pages (`/admin/webhooks`, `/admin/webhooks/new`,
+//! `/admin/webhooks/{id}`) as one static HTML shell, a stylesheet and a script, compiled
+//! into the binary. The shells carry no data and need no token: the script signs the admin
+//! in and reads everything from `/api/v1` with the admin's token.
+//!
+//! Every answer carries a strict Content-Security-Policy: scripts only from this origin
+//! (none inline), so text a receiver controls (a response body, a header) can never run
+//! even if it were ever put into the page as markup; the script writes it as text only.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{Arc, OnceLock};
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+
+const SHELL: &str = include_str!("../console/index.html");
+const STYLESHEET: &str = include_str!("../console/console.css");
+const SCRIPT: &str = include_str!("../console/console.js");
+
+/// Where the console lives; its assets are under `assets/` (no webhook id is `assets`: ids are `wh_…`).
+pub const CONSOLE_PATH: &str = "/admin/webhooks";
+
+/// How the console signs an admin in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "sign_in", rename_all = "snake_case")]
+pub enum SignIn {
+    /// Locally: the token comes in the address's fragment (`#token=…`, what `make dev`
+    /// prints) or is pasted into the sign-in form.
+    Token,
+    /// On AWS: OpenID Connect authorization code with PKCE against the JWT issuer.
+    Oidc {
+        issuer: String,
+        client_id: String,
+        scope: String,
+    },
+}
+
+/// The console's settings, from the environment `template.yaml` sets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleSettings {
+    pub sign_in: SignIn,
+    /// Origins besides this one the script may call: the issuer's, and where its discovery
+    /// document sends the token request (Cognito's hosted domain differs from its issuer).
+    pub connect_origins: Vec<String>,
+}
+
+impl ConsoleSettings {
+    /// `WEBHOOKS_CONSOLE_OIDC_ISSUER` and `WEBHOOKS_CONSOLE_OIDC_CLIENT_ID` both set: OIDC
+    /// sign-in, asking for `openid` and `WEBHOOKS_ADMIN_SCOPE`; otherwise the token sign-in.
+    /// `WEBHOOKS_CONSOLE_OIDC_ORIGINS` (comma-separated) adds origins the script may call.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let setting = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        match (
+            setting("WEBHOOKS_CONSOLE_OIDC_ISSUER"),
+            setting("WEBHOOKS_CONSOLE_OIDC_CLIENT_ID"),
+        ) {
+            (Some(issuer), Some(client_id)) => {
+                let issuer = issuer.trim_end_matches('/').to_owned();
+                let admin_scope =
+                    setting("WEBHOOKS_ADMIN_SCOPE").unwrap_or_else(|| "webhooks/admin".into());
+                let mut connect_origins: Vec<String> = origin_of(&issuer).into_iter().collect();
+                for extra in setting("WEBHOOKS_CONSOLE_OIDC_ORIGINS")
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter_map(origin_of)
+                {
+                    if !connect_origins.contains(&extra) {
+                        connect_origins.push(extra);
+                    }
+                }
+                ConsoleSettings {
+                    sign_in: SignIn::Oidc {
+                        issuer,
+                        client_id,
+                        scope: format!("openid {admin_scope}"),
+                    },
+                    connect_origins,
+                }
+            }
+            _ => ConsoleSettings {
+                sign_in: SignIn::Token,
+                connect_origins: Vec::new(),
+            },
+        }
+    }
+
+    pub fn from_env() -> Self {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// The policy of every console answer.
+    fn content_security_policy(&self) -> String {
+        let mut connect = String::from("'self'");
+        for origin in &self.connect_origins {
+            connect.push(' ');
+            connect.push_str(origin);
+        }
+        format!(
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src {connect}; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+        )
+    }
+}
+
+/// `scheme://host[:port]` of an http(s) URL, as a CSP source; anything else: none.
+fn origin_of(text: &str) -> Option<String> {
+    let url = url::Url::parse(text.trim()).ok()?;
+    if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
+        return None;
+    }
+    // A CSP source may not contain `;`, `,` or spaces; an origin serialised by `url` has none.
+    Some(url.origin().ascii_serialization())
+}
+
+struct Console {
+    settings: ConsoleSettings,
+    policy: HeaderValue,
+    shell: String,
+}
+
+/// A short fingerprint of the assets, put in their URLs so browsers may cache them for good.
+fn assets_version() -> &'static str {
+    static VERSION: OnceLock<String> = OnceLock::new();
+    VERSION.get_or_init(|| {
+        let mut hasher = DefaultHasher::new();
+        STYLESHEET.hash(&mut hasher);
+        SCRIPT.hash(&mut hasher);
+        format!("{:016x}", hasher.finish())
+    })
+}
+
+/// The console's routes, with its settings from the environment.
+pub fn router() -> Router {
+    router_with(ConsoleSettings::from_env())
+}
+
+/// The console's routes with `settings` (tests give an issuer of their own).
+pub fn router_with(settings: ConsoleSettings) -> Router {
+    let policy = HeaderValue::from_str(&settings.content_security_policy())
+        .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"));
+    let console = Arc::new(Console {
+        shell: SHELL.replace("{{version}}", assets_version()),
+        settings,
+        policy,
+    });
+    Router::new()
+        .route(CONSOLE_PATH, get(shell))
+        .route("/admin/webhooks/", get(shell))
+        .route("/admin/webhooks/new", get(shell))
+        .route("/admin/webhooks/{id}", get(shell))
+        .route("/admin/webhooks/assets/console.css", get(stylesheet))
+        .route("/admin/webhooks/assets/console.js", get(script))
+        .route("/admin/webhooks/assets/config.json", get(config))
+        .route("/admin/webhooks/assets/{other}", get(no_asset))
+        .with_state(console)
+}
+
+/// The headers of every console answer.
+fn secured(
+    console: &Console,
+    content_type: &'static str,
+    cache: &'static str,
+) -> [(header::HeaderName, HeaderValue); 6] {
+    [
+        (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+        (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
+        (header::CONTENT_SECURITY_POLICY, console.policy.clone()),
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
+        (
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ),
+        (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+    ]
+}
+
+/// Assets are asked for with `?v=<fingerprint>`; a new build changes their URLs.
+const CACHE_ASSET: &str = "public, max-age=31536000, immutable";
+/// The shell is small and names the current assets: always checked again.
+const CACHE_SHELL: &str = "no-cache";
+
+async fn shell(State(console): State<Arc<Console>>) -> Response {
+    (
+        secured(&console, "text/html; charset=utf-8", CACHE_SHELL),
+        console.shell.clone(),
+    )
+        .into_response()
+}
+
+async fn stylesheet(State(console): State<Arc<Console>>) -> Response {
+    (
+        secured(&console, "text/css; charset=utf-8", CACHE_ASSET),
+        STYLESHEET,
+    )
+        .into_response()
+}
+
+async fn script(State(console): State<Arc<Console>>) -> Response {
+    (
+        secured(&console, "text/javascript; charset=utf-8", CACHE_ASSET),
+        SCRIPT,
+    )
+        .into_response()
+}
+
+async fn config(State(console): State<Arc<Console>>) -> Response {
+    (
+        secured(&console, "application/json", CACHE_SHELL),
+        Json(&console.settings.sign_in),
+    )
+        .into_response()
+}
+
+async fn no_asset(State(console): State<Arc<Console>>) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        secured(&console, "text/plain; charset=utf-8", CACHE_SHELL),
+        "no such console asset",
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    fn lookup<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn without_an_issuer_the_console_signs_in_with_a_token() {
+        let settings =
+            ConsoleSettings::from_lookup(lookup(&[("WEBHOOKS_CONSOLE_OIDC_CLIENT_ID", "abc")]));
+        assert_eq!(settings.sign_in, SignIn::Token);
+        assert_eq!(
+            settings.content_security_policy(),
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+        );
+    }
+
+    #[test]
+    fn with_an_issuer_its_origins_may_be_called() {
+        let settings = ConsoleSettings::from_lookup(lookup(&[
+            (
+                "WEBHOOKS_CONSOLE_OIDC_ISSUER",
+                "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_abc/",
+            ),
+            ("WEBHOOKS_CONSOLE_OIDC_CLIENT_ID", "client-1"),
+            ("WEBHOOKS_ADMIN_SCOPE", "webhooks/admin"),
+            (
+                "WEBHOOKS_CONSOLE_OIDC_ORIGINS",
+                "https://comps.auth.eu-west-1.amazoncognito.com/x, not a url,javascript:alert(1)",
+            ),
+        ]));
+        assert_eq!(
+            settings.sign_in,
+            SignIn::Oidc {
+                issuer: "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_abc".into(),
+                client_id: "client-1".into(),
+                scope: "openid webhooks/admin".into(),
+            }
+        );
+        assert_eq!(
+            settings.connect_origins,
+            [
+                "https://cognito-idp.eu-west-1.amazonaws.com",
+                "https://comps.auth.eu-west-1.amazoncognito.com"
+            ]
+        );
+        assert!(settings
+            .content_security_policy()
+            .contains("connect-src 'self' https://cognito-idp.eu-west-1.amazonaws.com https://comps.auth.eu-west-1.amazoncognito.com;"));
+    }
+
+    async fn get(path: &str) -> (StatusCode, axum::http::HeaderMap, String) {
+        let app = router_with(ConsoleSettings::from_lookup(|_| None));
+        let response = app
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, headers, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn every_page_is_the_same_shell_with_no_data_and_a_strict_policy() {
+        for path in [
+            "/admin/webhooks",
+            "/admin/webhooks/",
+            "/admin/webhooks/new",
+            "/admin/webhooks/wh_01jabc",
+        ] {
+            let (status, headers, body) = get(path).await;
+            assert_eq!(status, 200, "{path}");
+            assert_eq!(headers[header::CONTENT_TYPE], "text/html; charset=utf-8");
+            assert_eq!(headers[header::CACHE_CONTROL], "no-cache");
+            let policy = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+            assert!(policy.contains("script-src 'self';"), "{policy}");
+            assert!(!policy.contains("unsafe"), "{policy}");
+            assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+            assert!(body.contains(&format!(
+                "/admin/webhooks/assets/console.js?v={}",
+                assets_version()
+            )));
+            assert!(!body.contains("{{version}}"));
+            // No inline script or style, nothing fetched from elsewhere.
+            assert!(!body.contains("<script>") && !body.contains("style="));
+            assert!(!body.contains("//fonts.") && !body.contains("cdn"));
+        }
+    }
+
+    #[tokio::test]
+    async fn assets_have_their_types_and_are_cached_for_good() {
+        let (status, headers, body) = get("/admin/webhooks/assets/console.js").await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            headers[header::CONTENT_TYPE],
+            "text/javascript; charset=utf-8"
+        );
+        assert_eq!(headers[header::CACHE_CONTROL], CACHE_ASSET);
+        assert!(
+            !body.contains("innerHTML"),
+            "receiver text is written as text only"
+        );
+        let (_, headers, _) = get("/admin/webhooks/assets/console.css").await;
+        assert_eq!(headers[header::CONTENT_TYPE], "text/css; charset=utf-8");
+        let (_, headers, body) = get("/admin/webhooks/assets/config.json").await;
+        assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+        assert_eq!(body, r#"{"sign_in":"token"}"#);
+        let (status, _, _) = get("/admin/webhooks/assets/nothing.js").await;
+        assert_eq!(status, 404);
+    }
+}

@@ -1,0 +1,154 @@
+//! "Send a test event" (beyond the guide): the catalogue's example of an event type, sent to
+//! one webhook only, as a manual delivery with the full retry schedule.
+//!
+//! A test event is stored like any event (its exact body, kept for the retention period) but
+//! with no webhooks of its own, so the events stream delivers it nowhere; the one delivery
+//! is queued as a redelivery is. Its id is `test~` and a ULID: `~` is outside the characters
+//! an ingested event id may have (`[A-Za-z0-9_.:-]`), so the platform can never post one,
+//! and the log tells test deliveries apart by their event id alone (no field added to the
+//! stored records or the queue's messages).
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use webhooks_shared::domain::catalogue;
+use webhooks_shared::domain::ids::{DeliveryId, EventId};
+use webhooks_shared::domain::problem::{from_json_error, Problem};
+
+/// What marks a test event's id.
+pub const TEST_EVENT_ID_PREFIX: &str = "test~";
+
+/// A new test event id: `test~` and a ULID (sorts by time).
+pub fn new_test_event_id() -> EventId {
+    EventId::from(format!("{TEST_EVENT_ID_PREFIX}{}", ulid::Ulid::new()))
+}
+
+/// Whether `id` is the id of a test event (see the module's comment).
+pub fn is_test_event(id: &EventId) -> bool {
+    id.as_str().starts_with(TEST_EVENT_ID_PREFIX)
+}
+
+/// `POST /api/v1/webhooks/{id}/test-event` `{"event_type": "..."}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TestEventRequest {
+    event_type: String,
+}
+
+/// A test event request that passed validation: a type of the catalogue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestEventCall {
+    pub event_type: &'static str,
+}
+
+impl TestEventCall {
+    pub fn parse(body: &[u8]) -> Result<Self, Problem> {
+        if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(Problem::bad_request(
+                "the body must be a JSON object: {\"event_type\": \"order.completed\"}",
+            ));
+        }
+        let request: TestEventRequest =
+            serde_json::from_slice(body).map_err(|e| from_json_error(&e))?;
+        let found = catalogue::find(&request.event_type).ok_or_else(|| {
+            let known: Vec<_> = catalogue::names().collect();
+            Problem::invalid_field(
+                "event_type",
+                format!(
+                    "unknown event type {:?}; known types: {}",
+                    request.event_type,
+                    known.join(", ")
+                ),
+            )
+        })?;
+        Ok(TestEventCall {
+            event_type: found.name,
+        })
+    }
+}
+
+/// The body a receiver gets, in the field order of every event (SPEC §4).
+#[derive(Serialize)]
+struct Payload<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    event_type: &'a str,
+    created_at: &'a str,
+    data: &'a RawValue,
+}
+
+/// The exact body of test event `id` of `event_type` made at `created_at` (RFC 3339), and
+/// its resource id (the example's `data.id`).
+pub fn payload(
+    id: &EventId,
+    event_type: &str,
+    created_at: &str,
+) -> Result<(String, Option<String>), serde_json::Error> {
+    let example = catalogue::example(event_type);
+    let resource_id = match example.get("id") {
+        Some(serde_json::Value::String(s)) => Some(s.clone()),
+        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    };
+    let data = RawValue::from_string(serde_json::to_string(&example)?)?;
+    let body = serde_json::to_string(&Payload {
+        id: id.as_str(),
+        event_type,
+        created_at,
+        data: &data,
+    })?;
+    Ok((body, resource_id))
+}
+
+/// What the route answers (202).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestEventView {
+    pub delivery_id: DeliveryId,
+    pub event_id: EventId,
+    pub event_type: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_catalogue_type_is_accepted_and_anything_else_is_refused_with_a_reason() {
+        let call = TestEventCall::parse(br#"{"event_type":"winner.drawn"}"#).unwrap();
+        assert_eq!(call.event_type, "winner.drawn");
+        for (body, status) in [
+            (&br#"{"event_type":"order.deleted"}"#[..], 422),
+            (br#"{}"#, 400),
+            (br#"[]"#, 400),
+            (br#"{"event_type":"order.completed","extra":1}"#, 400),
+            (br#"{"event_type":7}"#, 400),
+            (b"", 400),
+        ] {
+            let problem = TestEventCall::parse(body).unwrap_err();
+            assert_eq!(problem.status, status, "{}", String::from_utf8_lossy(body));
+            assert!(!problem.detail.is_empty());
+        }
+    }
+
+    #[test]
+    fn test_event_ids_cannot_be_posted_by_the_platform() {
+        let id = new_test_event_id();
+        assert!(is_test_event(&id));
+        assert!(!webhooks_shared::domain::ids::is_valid_event_id(
+            id.as_str()
+        ));
+        assert!(!is_test_event(&EventId::from("test_1")));
+        assert!(!is_test_event(&webhooks_shared::domain::ids::new_event_id()));
+    }
+
+    #[test]
+    fn the_payload_is_the_catalogue_example_in_the_usual_envelope() {
+        let id = EventId::from("test~01JABC");
+        let (body, resource_id) = payload(&id, "order.completed", "2026-11-27T03:00:00Z").unwrap();
+        let parsed: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert!(body.starts_with(
+            r#"{"id":"test~01JABC","type":"order.completed","created_at":"2026-11-27T03:00:00Z","data":{"#
+        ));
+        assert_eq!(parsed["data"], catalogue::example("order.completed"));
+        assert_eq!(resource_id.as_deref(), Some("ord_1042"));
+    }
+}
