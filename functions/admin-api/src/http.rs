@@ -142,7 +142,7 @@ async fn create_webhook(
     State(api): State<Arc<AdminApi>>,
     body: Result<Bytes, BytesRejection>,
 ) -> RouteResult<Response> {
-    let new = CreateWebhookRequest::parse(&body_of(body)?)?;
+    let new = CreateWebhookRequest::parse(&body_of(body)?, api.targets)?;
     let created = api.create_webhook(new).await?;
     let location = format!("/api/v1/webhooks/{}", created.webhook.id);
     Ok((
@@ -165,7 +165,7 @@ async fn update_webhook(
     Path(id): Path<WebhookId>,
     body: Result<Bytes, BytesRejection>,
 ) -> RouteResult<Json<WebhookView>> {
-    let change = UpdateWebhookRequest::parse(&body_of(body)?)?;
+    let change = UpdateWebhookRequest::parse(&body_of(body)?, api.targets)?;
     Ok(Json(api.update_webhook(&id, change).await?))
 }
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 use futures::future::{join_all, try_join_all};
 
 use crate::recovery::{Sweep, RECOVERY_TIME_BUDGET};
-use crate::validation::{NewWebhook, RecoveryCall, WebhookChange};
+use crate::validation::{NewWebhook, RecoveryCall, Targets, WebhookChange};
 use crate::views::{
     AttemptDetailView, AttemptView, DeliveryView, LastDelivery, RecoveryView, RequestView,
     WebhookView, WebhookWithSecret,
@@ -44,6 +44,8 @@ pub struct AdminApi {
     secrets: SecretBox,
     queue: Queue,
     retention: Duration,
+    /// Which hosts a webhook URL may name (the local switch lifts the public-only rule).
+    targets: Targets,
 }
 
 type ApiResult<T> = Result<T, Problem>;
@@ -76,6 +78,7 @@ impl AdminApi {
             secrets: adapters.secrets,
             queue: adapters.queue,
             retention: config.retention,
+            targets: Targets::from_switch(config.allow_private_targets),
         }
     }
 

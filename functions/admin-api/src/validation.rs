@@ -3,16 +3,37 @@
 use std::collections::HashSet;
 
 use serde::Deserialize;
-use url::Url;
+use url::{Host, Url};
 
 use crate::recovery::{decode_cursor, MAX_RECOVERY_LINES};
 use webhooks_shared::adapters::store::LogPosition;
 use webhooks_shared::domain::catalogue;
 use webhooks_shared::domain::ids::WebhookId;
 use webhooks_shared::domain::problem::{from_json_error, Problem};
+use webhooks_shared::domain::targets;
 
 pub const MAX_NAME_CHARS: usize = 100;
 pub const MAX_URL_LEN: usize = 2048;
+
+/// Which hosts a webhook URL may name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Targets {
+    /// The public internet only: IP literals of special-purpose ranges (loopback, private,
+    /// link-local and metadata, …) and reserved names (`localhost`, …) are refused.
+    PublicOnly,
+    /// Any host: the local-only switch `WEBHOOKS_ALLOW_PRIVATE_TARGETS=1` (refused in Lambda).
+    AnyHost,
+}
+
+impl Targets {
+    pub fn from_switch(allow_private_targets: bool) -> Self {
+        if allow_private_targets {
+            Targets::AnyHost
+        } else {
+            Targets::PublicOnly
+        }
+    }
+}
 
 fn default_true() -> bool {
     true
@@ -38,12 +59,12 @@ pub struct NewWebhook {
 }
 
 impl CreateWebhookRequest {
-    pub fn parse(body: &[u8]) -> Result<NewWebhook, Problem> {
+    pub fn parse(body: &[u8], targets: Targets) -> Result<NewWebhook, Problem> {
         let request: CreateWebhookRequest =
             serde_json::from_slice(body).map_err(|e| from_json_error(&e))?;
         Ok(NewWebhook {
             name: validate_name(&request.name)?,
-            url: validate_url(&request.url)?,
+            url: validate_url(&request.url, targets)?,
             events: validate_events(&request.events)?,
             active: request.active,
         })
@@ -74,7 +95,7 @@ pub struct WebhookChange {
 }
 
 impl UpdateWebhookRequest {
-    pub fn parse(body: &[u8]) -> Result<WebhookChange, Problem> {
+    pub fn parse(body: &[u8], targets: Targets) -> Result<WebhookChange, Problem> {
         let request: UpdateWebhookRequest =
             serde_json::from_slice(body).map_err(|e| from_json_error(&e))?;
         if request.name.is_none()
@@ -88,7 +109,11 @@ impl UpdateWebhookRequest {
         }
         Ok(WebhookChange {
             name: request.name.as_deref().map(validate_name).transpose()?,
-            url: request.url.as_deref().map(validate_url).transpose()?,
+            url: request
+                .url
+                .as_deref()
+                .map(|url| validate_url(url, targets))
+                .transpose()?,
             events: request.events.as_deref().map(validate_events).transpose()?,
             active: request.active,
         })
@@ -195,14 +220,19 @@ pub fn validate_name(name: &str) -> Result<String, Problem> {
     Ok(trimmed.to_owned())
 }
 
-/// `https://` only, at most 2048 characters, a host, no user-info.
-pub fn validate_url(text: &str) -> Result<String, Problem> {
+/// `https://` only, at most 2048 characters, a host that can be on the public internet (see
+/// [`Targets`]), no user-info, no fragment. Answers the URL as the parser normalizes it (what
+/// is stored and requested: tabs and newlines dropped, host lower-cased, IP literals in their
+/// canonical form), so what the log shows is what was checked.
+pub fn validate_url(text: &str, targets: Targets) -> Result<String, Problem> {
     let invalid = |detail: String| Problem::invalid_field("url", detail);
+    let too_long = |len: usize| {
+        invalid(format!(
+            "url must be at most {MAX_URL_LEN} characters (got {len})"
+        ))
+    };
     if text.len() > MAX_URL_LEN {
-        return Err(invalid(format!(
-            "url must be at most {MAX_URL_LEN} characters (got {})",
-            text.len()
-        )));
+        return Err(too_long(text.len()));
     }
     let url = Url::parse(text).map_err(|e| invalid(format!("url is not a valid URL: {e}")))?;
     if url.scheme() != "https" {
@@ -211,8 +241,16 @@ pub fn validate_url(text: &str) -> Result<String, Problem> {
             url.scheme()
         )));
     }
-    if url.host_str().is_none_or(str::is_empty) {
+    let Some(host) = url.host().filter(|h| !matches!(h, Host::Domain(""))) else {
         return Err(invalid("url must name a host".into()));
+    };
+    if targets == Targets::PublicOnly {
+        if let Some(why) = targets::refusal(&host) {
+            return Err(invalid(format!(
+                "url must reach a public host: {why}; deliveries never go to private, \
+                 loopback, link-local or reserved addresses"
+            )));
+        }
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(invalid(
@@ -223,7 +261,11 @@ pub fn validate_url(text: &str) -> Result<String, Problem> {
     if url.fragment().is_some() {
         return Err(invalid("url must not contain a #fragment".into()));
     }
-    Ok(text.to_owned())
+    // Percent-encoding can lengthen what was posted.
+    if url.as_str().len() > MAX_URL_LEN {
+        return Err(too_long(url.as_str().len()));
+    }
+    Ok(url.as_str().to_owned())
 }
 
 pub fn validate_events(events: &[String]) -> Result<Vec<String>, Problem> {
@@ -268,6 +310,7 @@ mod tests {
     fn accepts_a_good_webhook() {
         let w = CreateWebhookRequest::parse(
             br#"{"name":" CRM ","url":"https://example.com/hook?x=1","events":["order.completed"]}"#,
+            Targets::PublicOnly,
         )
         .unwrap();
         assert_eq!(w.name, "CRM");
@@ -286,48 +329,105 @@ mod tests {
             "https://example.com/#frag",
         ] {
             let body = serde_json::json!({"name": "n", "url": url, "events": ["order.completed"]});
-            let (status, field, detail) =
-                field_of(CreateWebhookRequest::parse(body.to_string().as_bytes()));
+            let (status, field, detail) = field_of(CreateWebhookRequest::parse(
+                body.to_string().as_bytes(),
+                Targets::PublicOnly,
+            ));
             assert_eq!(status, 422, "{url}");
             assert_eq!(field.as_deref(), Some("url"), "{url}");
             assert!(detail.contains("url"), "{detail}");
         }
         let long = format!("https://example.com/{}", "a".repeat(2048));
-        assert!(validate_url(&long).unwrap_err().detail.contains("2048"));
+        assert!(validate_url(&long, Targets::PublicOnly)
+            .unwrap_err()
+            .detail
+            .contains("2048"));
+    }
+
+    #[test]
+    fn private_and_reserved_hosts_are_refused_unless_the_local_switch_allows_them() {
+        for url in [
+            "https://169.254.169.254/latest",
+            "https://localhost/x",
+            "https://0x7f.1/",
+            "https://[::1]/",
+            "https://10.0.0.1/",
+            "https://[::ffff:10.0.0.1]/",
+            "https://[2002:a00:1::]/",
+            "https://svc.internal/",
+        ] {
+            let p = validate_url(url, Targets::PublicOnly).unwrap_err();
+            assert_eq!((p.status, p.field.as_deref()), (422, Some("url")), "{url}");
+            assert!(p.detail.contains("public host"), "{}", p.detail);
+            let body = serde_json::json!({"url": url}).to_string();
+            let p = UpdateWebhookRequest::parse(body.as_bytes(), Targets::PublicOnly).unwrap_err();
+            assert_eq!(p.field.as_deref(), Some("url"), "PATCH {url}");
+            assert!(validate_url(url, Targets::AnyHost).is_ok(), "{url}");
+        }
+        let p = validate_url("https://169.254.169.254/", Targets::PublicOnly).unwrap_err();
+        assert!(p.detail.contains("metadata"), "{}", p.detail);
+    }
+
+    #[test]
+    fn the_stored_url_is_the_normalized_one() {
+        for (posted, stored) in [
+            ("https://Example.COM", "https://example.com/"),
+            ("https://example.com/a\tb\nc", "https://example.com/abc"),
+            ("https://example.com:443/x", "https://example.com/x"),
+            ("https://example.com/a b", "https://example.com/a%20b"),
+            ("https://[2606:4700:0::1111]/", "https://[2606:4700::1111]/"),
+        ] {
+            assert_eq!(validate_url(posted, Targets::PublicOnly).unwrap(), stored);
+        }
+        // What percent-encoding makes of a URL is held to the limit too.
+        let spaced = format!("https://example.com/a{}b", " ".repeat(1000));
+        let p = validate_url(&spaced, Targets::PublicOnly).unwrap_err();
+        assert!(p.detail.contains("2048"), "{}", p.detail);
     }
 
     #[test]
     fn rejects_bad_events_and_names() {
         let (status, field, detail) = field_of(CreateWebhookRequest::parse(
             br#"{"name":"n","url":"https://e.com","events":["order.deleted"]}"#,
+            Targets::PublicOnly,
         ));
         assert_eq!((status, field.as_deref()), (422, Some("events")));
         assert!(detail.contains("order.deleted"));
         let (_, field, _) = field_of(CreateWebhookRequest::parse(
             br#"{"name":"n","url":"https://e.com","events":[]}"#,
+            Targets::PublicOnly,
         ));
         assert_eq!(field.as_deref(), Some("events"));
         let (_, _, detail) = field_of(CreateWebhookRequest::parse(
             br#"{"name":"n","url":"https://e.com","events":["user.registered","user.registered"]}"#,
+            Targets::PublicOnly,
         ));
         assert!(detail.contains("twice"));
         let long_name = serde_json::json!({"name": "x".repeat(101), "url": "https://e.com", "events": ["user.registered"]});
         let (_, field, _) = field_of(CreateWebhookRequest::parse(
             long_name.to_string().as_bytes(),
+            Targets::PublicOnly,
         ));
         assert_eq!(field.as_deref(), Some("name"));
     }
 
     #[test]
     fn updates_validate_only_what_they_change() {
-        let change = UpdateWebhookRequest::parse(br#"{"active":false}"#).unwrap();
+        let change =
+            UpdateWebhookRequest::parse(br#"{"active":false}"#, Targets::PublicOnly).unwrap();
         assert_eq!(change.active, Some(false));
         assert_eq!(change.url, None);
-        let p = UpdateWebhookRequest::parse(br#"{"url":"http://x.com"}"#).unwrap_err();
+        let p = UpdateWebhookRequest::parse(br#"{"url":"http://x.com"}"#, Targets::PublicOnly)
+            .unwrap_err();
         assert_eq!((p.status, p.field.as_deref()), (422, Some("url")));
-        assert_eq!(UpdateWebhookRequest::parse(b"{}").unwrap_err().status, 400);
         assert_eq!(
-            UpdateWebhookRequest::parse(br#"{"secret":"x"}"#)
+            UpdateWebhookRequest::parse(b"{}", Targets::PublicOnly)
+                .unwrap_err()
+                .status,
+            400
+        );
+        assert_eq!(
+            UpdateWebhookRequest::parse(br#"{"secret":"x"}"#, Targets::PublicOnly)
                 .unwrap_err()
                 .status,
             400
@@ -379,10 +479,14 @@ mod tests {
 
     #[test]
     fn malformed_json_and_unknown_fields_are_400() {
-        let (status, _, _) = field_of(CreateWebhookRequest::parse(b"{not json"));
+        let (status, _, _) = field_of(CreateWebhookRequest::parse(
+            b"{not json",
+            Targets::PublicOnly,
+        ));
         assert_eq!(status, 400);
         let (status, _, detail) = field_of(CreateWebhookRequest::parse(
             br#"{"name":"n","url":"https://e.com","events":["user.registered"],"secret":"x"}"#,
+            Targets::PublicOnly,
         ));
         assert_eq!(status, 400);
         assert!(detail.contains("unknown field"), "{detail}");

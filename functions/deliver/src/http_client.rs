@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::error::Error as StdError;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -14,10 +14,11 @@ use bytes::Bytes;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::redirect::Policy;
 use thiserror::Error;
-use url::{Host, Url};
+use url::Url;
 
 use webhooks_shared::domain::model::RecordedResponse;
 use webhooks_shared::domain::retry::{parse_retry_after, AttemptResult};
+use webhooks_shared::domain::targets::{is_public, refusal};
 
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_RESPONSE_BODY: usize = 16 * 1024;
@@ -75,44 +76,6 @@ impl Resolve for GuardedResolver {
             Ok(Box::new(allowed.into_iter()) as Addrs)
         })
     }
-}
-
-/// Whether an address is on the public internet.
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => is_public_v4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => is_public_v4(v4),
-            None => is_public_v6(v6),
-        },
-    }
-}
-
-fn is_public_v4(ip: Ipv4Addr) -> bool {
-    let [a, b, c, _] = ip.octets();
-    !(ip.is_private()
-        || ip.is_loopback()
-        || ip.is_link_local()
-        || ip.is_broadcast()
-        || ip.is_documentation()
-        || ip.is_unspecified()
-        || ip.is_multicast()
-        || a == 0
-        || (a == 100 && (64..128).contains(&b)) // shared address space (CGNAT)
-        || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
-        || (a == 198 && (b == 18 || b == 19)) // benchmarking
-        || a >= 240) // reserved
-}
-
-fn is_public_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
-    !(ip.is_loopback()
-        || ip.is_unspecified()
-        || ip.is_multicast()
-        || ip.is_unique_local()
-        || ip.is_unicast_link_local()
-        || (first == 0x2001 && ip.segments()[1] == 0x0db8) // documentation
-        || first == 0x0064) // NAT64 well-known prefix 64:ff9b::/96 maps to IPv4
 }
 
 #[derive(Debug, Clone)]
@@ -210,19 +173,14 @@ impl DeliveryClient {
         }
     }
 
-    /// Hosts written as IP literals never reach the resolver, so they are vetted here.
+    /// Hosts written as IP literals never reach the resolver, so they are vetted here; so
+    /// are reserved names (a webhook saved before admin-api refused them).
     fn refuse_literal_target(&self, url: &str) -> Option<String> {
         if self.allow_private {
             return None;
         }
         let parsed = Url::parse(url).ok()?;
-        let ip = match parsed.host()? {
-            Host::Ipv4(v4) => IpAddr::V4(v4),
-            Host::Ipv6(v6) => IpAddr::V6(v6),
-            Host::Domain(_) => return None,
-        };
-        (!is_public(ip))
-            .then(|| format!("blocked: {ip} is a private, loopback or reserved address"))
+        refusal(&parsed.host()?).map(|why| format!("blocked: {why}"))
     }
 }
 
@@ -414,15 +372,17 @@ mod tests {
             "::ffff:169.254.169.254",
             "255.255.255.255",
             "224.0.0.1",
+            // Tunnels and translations that lead to IPv4 or anywhere: never a target.
+            "::ffff:8.8.8.8",
+            "::8.8.8.8",
+            "2002:808:808::1",
+            "2001:0:4136:e378::1",
+            "64:ff9b::808:808",
+            "fec0::1",
         ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }
-        for public in [
-            "93.184.216.34",
-            "8.8.8.8",
-            "2606:4700::1111",
-            "::ffff:8.8.8.8",
-        ] {
+        for public in ["93.184.216.34", "8.8.8.8", "2606:4700::1111"] {
             assert!(is_public(public.parse().unwrap()), "{public}");
         }
     }
@@ -434,6 +394,10 @@ mod tests {
             "https://127.0.0.1:9/x",
             "https://[::1]:9/x",
             "https://169.254.169.254/latest",
+            "https://[2002:7f00:1::]/x",
+            "https://[::127.0.0.1]/x",
+            "https://[2001::7f00:1]/x",
+            "https://[fec0::1]/x",
         ] {
             let attempt = client.post(url, &[], Bytes::from_static(b"{}")).await;
             assert_eq!(attempt.result, AttemptResult::Refused, "{url}");

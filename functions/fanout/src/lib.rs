@@ -21,7 +21,7 @@ use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::ingest::{batch_too_large, IncomingBatch, IncomingEvent, MAX_BATCH_BYTES};
-use webhooks_shared::adapters::store::{Store, StoreError};
+use webhooks_shared::adapters::store::{EncodedEvent, Store, StoreError, MAX_ITEM_BYTES};
 use webhooks_shared::adapters::Adapters;
 use webhooks_shared::domain::clock;
 use webhooks_shared::domain::clock::Timestamp;
@@ -185,12 +185,18 @@ impl Fanout {
                 expires_at: clock::expiry(now, self.retention),
             })
             .collect();
+        // Every event is encoded, and checked to fit in an item, before any is written: a
+        // batch with one that DynamoDB would refuse changes nothing.
+        let encoded = records
+            .iter()
+            .map(|record| EncodedEvent::of(record).map_err(|err| too_large(record, err)))
+            .collect::<Result<Vec<_>, Problem>>()?;
         // One conditional PutItem per event (BatchWriteItem cannot be conditional).
         // (The futures are made before the stream: a closure over borrowed items would not
         // be `Send` enough for an axum handler.)
-        let puts: Vec<_> = records
-            .iter()
-            .map(|record| self.store.put_event_if_new(record))
+        let puts: Vec<_> = encoded
+            .into_iter()
+            .map(|event| self.store.put_encoded_event_if_new(event))
             .collect();
         let stored: Vec<Option<EventRecord>> = stream::iter(puts)
             .buffered(CONCURRENT_WRITES)
@@ -250,6 +256,22 @@ fn deliveries(event: &EventRecord) -> u32 {
     match (&event.webhooks, event.deliveries) {
         (Some(webhooks), _) => webhooks.len() as u32,
         (None, deliveries) => deliveries.unwrap_or(0),
+    }
+}
+
+/// An event that cannot be stored as it is: 413, saying what makes it big.
+fn too_large(event: &EventRecord, err: StoreError) -> Problem {
+    match err {
+        StoreError::TooLarge { bytes } => Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "event {:?} would be stored as a {bytes}-byte item with its {} subscribed \
+                 webhooks, over DynamoDB's 400 KB item limit ({MAX_ITEM_BYTES} bytes); send less data",
+                event.id.as_str(),
+                event.webhooks.as_ref().map_or(0, Vec::len),
+            ),
+        ),
+        other => unavailable(other),
     }
 }
 
@@ -329,6 +351,30 @@ fn conflict_response(conflict: Problem, outcome: &BatchOutcome) -> ProblemRespon
 mod tests {
     use super::*;
     use serde_json::{json, Value};
+
+    #[test]
+    fn an_event_too_large_to_store_is_a_413_that_says_why() {
+        let event = EventRecord {
+            id: EventId::from("evt_big"),
+            event_type: "order.completed".into(),
+            resource_id: None,
+            payload: "{}".into(),
+            fingerprint: String::new(),
+            received_at: Timestamp::from(SystemTime::UNIX_EPOCH),
+            webhooks: Some(vec![WebhookId::from("wh_1"); 3]),
+            deliveries: None,
+            expires_at: 0,
+        };
+        let problem = too_large(&event, StoreError::TooLarge { bytes: 500_000 });
+        assert_eq!(problem.status, 413);
+        assert!(
+            problem.detail.contains("evt_big")
+                && problem.detail.contains("500000-byte")
+                && problem.detail.contains("3 subscribed webhooks"),
+            "{}",
+            problem.detail
+        );
+    }
 
     fn accepted(id: &str, deliveries: u32) -> Outcome {
         Outcome::Accepted(Accepted {

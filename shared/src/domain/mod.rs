@@ -9,3 +9,4 @@ pub mod model;
 pub mod problem;
 pub mod retry;
 pub mod signing;
+pub mod targets;

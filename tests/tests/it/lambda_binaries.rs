@@ -264,6 +264,85 @@ async fn the_admin_api_binary_answers_http_api_events() {
     assert_eq!(body["headers"]["content-type"], "application/problem+json");
 }
 
+/// What Lambda's admin-api makes of a webhook URL: private, loopback, link-local and
+/// metadata targets are refused when saved (create and PATCH), nothing is written, and the
+/// URL is stored as the parser normalizes it. The switch that lifts the rule locally is
+/// refused inside Lambda, so this is what production does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_binary_refuses_private_targets_when_saved() {
+    let admin_api = spawn("admin-api", &[]).await;
+    let call = |method: &'static str, path: String, body: Value| {
+        let admin_api = &admin_api;
+        async move {
+            let body = body.to_string();
+            let answer = admin_api
+                .call(http_api_request(
+                    method,
+                    &path,
+                    Some(&body),
+                    Some("webhooks/admin"),
+                ))
+                .await;
+            let status = answer["statusCode"].as_u64().unwrap_or(0);
+            let body: Value = answer["body"]
+                .as_str()
+                .and_then(|b| serde_json::from_str(b).ok())
+                .unwrap_or(Value::Null);
+            (status, body)
+        }
+    };
+    let hostile = [
+        "https://169.254.169.254/latest",
+        "https://localhost/x",
+        "https://0x7f.1/",
+        "https://[::1]/",
+        "https://10.0.0.1/",
+    ];
+    let name = unique("private-targets");
+    for url in hostile {
+        let (status, problem) = call(
+            "POST",
+            "/api/v1/webhooks".into(),
+            json!({"name": name, "url": url, "events": ["user.registered"]}),
+        )
+        .await;
+        assert_eq!(status, 422, "POST {url}: {problem}");
+        assert_eq!(problem["field"], "url", "{problem}");
+    }
+    let (status, listed) = call("GET", "/api/v1/webhooks".into(), Value::Null).await;
+    assert_eq!(status, 200);
+    let saved = listed["webhooks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|w| w["name"] == name.as_str())
+        .count();
+    assert_eq!(saved, 0, "a refused webhook was written");
+
+    let (status, created) = call(
+        "POST",
+        "/api/v1/webhooks".into(),
+        json!({"name": name, "url": "https://Hooks.Example.COM/a\tb", "events": ["user.registered"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["url"], "https://hooks.example.com/ab");
+    let path = format!("/api/v1/webhooks/{}", created["id"].as_str().unwrap_or(""));
+    for url in hostile {
+        let (status, problem) = call("PATCH", path.clone(), json!({ "url": url })).await;
+        assert_eq!(status, 422, "PATCH {url}: {problem}");
+        assert!(
+            problem["detail"].as_str().unwrap_or("").contains("public host"),
+            "{problem}"
+        );
+    }
+    let (_, kept) = call("GET", path.clone(), Value::Null).await;
+    assert_eq!(kept["url"], "https://hooks.example.com/ab", "{kept}");
+    assert_eq!(kept["updated_at"], created["updated_at"], "{kept}");
+    let (status, _) = call("DELETE", path, Value::Null).await;
+    assert_eq!(status, 204);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fanout_and_alerter_binaries_answer_their_events() {
     let fanout = spawn("fanout", &[]).await;

@@ -109,6 +109,24 @@ pub fn event_from_image(image: serde_dynamo::Item) -> Result<EventRecord, StoreE
     stored.try_into()
 }
 
+/// An event as its item, encoded (and its body deflated) once: so a batch can be checked
+/// to fit before any of it is written.
+#[derive(Debug, Clone)]
+pub struct EncodedEvent {
+    id: EventId,
+    item: super::Item,
+}
+
+impl EncodedEvent {
+    /// Fails with [`StoreError::TooLarge`] when DynamoDB would refuse the item.
+    pub fn of(event: &EventRecord) -> Result<Self, StoreError> {
+        Ok(EncodedEvent {
+            id: event.id.clone(),
+            item: to_item(&StoredEvent::from(event))?,
+        })
+    }
+}
+
 impl Store {
     // ---- events ----
 
@@ -117,9 +135,17 @@ impl Store {
         &self,
         event: &EventRecord,
     ) -> Result<Option<EventRecord>, StoreError> {
-        let item = to_item(&StoredEvent::from(event))?;
+        self.put_encoded_event_if_new(EncodedEvent::of(event)?)
+            .await
+    }
+
+    /// [`Store::put_event_if_new`] for an event encoded beforehand.
+    pub async fn put_encoded_event_if_new(
+        &self,
+        event: EncodedEvent,
+    ) -> Result<Option<EventRecord>, StoreError> {
         if self
-            .put_if_absent(&self.tables.events_table, item, "id")
+            .put_if_absent(&self.tables.events_table, event.item, "id")
             .await?
         {
             return Ok(None);
@@ -207,6 +233,22 @@ mod tests {
             serde_dynamo::AttributeValue,
         >::new());
         assert!(event_from_image(empty).is_err());
+    }
+
+    #[test]
+    fn an_event_that_would_pass_the_item_limit_is_refused_before_it_is_written() {
+        let mut record = event("{}");
+        record.webhooks = Some(
+            (0..15_000)
+                .map(|i| WebhookId::from(format!("wh_01JDQ8Z3X4Y5W6V7U8T9S{i:05}")))
+                .collect(),
+        );
+        match EncodedEvent::of(&record) {
+            Err(StoreError::TooLarge { bytes }) => assert!(bytes > 400 * 1024, "{bytes}"),
+            other => panic!("expected TooLarge, got {other:?}"),
+        }
+        record.webhooks = Some(vec![WebhookId::from("wh_1".to_owned()); 1_000]);
+        assert!(EncodedEvent::of(&record).is_ok());
     }
 
     #[test]

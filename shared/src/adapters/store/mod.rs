@@ -23,7 +23,7 @@ use crate::config::Resources;
 
 pub use alerts::RecordedFailure;
 pub use deliveries::{LogPage, LogPosition};
-pub use events::event_from_image;
+pub use events::{event_from_image, EncodedEvent};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -35,6 +35,10 @@ pub enum StoreError {
     Codec(#[from] serde_dynamo::Error),
     #[error("{0}")]
     Corrupt(String),
+    /// DynamoDB refuses an item over 400 KB, every time: caught before the call, so the
+    /// caller can answer what to change instead of retrying forever.
+    #[error("item of {bytes} bytes is over DynamoDB's 400 KB item limit ({MAX_ITEM_BYTES} bytes)")]
+    TooLarge { bytes: usize },
 }
 
 impl StoreError {
@@ -42,15 +46,54 @@ impl StoreError {
     pub fn is_retryable(&self) -> bool {
         match self {
             StoreError::Dynamo(e) => e.is_retryable(),
-            StoreError::Codec(_) | StoreError::Corrupt(_) => false,
+            StoreError::Codec(_) | StoreError::Corrupt(_) | StoreError::TooLarge { .. } => false,
         }
     }
 }
 
 from_aws_errors!(StoreError, StoreError::Dynamo);
 
+/// DynamoDB's item size limit (400 KB, counted as [`item_size`] counts).
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+
+/// An item to write, refused here if DynamoDB would refuse it for its size.
 fn to_item<T: Serialize>(value: &T) -> Result<Item, StoreError> {
-    Ok(serde_dynamo::to_item(value)?)
+    let item: Item = serde_dynamo::to_item(value)?;
+    let bytes = item_size(&item);
+    if bytes > MAX_ITEM_BYTES {
+        return Err(StoreError::TooLarge { bytes });
+    }
+    Ok(item)
+}
+
+/// An item's size as DynamoDB counts it: attribute names and values in UTF-8 bytes, numbers
+/// by their digits, 1 byte for a boolean or null, 3 bytes and 1 per element for lists and
+/// maps (rounded up where AWS's rule is approximate, so the estimate is never below it).
+pub fn item_size(item: &Item) -> usize {
+    item.iter()
+        .map(|(name, value)| name.len() + value_size(value))
+        .sum()
+}
+
+fn value_size(value: &AttributeValue) -> usize {
+    let number = |text: &str| text.trim_start_matches(['-', '0']).len().div_ceil(2) + 1;
+    match value {
+        AttributeValue::S(text) => text.len(),
+        AttributeValue::N(text) => number(text),
+        AttributeValue::B(blob) => blob.as_ref().len(),
+        AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+        AttributeValue::Ss(texts) => texts.iter().map(String::len).sum(),
+        AttributeValue::Ns(texts) => texts.iter().map(|t| number(t)).sum(),
+        AttributeValue::Bs(blobs) => blobs.iter().map(|b| b.as_ref().len()).sum(),
+        AttributeValue::L(values) => 3 + values.iter().map(|v| 1 + value_size(v)).sum::<usize>(),
+        AttributeValue::M(map) => {
+            3 + map
+                .iter()
+                .map(|(name, v)| 1 + name.len() + value_size(v))
+                .sum::<usize>()
+        }
+        _ => 0,
+    }
 }
 
 fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
@@ -174,5 +217,47 @@ impl Store {
             .send()
             .await?;
         out.item.map(from_item).transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn item_size_counts_names_values_and_nesting_as_dynamodb_does() {
+        let item: Item = [
+            ("id".to_owned(), AttributeValue::S("évt".into())), // 2 + 4
+            ("n".to_owned(), AttributeValue::N("-00123".into())), // 1 + 3
+            ("ok".to_owned(), AttributeValue::Bool(true)),      // 2 + 1
+            (
+                "l".to_owned(),
+                AttributeValue::L(vec![AttributeValue::S("ab".into())]), // 1 + 3 + 1 + 2
+            ),
+        ]
+        .into();
+        assert_eq!(item_size(&item), 6 + 4 + 3 + 7);
+    }
+
+    #[test]
+    fn an_item_over_400_kb_is_refused_before_any_call() {
+        #[derive(Serialize)]
+        struct Big {
+            id: String,
+            body: String,
+        }
+        let fits = Big {
+            id: "x".into(),
+            body: "a".repeat(MAX_ITEM_BYTES - 7), // 2 + 1 + 4 bytes of names and id
+        };
+        assert!(to_item(&fits).is_ok());
+        let over = Big {
+            id: "x".into(),
+            body: "a".repeat(MAX_ITEM_BYTES - 6),
+        };
+        let err = to_item(&over).unwrap_err();
+        assert!(matches!(err, StoreError::TooLarge { bytes } if bytes == MAX_ITEM_BYTES + 1));
+        assert!(!err.is_retryable());
+        assert!(err.to_string().contains("400"), "{err}");
     }
 }
