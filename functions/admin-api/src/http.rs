@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use crate::test_event::{TestEventCall, TestEventView};
 use crate::validation::{CreateWebhookRequest, RecoveryCall, UpdateWebhookRequest};
 use crate::views::{AttemptDetailView, DeliveryView, RecoveryView, WebhookView, WebhookWithSecret};
+use webhooks_shared::adapters::http_api;
 use webhooks_shared::domain::catalogue;
 use webhooks_shared::domain::ids::{DeliveryId, WebhookId};
 use webhooks_shared::domain::problem::Problem;
@@ -32,7 +33,7 @@ pub const OPENAPI_DOCUMENT: &str = include_str!("../openapi.json");
 
 /// Routes that need an admin's credentials (the JWT authorizer on AWS).
 pub fn router(api: Arc<AdminApi>) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/api/v1/webhooks", get(list_webhooks).post(create_webhook))
         .route(
             "/api/v1/webhooks/{id}",
@@ -60,7 +61,8 @@ pub fn router(api: Arc<AdminApi>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(middleware::from_fn(refuse_overlong_ids))
-        .with_state(api)
+        .with_state(api);
+    http_api::catch_panics(routes)
 }
 
 /// The longest path segment an id of ours can be (`dlv_<ulid>.<attempt>` is 35 characters).

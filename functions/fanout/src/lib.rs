@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use crate::ingest::{batch_too_large, IncomingBatch, IncomingEvent, MAX_BATCH_BYTES};
 use webhooks_shared::adapters::store::{EncodedEvent, Store, StoreError, MAX_ITEM_BYTES};
-use webhooks_shared::adapters::Adapters;
+use webhooks_shared::adapters::{http_api, Adapters};
 use webhooks_shared::domain::clock;
 use webhooks_shared::domain::clock::Timestamp;
 use webhooks_shared::domain::ids::{EventId, WebhookId};
@@ -288,7 +288,7 @@ pub fn router(fanout: Arc<Fanout>) -> Router {
     let batch = Router::new()
         .route("/api/v1/events/batch", post(ingest_batch))
         .layer(DefaultBodyLimit::max(MAX_BATCH_BYTES));
-    single.merge(batch).with_state(fanout)
+    http_api::catch_panics(single.merge(batch).with_state(fanout))
 }
 
 /// `Problem` as the response that carries it (problem+json).

@@ -7,6 +7,7 @@
 //! of. Here a request that cannot be read is a 400 problem, and a body that is not UTF-8
 //! goes back base64-encoded, as API Gateway expects.
 
+use std::any::Any;
 use std::convert::Infallible;
 
 use aws_lambda_events::apigw::{
@@ -22,8 +23,33 @@ use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use lambda_runtime::{service_fn, LambdaEvent};
 use tower::ServiceExt;
+use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::domain::problem::Problem;
+
+/// `router` with a last resort at its edge: a handler that panics answers 500 problem+json
+/// and the panic is logged, instead of the connection closing (a 502 from API Gateway) with
+/// nothing said. Every input that can be refused is refused with a 4xx before this; the
+/// fuzz and property tests look for what is left. Needs `panic = "unwind"` (the release
+/// profile says so).
+pub fn catch_panics(router: Router) -> Router {
+    router.layer(CatchPanicLayer::custom(answer_panic))
+}
+
+fn answer_panic(panic: Box<dyn Any + Send + 'static>) -> Response<Body> {
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)");
+    tracing::error!(panic = message, "a handler panicked; answered 500");
+    Response::from(Problem::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the request failed because of a fault on our side (it is logged); try again, and \
+         report it if it persists",
+    ))
+    .map(Body::from)
+}
 
 /// Serves `router` as the function behind the HTTP API until the runtime stops.
 pub async fn run(router: Router) -> Result<(), lambda_runtime::Error> {
@@ -245,6 +271,36 @@ mod tests {
         assert_eq!(answer.status_code, 400);
         let answer = handle(echo(), event("GET", "/a b", "x=\u{7f}", None, false)).await;
         assert_eq!(answer.status_code, 400);
+    }
+
+    #[tokio::test]
+    async fn a_handler_that_panics_answers_500_problem_json() {
+        let panicking = Router::new().route(
+            "/boom",
+            axum::routing::get(|| async {
+                if std::hint::black_box(true) {
+                    panic!("index out of range");
+                }
+                "unreachable"
+            }),
+        );
+        let answer = handle(
+            catch_panics(panicking),
+            event("GET", "/boom", "", None, false),
+        )
+        .await;
+        assert_eq!(answer.status_code, 500);
+        assert_eq!(answer.headers["content-type"], "application/problem+json");
+        let problem = body_json(&answer);
+        assert_eq!(problem["status"], 500);
+        assert!(problem["detail"].as_str().unwrap().contains("logged"));
+        // A router that does not panic is untouched by the layer.
+        let answer = handle(
+            catch_panics(echo()),
+            event("GET", "/api/v1/things", "", None, false),
+        )
+        .await;
+        assert_eq!(answer.status_code, 200);
     }
 
     #[tokio::test]
