@@ -6,6 +6,7 @@ mod admin;
 mod admin_stories;
 mod alerts;
 mod bad_input;
+mod example_receivers;
 mod ingest_batch;
 mod ingest_signing;
 mod lambda_binaries;
