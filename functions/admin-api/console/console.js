@@ -626,11 +626,11 @@
       h("td", { "data-label": "Events" }, eventChips(w.events)),
       h("td", { "data-label": "Status" }, statusBadge(w.status)),
       h("td", { "data-label": "Last delivery" }, lastDelivery(w.last_delivery)),
-      h("td", { class: "actions" },
+      h("td", { class: "actions" }, h("div", { class: "actions-inner" },
         h("a", { href: page, class: "btn btn-small", "aria-label": "Edit " + w.name }, icon("edit"), "Edit"),
         toggle,
         h("a", { href: page + "#deliveries", class: "btn btn-small", "aria-label": "View deliveries of " + w.name }, icon("list"), "Deliveries"),
-        del));
+        del)));
     return row;
   }
 
@@ -970,7 +970,7 @@
         h("td", { "data-label": "Attempt" }, h("span", { class: "attempt-no" }, a.attempt + " of " + MAX_ATTEMPTS)),
         h("td", { "data-label": "Duration", class: "num" }, a.duration_ms + " ms"),
         h("td", { "data-label": "Time" }, timeEl(a.at)),
-        h("td", { class: "actions" }, inspectPayload, inspectResponse, redeliver));
+        h("td", { class: "actions" }, h("div", { class: "actions-inner" }, inspectPayload, inspectResponse, redeliver)));
     }
 
     async function inspect(a, part) {
