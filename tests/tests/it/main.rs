@@ -16,3 +16,4 @@ mod pipeline;
 mod races;
 mod recover;
 mod signing;
+mod test_event;
