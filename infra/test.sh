@@ -11,4 +11,8 @@ bash infra/check-template.sh
 .venv/bin/python -m unittest discover -s infra/local -p 'test_*.py'
 # The Lambda binaries are run under a Runtime API emulator by the tests: build them first.
 cargo build --workspace --bins
+# The console's browser tests (tests/tests/browser) drive Debian's chromium (apt-get install
+# chromium) with npm's playwright-core, which downloads no browser.
+[ -d tests/browser/node_modules/playwright-core ] ||
+  (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
 cargo test --workspace -- --test-threads="${TEST_THREADS:-8}"
