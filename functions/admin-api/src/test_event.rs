@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use webhooks_shared::domain::catalogue;
 use webhooks_shared::domain::ids::{DeliveryId, EventId};
-use webhooks_shared::domain::problem::{from_json_error, Problem};
+use webhooks_shared::domain::problem::{self, Problem};
 
 /// What marks a test event's id.
 pub const TEST_EVENT_ID_PREFIX: &str = "test~";
@@ -47,8 +47,7 @@ impl TestEventCall {
                 "the body must be a JSON object: {\"event_type\": \"order.completed\"}",
             ));
         }
-        let request: TestEventRequest =
-            serde_json::from_slice(body).map_err(|e| from_json_error(&e))?;
+        let request: TestEventRequest = problem::parse_json(body)?;
         let found = catalogue::find(&request.event_type).ok_or_else(|| {
             let known: Vec<_> = catalogue::names().collect();
             Problem::invalid_field(

@@ -46,15 +46,26 @@ fn escape(text: &str) -> String {
 }
 
 /// The digest email for `total` failures, of which `listed` are the first (at most
-/// [`LISTED_MAX`] are shown).
-pub fn compose_digest(webhook: &WebhookSummary, total: u64, listed: &[FailureNotice]) -> Email {
+/// [`LISTED_MAX`] are shown). With the console's base URL (`WEBHOOKS_CONSOLE_URL`), it
+/// links to the webhook's page in the console, where its delivery history is.
+pub fn compose_digest(
+    webhook: &WebhookSummary,
+    total: u64,
+    listed: &[FailureNotice],
+    console_base: Option<&str>,
+) -> Email {
     let noun = if total == 1 { "delivery" } else { "deliveries" };
     let subject = format!(
         "[comps-webhooks] Webhook \"{}\": {total} {noun} permanently failed",
         webhook.name
     );
     let log = format!("GET /api/v1/webhooks/{}/attempts", webhook.id);
-    let console = format!("/admin/webhooks/{}", webhook.id);
+    let console = format!(
+        "{}/admin/webhooks/{}",
+        console_base.unwrap_or("").trim_end_matches('/'),
+        webhook.id
+    );
+    let page = console_base.map(|_| format!("{console}#deliveries"));
     let recover = format!("POST /api/v1/webhooks/{}/recover", webhook.id);
     let listed = &listed[..listed.len().min(LISTED_MAX)];
     let rest = total.saturating_sub(listed.len() as u64);
@@ -63,6 +74,9 @@ pub fn compose_digest(webhook: &WebhookSummary, total: u64, listed: &[FailureNot
         "Webhook: {}\nURL: {}\nWebhook id: {}\n\n{total} {noun} failed permanently and will not be retried.\n",
         webhook.name, webhook.url, webhook.id
     );
+    if let Some(page) = &page {
+        text.push_str(&format!("Its delivery history in the console: {page}\n"));
+    }
     if rest > 0 {
         text.push_str(&format!("The first {}:\n", listed.len()));
     }
@@ -100,6 +114,12 @@ pub fn compose_digest(webhook: &WebhookSummary, total: u64, listed: &[FailureNot
         escape(&webhook.url),
         escape(webhook.id.as_str())
     );
+    if let Some(page) = &page {
+        html.push_str(&format!(
+            "<p><a href=\"{}\">Open the webhook&rsquo;s delivery history in the console</a></p>",
+            escape(page)
+        ));
+    }
     for (i, f) in listed.iter().enumerate() {
         html.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
@@ -169,7 +189,7 @@ mod tests {
 
     #[test]
     fn a_single_failure_is_described_in_full() {
-        let email = compose_digest(&webhook(), 1, &[failure(0)]);
+        let email = compose_digest(&webhook(), 1, &[failure(0)], None);
         assert_eq!(
             email.subject,
             "[comps-webhooks] Webhook \"CRM <sync>\": 1 delivery permanently failed"
@@ -200,7 +220,7 @@ mod tests {
     fn a_storm_lists_fifty_and_counts_the_rest() {
         // Only the listed ones are loaded; the total comes from the window's counters.
         let listed: Vec<_> = (0..50).map(failure).collect();
-        let email = compose_digest(&webhook(), 120, &listed);
+        let email = compose_digest(&webhook(), 120, &listed, None);
         assert!(email.subject.contains("120 deliveries permanently failed"));
         assert!(email.text.contains("50. order.completed"));
         assert!(!email.text.contains("51. order.completed"));
@@ -208,6 +228,25 @@ mod tests {
         assert!(email.text.contains("GET /api/v1/webhooks/wh_1/attempts"));
         assert!(email.text.contains("timeout: no answer within 10s"));
         assert_eq!(email.html.matches("<tr><td>").count(), 50);
+    }
+
+    #[test]
+    fn the_digest_links_to_the_webhooks_console_page() {
+        let email = compose_digest(
+            &webhook(),
+            1,
+            &[failure(0)],
+            Some("https://admin.example.com/"),
+        );
+        let page = "https://admin.example.com/admin/webhooks/wh_1#deliveries";
+        assert!(email.text.contains(page), "{}", email.text);
+        assert!(
+            email.html.contains(&format!("<a href=\"{page}\">")),
+            "{}",
+            email.html
+        );
+        let unlinked = compose_digest(&webhook(), 1, &[failure(0)], None);
+        assert!(!unlinked.html.contains("<a href"));
     }
 
     #[test]

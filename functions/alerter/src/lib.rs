@@ -51,6 +51,8 @@ pub struct Alerter {
     /// How long a failed step waits before SQS hands its message back.
     retry_wait: Duration,
     retention: Duration,
+    /// The console's base URL, for the link to the webhook's page.
+    console_url: Option<String>,
 }
 
 fn now_secs() -> i64 {
@@ -66,7 +68,15 @@ impl Alerter {
             settings: config.alerts.clone(),
             retry_wait: lifecycle::internal_error_wait(&config.retry_schedule),
             retention: config.retention,
+            console_url: None,
         }
+    }
+
+    /// Links each digest to the webhook's console page under `base` (`WEBHOOKS_CONSOLE_URL`,
+    /// the stack's `ConsoleUrl`); an empty one links nowhere.
+    pub fn with_console_url(mut self, base: Option<String>) -> Self {
+        self.console_url = base.filter(|b| b.starts_with("https://") || b.starts_with("http://"));
+        self
     }
 
     pub async fn handle_batch(&self, event: SqsEvent) -> SqsBatchResponse {
@@ -279,7 +289,7 @@ impl Alerter {
                 url: "-".into(),
             },
         };
-        let email = compose_digest(&webhook, total, &listed);
+        let email = compose_digest(&webhook, total, &listed, self.console_url.as_deref());
         if self.settings.recipients.is_empty() {
             tracing::error!(
                 webhook_id = %webhook_id,

@@ -12,11 +12,10 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env_or_log_error()?;
     let sdk = load_sdk_config().await;
     let mailer = Mailer::new(aws_sdk_ses::Client::new(&sdk));
-    let alerter = Arc::new(alerter::Alerter::new(
-        Adapters::new(&sdk, &config),
-        mailer,
-        &config,
-    ));
+    let alerter = Arc::new(
+        alerter::Alerter::new(Adapters::new(&sdk, &config), mailer, &config)
+            .with_console_url(std::env::var("WEBHOOKS_CONSOLE_URL").ok()),
+    );
     run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let alerter = Arc::clone(&alerter);
         async move { Ok::<_, Error>(alerter.handle_batch(event.payload).await) }

@@ -277,11 +277,16 @@ pub async fn start(
         &config,
     )?);
     let mailer = Mailer::new(aws_sdk_ses::Client::new(&alerter_sdk));
-    let alerter = Arc::new(Alerter::new(
-        Adapters::new(&alerter_sdk, &config),
-        mailer,
-        &config,
-    ));
+    // The digest links to the console this gateway serves (`WEBHOOKS_CONSOLE_URL` wins; a
+    // gateway on a port chosen at bind time has no address yet: then the path alone).
+    let console_url = std::env::var("WEBHOOKS_CONSOLE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(|| (options.listen.port() != 0).then(|| format!("http://{}", options.listen)));
+    let alerter = Arc::new(
+        Alerter::new(Adapters::new(&alerter_sdk, &config), mailer, &config)
+            .with_console_url(console_url),
+    );
 
     let meter = Meter::default();
     let invoking = |function: &'static str| {

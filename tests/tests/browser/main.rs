@@ -42,7 +42,9 @@ struct IssuerState {
 type Shared = Arc<Mutex<IssuerState>>;
 
 fn lock(state: &Shared) -> std::sync::MutexGuard<'_, IssuerState> {
-    state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// CORS as an issuer answers a browser app on another origin.
@@ -85,23 +87,35 @@ async fn authorize(
     let param = |name: &str| params.get(name).cloned().unwrap_or_default();
     let mut s = lock(&state);
     let problems: Vec<&str> = [
-        (param("response_type") != "code", "response_type is not code"),
+        (
+            param("response_type") != "code",
+            "response_type is not code",
+        ),
         (param("client_id") != CLIENT_ID, "unknown client_id"),
-        (param("code_challenge_method") != "S256", "PKCE method is not S256"),
+        (
+            param("code_challenge_method") != "S256",
+            "PKCE method is not S256",
+        ),
         (param("code_challenge").len() < 43, "no PKCE code_challenge"),
         (param("state").is_empty(), "no state"),
-        (!param("scope").split(' ').any(|s| s == "openid"), "scope lacks openid"),
+        (
+            !param("scope").split(' ').any(|s| s == "openid"),
+            "scope lacks openid",
+        ),
     ]
     .into_iter()
     .filter_map(|(bad, why)| bad.then_some(why))
     .collect();
     if !problems.is_empty() {
-        s.refused.push(format!("authorize: {}", problems.join(", ")));
+        s.refused
+            .push(format!("authorize: {}", problems.join(", ")));
         return (StatusCode::BAD_REQUEST, problems.join(", ")).into_response();
     }
     let code = format!("code-{}", s.codes.len() + 1);
-    s.codes
-        .insert(code.clone(), (param("code_challenge"), param("redirect_uri")));
+    s.codes.insert(
+        code.clone(),
+        (param("code_challenge"), param("redirect_uri")),
+    );
     let mut back = match url::Url::parse(&param("redirect_uri")) {
         Ok(url) => url,
         Err(_) => return (StatusCode::BAD_REQUEST, "bad redirect_uri").into_response(),
@@ -136,7 +150,10 @@ async fn token(State(state): State<Shared>, body: Bytes) -> Response {
         return refuse(&mut s, "code_verifier does not match the code_challenge");
     }
     if redirect_uri != field("redirect_uri") {
-        return refuse(&mut s, "redirect_uri differs from the authorization request's");
+        return refuse(
+            &mut s,
+            "redirect_uri differs from the authorization request's",
+        );
     }
     s.tokens_issued += 1;
     cors(Json(json!({
@@ -315,5 +332,8 @@ async fn the_console_in_a_browser() {
 
     let s = lock(&issuer_state);
     assert!(s.refused.is_empty(), "the issuer refused: {:?}", s.refused);
-    assert!(s.tokens_issued >= 1, "the console signed in through the issuer");
+    assert!(
+        s.tokens_issued >= 1,
+        "the console signed in through the issuer"
+    );
 }
