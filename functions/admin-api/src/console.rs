@@ -343,10 +343,18 @@ mod tests {
             "text/javascript; charset=utf-8"
         );
         assert_eq!(headers[header::CACHE_CONTROL], CACHE_ASSET);
-        assert!(
-            !body.contains("innerHTML"),
-            "receiver text is written as text only"
-        );
+        for html_api in [
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "eval(",
+        ] {
+            assert!(
+                !body.contains(html_api),
+                "receiver text is written as text only: {html_api}"
+            );
+        }
         let (_, headers, _) = get("/admin/webhooks/assets/console.css").await;
         assert_eq!(headers[header::CONTENT_TYPE], "text/css; charset=utf-8");
         let (_, headers, body) = get("/admin/webhooks/assets/config.json").await;
