@@ -9,7 +9,7 @@ use crate::recovery::{decode_cursor, MAX_RECOVERY_LINES};
 use webhooks_shared::adapters::store::LogPosition;
 use webhooks_shared::domain::catalogue;
 use webhooks_shared::domain::ids::WebhookId;
-use webhooks_shared::domain::problem::{from_json_error, Problem};
+use webhooks_shared::domain::problem::{self, Problem};
 use webhooks_shared::domain::targets;
 
 pub const MAX_NAME_CHARS: usize = 100;
@@ -60,8 +60,7 @@ pub struct NewWebhook {
 
 impl CreateWebhookRequest {
     pub fn parse(body: &[u8], targets: Targets) -> Result<NewWebhook, Problem> {
-        let request: CreateWebhookRequest =
-            serde_json::from_slice(body).map_err(|e| from_json_error(&e))?;
+        let request: CreateWebhookRequest = problem::parse_json(body)?;
         Ok(NewWebhook {
             name: validate_name(&request.name)?,
             url: validate_url(&request.url, targets)?,
@@ -75,13 +74,13 @@ impl CreateWebhookRequest {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateWebhookRequest {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "problem::present")]
     pub name: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "problem::present")]
     pub url: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "problem::present")]
     pub events: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "problem::present")]
     pub active: Option<bool>,
 }
 
@@ -96,8 +95,7 @@ pub struct WebhookChange {
 
 impl UpdateWebhookRequest {
     pub fn parse(body: &[u8], targets: Targets) -> Result<WebhookChange, Problem> {
-        let request: UpdateWebhookRequest =
-            serde_json::from_slice(body).map_err(|e| from_json_error(&e))?;
+        let request: UpdateWebhookRequest = problem::parse_json(body)?;
         if request.name.is_none()
             && request.url.is_none()
             && request.events.is_none()
@@ -130,8 +128,9 @@ struct RecoverRequest {
     until: Option<String>,
     #[serde(default)]
     cursor: Option<String>,
+    /// A number, not `u64`: JSON Schema's integers include `296.0`.
     #[serde(default)]
-    limit: Option<u64>,
+    limit: Option<serde_json::Number>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,8 +155,7 @@ impl RecoveryCall {
         webhook: &WebhookId,
         now: std::time::SystemTime,
     ) -> Result<Self, Problem> {
-        let request: RecoverRequest =
-            serde_json::from_slice(body).map_err(|e| from_json_error(&e))?;
+        let request: RecoverRequest = problem::parse_json(body)?;
         let parse = |field: &str, text: &str| {
             crate::clock::parse_rfc3339(text)
                 .map_err(|err| Problem::invalid_field(field, format!("{field} {text:?} {err}")))
@@ -176,8 +174,8 @@ impl RecoveryCall {
         let window = RecoveryWindow { since, until };
         let max_lines = match request.limit {
             None => MAX_RECOVERY_LINES,
-            Some(n) => u32::try_from(n)
-                .ok()
+            Some(n) => whole_number(&n)
+                .and_then(|n| u32::try_from(n).ok())
                 .filter(|n| (1..=MAX_RECOVERY_LINES).contains(n))
                 .ok_or_else(|| {
                     Problem::invalid_field(
@@ -202,20 +200,34 @@ impl RecoveryCall {
     }
 }
 
+/// A JSON number with no fraction (`12` or `12.0`), if it is one that fits in a `u64`.
+fn whole_number(n: &serde_json::Number) -> Option<u64> {
+    n.as_u64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(f))
+            .map(|f| f as u64)
+    })
+}
+
+/// 1-100 characters as posted (the OpenAPI document's rule), not blank, no control
+/// characters; stored trimmed.
 pub fn validate_name(name: &str) -> Result<String, Problem> {
-    let trimmed = name.trim();
-    let chars = trimmed.chars().count();
+    let chars = name.chars().count();
     if chars == 0 || chars > MAX_NAME_CHARS {
         return Err(Problem::invalid_field(
             "name",
             format!("name must be 1-{MAX_NAME_CHARS} characters (got {chars})"),
         ));
     }
-    if trimmed.chars().any(char::is_control) {
+    if name.chars().any(char::is_control) {
         return Err(Problem::invalid_field(
             "name",
             "name must not contain control characters",
         ));
+    }
+    let trimmed = name.trim();
+    if trimmed.is_empty() {
+        return Err(Problem::invalid_field("name", "name must not be blank"));
     }
     Ok(trimmed.to_owned())
 }
@@ -296,6 +308,9 @@ pub fn validate_events(events: &[String]) -> Result<Vec<String>, Problem> {
     }
     Ok(events.to_vec())
 }
+
+#[cfg(test)]
+mod properties;
 
 #[cfg(test)]
 mod tests {
@@ -386,6 +401,25 @@ mod tests {
     }
 
     #[test]
+    fn names_follow_the_documents_rule_and_patch_fields_refuse_null() {
+        for bad in ["\u{1}", "ok\tname", "\u{93}·|", "   ", "\u{3000}"] {
+            let p = validate_name(bad).unwrap_err();
+            assert_eq!(p.field.as_deref(), Some("name"), "{bad:?}");
+        }
+        // The length is what was posted (maxLength), white space included.
+        assert!(validate_name(&format!(" {} ", "x".repeat(99))).is_err());
+        assert_eq!(
+            validate_name(&format!(" {}", "x".repeat(99))).unwrap(),
+            "x".repeat(99)
+        );
+        for field in ["name", "url", "events", "active"] {
+            let body = format!(r#"{{"{field}": null}}"#);
+            let p = UpdateWebhookRequest::parse(body.as_bytes(), Targets::PublicOnly).unwrap_err();
+            assert_eq!((p.status, p.field.as_deref()), (400, Some(field)), "{body}");
+        }
+    }
+
+    #[test]
     fn rejects_bad_events_and_names() {
         let (status, field, detail) = field_of(CreateWebhookRequest::parse(
             br#"{"name":"n","url":"https://e.com","events":["order.deleted"]}"#,
@@ -461,7 +495,17 @@ mod tests {
 
         let call = parse(br#"{"since":"2026-11-27T02:00:00Z","limit":2}"#).unwrap();
         assert_eq!(call.max_lines, 2);
-        for limit in ["0", "1001", "4294967297"] {
+        // JSON Schema's integers (what the OpenAPI document says) include 2.0.
+        let call = parse(br#"{"since":"2026-11-27T02:00:00Z","limit":296.0}"#).unwrap();
+        assert_eq!(call.max_lines, 296);
+        let call =
+            parse(br#"{"since":"2026-11-27T02:00:00Z","until":null,"cursor":null,"limit":null}"#)
+                .unwrap();
+        assert_eq!(
+            (call.max_lines, call.window.until),
+            (MAX_RECOVERY_LINES, now)
+        );
+        for limit in ["0", "1001", "4294967297", "2.5", "-1", "1e300"] {
             let body = format!(r#"{{"since":"2026-11-27T02:00:00Z","limit":{limit}}}"#);
             let p = parse(body.as_bytes()).unwrap_err();
             assert_eq!(

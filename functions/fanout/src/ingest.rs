@@ -8,7 +8,7 @@ use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use webhooks_shared::domain::ids::EventId;
-use webhooks_shared::domain::problem::{from_json_error, Problem};
+use webhooks_shared::domain::problem::{self, Problem};
 use webhooks_shared::domain::{catalogue, clock, ids};
 
 /// Events larger than this are refused with 413.
@@ -83,20 +83,23 @@ impl IncomingEvent {
                 "the event must be a JSON object: {\"type\": ..., \"data\": {...}}",
             ));
         }
-        let request: IngestRequest =
-            serde_json::from_slice(body).map_err(|e| from_json_error(&e))?;
+        let request: IngestRequest = problem::parse_json(body)?;
         if catalogue::find(&request.event_type).is_none() {
             let known: Vec<_> = catalogue::names().collect();
-            return Err(Problem::bad_request(format!(
-                "unknown event type {:?}; known types: {}",
-                request.event_type,
-                known.join(", ")
-            )));
+            return Err(Problem::bad_field(
+                "type",
+                format!(
+                    "unknown event type {:?}; known types: {}",
+                    request.event_type,
+                    known.join(", ")
+                ),
+            ));
         }
         let id = match request.id {
             Some(id) if ids::is_valid_event_id(&id) => EventId::from(id),
             Some(_) => {
-                return Err(Problem::bad_request(
+                return Err(Problem::bad_field(
+                    "id",
                     "id must be 1-128 characters of A-Z, a-z, 0-9, '_', '.', ':' or '-'",
                 ))
             }
@@ -104,14 +107,14 @@ impl IncomingEvent {
         };
         let data = request.data;
         if !data.get().starts_with('{') {
-            return Err(Problem::bad_request("data must be a JSON object"));
+            return Err(Problem::bad_field("data", "data must be a JSON object"));
         }
         let created_at = match request.occurred_at {
             None => clock::rfc3339_seconds(now),
             Some(text) => {
                 let at = clock::parse_rfc3339(&text).map_err(|err| match err {
                     clock::TimestampError::NotRfc3339 => {
-                        Problem::bad_request(format!("occurred_at {text:?} {err}"))
+                        Problem::bad_field("occurred_at", format!("occurred_at {text:?} {err}"))
                     }
                     clock::TimestampError::OutOfRange => Problem::invalid_field(
                         "occurred_at",
@@ -163,8 +166,7 @@ impl IncomingBatch {
                 r#"the body must be a JSON object: {"events": [<event>, ...]}"#,
             ));
         }
-        let request: BatchRequest =
-            serde_json::from_slice(body).map_err(|e| from_json_error(&e))?;
+        let request: BatchRequest = problem::parse_json(body)?;
         let must_be = || {
             Problem::bad_request(format!(
                 "events must be an array of 1 to {MAX_BATCH_EVENTS} events"
@@ -174,8 +176,7 @@ impl IncomingBatch {
         if !list.get().starts_with('[') {
             return Err(must_be());
         }
-        let raw: Vec<&RawValue> =
-            serde_json::from_str(list.get()).map_err(|e| from_json_error(&e))?;
+        let raw: Vec<&RawValue> = problem::parse_json(list.get().as_bytes())?;
         if raw.is_empty() {
             return Err(Problem::bad_request(format!(
                 "events is empty; send 1 to {MAX_BATCH_EVENTS} events"
@@ -196,6 +197,10 @@ impl IncomingBatch {
         for (i, text) in raw.iter().enumerate() {
             let event = IncomingEvent::parse(text.get().as_bytes(), now).map_err(|mut p| {
                 p.detail = format!("events[{i}]: {}", p.detail);
+                p.field = Some(match p.field.take() {
+                    Some(field) => format!("events[{i}].{field}"),
+                    None => format!("events[{i}]"),
+                });
                 p
             })?;
             match seen.get(&event.id) {
@@ -231,7 +236,7 @@ pub fn batch_too_large(size: Option<usize>) -> Problem {
 
 /// `data.id` when it is a string (its value) or a number (its text as written).
 fn resource_id(data: &RawValue) -> Result<Option<String>, Problem> {
-    let head: DataId = serde_json::from_str(data.get()).map_err(|e| from_json_error(&e))?;
+    let head: DataId = problem::parse_json(data.get().as_bytes())?;
     let Some(id) = head.id else {
         return Ok(None);
     };
@@ -291,6 +296,9 @@ fn without_white_space(json: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod properties;
 
 #[cfg(test)]
 mod tests {
@@ -542,7 +550,7 @@ mod tests {
             (
                 r#"{"type":"order.completed","data":{},"extra":true}"#,
                 400,
-                "events[2]: request body is not valid: unknown field `extra`",
+                "events[2]: request body is not valid: extra: unknown field `extra`",
             ),
             ("7", 400, "events[2]: the event must be a JSON object"),
         ];
@@ -551,6 +559,8 @@ mod tests {
             let p = IncomingBatch::parse(&body, now()).unwrap_err();
             assert_eq!(p.status, *status, "{bad}");
             assert!(p.detail.starts_with(start), "{bad} -> {}", p.detail);
+            let field = p.field.as_deref().unwrap_or("");
+            assert!(field.starts_with("events[2]"), "{bad} -> field {field:?}");
         }
     }
 

@@ -4,7 +4,7 @@
 //! response with `http::Response::from`, which every HTTP framework can send.
 
 use http::{header, StatusCode};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The media type of a problem document.
 pub const CONTENT_TYPE: &str = "application/problem+json";
@@ -52,6 +52,13 @@ impl Problem {
         forbidden => FORBIDDEN,
     }
 
+    /// A field of the wrong form (SPEC §3's 400s): 400 naming the field.
+    pub fn bad_field(field: &str, detail: impl Into<String>) -> Self {
+        let mut p = Self::bad_request(detail);
+        p.field = Some(field.to_owned());
+        p
+    }
+
     /// A field that parsed but is not acceptable: 422 naming the field.
     pub fn invalid_field(field: &str, detail: impl Into<String>) -> Self {
         let mut p = Self::new(StatusCode::UNPROCESSABLE_ENTITY, detail);
@@ -87,9 +94,53 @@ impl From<Problem> for http::Response<String> {
     }
 }
 
-/// Turns a JSON parse failure into a 400 whose detail says where and what.
-pub fn from_json_error(err: &serde_json::Error) -> Problem {
-    Problem::bad_request(format!("request body is not valid: {err}"))
+/// Reads a JSON request body as `T`, all of it: a 400 whose detail says where and what is
+/// wrong, with `field` naming the part at fault (`events[2].type`, `active`) when there is one.
+pub fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Problem> {
+    let mut reader = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut reader).map_err(|err| {
+        let inner = err.inner().to_string();
+        let mut field = err.path().to_string();
+        if field == "." {
+            // serde reports a missing field at the object holding it; its message names it
+            // (serde's fixed wording: "missing field `name`").
+            match inner
+                .strip_prefix("missing field `")
+                .and_then(|rest| rest.split_once('`'))
+            {
+                Some((missing, _)) => field = missing.to_owned(),
+                None => return Problem::bad_request(format!("request body is not valid: {inner}")),
+            }
+        } else if let Some((parent, missing)) = inner
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split_once('`'))
+            .map(|(missing, _)| (field.clone(), missing))
+        {
+            field = format!("{parent}.{missing}");
+        }
+        let mut problem =
+            Problem::bad_request(format!("request body is not valid: {field}: {inner}"));
+        problem.field = Some(field);
+        problem
+    })?;
+    reader
+        .end()
+        .map_err(|err| Problem::bad_request(format!("request body is not valid: {err}")))?;
+    Ok(value)
+}
+
+/// For optional request fields that may be left out but not sent as `null` (a `null` would
+/// be ambiguous: keep the value, or clear it?). With `#[serde(default)]`, absent is `None`.
+pub fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer)?
+        .map(Some)
+        .ok_or_else(|| {
+            serde::de::Error::custom("null is not accepted here: leave the field out instead")
+        })
 }
 
 #[cfg(test)]
@@ -107,5 +158,53 @@ mod tests {
             serde_json::json!({"type": "about:blank", "title": "Unprocessable Entity",
                 "status": 422, "detail": "use https", "field": "url"})
         );
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+        #[serde(default, deserialize_with = "present")]
+        active: Option<bool>,
+        #[serde(default)]
+        events: Vec<Inner>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Inner {
+        kind: String,
+    }
+
+    #[test]
+    fn a_body_that_does_not_parse_names_the_field_at_fault() {
+        let field_of = |body: &str| {
+            let p = parse_json::<Body>(body.as_bytes()).unwrap_err();
+            assert_eq!(p.status, 400, "{body}");
+            (p.field, p.detail)
+        };
+        let (field, detail) = field_of(r#"{"name": 5}"#);
+        assert_eq!(field.as_deref(), Some("name"));
+        assert!(detail.contains("name: invalid type"), "{detail}");
+        let (field, _) = field_of(r#"{"name": "n", "events": [{"kind": "a"}, {"kind": 1}]}"#);
+        assert_eq!(field.as_deref(), Some("events[1].kind"));
+        let (field, detail) = field_of(r#"{"name": "n", "active": null}"#);
+        assert_eq!(field.as_deref(), Some("active"));
+        assert!(detail.contains("leave the field out"), "{detail}");
+        let (field, detail) = field_of(r#"{"active": true}"#);
+        assert_eq!(field.as_deref(), Some("name"));
+        assert!(detail.contains("missing field `name`"), "{detail}");
+        let (field, _) = field_of(r#"{"name": "n", "events": [{}]}"#);
+        assert_eq!(field.as_deref(), Some("events[0].kind"));
+        let (field, detail) = field_of(r#"{"name": "n"} trailing"#);
+        assert_eq!(field, None);
+        assert!(detail.contains("trailing"), "{detail}");
+        let (_, detail) = field_of(r#"{"name": "n", "colour": "red"}"#);
+        assert!(detail.contains("colour"), "{detail}");
+        let parsed: Body = parse_json(br#"{"name": "n"}"#).unwrap();
+        assert_eq!(parsed.active, None);
+        let parsed: Body = parse_json(br#"{"name": "n", "active": false}"#).unwrap();
+        assert_eq!(parsed.active, Some(false));
     }
 }
