@@ -332,7 +332,10 @@ async fn the_admin_api_binary_refuses_private_targets_when_saved() {
         let (status, problem) = call("PATCH", path.clone(), json!({ "url": url })).await;
         assert_eq!(status, 422, "PATCH {url}: {problem}");
         assert!(
-            problem["detail"].as_str().unwrap_or("").contains("public host"),
+            problem["detail"]
+                .as_str()
+                .unwrap_or("")
+                .contains("public host"),
             "{problem}"
         );
     }
