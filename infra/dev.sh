@@ -41,7 +41,7 @@ else
   echo "dev: starting moto server on 127.0.0.1:$port (log: .local/moto.log)" >&2
   .venv/bin/python infra/local/moto_server.py --port "$port" > .local/moto.log 2>&1 &
   pids+=("$!")
-  for _ in $(seq 1 100); do
+  for _ in $(seq 1 300); do  # up to a minute: a loaded machine starts it slowly
     curl -s -o /dev/null --max-time 1 "$ENDPOINT" && break
     sleep 0.2
   done
