@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use webhooks_shared::domain::catalogue;
 use webhooks_shared::domain::ids::{DeliveryId, EventId};
+use webhooks_shared::domain::model::EventBody;
 use webhooks_shared::domain::problem::{self, Problem};
 
 /// What marks a test event's id.
@@ -65,16 +66,6 @@ impl TestEventCall {
     }
 }
 
-/// The body a receiver gets, in the field order of every event (SPEC §4).
-#[derive(Serialize)]
-struct Payload<'a> {
-    id: &'a str,
-    #[serde(rename = "type")]
-    event_type: &'a str,
-    created_at: &'a str,
-    data: &'a RawValue,
-}
-
 /// The exact body of test event `id` of `event_type` made at `created_at` (RFC 3339), and
 /// its resource id (the example's `data.id`).
 pub fn payload(
@@ -89,12 +80,13 @@ pub fn payload(
         _ => None,
     };
     let data = RawValue::from_string(serde_json::to_string(&example)?)?;
-    let body = serde_json::to_string(&Payload {
+    let body = EventBody {
         id: id.as_str(),
         event_type,
         created_at,
         data: &data,
-    })?;
+    }
+    .to_json()?;
     Ok((body, resource_id))
 }
 

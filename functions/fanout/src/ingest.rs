@@ -3,11 +3,12 @@
 use std::collections::HashMap;
 use std::time::SystemTime;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use webhooks_shared::domain::ids::EventId;
+use webhooks_shared::domain::model::EventBody;
 use webhooks_shared::domain::problem::{self, Problem};
 use webhooks_shared::domain::{catalogue, clock, ids};
 
@@ -46,16 +47,6 @@ struct BatchRequest<'a> {
 struct DataId<'a> {
     #[serde(borrow, default)]
     id: Option<&'a RawValue>,
-}
-
-/// The body every receiver gets, field order fixed.
-#[derive(Serialize)]
-struct Payload<'a> {
-    id: &'a str,
-    #[serde(rename = "type")]
-    event_type: &'a str,
-    created_at: &'a str,
-    data: &'a RawValue,
 }
 
 /// A validated event, ready to store.
@@ -125,12 +116,13 @@ impl IncomingEvent {
             }
         };
         let resource_id = resource_id(&data)?;
-        let payload = serde_json::to_string(&Payload {
+        let payload = EventBody {
             id: id.as_str(),
             event_type: &request.event_type,
             created_at: &created_at,
             data: &data,
-        })
+        }
+        .to_json()
         .map_err(|e| Problem::bad_request(format!("data cannot be encoded: {e}")))?;
         let fingerprint = fingerprint(&request.event_type, &data);
         Ok(IncomingEvent {
@@ -545,7 +537,7 @@ mod tests {
             (
                 r#"{"type":"order.completed"}"#,
                 400,
-                "events[2]: request body is not valid: missing field `data`",
+                "events[2]: request body is not valid: data: missing field `data`",
             ),
             (
                 r#"{"type":"order.completed","data":{},"extra":true}"#,

@@ -65,6 +65,24 @@ pub struct EventRecord {
     pub expires_at: i64,
 }
 
+/// The body every receiver gets (SPEC §4), in this field order, with `data` byte for byte
+/// as it was posted (or as the catalogue's example is written, for a test event).
+#[derive(Debug, Serialize)]
+pub struct EventBody<'a> {
+    pub id: &'a str,
+    #[serde(rename = "type")]
+    pub event_type: &'a str,
+    pub created_at: &'a str,
+    pub data: &'a serde_json::value::RawValue,
+}
+
+impl EventBody<'_> {
+    /// The exact bytes stored once and sent on every attempt.
+    pub fn to_json(&self) -> Result<String, serde_json::Error> {
+        serde_json::to_string(self)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryState {
