@@ -199,9 +199,12 @@ impl IncomingBatch {
                 Some(&(first, index)) => {
                     let same = batch.events.get(index).map(|e| &e.fingerprint);
                     if same != Some(&event.fingerprint) {
-                        return Err(Problem::bad_request(format!(
-                            "events[{i}].id: repeats events[{first}].id with different content"
-                        )));
+                        return Err(Problem::bad_field(
+                            &format!("events[{i}].id"),
+                            format!(
+                                "events[{i}].id: repeats events[{first}].id with different content"
+                            ),
+                        ));
                     }
                     batch.positions.push(index);
                 }

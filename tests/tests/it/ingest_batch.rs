@@ -184,7 +184,7 @@ async fn a_bad_event_refuses_the_whole_batch_and_nothing_is_stored() {
         (
             vec![good(0), good(1), good(2), json!({"type": "order.refunded"})],
             400,
-            "events[3]: request body is not valid: missing field `data`".to_owned(),
+            "events[3]: request body is not valid: data: missing field `data`".to_owned(),
         ),
         (
             vec![
@@ -211,6 +211,16 @@ async fn a_bad_event_refuses_the_whole_batch_and_nothing_is_stored() {
         answer.assert_problem(status);
         assert!(
             answer.detail().starts_with(&start),
+            "{start:?}: {}",
+            answer.text
+        );
+        // The field names the event by its index, as the detail does.
+        let index = start.split(':').next().unwrap_or_default();
+        let index = index.split('.').next().unwrap_or_default();
+        assert!(
+            answer.json["field"]
+                .as_str()
+                .is_some_and(|field| field.starts_with(index)),
             "{start:?}: {}",
             answer.text
         );
