@@ -552,6 +552,16 @@
     return [...form.querySelectorAll("input[name='events']:checked")].map((i) => i.value);
   }
 
+  /** What the New Webhook and the edit form send: the body of the API's create and PATCH. */
+  function webhookBody(form, name) {
+    return {
+      name: name.value.trim(),
+      url: form.querySelector("#url").value.trim(),
+      events: checkedEvents(form),
+      active: form.querySelector("#active").checked,
+    };
+  }
+
   function busy(button, on, text) {
     if (on) {
       button.dataset.label = button.textContent;
@@ -671,12 +681,7 @@
       h("div", { class: "form-actions" }, save, h("a", { href: BASE, class: "btn btn-quiet" }, "Cancel")));
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
-      const body = {
-        name: name.value.trim(),
-        url: form.querySelector("#url").value.trim(),
-        events: checkedEvents(form),
-        active: form.querySelector("#active").checked,
-      };
+      const body = webhookBody(form, name);
       const local = localProblem(body);
       if (local) return showProblem(form, local);
       busy(save, true, "Saving…");
@@ -780,12 +785,7 @@
       h("div", { class: "form-actions" }, save));
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
-      const body = {
-        name: name.value.trim(),
-        url: form.querySelector("#url").value.trim(),
-        events: checkedEvents(form),
-        active: form.querySelector("#active").checked,
-      };
+      const body = webhookBody(form, name);
       const local = localProblem(body);
       if (local) return showProblem(form, local);
       busy(save, true, "Saving…");
