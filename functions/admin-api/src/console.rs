@@ -17,6 +17,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
+use crate::scope::AdminScope;
+
 const SHELL: &str = include_str!("../console/index.html");
 const STYLESHEET: &str = include_str!("../console/console.css");
 const SCRIPT: &str = include_str!("../console/console.js");
@@ -64,8 +66,9 @@ impl ConsoleSettings {
         ) {
             (Some(issuer), Some(client_id)) => {
                 let issuer = issuer.trim_end_matches('/').to_owned();
+                // The scope admin-api itself requires (scope.rs), default included.
                 let admin_scope =
-                    setting("WEBHOOKS_ADMIN_SCOPE").unwrap_or_else(|| "webhooks/admin".into());
+                    AdminScope::from_setting(lookup("WEBHOOKS_ADMIN_SCOPE").as_deref());
                 let mut connect_origins: Vec<String> = origin_of(&issuer).into_iter().collect();
                 for extra in setting("WEBHOOKS_CONSOLE_OIDC_ORIGINS")
                     .unwrap_or_default()
@@ -80,7 +83,7 @@ impl ConsoleSettings {
                     sign_in: SignIn::Oidc {
                         issuer,
                         client_id,
-                        scope: format!("openid {admin_scope}"),
+                        scope: format!("openid {}", admin_scope.as_str()),
                     },
                     connect_origins,
                 }

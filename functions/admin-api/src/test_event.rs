@@ -43,12 +43,10 @@ pub struct TestEventCall {
 
 impl TestEventCall {
     pub fn parse(body: &[u8]) -> Result<Self, Problem> {
-        if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-            return Err(Problem::bad_request(
-                "the body must be a JSON object: {\"event_type\": \"order.completed\"}",
-            ));
-        }
-        let request: TestEventRequest = problem::parse_json(body)?;
+        let request: TestEventRequest = problem::parse_object(
+            body,
+            "the body must be a JSON object: {\"event_type\": \"order.completed\"}",
+        )?;
         let found = catalogue::find(&request.event_type).ok_or_else(|| {
             let known: Vec<_> = catalogue::names().collect();
             Problem::invalid_field(

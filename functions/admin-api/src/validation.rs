@@ -60,7 +60,10 @@ pub struct NewWebhook {
 
 impl CreateWebhookRequest {
     pub fn parse(body: &[u8], targets: Targets) -> Result<NewWebhook, Problem> {
-        let request: CreateWebhookRequest = problem::parse_json(body)?;
+        let request: CreateWebhookRequest = problem::parse_object(
+            body,
+            r#"the body must be a JSON object: {"name": ..., "url": "https://...", "events": [...]}"#,
+        )?;
         Ok(NewWebhook {
             name: validate_name(&request.name)?,
             url: validate_url(&request.url, targets)?,
@@ -95,7 +98,10 @@ pub struct WebhookChange {
 
 impl UpdateWebhookRequest {
     pub fn parse(body: &[u8], targets: Targets) -> Result<WebhookChange, Problem> {
-        let request: UpdateWebhookRequest = problem::parse_json(body)?;
+        let request: UpdateWebhookRequest = problem::parse_object(
+            body,
+            "the body must be a JSON object of the fields to change (name, url, events, active)",
+        )?;
         if request.name.is_none()
             && request.url.is_none()
             && request.events.is_none()
@@ -155,7 +161,10 @@ impl RecoveryCall {
         webhook: &WebhookId,
         now: std::time::SystemTime,
     ) -> Result<Self, Problem> {
-        let request: RecoverRequest = problem::parse_json(body)?;
+        let request: RecoverRequest = problem::parse_object(
+            body,
+            r#"the body must be a JSON object: {"since": "<RFC 3339>", ...}"#,
+        )?;
         let parse = |field: &str, text: &str| {
             crate::clock::parse_rfc3339(text)
                 .map_err(|err| Problem::invalid_field(field, format!("{field} {text:?} {err}")))
@@ -398,6 +407,26 @@ mod tests {
         let spaced = format!("https://example.com/a{}b", " ".repeat(1000));
         let p = validate_url(&spaced, Targets::PublicOnly).unwrap_err();
         assert!(p.detail.contains("2048"), "{}", p.detail);
+    }
+
+    #[test]
+    fn a_body_must_be_an_object_not_an_array_of_the_fields() {
+        let wh = WebhookId::from("wh_1".to_owned());
+        let create = CreateWebhookRequest::parse(
+            br#"["n", "https://example.com/", ["user.registered"], true]"#,
+            Targets::PublicOnly,
+        );
+        let update = UpdateWebhookRequest::parse(br#"["n"]"#, Targets::PublicOnly);
+        let recover = RecoveryCall::parse(
+            br#"["2026-11-27T02:00:00Z"]"#,
+            &wh,
+            std::time::SystemTime::UNIX_EPOCH,
+        );
+        for p in [create.err(), update.err(), recover.err()] {
+            let p = p.expect("refused");
+            assert_eq!(p.status, 400);
+            assert!(p.detail.contains("JSON object"), "{}", p.detail);
+        }
     }
 
     #[test]

@@ -68,13 +68,10 @@ impl IncomingEvent {
                 body.len()
             )));
         }
-        // serde would read a struct from an array of its fields too (`[null, "order.completed", {}]`).
-        if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-            return Err(Problem::bad_request(
-                "the event must be a JSON object: {\"type\": ..., \"data\": {...}}",
-            ));
-        }
-        let request: IngestRequest = problem::parse_json(body)?;
+        let request: IngestRequest = problem::parse_object(
+            body,
+            "the event must be a JSON object: {\"type\": ..., \"data\": {...}}",
+        )?;
         if catalogue::find(&request.event_type).is_none() {
             let known: Vec<_> = catalogue::names().collect();
             return Err(Problem::bad_field(
@@ -152,13 +149,10 @@ impl IncomingBatch {
         if body.len() > MAX_BATCH_BYTES {
             return Err(batch_too_large(Some(body.len())));
         }
-        // serde would also take a JSON array for the struct's fields, in order.
-        if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
-            return Err(Problem::bad_request(
-                r#"the body must be a JSON object: {"events": [<event>, ...]}"#,
-            ));
-        }
-        let request: BatchRequest = problem::parse_json(body)?;
+        let request: BatchRequest = problem::parse_object(
+            body,
+            r#"the body must be a JSON object: {"events": [<event>, ...]}"#,
+        )?;
         let must_be = || {
             Problem::bad_request(format!(
                 "events must be an array of 1 to {MAX_BATCH_EVENTS} events"

@@ -129,6 +129,16 @@ pub fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Problem> 
     Ok(value)
 }
 
+/// [`parse_json`] for a body that must be a JSON object (every request body is one): serde
+/// would also read a struct from an array of its fields (`["n", "https://…", […]]`), which
+/// no document allows. `refusal` is the 400's detail, saying what the object looks like.
+pub fn parse_object<'a, T: Deserialize<'a>>(body: &'a [u8], refusal: &str) -> Result<T, Problem> {
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(Problem::bad_request(refusal));
+    }
+    parse_json(body)
+}
+
 /// For optional request fields that may be left out but not sent as `null` (a `null` would
 /// be ambiguous: keep the value, or clear it?). With `#[serde(default)]`, absent is `None`.
 pub fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
