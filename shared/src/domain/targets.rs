@@ -217,7 +217,10 @@ pub fn refusal(host: &Host<&str>) -> Option<String> {
             let name = name.trim_end_matches('.').to_ascii_lowercase();
             PRIVATE_NAME_SUFFIXES
                 .iter()
-                .find(|suffix| name == **suffix || name.ends_with(&format!(".{suffix}")))
+                .find(|suffix| {
+                    name.strip_suffix(**suffix)
+                        .is_some_and(|rest| rest.is_empty() || rest.ends_with('.'))
+                })
                 .map(|suffix| {
                     format!("{name} is a private name (.{suffix} never names a public server)")
                 })
