@@ -9,6 +9,7 @@ pub mod aws_error;
 pub mod backoff;
 pub mod http_api;
 pub mod queue;
+pub mod sdk_http;
 pub mod secret_box;
 pub mod store;
 
@@ -21,7 +22,6 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_smithy_async::rt::sleep::{SharedAsyncSleep, TokioSleep};
 use aws_smithy_async::time::{SharedTimeSource, SystemTimeSource};
-use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 use crate::adapters::queue::Queue;
@@ -51,12 +51,10 @@ pub async fn load_sdk_config() -> SdkConfig {
     }
 }
 
-/// The SDK's HTTPS client on rustls with ring, the TLS stack the delivery client uses too
-/// (the SDK's default brings a second one, aws-lc-rs: a larger zip for nothing).
+/// The SDK's HTTPS client: reqwest on rustls with ring, HTTP/1.1 ([`sdk_http`]), the stack
+/// the delivery client uses too.
 pub fn aws_http_client() -> SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .build_https()
+    SharedHttpClient::new(sdk_http::SdkHttpClient::default())
 }
 
 /// The adapters every function shares.
