@@ -15,5 +15,6 @@ mod openapi;
 mod pipeline;
 mod races;
 mod recover;
+mod sdk_transport;
 mod signing;
 mod test_event;
