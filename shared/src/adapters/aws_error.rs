@@ -59,15 +59,21 @@ impl AwsError {
 impl fmt::Display for AwsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The whole chain: the service's message names what was refused (e.g. the action).
-        let mut text = self.source.to_string();
-        let mut cause = self.source.source();
-        while let Some(c) = cause {
-            text.push_str(": ");
-            text.push_str(&c.to_string());
-            cause = c.source();
-        }
-        write!(f, "{text}")
+        f.write_str(&error_chain(self.source.as_ref()))
     }
+}
+
+/// An error and its sources on one line, `outer: cause: root` (the SDK's and reqwest's own
+/// messages omit their causes).
+pub(crate) fn error_chain(err: &(dyn Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 impl Error for AwsError {

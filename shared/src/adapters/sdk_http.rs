@@ -25,6 +25,8 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 use bytes::Bytes;
 
+use crate::adapters::aws_error::error_chain;
+
 /// The SDK's `HttpClient`: a reqwest client per distinct timeout setting, built on first
 /// use (no I/O when the SDK configuration is built).
 #[derive(Debug, Default)]
@@ -91,7 +93,7 @@ impl SdkConnector {
         SdkConnector {
             client: builder
                 .build()
-                .map_err(|e| format!("cannot build the AWS HTTP client: {}", chain(&e))),
+                .map_err(|e| format!("cannot build the AWS HTTP client: {}", error_chain(&e))),
         }
     }
 }
@@ -146,18 +148,6 @@ fn connector_error(err: reqwest::Error) -> ConnectorError {
     } else {
         ConnectorError::io(err.into())
     }
-}
-
-/// An error and its sources on one line (reqwest's own message omits the cause).
-fn chain(err: &dyn StdError) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
