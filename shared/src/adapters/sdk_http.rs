@@ -153,7 +153,6 @@ fn connector_error(err: reqwest::Error) -> ConnectorError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_smithy_runtime_api::client::result::ConnectorError;
     use aws_smithy_runtime_api::client::runtime_components::RuntimeComponentsBuilder;
 
     fn sdk_request(uri: &str, body: SdkBody) -> HttpRequest {
@@ -215,6 +214,22 @@ mod tests {
         assert_eq!(client.connectors.lock().unwrap().len(), 2);
     }
 
+    /// A POST through a connector with a 2 s connect timeout and `read`, to a loopback
+    /// port, which must fail.
+    async fn post_to_loopback(port: u16, read: Option<Duration>) -> ConnectorError {
+        let connector = SdkConnector::new(Timeouts {
+            connect: Some(Duration::from_secs(2)),
+            read,
+        });
+        connector
+            .call(sdk_request(
+                &format!("http://127.0.0.1:{port}/"),
+                SdkBody::from("{}"),
+            ))
+            .await
+            .unwrap_err()
+    }
+
     /// Against a real socket: nothing listens on the port, so the connection is refused,
     /// which the SDK must see as an I/O failure it may retry.
     #[tokio::test]
@@ -223,17 +238,7 @@ mod tests {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             listener.local_addr().unwrap().port()
         };
-        let connector = SdkConnector::new(Timeouts {
-            connect: Some(Duration::from_secs(2)),
-            read: None,
-        });
-        let err: ConnectorError = connector
-            .call(sdk_request(
-                &format!("http://127.0.0.1:{port}/"),
-                SdkBody::from("{}"),
-            ))
-            .await
-            .unwrap_err();
+        let err = post_to_loopback(port, None).await;
         assert!(err.is_io(), "{err:?}");
     }
 
@@ -248,17 +253,7 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(5)).await;
             drop(socket);
         });
-        let connector = SdkConnector::new(Timeouts {
-            connect: Some(Duration::from_secs(2)),
-            read: Some(Duration::from_millis(200)),
-        });
-        let err = connector
-            .call(sdk_request(
-                &format!("http://127.0.0.1:{port}/"),
-                SdkBody::from("{}"),
-            ))
-            .await
-            .unwrap_err();
+        let err = post_to_loopback(port, Some(Duration::from_millis(200))).await;
         assert!(err.is_timeout(), "{err:?}");
         hold.abort();
     }
