@@ -209,7 +209,8 @@ impl RecoveryCall {
     }
 }
 
-/// A JSON number with no fraction (`12` or `12.0`), if it is one that fits in a `u64`.
+/// A JSON number with no fraction (`12` or `12.0`) and not negative, as a `u64`; one
+/// written with a fraction part counts only up to `u32::MAX` (all a limit can use).
 fn whole_number(n: &serde_json::Number) -> Option<u64> {
     n.as_u64().or_else(|| {
         n.as_f64()

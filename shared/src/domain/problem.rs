@@ -100,24 +100,21 @@ pub fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Problem> 
     let mut reader = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(&mut reader).map_err(|err| {
         let inner = err.inner().to_string();
-        let mut field = err.path().to_string();
-        if field == "." {
-            // serde reports a missing field at the object holding it; its message names it
-            // (serde's fixed wording: "missing field `name`").
-            match inner
-                .strip_prefix("missing field `")
-                .and_then(|rest| rest.split_once('`'))
-            {
-                Some((missing, _)) => field = missing.to_owned(),
-                None => return Problem::bad_request(format!("request body is not valid: {inner}")),
-            }
-        } else if let Some((parent, missing)) = inner
+        let path = err.path().to_string();
+        // serde reports a missing field at the object holding it; its message names it
+        // (serde's fixed wording: "missing field `name`").
+        let missing = inner
             .strip_prefix("missing field `")
             .and_then(|rest| rest.split_once('`'))
-            .map(|(missing, _)| (field.clone(), missing))
-        {
-            field = format!("{parent}.{missing}");
-        }
+            .map(|(missing, _)| missing);
+        let field = match (path.as_str(), missing) {
+            (".", Some(missing)) => missing.to_owned(),
+            (".", None) => {
+                return Problem::bad_request(format!("request body is not valid: {inner}"))
+            }
+            (_, Some(missing)) => format!("{path}.{missing}"),
+            (_, None) => path,
+        };
         let mut problem =
             Problem::bad_request(format!("request body is not valid: {field}: {inner}"));
         problem.field = Some(field);
