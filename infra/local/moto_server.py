@@ -37,6 +37,15 @@ could make a message visible again while its next receive is being handled. Two 
 at once could each take a message of one group: here picking is atomic. And a FIFO queue
 remembers a deduplication id for its 5 minutes even after that message was deleted.
 
+And SQS refuses messages that moto takes; here they are refused as SQS refuses them, with
+SQS's error codes and, where known, its messages (see "SQS: what SQS refuses to take"): a body
+or string attribute holding a character XML does not allow (U+FFFF, control characters), an
+empty body, a message over its queue's MaximumMessageSize in UTF-8 bytes with its attributes,
+a batch over 1 MiB, a batch of no or over 10 entries or with malformed or repeated ids (the
+delete and visibility batches too), a MessageGroupId or MessageDeduplicationId other than 1 to
+128 ASCII letters, digits and punctuation, a negative DelaySeconds, and a FIFO batch entry
+without its group or deduplication id.
+
 moto answers a refused call in XML whatever the protocol; a JSON-protocol call (DynamoDB,
 KMS, SQS) gets its refusal in JSON here, as AWS sends it, so the SDK shows its message
 ("... is not authorized to perform: sqs:ChangeMessageVisibility").
@@ -54,8 +63,11 @@ import argparse
 import json
 import logging
 import os
+import re
+import string
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import metering
@@ -354,6 +366,307 @@ def fifo_deduplication_outlives_deletion() -> None:
     Queue.add_message = remembering
 
 
+# ------------------------------------------------------------ SQS: what SQS refuses to take
+#
+# moto takes any message it is given; SQS refuses some, and the code that sends them must fail
+# here as it fails on AWS. The rule families below (each installed in main()) add checks to two
+# lists, which SQSResponse runs before moto's own handler, for the JSON and the query protocol
+# alike (both reach the handler as `self.params`, parsed from the service model):
+#
+# - request checks `check(queue, params)` per action: raising refuses the whole call;
+# - message checks `check(queue, message, in_batch)` on SendMessage's parameters and on each
+#   SendMessageBatch entry (the same keys): raising refuses SendMessage, and puts a batch entry
+#   in `Failed` (SenderFault true, the refusal's code and message) while the other entries are
+#   sent, as SQS does.
+#
+# Refusals are moto's own SQSException (a ServiceException), which moto writes in the caller's
+# protocol: for the JSON protocol with `__type` and the `x-amzn-query-error: <code>;Sender`
+# header that the SDKs take the error code from (the Rust SDK matches
+# "AWS.SimpleQueueService.BatchEntryIdsNotDistinct" there), as SQS does; XML for the query
+# protocol. Unlike the IAM refusals above they need no `refusals_in_json`.
+#
+# Codes and messages are SQS's as recorded from AWS (LocalStack's AWS-validated snapshots of
+# these calls, tests/aws/services/sqs/test_sqs.snapshot.json) or as SQS's users quote them;
+# where no record was found the message is ours and says so. One difference remains: for
+# InvalidParameterValue SQS's JSON `__type` is InvalidParameterValueException and moto's is
+# InvalidParameterValue; the code SDKs read (the header) is the same.
+
+SqsRequestCheck = Callable[[Any, dict[str, Any]], None]
+SqsMessageCheck = Callable[[Any, dict[str, Any], bool], None]
+SQS_REQUEST_CHECKS: dict[str, list[SqsRequestCheck]] = {}
+SQS_MESSAGE_CHECKS: list[SqsMessageCheck] = []
+SQS_CHECKED_ACTIONS = ("SendMessage", "SendMessageBatch", "DeleteMessageBatch", "ChangeMessageVisibilityBatch")
+
+
+def _sqs_refusal(code: str, message: str) -> Exception:
+    from moto.sqs.exceptions import SQSException
+
+    return SQSException(code, message)
+
+
+def _sqs_checks_run() -> None:
+    """Wraps SQSResponse's send and batch actions (once) so that they run the checks first."""
+    from moto.core.responses import ActionResult
+    from moto.core.utils import camelcase_to_underscores
+    from moto.sqs.exceptions import SQSException
+    from moto.sqs.responses import SQSResponse
+
+    if getattr(SQSResponse, "_comps_checks_run", False):
+        return
+    SQSResponse._comps_checks_run = True
+
+    def checked(self: Any, action: str, handle: Callable[[Any], Any]) -> Any:
+        params = self.params
+        queue = self.sqs_backend.get_queue(self._get_queue_name())
+        for check in SQS_REQUEST_CHECKS.get(action, []):
+            check(queue, params)
+        if action == "SendMessage":
+            for message_check in SQS_MESSAGE_CHECKS:
+                message_check(queue, params, False)
+        if action != "SendMessageBatch":
+            return handle(self)
+        entries = list(params.get("Entries") or [])
+        failed: list[dict[str, Any]] = []
+        kept: list[dict[str, Any]] = []
+        for entry in entries:
+            try:
+                for message_check in SQS_MESSAGE_CHECKS:
+                    message_check(queue, entry, True)
+            except SQSException as refusal:
+                failed.append(
+                    {"Id": entry["Id"], "SenderFault": True, "Code": refusal.code, "Message": refusal.message}
+                )
+            else:
+                kept.append(entry)
+        if not failed:
+            return handle(self)
+        if kept:  # moto sends the others (and reports its own failures)
+            params["Entries"] = kept
+            result = handle(self)
+        else:  # none left: moto would call the batch empty
+            result = ActionResult({"Successful": [], "Failed": []})
+        answer = result.result
+        position = {entry["Id"]: i for i, entry in enumerate(entries)}
+        answer["Failed"] = sorted(failed + list(answer.get("Failed") or []), key=lambda f: position.get(f["Id"], 0))
+        return result
+
+    for action in SQS_CHECKED_ACTIONS:
+        name = camelcase_to_underscores(action)
+
+        def run(self: Any, _action: str = action, _handle: Any = getattr(SQSResponse, name)) -> Any:
+            return checked(self, _action, _handle)
+
+        setattr(SQSResponse, name, run)
+
+
+def _add_sqs_request_check(actions: tuple[str, ...], check: SqsRequestCheck) -> None:
+    _sqs_checks_run()
+    for action in actions:
+        SQS_REQUEST_CHECKS.setdefault(action, []).append(check)
+
+
+def _add_sqs_message_check(check: SqsMessageCheck) -> None:
+    _sqs_checks_run()
+    SQS_MESSAGE_CHECKS.append(check)
+
+
+SQS_BATCH_ENTRY_ID = re.compile(r"[A-Za-z0-9_-]{1,80}")
+SQS_BATCH_ENTRY_NAMES = {
+    "SendMessageBatch": "SendMessageBatchRequestEntry",
+    "DeleteMessageBatch": "DeleteMessageBatchRequestEntry",
+    "ChangeMessageVisibilityBatch": "ChangeMessageVisibilityBatchRequestEntry",
+}
+
+
+def sqs_batch_entries_checked() -> None:
+    """A batch call (send, delete, change visibility) holds 1 to 10 entries, whose ids are 1-80
+    ASCII letters, digits, hyphens and underscores, all different; else SQS refuses the whole
+    call: AWS.SimpleQueueService.EmptyBatchRequest, .TooManyEntriesInBatchRequest ("Maximum
+    number of entries per request are 10. You have sent 11."), .InvalidBatchEntryId, or
+    .BatchEntryIdsNotDistinct ("Id a repeated."), messages as AWS sends them (the empty batch's
+    is moto's). moto checked some of this for SendMessageBatch only (and took any Unicode letter
+    in an id); it let a visibility batch be empty, and the delete and visibility batches have 11
+    entries or malformed ids, or (visibility) repeat one."""
+    from moto.sqs.exceptions import BatchEntryIdsNotDistinct, InvalidBatchEntryId, TooManyEntriesInBatchRequest
+
+    for action, entry_name in SQS_BATCH_ENTRY_NAMES.items():
+
+        def entries(queue: Any, params: dict[str, Any], _entry_name: str = entry_name) -> None:  # noqa: ARG001
+            batch = params.get("Entries") or []
+            if not batch:
+                raise _sqs_refusal("EmptyBatchRequest", f"There should be at least one {_entry_name} in the request.")
+            if len(batch) > 10:
+                raise TooManyEntriesInBatchRequest(len(batch))
+            ids = [entry.get("Id") for entry in batch]
+            if not all(isinstance(i, str) and SQS_BATCH_ENTRY_ID.fullmatch(i) for i in ids):
+                raise InvalidBatchEntryId()
+            seen: set[str] = set()
+            for entry_id in ids:
+                if entry_id in seen:
+                    raise BatchEntryIdsNotDistinct(entry_id)
+                seen.add(entry_id)
+
+        _add_sqs_request_check((action,), entries)
+
+
+# XML 1.0's characters (https://www.w3.org/TR/xml/#charsets), the only ones SQS takes.
+SQS_FORBIDDEN_CHARACTER = re.compile(r"[^\t\n\r\x20-\uD7FF\uE000-\uFFFD\U00010000-\U0010FFFF]")
+SQS_ALLOWED_CHARACTERS = "#x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF]"
+
+
+def sqs_message_contents_checked() -> None:
+    """SQS refuses a message body holding a character outside XML 1.0's: a control character
+    other than tab, LF and CR, U+FFFE or U+FFFF (U+FFFD and everything beyond U+FFFF, emoji,
+    are fine; a lone surrogate cannot come in UTF-8, but can in a JSON escape, and is refused).
+    The code is InvalidMessageContents, the message SQS's ("Invalid binary character '#xFFFF'
+    was found in the message body, the set of allowed characters is ..."). In a batch only that
+    entry fails, in `Failed` with the same code; the other entries are sent (AWS-validated:
+    LocalStack's test_batch_send_with_invalid_char_should_succeed). A String attribute's value
+    is held to the same characters, but refused as InvalidParameterValue (AWS-validated too:
+    test_invalid_string_attributes_cause_invalid_parameter_value_error; that message is ours).
+    moto checked none of it; our JSON writer leaves U+FFFF in a string as it is, so a webhook
+    payload holding one was accepted here and refused by SQS."""
+
+    def character(found: re.Match[str]) -> str:
+        return f"#x{ord(found.group()):X}"
+
+    def contents(queue: Any, message: dict[str, Any], in_batch: bool) -> None:  # noqa: ARG001
+        body = message.get("MessageBody")
+        if isinstance(body, str) and (found := SQS_FORBIDDEN_CHARACTER.search(body)):
+            raise _sqs_refusal(
+                "InvalidMessageContents",
+                f"Invalid binary character '{character(found)}' was found in the message body, "
+                f"the set of allowed characters is {SQS_ALLOWED_CHARACTERS}.",
+            )
+        for name, value in (message.get("MessageAttributes") or {}).items():
+            text = (value or {}).get("StringValue")
+            if isinstance(text, str) and (found := SQS_FORBIDDEN_CHARACTER.search(text)):
+                raise _sqs_refusal(
+                    "InvalidParameterValue",
+                    f"Invalid binary character '{character(found)}' was found in the value of message (user) "
+                    f"attribute '{name}', the set of allowed characters is {SQS_ALLOWED_CHARACTERS}.",
+                )
+
+    _add_sqs_message_check(contents)
+
+
+SQS_BATCH_LIMIT = 1_048_576  # bytes, whatever the queue's MaximumMessageSize
+
+
+def sqs_message_bytes(message: dict[str, Any]) -> int:
+    """A message's size as SQS counts it: the body's UTF-8 bytes, and for each attribute its
+    name, its data type and its value (a binary value's decoded bytes). System attributes
+    (AWSTraceHeader) do not count."""
+
+    def size(value: Any) -> int:
+        if isinstance(value, str):
+            return len(value.encode("utf-8", "surrogatepass"))
+        return len(value) if isinstance(value, (bytes, bytearray)) else 0
+
+    total = size(message.get("MessageBody"))
+    for name, value in (message.get("MessageAttributes") or {}).items():
+        value = value or {}
+        data = value.get("StringValue")
+        data = data if data is not None else value.get("BinaryValue")
+        total += size(name) + size(value.get("DataType")) + size(data)
+    return total
+
+
+def sqs_message_sizes_checked() -> None:
+    """SQS refuses an empty body (MissingParameter, "The request must contain the parameter
+    MessageBody."), and a message over its queue's MaximumMessageSize (InvalidParameterValue,
+    "One or more parameters are invalid. Reason: Message must be shorter than 1048576 bytes.";
+    in a batch that entry fails, "One or more parameters cannot be validated. ..."), counted
+    in UTF-8 bytes with its attributes; and a batch whose messages total over 1 MiB, whatever
+    the queue's limit (AWS.SimpleQueueService.BatchRequestTooLong, "Batch requests cannot be
+    longer than 1048576 bytes. You have sent 1048577 bytes."): all AWS-validated. The limits are
+    1 MiB since SQS raised them in August 2025 (MaximumMessageSize's default, moto's too; the
+    API reference and botocore's model say so); a queue can set a lower MaximumMessageSize.
+    moto took an empty body, counted characters instead of bytes and left the attributes out.
+    How SQS answers an empty body in a batch was not found: here that entry fails."""
+    from moto.sqs.exceptions import BatchRequestTooLong
+
+    def total(queue: Any, params: dict[str, Any]) -> None:  # noqa: ARG001
+        length = sum(sqs_message_bytes(entry) for entry in params.get("Entries") or [])
+        if length > SQS_BATCH_LIMIT:
+            raise BatchRequestTooLong(length)
+
+    def size(queue: Any, message: dict[str, Any], in_batch: bool) -> None:
+        if not message.get("MessageBody"):
+            raise _sqs_refusal("MissingParameter", "The request must contain the parameter MessageBody.")
+        limit = int(queue.maximum_message_size)
+        if sqs_message_bytes(message) > limit:
+            reason = "cannot be validated" if in_batch else "are invalid"
+            raise _sqs_refusal(
+                "InvalidParameterValue",
+                f"One or more parameters {reason}. Reason: Message must be shorter than {limit} bytes.",
+            )
+
+    _add_sqs_request_check(("SendMessageBatch",), total)
+    _add_sqs_message_check(size)
+
+
+SQS_ID_CHARACTERS = frozenset(string.ascii_letters + string.digits + string.punctuation)
+
+
+def sqs_message_parameters_checked() -> None:
+    """A MessageGroupId (on any queue: standard queues take one for fair queueing) and a FIFO
+    queue's MessageDeduplicationId are 1 to 128 ASCII letters, digits and punctuation
+    (!"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~), else InvalidParameterValue, "Value group 1 for parameter
+    MessageGroupId is invalid. Reason: MessageGroupId can only include alphanumeric and
+    punctuation characters. 1 to 128 in length." A DelaySeconds is 0 to 900 ("Value -1 for
+    parameter DelaySeconds is invalid. Reason: DelaySeconds must be >= 0 and <= 900.", moto's
+    words for over 900; in a batch that entry fails, as moto did for over 900). In a
+    FIFO batch an entry without MessageGroupId refuses the whole call with InvalidParameterValue
+    "The request must contain the parameter MessageGroupId." (SendMessage says MissingParameter,
+    as moto does), and one without MessageDeduplicationId on a queue without
+    ContentBasedDeduplication with "The queue should either have ContentBasedDeduplication
+    enabled or MessageDeduplicationId provided explicitly" (AWS-validated).
+    moto already refuses a FIFO message without group or deduplication id, a DelaySeconds over
+    900, and any DelaySeconds but 0 on a FIFO queue ("... Reason: The request include parameter
+    that is not valid for this queue type."; in a batch moto refuses the whole call, and how SQS
+    answers that was not found); it took any group or deduplication id, a negative delay, and
+    answered a FIFO batch entry without group id with MissingParameter."""
+
+    def valid_id(value: Any) -> bool:
+        return isinstance(value, str) and 1 <= len(value) <= 128 and all(c in SQS_ID_CHARACTERS for c in value)
+
+    def fifo_batch(queue: Any, params: dict[str, Any]) -> None:
+        if not queue.fifo_queue:
+            return
+        entries = params.get("Entries") or []
+        if any(entry.get("MessageGroupId") is None for entry in entries):
+            raise _sqs_refusal("InvalidParameterValue", "The request must contain the parameter MessageGroupId.")
+        content_based = str(queue.attributes.get("ContentBasedDeduplication")).lower() == "true"
+        if not content_based and any(entry.get("MessageDeduplicationId") is None for entry in entries):
+            raise _sqs_refusal(
+                "InvalidParameterValue",
+                "The queue should either have ContentBasedDeduplication enabled or "
+                "MessageDeduplicationId provided explicitly",
+            )
+
+    def parameters(queue: Any, message: dict[str, Any], in_batch: bool) -> None:  # noqa: ARG001
+        delay = message.get("DelaySeconds")
+        if delay is not None and not 0 <= int(delay) <= 900:
+            raise _sqs_refusal(
+                "InvalidParameterValue",
+                f"Value {delay} for parameter DelaySeconds is invalid. Reason: DelaySeconds must be >= 0 and <= 900.",
+            )
+        for name in ("MessageGroupId", "MessageDeduplicationId"):
+            value = message.get(name)
+            if value is None or (name == "MessageDeduplicationId" and not queue.fifo_queue):
+                continue
+            if not valid_id(value):
+                raise _sqs_refusal(
+                    "InvalidParameterValue",
+                    f"Value {value} for parameter {name} is invalid. Reason: {name} can only include "
+                    "alphanumeric and punctuation characters. 1 to 128 in length.",
+                )
+
+    _add_sqs_request_check(("SendMessageBatch",), fifo_batch)
+    _add_sqs_message_check(parameters)
+
+
 def dynamodb_requests_one_at_a_time() -> None:
     """Each DynamoDB request runs under one lock, so it is atomic as on AWS."""
     from moto.dynamodb.responses import DynamoHandler
@@ -446,6 +759,11 @@ def main() -> int:
     fifo_receipt_handles_expire()
     receives_pick_atomically()
     fifo_deduplication_outlives_deletion()
+    # SQS's refusals, whole-call checks and per-message checks each in this order.
+    sqs_batch_entries_checked()
+    sqs_message_contents_checked()
+    sqs_message_sizes_checked()
+    sqs_message_parameters_checked()
     dynamodb_queries_read_their_partition()
     dynamodb_requests_one_at_a_time()
     sent_emails_served()
