@@ -113,14 +113,7 @@ pub async fn spawn(name: &str, extra_env: &[(&str, String)]) -> Function {
 /// deliver's role as `template.yaml` writes it, for `queue` instead of the stack's, less
 /// `without_action`; returns its credentials.
 pub async fn deliver_role_for(queue: &OwnQueue, without_action: Option<&str>) -> Credentials {
-    let h = Harness::get();
-    let stack_queue = h.stack_json["resources"]["DeliveriesQueue"]["arn"]
-        .as_str()
-        .expect("queue arn");
-    let role = h
-        .derive_role("deliver", &[(stack_queue, &queue.arn)], without_action)
-        .await;
-    h.role_credentials(&role).await
+    role_for("deliver", queue, without_action).await
 }
 
 /// The deliver binary with `credentials`, taking its messages from `queue`.
@@ -130,6 +123,33 @@ pub async fn deliver_from(queue: &OwnQueue, credentials: Credentials) -> Functio
         "deliver",
         Some(credentials),
         &[("DELIVERY_QUEUE_URL", queue_url)],
+    )
+    .await
+}
+
+/// `function`'s role as `template.yaml` writes it, for `queue` instead of the stack's
+/// deliveries queue, less `without_action`; returns its credentials.
+pub async fn role_for(
+    function: &str,
+    queue: &OwnQueue,
+    without_action: Option<&str>,
+) -> Credentials {
+    let h = Harness::get();
+    let stack_queue = h.stack_json["resources"]["DeliveriesQueue"]["arn"]
+        .as_str()
+        .expect("queue arn");
+    let role = h
+        .derive_role(function, &[(stack_queue, &queue.arn)], without_action)
+        .await;
+    h.role_credentials(&role).await
+}
+
+/// The fanout binary with `credentials`, sending its delivery messages to `queue`.
+pub async fn fanout_to(queue: &OwnQueue, credentials: Credentials) -> Function {
+    spawn_as(
+        "fanout",
+        Some(credentials),
+        &[("DELIVERY_QUEUE_URL", queue.url.clone())],
     )
     .await
 }

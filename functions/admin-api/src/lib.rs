@@ -31,7 +31,7 @@ use webhooks_shared::domain::model::{
 };
 use webhooks_shared::domain::problem::Problem;
 use webhooks_shared::domain::signing::SigningSecret;
-use webhooks_shared::domain::{clock, ids};
+use webhooks_shared::domain::{circuit, clock, ids};
 use webhooks_shared::Config;
 
 pub use http::{public_router, router};
@@ -143,6 +143,10 @@ impl AdminApi {
             created_at: now,
             updated_at: now,
             revision: 0,
+            failures_in_row: 0,
+            circuit_opened_at: None,
+            probe_at: None,
+            last_failure: None,
         };
         self.store
             .create_webhook(&record)
@@ -181,6 +185,9 @@ impl AdminApi {
             updated.name = name;
         }
         if let Some(url) = change.url {
+            if url != updated.url {
+                circuit::close(&mut updated); // another endpoint: tried at once
+            }
             updated.url = url;
         }
         if let Some(events) = change.events {

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use webhooks_shared::domain::circuit::{self, CircuitView};
 use webhooks_shared::domain::clock::Timestamp;
 use webhooks_shared::domain::ids::{DeliveryId, EventId, WebhookId};
 use webhooks_shared::domain::lifecycle::Progress;
@@ -41,6 +42,9 @@ pub struct WebhookView {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub last_delivery: Option<LastDelivery>,
+    /// The endpoint's circuit breaker: while `open`, due attempts are logged as not sent
+    /// and one test request goes per interval (`next_probe_at`).
+    pub circuit: CircuitView,
 }
 
 impl WebhookView {
@@ -55,6 +59,7 @@ impl WebhookView {
             created_at: w.created_at,
             updated_at: w.updated_at,
             last_delivery,
+            circuit: circuit::view(w),
         }
     }
 }

@@ -1,24 +1,22 @@
-//! `deliver`: makes each delivery's attempts. First attempts come straight from the events
-//! table's stream ([`stream`]); later ones, and redeliveries, from the deliveries queue. For
-//! each: sign the stored body, POST it, log the attempt, and either finish the delivery or
-//! keep its message hidden until the next attempt is due (ChangeMessageVisibility), reported
-//! as a partial batch failure so SQS keeps it.
+//! `deliver`: makes every attempt of every delivery, from the deliveries queue (fanout puts
+//! each new delivery there; redeliveries and recoveries go there too). For each message: sign
+//! the stored body, POST it, log the attempt, and either finish the delivery or keep its
+//! message hidden until the next attempt is due (ChangeMessageVisibility), reported as a
+//! partial batch failure so SQS keeps it. An endpoint that stops answering has its circuit
+//! opened (`domain::circuit`): its due attempts are logged as not sent instead of holding an
+//! invocation for the whole timeout each.
 
 pub mod batch;
 pub mod http_client;
 pub mod metrics;
-pub mod stream;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use aws_lambda_events::event::dynamodb;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use bytes::Bytes;
 use futures::future::join_all;
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tokio::sync::OnceCell;
 use tracing::Instrument;
@@ -33,13 +31,14 @@ use webhooks_shared::adapters::secret_box::{SecretBox, SecretBoxError, SecretCac
 use webhooks_shared::adapters::store::{Store, StoreError};
 use webhooks_shared::adapters::Adapters;
 use webhooks_shared::domain::alerts::FailureNotice;
-use webhooks_shared::domain::clock;
+use webhooks_shared::domain::circuit::{self, Change, Gate};
+use webhooks_shared::domain::clock::{self, Timestamp};
 use webhooks_shared::domain::ids::{EventId, WebhookId};
 use webhooks_shared::domain::lifecycle::{self, AfterAttempt, Progress, Target, Turn};
 use webhooks_shared::domain::model::{
-    AttemptOutcome, AttemptRecord, DeliveryMessage, DeliveryState, WebhookRecord,
+    AttemptOutcome, AttemptRecord, DeliveryMessage, DeliveryRef, DeliveryState, WebhookRecord,
 };
-use webhooks_shared::domain::retry::{random_jitter, RetrySchedule};
+use webhooks_shared::domain::retry::{random_jitter, AttemptResult, RetrySchedule};
 use webhooks_shared::Config;
 
 /// Event bodies cached per container (events never change); cleared when this full.
@@ -53,33 +52,6 @@ enum DeliverError {
     Secret(#[from] SecretBoxError),
     #[error("event {0} is not stored")]
     MissingEvent(String),
-}
-
-/// What Lambda invokes deliver with: a batch of the events table's stream, or of the
-/// deliveries queue (one function, two event sources).
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum DeliverEvent {
-    // First: an SQS batch has no `dynamodb` member, so it never reads as a stream batch;
-    // the other way round would (every SQS field is optional).
-    Stream(dynamodb::Event),
-    Queue(SqsEvent),
-}
-
-/// The partial batch response of either source (both are `{"batchItemFailures": [...]}`).
-#[derive(Debug, Serialize)]
-#[serde(untagged)]
-pub enum DeliverResponse {
-    Stream(DynamoDbEventResponse),
-    Queue(SqsBatchResponse),
-}
-
-/// Where a delivery came from: the deliveries queue, or the events table's stream (first
-/// attempts of a fan-out).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Source {
-    Queue,
-    Stream,
 }
 
 pub struct Deliverer {
@@ -110,13 +82,6 @@ impl Deliverer {
             retention: config.retention,
             events: Mutex::new((HashMap::new(), 0)),
         })
-    }
-
-    pub async fn handle(&self, event: DeliverEvent) -> DeliverResponse {
-        match event {
-            DeliverEvent::Stream(event) => DeliverResponse::Stream(self.handle_stream(event).await),
-            DeliverEvent::Queue(event) => DeliverResponse::Queue(self.handle_batch(event).await),
-        }
     }
 
     /// Handles one SQS batch; its messages are delivered concurrently.
@@ -159,19 +124,11 @@ impl Deliverer {
             tracing::error!(message_id = ?message.message_id, "unreadable delivery message");
             return MessageFate::Failed.into();
         };
-        self.handle_delivery(&delivery, webhooks, Source::Queue, None)
-            .await
+        self.handle_delivery(&delivery, webhooks).await
     }
 
-    /// Handles one delivery in a span naming it; an error is logged and fails it. `lines`:
-    /// its attempts, if read already (else they are read here).
-    async fn handle_delivery(
-        &self,
-        message: &DeliveryMessage,
-        webhooks: &WebhookReads,
-        source: Source,
-        lines: Option<Vec<AttemptRecord>>,
-    ) -> Handled {
+    /// Handles one delivery in a span naming it; an error is logged and fails it.
+    async fn handle_delivery(&self, message: &DeliveryMessage, webhooks: &WebhookReads) -> Handled {
         let span = tracing::info_span!(
             "delivery",
             event_id = %message.delivery.event_id,
@@ -179,7 +136,7 @@ impl Deliverer {
             webhook_id = %message.delivery.webhook_id
         );
         async {
-            match self.deliver(message, webhooks, source, lines).await {
+            match self.deliver(message, webhooks).await {
                 Ok(handled) => handled,
                 Err(err) => {
                     tracing::error!(error = %err, "delivery could not be processed");
@@ -195,18 +152,12 @@ impl Deliverer {
         &self,
         message: &DeliveryMessage,
         webhooks: &WebhookReads,
-        source: Source,
-        lines: Option<Vec<AttemptRecord>>,
     ) -> Result<Handled, DeliverError> {
         let delivery = &message.delivery;
-        let attempts = match lines {
-            Some(lines) => lines,
-            None => {
-                self.store
-                    .attempts_of(&delivery.webhook_id, &delivery.delivery_id)
-                    .await?
-            }
-        };
+        let attempts = self
+            .store
+            .attempts_of(&delivery.webhook_id, &delivery.delivery_id)
+            .await?;
         let now = SystemTime::now();
         let number = match Progress::of(&attempts).turn(now) {
             Turn::Over(last) => {
@@ -217,22 +168,24 @@ impl Deliverer {
                 return self.concluded(message, last).await;
             }
             Turn::Early(wait) => return Ok(MessageFate::RetryIn(wait).into()),
-            // The stream makes first attempts only; once a line exists the delivery is the
-            // queue's, whose FIFO group keeps two attempts from running at once.
-            Turn::Due(number) if number > 1 && source == Source::Stream => {
-                return Ok(MessageFate::RetryIn(Duration::ZERO).into())
-            }
             Turn::Due(number) => number,
         };
         let webhook = webhooks.cell(&delivery.webhook_id);
         let webhook = webhook
             .get_or_try_init(|| self.store.get_webhook(&delivery.webhook_id))
             .await?;
-        let record = match lifecycle::target(webhook.as_ref()) {
-            Target::Cancel(reason) => {
-                lifecycle::cancelled_line(delivery, number, now, self.retention, reason)
-            }
-            Target::Send(webhook) => self.attempt(message, webhook, number, now).await?,
+        let (record, sent) = match lifecycle::target(webhook.as_ref()) {
+            Target::Cancel(reason) => (
+                lifecycle::cancelled_line(delivery, number, now, self.retention, reason),
+                None,
+            ),
+            Target::Send(webhook) => match self.gate(webhook, now).await? {
+                None => {
+                    let (line, result) = self.attempt(message, webhook, number, now).await?;
+                    (line, Some((webhook, result)))
+                }
+                Some(reason) => (self.not_sent(delivery, number, now, reason), None),
+            },
         };
         // The request may have been sent: losing its log line would send it again, so the
         // write is retried well beyond the SDK's own tries.
@@ -244,6 +197,9 @@ impl Deliverer {
             .await?;
         let record = if recorded {
             record_metrics(message, &record, now);
+            if let Some((webhook, result)) = sent {
+                self.update_circuit(webhook, &result, &record).await;
+            }
             record
         } else {
             // Another copy of this message got there first; follow what it recorded.
@@ -305,6 +261,86 @@ impl Deliverer {
         })
     }
 
+    /// Whether a due attempt to `webhook` may be sent (`None`), or why not: its endpoint's
+    /// circuit is open. Of the attempts due once a probe is, the one that claims it is sent.
+    async fn gate(
+        &self,
+        webhook: &WebhookRecord,
+        now: SystemTime,
+    ) -> Result<Option<String>, DeliverError> {
+        match circuit::gate(webhook, now) {
+            Gate::Send => Ok(None),
+            Gate::Hold(reason) => Ok(Some(reason)),
+            Gate::Probe { seen } => {
+                let next = circuit::next_probe(now, self.probe_interval());
+                if self.store.claim_probe(&webhook.id, seen, next).await? {
+                    tracing::info!(webhook_id = %webhook.id, "circuit open: this attempt tests the endpoint");
+                    Ok(None)
+                } else {
+                    Ok(Some(format!(
+                        "not sent: the endpoint's circuit is open ({} attempts in a row got no \
+                         answer) and another attempt is testing it now",
+                        webhook.failures_in_row
+                    )))
+                }
+            }
+        }
+    }
+
+    /// One test request per this long while an endpoint's circuit is open: the schedule's
+    /// first wait (a minute by default).
+    fn probe_interval(&self) -> Duration {
+        lifecycle::internal_error_wait(&self.schedule)
+    }
+
+    /// The line of attempt `number`, not sent for `reason`.
+    fn not_sent(
+        &self,
+        delivery: &DeliveryRef,
+        number: u32,
+        now: SystemTime,
+        reason: String,
+    ) -> AttemptRecord {
+        lifecycle::not_sent_line(
+            delivery,
+            number,
+            now,
+            self.retention,
+            reason,
+            &self.schedule,
+            random_jitter(),
+        )
+    }
+
+    /// Brings the endpoint's circuit up to date with an attempt's result. Best effort: a
+    /// failed write leaves the circuit as it was (the next attempt counts again).
+    async fn update_circuit(
+        &self,
+        webhook: &WebhookRecord,
+        result: &AttemptResult,
+        line: &AttemptRecord,
+    ) {
+        let written = match circuit::change(webhook, result) {
+            Change::Keep => return,
+            Change::Close => self.store.close_circuit(&webhook.id).await,
+            Change::CountFailure => {
+                let now = SystemTime::now();
+                let error = line.error.as_deref().unwrap_or("no answer");
+                self.store
+                    .count_endpoint_failure(
+                        &webhook.id,
+                        error,
+                        Timestamp::from(now),
+                        circuit::next_probe(now, self.probe_interval()),
+                    )
+                    .await
+            }
+        };
+        if let Err(err) = written {
+            tracing::warn!(error = %err, webhook_id = %webhook.id, "circuit not updated");
+        }
+    }
+
     /// Signs and sends attempt `number`, and says what it led to.
     async fn attempt(
         &self,
@@ -312,7 +348,7 @@ impl Deliverer {
         webhook: &WebhookRecord,
         number: u32,
         now: SystemTime,
-    ) -> Result<AttemptRecord, DeliverError> {
+    ) -> Result<(AttemptRecord, AttemptResult), DeliverError> {
         let delivery = &message.delivery;
         let body = self.event_body(message).await?;
         let secret = self
@@ -344,10 +380,10 @@ impl Deliverer {
         );
         let mut record = AttemptRecord::line(delivery, number, now, self.retention);
         let HttpAttempt {
+            result,
             response,
             error,
             duration,
-            ..
         } = sent;
         record.response_status = response.as_ref().map(|r| r.status);
         record.error = error;
@@ -355,7 +391,7 @@ impl Deliverer {
         record.request = Some(lifecycle::recorded_request(&webhook.url, &headers));
         record.response = response;
         after.record(&mut record);
-        Ok(record)
+        Ok((record, result))
     }
 
     /// The body the message carries, else the stored event's (cached: events never change).
@@ -407,20 +443,21 @@ impl WebhookReads {
 
 /// CloudWatch metrics of one recorded attempt (embedded metric format).
 fn record_metrics(delivery: &DeliveryMessage, record: &AttemptRecord, started: SystemTime) {
-    if record.request.is_none() {
-        return; // cancelled: no request was made
-    }
     let outcome = match record.outcome {
         AttemptOutcome::Succeeded => "succeeded",
         AttemptOutcome::Failed => "failed",
     };
-    metrics::emit(
-        &[("Outcome", outcome)],
-        &[
-            Metric::count("Attempts"),
-            Metric::millis("ReceiverDuration", record.duration_ms),
-        ],
-    );
+    if record.request.is_some() {
+        metrics::emit(
+            &[("Outcome", outcome)],
+            &[
+                Metric::count("Attempts"),
+                Metric::millis("ReceiverDuration", record.duration_ms),
+            ],
+        );
+    } else if record.delivery_state != DeliveryState::Cancelled {
+        metrics::emit(&[], &[Metric::count("AttemptsNotSent")]);
+    }
     let mut totals = Vec::new();
     match record.delivery_state {
         DeliveryState::Succeeded => totals.push(Metric::count("DeliveriesSucceeded")),
@@ -439,40 +476,5 @@ fn record_metrics(delivery: &DeliveryMessage, record: &AttemptRecord, started: S
     }
     if !totals.is_empty() {
         metrics::emit(&[], &totals);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn each_event_source_reads_as_its_own_kind_and_answers_alike() {
-        let queue: DeliverEvent = serde_json::from_value(json!({"Records": [{
-            "messageId": "m1", "receiptHandle": "r", "body": "{}", "eventSource": "aws:sqs",
-            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:deliveries.fifo",
-            "awsRegion": "us-east-1", "attributes": {}, "messageAttributes": {}
-        }]}))
-        .unwrap();
-        assert!(matches!(queue, DeliverEvent::Queue(e) if e.records.len() == 1));
-        let stream: DeliverEvent = serde_json::from_value(json!({"Records": [{
-            "eventID": "1", "eventName": "INSERT", "eventVersion": "1.1",
-            "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
-            "dynamodb": {"ApproximateCreationDateTime": 1_795_000_000, "Keys": {"id": {"S": "e"}},
-                "NewImage": {"id": {"S": "e"}}, "SequenceNumber": "5", "SizeBytes": 9,
-                "StreamViewType": "NEW_IMAGE"}
-        }]}))
-        .unwrap();
-        assert!(matches!(stream, DeliverEvent::Stream(e) if e.records.len() == 1));
-
-        let mut failure = aws_lambda_events::event::sqs::BatchItemFailure::default();
-        failure.item_identifier = "m1".into();
-        let mut answer = SqsBatchResponse::default();
-        answer.batch_item_failures.push(failure);
-        assert_eq!(
-            serde_json::to_value(DeliverResponse::Queue(answer)).unwrap(),
-            json!({"batchItemFailures": [{"itemIdentifier": "m1"}]})
-        );
     }
 }

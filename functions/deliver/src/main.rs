@@ -1,9 +1,6 @@
-// The handler future (two event sources, each batch delivered concurrently) nests deeper
-// than the default limit allows the compiler to lay out.
-#![recursion_limit = "256"]
-
 use std::sync::Arc;
 
+use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use webhooks_shared::adapters::{load_sdk_config, Adapters};
 use webhooks_shared::{telemetry, Config};
@@ -17,11 +14,9 @@ async fn main() -> Result<(), Error> {
         Adapters::new(&sdk, &config),
         &config,
     )?);
-    run(service_fn(
-        move |event: LambdaEvent<deliver::DeliverEvent>| {
-            let deliverer = Arc::clone(&deliverer);
-            async move { Ok::<_, Error>(deliverer.handle(event.payload).await) }
-        },
-    ))
+    run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let deliverer = Arc::clone(&deliverer);
+        async move { Ok::<_, Error>(deliverer.handle_batch(event.payload).await) }
+    }))
     .await
 }

@@ -1,15 +1,19 @@
-//! `fanout`: behind `POST /api/v1/events` and `POST /api/v1/events/batch`. Stores each event
-//! once, with the active webhooks subscribed to its type, and answers 202 once it is stored.
-//! That one write is the whole fan-out: the events table's stream hands each new event to
-//! `deliver`, which makes one delivery per webhook. Posting the same event id again gives
-//! the same answer.
+//! `fanout`: behind `POST /api/v1/events` and `POST /api/v1/events/batch`, it stores each
+//! event once, with the active webhooks subscribed to its type, and answers 202 once it is
+//! stored: the event item is the outbox, the one durable write. Posting the same event id
+//! again gives the same answer. Then the events table's stream invokes it again ([`outbox`])
+//! to send one message per delivery to the deliveries queue, which `deliver` consumes.
 
 pub mod ingest;
+pub mod outbox;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use aws_lambda_events::event::dynamodb;
+use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
@@ -21,6 +25,7 @@ use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::ingest::{batch_too_large, IncomingBatch, IncomingEvent, MAX_BATCH_BYTES};
+use webhooks_shared::adapters::queue::Queue;
 use webhooks_shared::adapters::store::{EncodedEvent, Store, StoreError, MAX_ITEM_BYTES};
 use webhooks_shared::adapters::{http_api, Adapters};
 use webhooks_shared::domain::clock;
@@ -107,14 +112,46 @@ impl BatchOutcome {
 
 pub struct Fanout {
     store: Store,
+    /// The deliveries queue.
+    queue: Queue,
     retention: Duration,
+}
+
+/// What Lambda invokes fanout with: a request of the HTTP API, or a batch of the events
+/// table's stream.
+#[derive(Debug, serde::Deserialize)]
+#[serde(untagged)]
+pub enum FanoutEvent {
+    // First: an HTTP API request has no `Records`, so it never reads as a stream batch;
+    // the other way round it might (most request fields are optional).
+    Stream(dynamodb::Event),
+    Http(Box<ApiGatewayV2httpRequest>),
+}
+
+/// The answer to either.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum FanoutResponse {
+    Stream(DynamoDbEventResponse),
+    Http(Box<ApiGatewayV2httpResponse>),
 }
 
 impl Fanout {
     pub fn new(adapters: Adapters, config: &Config) -> Self {
         Fanout {
             store: adapters.store,
+            queue: adapters.queue,
             retention: config.retention,
+        }
+    }
+
+    /// One invocation: `router` (this function's [`router`]) answers HTTP API requests.
+    pub async fn handle(&self, router: Router, event: FanoutEvent) -> FanoutResponse {
+        match event {
+            FanoutEvent::Stream(event) => FanoutResponse::Stream(self.handle_stream(event).await),
+            FanoutEvent::Http(request) => {
+                FanoutResponse::Http(Box::new(http_api::handle(router, *request).await))
+            }
         }
     }
 
@@ -351,6 +388,33 @@ fn conflict_response(conflict: Problem, outcome: &BatchOutcome) -> ProblemRespon
 mod tests {
     use super::*;
     use serde_json::{json, Value};
+
+    #[test]
+    fn each_event_source_reads_as_its_own_kind() {
+        let stream: FanoutEvent = serde_json::from_value(json!({"Records": [{
+            "eventID": "1", "eventName": "INSERT", "eventVersion": "1.1",
+            "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+            "dynamodb": {"ApproximateCreationDateTime": 1_795_000_000, "Keys": {"id": {"S": "e"}},
+                "NewImage": {"id": {"S": "e"}}, "SequenceNumber": "5", "SizeBytes": 9,
+                "StreamViewType": "NEW_IMAGE"}
+        }]}))
+        .unwrap();
+        assert!(matches!(stream, FanoutEvent::Stream(e) if e.records.len() == 1));
+        let http: FanoutEvent = serde_json::from_value(json!({
+            "version": "2.0", "routeKey": "POST /api/v1/events", "rawPath": "/api/v1/events",
+            "rawQueryString": "", "headers": {"content-type": "application/json"},
+            "requestContext": {"http": {"method": "POST", "path": "/api/v1/events",
+                "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "t"},
+                "accountId": "1", "apiId": "a", "domainName": "d", "domainPrefix": "d",
+                "requestId": "r", "routeKey": "POST /api/v1/events", "stage": "$default",
+                "time": "t", "timeEpoch": 0},
+            "body": "{}", "isBase64Encoded": false
+        }))
+        .unwrap();
+        assert!(
+            matches!(http, FanoutEvent::Http(r) if r.raw_path.as_deref() == Some("/api/v1/events"))
+        );
+    }
 
     #[test]
     fn an_event_too_large_to_store_is_a_413_that_says_why() {

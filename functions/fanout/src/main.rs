@@ -1,15 +1,25 @@
+// The handler future (an HTTP request or a stream batch) nests deeper than the default
+// limit allows the compiler to lay out.
+#![recursion_limit = "256"]
+
 use std::sync::Arc;
 
-use lambda_runtime::Error;
-use webhooks_shared::adapters::http_api;
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use webhooks_shared::adapters::{load_sdk_config, Adapters};
 use webhooks_shared::{telemetry, Config};
+
+use fanout::{Fanout, FanoutEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = Config::from_env_or_log_error()?;
     let sdk = load_sdk_config().await;
-    let fanout = Arc::new(fanout::Fanout::new(Adapters::new(&sdk, &config), &config));
-    http_api::run(fanout::router(fanout)).await
+    let fanout = Arc::new(Fanout::new(Adapters::new(&sdk, &config), &config));
+    let router = fanout::router(Arc::clone(&fanout));
+    run(service_fn(move |event: LambdaEvent<FanoutEvent>| {
+        let (fanout, router) = (Arc::clone(&fanout), router.clone());
+        async move { Ok::<_, Error>(fanout.handle(router, event.payload).await) }
+    }))
+    .await
 }

@@ -5,7 +5,7 @@
 //! - drains each SQS queue that `template.yaml` maps to a function the way a Lambda event
 //!   source mapping does: batches of `BatchSize`, the handler's partial batch failures kept,
 //!   everything else deleted, visibility timeouts left to SQS;
-//! - reads each DynamoDB table stream that `template.yaml` maps to `deliver` the way a
+//! - reads each DynamoDB table stream that `template.yaml` maps to `fanout` the way a
 //!   Lambda event source mapping does (`stream`): filtered, batched, checkpointed per shard,
 //!   a batch retried from its lowest failed sequence number.
 //!
@@ -295,9 +295,14 @@ pub async fn start(
     let app = Router::new()
         .route("/health", get(health))
         .merge(admin_api::public_router().layer(invoking("admin-api")))
-        .merge(fanout::router(fanout).layer(invoking("fanout")).layer(
-            middleware::from_fn_with_state(Arc::new(options.ingest_token.clone()), require_bearer),
-        ))
+        .merge(
+            fanout::router(Arc::clone(&fanout))
+                .layer(invoking("fanout"))
+                .layer(middleware::from_fn_with_state(
+                    Arc::new(options.ingest_token.clone()),
+                    require_bearer,
+                )),
+        )
         .merge(admin_api::router(admin).layer(invoking("admin-api")).layer(
             middleware::from_fn_with_state(Arc::new(options.admin_token.clone()), require_bearer),
         ));
@@ -365,7 +370,7 @@ pub async fn start(
     }
     for source in stream_sources {
         let mapping = &source.mapping;
-        if mapping.binary != "deliver" {
+        if mapping.binary != "fanout" {
             tracing::warn!(function = %mapping.function, "no local handler for this stream event source; skipped");
             continue;
         }
@@ -373,8 +378,8 @@ pub async fn start(
         // Lambda reads a function's stream with that function's role.
         let poller = StreamPoller::new(
             source,
-            aws_sdk_dynamodbstreams::Client::new(&deliver_sdk),
-            Arc::clone(&deliverer),
+            aws_sdk_dynamodbstreams::Client::new(&fanout_sdk),
+            Arc::clone(&fanout),
             region.clone(),
             timeout,
             meter.clone(),

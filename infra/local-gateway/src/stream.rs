@@ -25,7 +25,7 @@ use thiserror::Error;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
-use deliver::Deliverer;
+use fanout::Fanout;
 
 use crate::meter::Meter;
 use crate::GatewayError;
@@ -327,7 +327,7 @@ struct Source {
     checked: StreamSource,
     region: Option<String>,
     timeout: Duration,
-    deliverer: Arc<Deliverer>,
+    fanout: Arc<Fanout>,
     meter: Meter,
 }
 
@@ -359,11 +359,10 @@ impl Source {
     /// Runs the handler in its own task, so that a panic fails the batch as a function
     /// error would, instead of ending the poller.
     async fn invoke(&self, event: Event) -> Result<DynamoDbEventResponse, InvokeFailure> {
-        let deliverer = Arc::clone(&self.deliverer);
-        let mut invocation =
-            Invocation(tokio::spawn(
-                async move { deliverer.handle_stream(event).await },
-            ));
+        let fanout = Arc::clone(&self.fanout);
+        let mut invocation = Invocation(tokio::spawn(
+            async move { fanout.handle_stream(event).await },
+        ));
         match tokio::time::timeout(self.timeout, &mut invocation.0).await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(e)) if e.is_panic() => Err(InvokeFailure::Panicked),
@@ -406,7 +405,7 @@ impl StreamPoller {
     pub fn new(
         checked: StreamSource,
         streams: aws_sdk_dynamodbstreams::Client,
-        deliverer: Arc<Deliverer>,
+        fanout: Arc<Fanout>,
         region: Option<String>,
         timeout: Duration,
         meter: Meter,
@@ -418,7 +417,7 @@ impl StreamPoller {
                 checked,
                 region,
                 timeout,
-                deliverer,
+                fanout,
                 meter,
             }),
             stopped,
@@ -839,8 +838,8 @@ mod tests {
 
     fn mapping() -> StreamEventSourceMapping {
         serde_json::from_value(serde_json::json!({
-            "function": "DeliverFunction",
-            "binary": "deliver",
+            "function": "FanoutFunction",
+            "binary": "fanout",
             "stream_arn": "arn:aws:dynamodb:us-east-1:123456789012:table/events/stream/2025",
             "starting_position": "TRIM_HORIZON",
             "filter_patterns": [r#"{"eventName": ["INSERT"]}"#],
@@ -865,7 +864,7 @@ mod tests {
         let mut bad = mapping();
         bad.filter_patterns = vec![r#"{"eventName": ["INSERT"], "x": 1}"#.into()];
         let message = refused(bad);
-        assert!(message.contains("DeliverFunction"), "{message}");
+        assert!(message.contains("FanoutFunction"), "{message}");
         assert!(
             message.contains(r#"{"eventName": ["INSERT"], "x": 1}"#),
             "{message}"

@@ -16,6 +16,8 @@ use crate::domain::alerts::AlertMessage;
 use crate::domain::model::DeliveryMessage;
 
 const SQS_BATCH_MAX: usize = 10;
+/// The most SQS takes in one message, and in one batch of them (body and attributes).
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 /// SQS delays a new message by at most 15 minutes.
 pub const MAX_SEND_DELAY_SECS: i32 = 900;
 
@@ -27,6 +29,10 @@ pub enum QueueError {
     Encode(#[from] serde_json::Error),
     #[error("SQS refused {0} messages after retries")]
     Refused(usize),
+    #[error("SQS refused the messages at positions {0:?} for what they hold")]
+    Rejected(Vec<usize>),
+    #[error("a {bytes}-byte message is over SQS's {MAX_MESSAGE_BYTES}-byte limit")]
+    TooLarge { bytes: usize },
 }
 
 impl QueueError {
@@ -36,7 +42,7 @@ impl QueueError {
         match self {
             QueueError::Sqs(e) => e.is_retryable(),
             QueueError::Refused(_) => true,
-            QueueError::Encode(_) => false,
+            QueueError::Encode(_) | QueueError::TooLarge { .. } | QueueError::Rejected(_) => false,
         }
     }
 }
@@ -107,6 +113,68 @@ impl BatchSettlement {
     }
 }
 
+/// Whether SQS takes `c` in a message: `#x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD |
+/// #x10000-#x10FFFF` (anything else is refused with `InvalidMessageContents`).
+pub fn sqs_accepts(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// serde_json's compact output, with every character SQS refuses written as a `\uXXXX`
+/// escape. serde_json escapes control characters already but writes U+FFFE and U+FFFF raw,
+/// and either may be in an event's data: the escape reads back as the same character, so
+/// a body still reaches receivers byte for byte.
+struct SqsSafe;
+
+impl serde_json::ser::Formatter for SqsSafe {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        let mut rest = fragment;
+        while let Some((at, c)) = rest.char_indices().find(|(_, c)| !sqs_accepts(*c)) {
+            writer.write_all(&rest.as_bytes()[..at])?;
+            // Only BMP characters are ever refused (U+FFFE, U+FFFF), so one escape each.
+            write!(writer, "\\u{:04x}", u32::from(c))?;
+            rest = &rest[at + c.len_utf8()..];
+        }
+        writer.write_all(rest.as_bytes())
+    }
+}
+
+/// `message` as the JSON text of an SQS message: characters SQS refuses escaped, and no
+/// larger than SQS takes.
+pub fn message_body<T: Serialize + ?Sized>(message: &T) -> Result<String, QueueError> {
+    let mut out = Vec::with_capacity(256);
+    message.serialize(&mut serde_json::Serializer::with_formatter(
+        &mut out, SqsSafe,
+    ))?;
+    if out.len() > MAX_MESSAGE_BYTES {
+        return Err(QueueError::TooLarge { bytes: out.len() });
+    }
+    // serde_json writes UTF-8 only; the escapes are ASCII.
+    String::from_utf8(out).map_err(|e| QueueError::Encode(serde::ser::Error::custom(e)))
+}
+
+/// The positions of messages of these sizes, in send order, split into the fewest batch
+/// calls SQS takes: at most ten entries and [`MAX_MESSAGE_BYTES`] in all per call.
+fn batches(sizes: impl Iterator<Item = usize>) -> Vec<std::ops::Range<usize>> {
+    let mut batches = Vec::new();
+    let (mut start, mut end, mut bytes) = (0, 0, 0);
+    for (i, size) in sizes.enumerate() {
+        if i > start && (i - start == SQS_BATCH_MAX || bytes + size > MAX_MESSAGE_BYTES) {
+            batches.push(start..i);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+        end = i + 1;
+    }
+    if end > start {
+        batches.push(start..end);
+    }
+    batches
+}
+
 /// Rounded up, so a message never comes back before its attempt is due.
 fn visibility_seconds(delay: Duration) -> i32 {
     delay.as_secs_f64().ceil().min(43_200.0) as i32
@@ -148,51 +216,79 @@ impl Queue {
         Queue { sqs, url, fifo }
     }
 
-    /// Sends one message per item, sending again the entries SQS refuses.
+    /// Sends one message per item in as few batch calls as SQS allows, sending again the
+    /// entries SQS could not take for a passing reason. An entry SQS refuses for what it
+    /// holds (a sender fault: sending it again cannot help) is not sent again:
+    /// [`QueueError::Rejected`] names the positions of every such message.
     pub async fn send<T: QueueMessage>(&self, messages: &[T]) -> Result<(), QueueError> {
-        for chunk in messages.chunks(SQS_BATCH_MAX) {
-            let bodies: Vec<(String, String, Option<&str>)> = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, m)| {
-                    let key = if self.fifo { m.fifo_key() } else { None };
-                    Ok((i.to_string(), serde_json::to_string(m)?, key))
-                })
-                .collect::<Result<_, QueueError>>()?;
+        let bodies = messages
+            .iter()
+            .map(|m| {
+                let key = if self.fifo { m.fifo_key() } else { None };
+                Ok((message_body(m)?, key))
+            })
+            .collect::<Result<Vec<_>, QueueError>>()?;
+        let mut rejected = Vec::new();
+        for batch in batches(bodies.iter().map(|(body, _)| body.len())) {
+            let entries: Vec<(String, &str, Option<&str>)> = batch
+                .map(|i| (i.to_string(), bodies[i].0.as_str(), bodies[i].1))
+                .collect();
+            // Refused for what they hold: noted here, not sent again.
+            let faults = std::sync::Mutex::new(Vec::new());
             let refused = Backoff::default()
-                .until_done(bodies, |pending| async move {
-                    let entries = pending
-                        .iter()
-                        .map(|(id, body, key)| {
-                            SendMessageBatchRequestEntry::builder()
-                                .id(id)
-                                .message_body(body)
-                                .set_message_group_id(key.map(str::to_owned))
-                                .set_message_deduplication_id(key.map(str::to_owned))
-                                .build()
-                        })
-                        .collect::<Result<Vec<_>, _>>()?;
-                    let out = self
-                        .sqs
-                        .send_message_batch()
-                        .queue_url(&self.url)
-                        .set_entries(Some(entries))
-                        .send()
-                        .await?;
-                    let failed: Vec<&str> = out.failed().iter().map(|f| f.id()).collect();
-                    Ok::<_, QueueError>(
-                        pending
-                            .into_iter()
-                            .filter(|(id, _, _)| failed.contains(&id.as_str()))
-                            .collect(),
-                    )
+                .until_done(entries, |pending| {
+                    let faults = &faults;
+                    async move {
+                        let request = pending
+                            .iter()
+                            .map(|(id, body, key)| {
+                                SendMessageBatchRequestEntry::builder()
+                                    .id(id)
+                                    .message_body(*body)
+                                    .set_message_group_id(key.map(str::to_owned))
+                                    .set_message_deduplication_id(key.map(str::to_owned))
+                                    .build()
+                            })
+                            .collect::<Result<Vec<_>, _>>()?;
+                        let out = self
+                            .sqs
+                            .send_message_batch()
+                            .queue_url(&self.url)
+                            .set_entries(Some(request))
+                            .send()
+                            .await?;
+                        let mut again = Vec::new();
+                        for entry in pending {
+                            match out.failed().iter().find(|f| f.id() == entry.0) {
+                                None => {}
+                                Some(f) if f.sender_fault() => {
+                                    tracing::error!(
+                                        code = f.code(),
+                                        message = f.message(),
+                                        "SQS refused a message for what it holds"
+                                    );
+                                    if let Ok(mut faults) = faults.lock() {
+                                        faults.push(entry.0.clone());
+                                    }
+                                }
+                                Some(_) => again.push(entry),
+                            }
+                        }
+                        Ok::<_, QueueError>(again)
+                    }
                 })
                 .await?;
             if !refused.is_empty() {
                 return Err(QueueError::Refused(refused.len()));
             }
+            let faults = faults.into_inner().unwrap_or_else(|e| e.into_inner());
+            rejected.extend(faults.iter().filter_map(|id| id.parse::<usize>().ok()));
         }
-        Ok(())
+        if rejected.is_empty() {
+            Ok(())
+        } else {
+            Err(QueueError::Rejected(rejected))
+        }
     }
 
     /// Sends one message that becomes visible after `delay` (at most 15 minutes, SQS's limit).
@@ -201,7 +297,7 @@ impl Queue {
         message: &T,
         delay: Duration,
     ) -> Result<(), QueueError> {
-        let body = serde_json::to_string(message)?;
+        let body = message_body(message)?;
         self.sqs
             .send_message()
             .queue_url(&self.url)
@@ -280,6 +376,88 @@ impl Queue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batches_hold_at_most_ten_messages_and_256_kib() {
+        assert_eq!(
+            batches([].into_iter()),
+            Vec::<std::ops::Range<usize>>::new()
+        );
+        assert_eq!(batches([5; 3].into_iter()), vec![0..3; 1]);
+        assert_eq!(batches([5; 23].into_iter()), [0..10, 10..20, 20..23]);
+        let big = MAX_MESSAGE_BYTES / 2;
+        assert_eq!(batches([big, big, 1, big].into_iter()), [0..2, 2..4]);
+        assert_eq!(
+            batches([MAX_MESSAGE_BYTES, 1, MAX_MESSAGE_BYTES].into_iter()),
+            [0..1, 1..2, 2..3]
+        );
+    }
+
+    #[test]
+    fn characters_sqs_refuses_are_escaped_and_read_back_as_they_were() {
+        #[derive(Serialize, serde::Deserialize, PartialEq, Debug)]
+        struct M {
+            body: String,
+        }
+        let m = M {
+            body: "a\u{FFFF}b\u{FFFE}\u{0}\u{1F}\u{7F}\u{FFFD}\u{1F600}\u{10FFFF}\"\\".into(),
+        };
+        let text = message_body(&m).unwrap();
+        assert!(text.chars().all(sqs_accepts), "{text:?}");
+        assert!(
+            text.contains("\\uffff") && text.contains("\\ufffe"),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<M>(&text).unwrap(), m);
+        // What serde_json alone writes, SQS would refuse.
+        assert!(!serde_json::to_string(&m).unwrap().chars().all(sqs_accepts));
+    }
+
+    #[test]
+    fn a_message_over_the_sqs_limit_is_refused_before_it_is_sent() {
+        let just = "x".repeat(MAX_MESSAGE_BYTES - 2);
+        assert!(message_body(&just).is_ok());
+        let over = "x".repeat(MAX_MESSAGE_BYTES - 1);
+        assert!(matches!(
+            message_body(&over),
+            Err(QueueError::TooLarge { bytes }) if bytes == MAX_MESSAGE_BYTES + 1
+        ));
+    }
+
+    #[test]
+    fn sqs_takes_exactly_the_characters_its_documentation_lists() {
+        for c in [
+            '\t',
+            '\n',
+            '\r',
+            ' ',
+            '\u{D7FF}',
+            '\u{E000}',
+            '\u{FFFD}',
+            '\u{10000}',
+            '\u{10FFFF}',
+        ] {
+            assert!(sqs_accepts(c), "{c:?}");
+        }
+        for c in [
+            '\u{0}', '\u{8}', '\u{B}', '\u{C}', '\u{1F}', '\u{FFFE}', '\u{FFFF}',
+        ] {
+            assert!(!sqs_accepts(c), "{c:?}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Any text (an event's data, a resource id) makes a message SQS takes, and reads
+        /// back byte for byte.
+        #[test]
+        fn any_text_round_trips_through_a_message_sqs_accepts(body in "\\PC*|[\u{FFF0}-\u{FFFF}\u{0}-\u{20}a\"\\\\]*", raw in proptest::collection::vec(proptest::char::any(), 0..64)) {
+            for text in [body, raw.into_iter().collect::<String>()] {
+                let encoded = message_body(&text).unwrap();
+                proptest::prop_assert!(encoded.chars().all(sqs_accepts), "{:?}", encoded);
+                proptest::prop_assert_eq!(serde_json::from_str::<String>(&encoded).unwrap(), text);
+            }
+        }
+    }
 
     #[test]
     fn visibility_is_rounded_up_and_capped() {

@@ -189,6 +189,31 @@ pub fn cancelled_line(
     line
 }
 
+/// The line of attempt `number` not sent because the endpoint's circuit is open (`reason`
+/// says so): a failed attempt without a request, whose delivery goes on as the schedule
+/// says for an attempt that got no answer, so it still ends after the schedule's attempts.
+pub fn not_sent_line(
+    delivery: &DeliveryRef,
+    number: u32,
+    now: SystemTime,
+    retention: Duration,
+    reason: String,
+    schedule: &RetrySchedule,
+    jitter: f64,
+) -> AttemptRecord {
+    let mut line = AttemptRecord::line(delivery, number, now, retention);
+    line.error = Some(reason);
+    AfterAttempt::decide(
+        schedule,
+        number,
+        &AttemptResult::TransportError,
+        jitter,
+        now,
+    )
+    .record(&mut line);
+    line
+}
+
 /// The line that ends, as attempt `number`, a delivery that kept crashing `deliver` and
 /// reached the dead-letter queue.
 pub fn internal_error_line(
@@ -281,7 +306,52 @@ mod tests {
             created_at: Timestamp::from(at(0)),
             updated_at: Timestamp::from(at(0)),
             revision: 0,
+            failures_in_row: 0,
+            circuit_opened_at: None,
+            probe_at: None,
+            last_failure: None,
         }
+    }
+
+    #[test]
+    fn an_attempt_not_sent_counts_as_one_that_got_no_answer() {
+        let schedule = RetrySchedule::default();
+        let held = not_sent_line(
+            &delivery(),
+            2,
+            at(0),
+            RETENTION,
+            "not sent: open".into(),
+            &schedule,
+            1.0,
+        );
+        assert_eq!(held.attempt, 2);
+        assert_eq!(held.outcome, AttemptOutcome::Failed);
+        assert_eq!(held.error.as_deref(), Some("not sent: open"));
+        assert_eq!(
+            (
+                held.request.clone(),
+                held.response.clone(),
+                held.response_status
+            ),
+            (None, None, None)
+        );
+        assert_eq!(held.delivery_state, DeliveryState::Retrying);
+        assert_eq!(held.next_attempt_at, Some(Timestamp::from(at(120))));
+        let last = not_sent_line(
+            &delivery(),
+            6,
+            at(0),
+            RETENTION,
+            "not sent: open".into(),
+            &schedule,
+            1.0,
+        );
+        assert_eq!(last.delivery_state, DeliveryState::PermanentlyFailed);
+        assert_eq!(
+            failure_reason(&last, &schedule),
+            FailureReason::RetriesExhausted
+        );
     }
 
     fn status(status: u16, retry_after: Option<u64>) -> AttemptResult {

@@ -2,6 +2,7 @@
 
 pub mod alerts;
 pub mod catalogue;
+pub mod circuit;
 pub mod clock;
 pub mod ids;
 pub mod lifecycle;

@@ -31,6 +31,23 @@ pub struct WebhookRecord {
     /// Bumped on every change; updates are conditional on it (optimistic locking).
     #[serde(default)]
     pub revision: u64,
+    /// The endpoint's circuit breaker (`domain::circuit`), written by `deliver` alone and
+    /// absent while the endpoint answers: attempts in a row that got no answer...
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failures_in_row: u32,
+    /// ...since when the circuit is open (none: closed)...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub circuit_opened_at: Option<Timestamp>,
+    /// ...when the next test request may go while it is open...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_at: Option<Timestamp>,
+    /// ...and the last error that counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// One item per (event type, webhook): finding an event's subscribers is a single query,

@@ -6,6 +6,7 @@ mod admin;
 mod admin_stories;
 mod alerts;
 mod bad_input;
+mod circuit;
 mod example_receivers;
 mod ingest_batch;
 mod ingest_signing;

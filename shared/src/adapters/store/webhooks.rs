@@ -3,7 +3,14 @@
 
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 
-use super::{from_items, n, s, to_item, Store, StoreError};
+use aws_sdk_dynamodb::types::ReturnValue;
+
+use super::{
+    from_items, n, output_unless_condition_failed, s, to_item, unless_condition_failed, Store,
+    StoreError,
+};
+use crate::domain::circuit::OPEN_AFTER;
+use crate::domain::clock::Timestamp;
 use crate::domain::ids::WebhookId;
 use crate::domain::model::{SubscriptionRecord, WebhookRecord};
 
@@ -127,6 +134,103 @@ impl Store {
     ) -> Result<Vec<SubscriptionRecord>, StoreError> {
         self.partition(&self.tables.subscriptions_table, "event_type", event_type)
             .await
+    }
+
+    // ---- an endpoint's circuit breaker (domain::circuit); never bumps the revision, so an
+    // admin's change made meanwhile still applies (and, replacing the item, closes it) ----
+
+    /// One more attempt to `id`'s endpoint got no answer (`error`); at [`OPEN_AFTER`] in a
+    /// row the circuit opens, with its first probe at `probe_at`. Nothing is written for a
+    /// webhook deleted meanwhile.
+    pub async fn count_endpoint_failure(
+        &self,
+        id: &WebhookId,
+        error: &str,
+        now: Timestamp,
+        probe_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let counted = output_unless_condition_failed(
+            self.ddb
+                .update_item()
+                .table_name(&self.tables.webhooks_table)
+                .key("id", s(id))
+                .update_expression(
+                    "SET failures_in_row = if_not_exists(failures_in_row, :zero) + :one, \
+                     last_failure = :error",
+                )
+                .condition_expression("attribute_exists(id)")
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":error", s(error))
+                .return_values(ReturnValue::UpdatedNew)
+                .send()
+                .await,
+        )?;
+        let in_row = counted
+            .as_ref()
+            .and_then(|out| out.attributes()?.get("failures_in_row")?.as_n().ok())
+            .and_then(|text| text.parse::<u32>().ok())
+            .unwrap_or(0);
+        if in_row < OPEN_AFTER {
+            return Ok(());
+        }
+        // Opened once: the attempts that keep failing meanwhile find it open already.
+        unless_condition_failed(
+            self.ddb
+                .update_item()
+                .table_name(&self.tables.webhooks_table)
+                .key("id", s(id))
+                .update_expression("SET circuit_opened_at = :now, probe_at = :probe")
+                .condition_expression(
+                    "attribute_exists(id) AND attribute_not_exists(circuit_opened_at)",
+                )
+                .expression_attribute_values(":now", s(now.to_string()))
+                .expression_attribute_values(":probe", s(probe_at.to_string()))
+                .send()
+                .await,
+        )?;
+        Ok(())
+    }
+
+    /// Claims the probe of `id`'s open circuit that was due at `seen`, moving the next one
+    /// to `next`: true for the one caller that gets it.
+    pub async fn claim_probe(
+        &self,
+        id: &WebhookId,
+        seen: Timestamp,
+        next: Timestamp,
+    ) -> Result<bool, StoreError> {
+        unless_condition_failed(
+            self.ddb
+                .update_item()
+                .table_name(&self.tables.webhooks_table)
+                .key("id", s(id))
+                .update_expression("SET probe_at = :next")
+                .condition_expression(
+                    "attribute_exists(circuit_opened_at) AND (probe_at = :seen OR attribute_not_exists(probe_at))",
+                )
+                .expression_attribute_values(":seen", s(seen.to_string()))
+                .expression_attribute_values(":next", s(next.to_string()))
+                .send()
+                .await,
+        )
+    }
+
+    /// `id`'s endpoint answered: its circuit is closed and its count of failures cleared.
+    pub async fn close_circuit(&self, id: &WebhookId) -> Result<(), StoreError> {
+        unless_condition_failed(
+            self.ddb
+                .update_item()
+                .table_name(&self.tables.webhooks_table)
+                .key("id", s(id))
+                .update_expression(
+                    "REMOVE failures_in_row, circuit_opened_at, probe_at, last_failure",
+                )
+                .condition_expression("attribute_exists(id)")
+                .send()
+                .await,
+        )?;
+        Ok(())
     }
 
     /// Writes `items` in one transaction: true if written, false if a condition failed.

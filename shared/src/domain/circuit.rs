@@ -1,0 +1,264 @@
+//! One endpoint's circuit breaker, as pure rules. An endpoint that stops answering (timeouts,
+//! refused connections, DNS or TLS failures) would otherwise hold a delivery invocation for
+//! the whole request timeout on every attempt, and many such attempts take the concurrency
+//! that other endpoints' deliveries need.
+//!
+//! - **Closed** (the normal state): every due attempt is sent. Each attempt that gets no
+//!   answer counts one more failure in a row; any answer at all resets the count.
+//! - **Open**, after [`OPEN_AFTER`] failures in a row: a due attempt is not sent. It is
+//!   logged as a failed attempt that says it was not sent and why, and the delivery waits
+//!   for its next attempt as the retry schedule says, so the guide's promise holds (at most
+//!   6 attempts over about 30 minutes, then `permanently_failed` and the alert).
+//! - **Probe**: once the probe time has come, the first due attempt that claims it (a
+//!   conditional write, so one across all invocations) is sent for real; the claim moves the
+//!   probe time one interval on. A 2xx answer closes the circuit; anything else keeps it
+//!   open until the next probe.
+//!
+//! The state lives on the webhook's item, which every delivery batch reads anyway: a healthy
+//! endpoint's circuit costs no read and no write.
+
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::clock::Timestamp;
+use crate::domain::model::WebhookRecord;
+use crate::domain::retry::AttemptResult;
+
+/// Attempts in a row that got no answer before the circuit opens.
+pub const OPEN_AFTER: u32 = 5;
+
+/// What to do with a due attempt, given the endpoint's circuit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Gate {
+    /// Closed: send it.
+    Send,
+    /// Open and a probe is due: send it if the probe taken at `seen` can be claimed first.
+    Probe { seen: Timestamp },
+    /// Open: do not send; log the attempt as not sent, for this reason.
+    Hold(String),
+}
+
+/// How the endpoint's circuit changes after an attempt's result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Nothing to write.
+    Keep,
+    /// One more attempt without an answer (the store opens the circuit at [`OPEN_AFTER`]).
+    CountFailure,
+    /// The endpoint answered: close the circuit and clear the count.
+    Close,
+}
+
+/// Whether an endpoint's due attempts are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CircuitState {
+    Closed,
+    Open,
+}
+
+/// The state shown on the webhook in the API and the console.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CircuitView {
+    pub state: CircuitState,
+    /// Attempts in a row that got no answer.
+    pub failures_in_row: u32,
+    pub opened_at: Option<Timestamp>,
+    /// When the next real attempt may be sent, while open.
+    pub next_probe_at: Option<Timestamp>,
+    /// The last attempt's error that counted.
+    pub last_error: Option<String>,
+}
+
+/// The gate for a due attempt to `webhook` at `now`.
+pub fn gate(webhook: &WebhookRecord, now: SystemTime) -> Gate {
+    let Some(opened_at) = webhook.circuit_opened_at else {
+        return Gate::Send;
+    };
+    match webhook.probe_at {
+        Some(probe_at) if probe_at.system_time() > now => Gate::Hold(format!(
+            "not sent: the endpoint's circuit is open ({} attempts in a row got no answer, \
+             the last: {}; open since {}); the next test request goes at {}",
+            webhook.failures_in_row,
+            webhook.last_failure.as_deref().unwrap_or("no answer"),
+            opened_at,
+            probe_at,
+        )),
+        // Due (or never set: a circuit opened without a probe time probes at once).
+        Some(seen) => Gate::Probe { seen },
+        None => Gate::Probe { seen: opened_at },
+    }
+}
+
+/// What `result` does to the circuit of an endpoint that looked like `webhook`.
+pub fn change(webhook: &WebhookRecord, result: &AttemptResult) -> Change {
+    let dirty = webhook.failures_in_row > 0 || webhook.circuit_opened_at.is_some();
+    match result {
+        AttemptResult::TransportError => Change::CountFailure,
+        AttemptResult::Status { status, .. } => {
+            let open = webhook.circuit_opened_at.is_some();
+            // While open, only a success closes it; while closed, any answer ends a run of
+            // failures.
+            if dirty && (!open || (200..300).contains(status)) {
+                Change::Close
+            } else {
+                Change::Keep
+            }
+        }
+        AttemptResult::Refused => Change::Keep,
+    }
+}
+
+/// When the probe after one made at `now` may go: one per `interval` (the retry schedule's
+/// first wait, a minute by default).
+pub fn next_probe(now: SystemTime, interval: Duration) -> Timestamp {
+    Timestamp::from(now + interval)
+}
+
+/// Closes `webhook`'s circuit: an admin who points it at another URL gets a new endpoint,
+/// tried at once.
+pub fn close(webhook: &mut WebhookRecord) {
+    webhook.failures_in_row = 0;
+    webhook.circuit_opened_at = None;
+    webhook.probe_at = None;
+    webhook.last_failure = None;
+}
+
+/// The circuit of `webhook`, for the API.
+pub fn view(webhook: &WebhookRecord) -> CircuitView {
+    CircuitView {
+        state: if webhook.circuit_opened_at.is_some() {
+            CircuitState::Open
+        } else {
+            CircuitState::Closed
+        },
+        failures_in_row: webhook.failures_in_row,
+        opened_at: webhook.circuit_opened_at,
+        next_probe_at: webhook.circuit_opened_at.and(webhook.probe_at),
+        last_error: webhook.last_failure.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::model::WebhookStatus;
+
+    fn at(seconds: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_790_000_000 + seconds)
+    }
+
+    fn webhook() -> WebhookRecord {
+        WebhookRecord {
+            id: "wh_1".into(),
+            name: "n".into(),
+            url: "https://example.com/hook".into(),
+            events: vec!["order.completed".into()],
+            status: WebhookStatus::Active,
+            secret_ciphertext: String::new(),
+            secret_hint: String::new(),
+            created_at: Timestamp::from(at(0)),
+            updated_at: Timestamp::from(at(0)),
+            revision: 1,
+            failures_in_row: 0,
+            circuit_opened_at: None,
+            probe_at: None,
+            last_failure: None,
+        }
+    }
+
+    fn open(probe_at: u64) -> WebhookRecord {
+        WebhookRecord {
+            failures_in_row: OPEN_AFTER,
+            circuit_opened_at: Some(Timestamp::from(at(10))),
+            probe_at: Some(Timestamp::from(at(probe_at))),
+            last_failure: Some("timeout: no answer within 10 s".into()),
+            ..webhook()
+        }
+    }
+
+    const OK: AttemptResult = AttemptResult::Status {
+        status: 200,
+        retry_after: None,
+    };
+    const UNAVAILABLE: AttemptResult = AttemptResult::Status {
+        status: 503,
+        retry_after: None,
+    };
+
+    #[test]
+    fn a_closed_circuit_sends_and_costs_nothing_while_the_endpoint_answers() {
+        let w = webhook();
+        assert_eq!(gate(&w, at(100)), Gate::Send);
+        assert_eq!(change(&w, &OK), Change::Keep);
+        assert_eq!(change(&w, &UNAVAILABLE), Change::Keep);
+        assert_eq!(change(&w, &AttemptResult::Refused), Change::Keep);
+        assert_eq!(view(&w).state, CircuitState::Closed);
+    }
+
+    #[test]
+    fn no_answer_counts_and_any_answer_ends_the_run_while_closed() {
+        let w = webhook();
+        assert_eq!(
+            change(&w, &AttemptResult::TransportError),
+            Change::CountFailure
+        );
+        let counting = WebhookRecord {
+            failures_in_row: 3,
+            ..webhook()
+        };
+        assert_eq!(gate(&counting, at(100)), Gate::Send);
+        assert_eq!(change(&counting, &UNAVAILABLE), Change::Close);
+        assert_eq!(change(&counting, &OK), Change::Close);
+    }
+
+    #[test]
+    fn an_open_circuit_holds_attempts_until_the_probe_is_due_and_says_why() {
+        let w = open(70);
+        let Gate::Hold(reason) = gate(&w, at(69)) else {
+            panic!("held")
+        };
+        assert!(reason.starts_with("not sent: the endpoint's circuit is open"));
+        assert!(reason.contains("5 attempts in a row") && reason.contains("timeout"));
+        assert!(
+            reason.contains(&Timestamp::from(at(70)).to_string()),
+            "{reason}"
+        );
+        assert_eq!(
+            gate(&w, at(70)),
+            Gate::Probe {
+                seen: Timestamp::from(at(70))
+            }
+        );
+        let view = view(&w);
+        assert_eq!(view.state, CircuitState::Open);
+        assert_eq!(view.next_probe_at, Some(Timestamp::from(at(70))));
+    }
+
+    #[test]
+    fn only_a_success_closes_an_open_circuit() {
+        let w = open(70);
+        assert_eq!(change(&w, &OK), Change::Close);
+        assert_eq!(change(&w, &UNAVAILABLE), Change::Keep);
+        assert_eq!(
+            change(&w, &AttemptResult::TransportError),
+            Change::CountFailure
+        );
+    }
+
+    #[test]
+    fn closing_clears_every_trace_of_the_circuit() {
+        let mut w = open(70);
+        close(&mut w);
+        assert_eq!(w, webhook());
+    }
+
+    #[test]
+    fn probes_are_one_interval_apart() {
+        assert_eq!(
+            next_probe(at(70), Duration::from_secs(60)),
+            Timestamp::from(at(130))
+        );
+    }
+}
