@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, RawQuery, Request, State};
+use axum::extract::rejection::{BytesRejection, RawPathParamsRejection};
+use axum::extract::{Path, RawPathParams, RawQuery, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -22,6 +22,9 @@ use webhooks_shared::domain::ids::{DeliveryId, WebhookId};
 use webhooks_shared::domain::problem::Problem;
 
 use crate::{AdminApi, ApiResult, MAX_LOG_LIMIT};
+
+pub mod path_ids;
+use path_ids::IdKind;
 
 /// A problem as the response that carries it (problem+json).
 pub type ProblemResponse = http::Response<String>;
@@ -60,29 +63,34 @@ pub fn router(api: Arc<AdminApi>) -> Router {
         .route("/api/v1/event-types", get(event_types))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .route_layer(middleware::from_fn(refuse_overlong_ids))
+        .route_layer(middleware::from_fn(refuse_malformed_ids))
         .with_state(api);
     http_api::catch_panics(routes)
 }
 
-/// The longest path segment an id of ours can be (`dlv_<ulid>.<attempt>` is 35 characters).
-pub const MAX_ID_CHARS: usize = 64;
-
-/// A path naming an id longer than any id is a 404 before any AWS call: such a key is
-/// refused by DynamoDB (a 503 for every try), not merely absent.
-async fn refuse_overlong_ids(request: Request, next: Next) -> Response {
-    if request
-        .uri()
-        .path()
-        .split('/')
-        .any(|segment| segment.len() > MAX_ID_CHARS)
-    {
-        return ProblemResponse::from(Problem::not_found(format!(
-            "no such resource: ids are at most {MAX_ID_CHARS} characters"
-        )))
-        .into_response();
+/// A path naming an id that cannot be one of ours — empty, longer than any id, or of another
+/// form ([`IdKind`]) — is a 404 before any AWS call: DynamoDB refuses an empty or oversized
+/// key outright (a 503 for every try), and any other form is not an id we made.
+async fn refuse_malformed_ids(
+    params: Result<RawPathParams, RawPathParamsRejection>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let checked = match &params {
+        Ok(params) => params
+            .iter()
+            .filter_map(|(name, value)| IdKind::of_parameter(name).map(|kind| (kind, value)))
+            .try_for_each(|(kind, value)| kind.check(value)),
+        // A segment whose percent-encoding is not UTF-8 is no id of ours.
+        Err(_) => Err(Problem::not_found(
+            "no such resource: an id in the path is not valid UTF-8 once percent-decoded; \
+             ids are ASCII letters, digits, '_' and '.'",
+        )),
+    };
+    match checked {
+        Ok(()) => next.run(request).await,
+        Err(problem) => ProblemResponse::from(problem).into_response(),
     }
-    next.run(request).await
 }
 
 /// Routes anyone may read: the API's own description, and the console's page shells and
@@ -257,6 +265,141 @@ async fn openapi() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::body::Body;
+    use tower::ServiceExt;
+    use webhooks_shared::adapters::{load_sdk_config, Adapters};
+    use webhooks_shared::Config;
+
+    /// The router over an `AdminApi` whose AWS endpoint is a closed local port: a route that
+    /// calls AWS answers 503, so a 4xx proves the request was refused before any call.
+    async fn offline_router() -> Router {
+        let sdk = load_sdk_config()
+            .await
+            .to_builder()
+            .endpoint_url("http://127.0.0.1:9")
+            .build();
+        let config = Config::from_lookup(|name| {
+            let resource = name.ends_with("_TABLE")
+                || name.ends_with("_QUEUE_URL")
+                || name == "SECRETS_KEY_ID";
+            resource.then(|| format!("offline-{name}"))
+        })
+        .expect("config");
+        router(Arc::new(AdminApi::new(
+            Adapters::new(&sdk, &config),
+            &config,
+        )))
+    }
+
+    struct Answer {
+        status: u16,
+        headers: http::HeaderMap,
+        json: Value,
+    }
+
+    async fn call(router: &Router, method: &str, path: &str, body: Option<&str>) -> Answer {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body.map_or_else(Body::empty, |b| Body::from(b.to_owned())))
+            .expect("request");
+        let response = router.clone().oneshot(request).await.expect("answer");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        Answer {
+            status,
+            headers,
+            json: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        }
+    }
+
+    /// Every documented admin route with a path id, each id replaced by `value`.
+    fn routes_with_ids(value: impl Fn(&str) -> String) -> Vec<(String, String)> {
+        let doc: Value = serde_json::from_str(OPENAPI_DOCUMENT).unwrap();
+        let mut routes = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            if !path.contains('{') {
+                continue;
+            }
+            let concrete = ["id", "attempt_id", "delivery_id"]
+                .into_iter()
+                .fold(path.clone(), |p, name| {
+                    p.replace(&format!("{{{name}}}"), &value(name))
+                });
+            for method in item.as_object().unwrap().keys() {
+                if ["get", "post", "patch", "delete"].contains(&method.as_str()) {
+                    routes.push((method.to_uppercase(), concrete.clone()));
+                }
+            }
+        }
+        assert!(routes.len() >= 10, "{routes:?}");
+        routes
+    }
+
+    #[tokio::test]
+    async fn empty_or_malformed_path_ids_are_404_problems_before_any_aws_call() {
+        let router = offline_router().await;
+        let well_formed = |name: &str| match name {
+            "id" => "wh_01jd8x9k4m2n3p4q5r6s7t8v9w",
+            "attempt_id" => "dlv_01jd8x9k4m2n3p4q5r6s7t8v9w.1",
+            _ => "dlv_01jd8x9k4m2n3p4q5r6s7t8v9w",
+        };
+        let bad_values = ["", "%20", "wh_UPPER", "x.1", "%FF", "dlv_a.0", "a%2Fb"];
+        for (i, bad) in bad_values.into_iter().enumerate() {
+            // Each id of the path in turn is the bad one; the others are well formed.
+            for target in ["id", "attempt_id", "delivery_id"] {
+                let value = |name: &str| {
+                    if name == target {
+                        bad.to_owned()
+                    } else {
+                        well_formed(name).to_owned()
+                    }
+                };
+                for (method, path) in routes_with_ids(value) {
+                    if !path.contains(bad)
+                        || (bad.is_empty() && !path.contains("//") && !path.ends_with('/'))
+                    {
+                        continue;
+                    }
+                    let answer = call(&router, &method, &path, Some("{}")).await;
+                    assert_eq!(answer.status, 404, "{method} {path} ({i}): {}", answer.json);
+                    assert_eq!(
+                        answer.headers[header::CONTENT_TYPE],
+                        "application/problem+json",
+                        "{method} {path}"
+                    );
+                    // (A path ending in an empty id matches no route: the router's 404.)
+                    let detail = answer.json["detail"].as_str().unwrap_or_default();
+                    let expected = if path.ends_with('/') {
+                        "no such route"
+                    } else {
+                        " ids are "
+                    };
+                    assert!(detail.contains(expected), "{method} {path}: {detail}");
+                }
+            }
+        }
+        // The issue's two: an empty webhook id.
+        for (method, path) in [
+            ("GET", "/api/v1/webhooks//attempts"),
+            ("POST", "/api/v1/webhooks//rotate-secret"),
+        ] {
+            let answer = call(&router, method, path, None).await;
+            assert_eq!(answer.status, 404, "{method} {path}: {}", answer.json);
+            assert!(answer.json["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("the webhook id in the path is empty; webhook ids are wh_"));
+        }
+        // A well-formed id gets as far as the store, which is not there: the 404s above
+        // were answered before any call.
+        let answer = call(&router, "GET", "/api/v1/webhooks/wh_01abc/attempts", None).await;
+        assert_eq!(answer.status, 503, "{}", answer.json);
+    }
 
     #[test]
     fn limit_parsing() {

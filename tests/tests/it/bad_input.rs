@@ -204,3 +204,58 @@ async fn ids_longer_than_any_id_are_not_found_not_an_outage() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_or_malformed_ids_are_not_found_not_an_outage() {
+    let api = Api::new();
+    let id = api
+        .create_paused_webhook(
+            &unique("ids"),
+            "https://example.com/h",
+            &["user.registered"],
+        )
+        .await
+        .id;
+    // They used to reach DynamoDB, which refuses an empty key: 503 and an ERROR logged.
+    let cases = [
+        (Method::GET, "/api/v1/webhooks//attempts".to_owned()),
+        (Method::POST, "/api/v1/webhooks//rotate-secret".to_owned()),
+        (Method::POST, "/api/v1/webhooks//recover".to_owned()),
+        (Method::PATCH, "/api/v1/webhooks/%20".to_owned()),
+        (Method::DELETE, "/api/v1/webhooks/WH_01ABC".to_owned()),
+        (Method::GET, "/api/v1/webhooks/wh_a%2Fb".to_owned()),
+        (Method::GET, format!("/api/v1/webhooks/{id}/deliveries/%FF")),
+        (
+            Method::GET,
+            format!("/api/v1/webhooks/{id}/attempts/dlv_01abc.0"),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/webhooks/{id}/attempts/x.1/redeliver"),
+        ),
+        (Method::POST, "/api/v1/webhooks/%00/test-event".to_owned()),
+    ];
+    for (method, path) in cases {
+        let answer = api
+            .admin(
+                method,
+                &path,
+                Some(json!({"since": "2026-01-01T00:00:00Z"})),
+            )
+            .await;
+        answer.assert_problem(404);
+        assert!(answer.detail().contains(" ids are "), "{}", answer.text);
+    }
+    let empty = api.get("/api/v1/webhooks//attempts").await;
+    assert!(
+        empty
+            .detail()
+            .starts_with("the webhook id in the path is empty; webhook ids are wh_"),
+        "{}",
+        empty.text
+    );
+    // Nothing changed: the webhook is as it was made.
+    let shown = api.webhook(&id).await;
+    assert_eq!(shown.status, 200);
+    assert_eq!(shown.json["status"], "paused");
+}
