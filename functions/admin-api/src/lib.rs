@@ -147,6 +147,7 @@ impl AdminApi {
             circuit_opened_at: None,
             probe_at: None,
             last_failure: None,
+            awaiting_answer_since: None,
         };
         self.store
             .create_webhook(&record)

@@ -179,12 +179,16 @@ impl Deliverer {
                 lifecycle::cancelled_line(delivery, number, now, self.retention, reason),
                 None,
             ),
-            Target::Send(webhook) => match self.gate(webhook, now).await? {
-                None => {
-                    let (line, result) = self.attempt(message, webhook, number, now).await?;
+            Target::Send(webhook) => match self.admit(webhook, now).await? {
+                Admission::Send(slot) => {
+                    let attempted = self.attempt(message, webhook, number, now).await;
+                    if let Some(slot) = slot {
+                        self.release(webhook, slot).await;
+                    }
+                    let (line, result) = attempted?;
                     (line, Some((webhook, result)))
                 }
-                Some(reason) => (self.not_sent(delivery, number, now, reason), None),
+                Admission::NotSent(reason) => (self.not_sent(delivery, number, now, reason), None),
             },
         };
         // The request may have been sent: losing its log line would send it again, so the
@@ -261,29 +265,64 @@ impl Deliverer {
         })
     }
 
-    /// Whether a due attempt to `webhook` may be sent (`None`), or why not: its endpoint's
-    /// circuit is open. Of the attempts due once a probe is, the one that claims it is sent.
-    async fn gate(
+    /// Whether a due attempt to `webhook` may be sent, or why not: its endpoint's circuit is
+    /// open (of the attempts due once a probe is, the one that claims it is sent), or it is
+    /// not answering and every slot is taken.
+    async fn admit(
         &self,
         webhook: &WebhookRecord,
         now: SystemTime,
-    ) -> Result<Option<String>, DeliverError> {
+    ) -> Result<Admission, DeliverError> {
         match circuit::gate(webhook, now) {
-            Gate::Send => Ok(None),
-            Gate::Hold(reason) => Ok(Some(reason)),
+            Gate::Send => Ok(Admission::Send(None)),
+            Gate::SendInSlot => Ok(match self.take_slot(webhook, now).await? {
+                Some(slot) => Admission::Send(Some(slot)),
+                None => Admission::NotSent(circuit::no_slot_reason()),
+            }),
+            Gate::Hold(reason) => Ok(Admission::NotSent(reason)),
             Gate::Probe { seen } => {
                 let next = circuit::next_probe(now, self.probe_interval());
                 if self.store.claim_probe(&webhook.id, seen, next).await? {
                     tracing::info!(webhook_id = %webhook.id, "circuit open: this attempt tests the endpoint");
-                    Ok(None)
+                    Ok(Admission::Send(None))
                 } else {
-                    Ok(Some(format!(
+                    Ok(Admission::NotSent(format!(
                         "not sent: the endpoint's circuit is open ({} attempts in a row got no \
                          answer) and another attempt is testing it now",
                         webhook.failures_in_row
                     )))
                 }
             }
+        }
+    }
+
+    /// One of the endpoint's in-flight slots, held until the time given; none if the few
+    /// tried were all taken (a few tries from a random one: an approximate cap, but never
+    /// above [`circuit::MAX_IN_FLIGHT`]).
+    async fn take_slot(
+        &self,
+        webhook: &WebhookRecord,
+        now: SystemTime,
+    ) -> Result<Option<(usize, Timestamp)>, StoreError> {
+        const TRIES: usize = 3;
+        let until = Timestamp::from(now + circuit::SLOT_HELD_FOR);
+        let first = rand::Rng::gen_range(&mut rand::thread_rng(), 0..circuit::MAX_IN_FLIGHT);
+        for slot in (first..first + TRIES).map(|i| i % circuit::MAX_IN_FLIGHT) {
+            if self
+                .store
+                .take_slot(&webhook.id, slot, until, Timestamp::from(now))
+                .await?
+            {
+                return Ok(Some((slot, until)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Gives a slot back (best effort: one not given back frees itself when its time is up).
+    async fn release(&self, webhook: &WebhookRecord, (slot, until): (usize, Timestamp)) {
+        if let Err(err) = self.store.release_slot(&webhook.id, slot, until).await {
+            tracing::warn!(error = %err, webhook_id = %webhook.id, slot, "in-flight slot not given back; it frees itself");
         }
     }
 
@@ -362,14 +401,23 @@ impl Deliverer {
             clock::unix_seconds(now),
             body.as_bytes(),
         );
-        let sent = self
-            .client
-            .post(
-                &webhook.url,
-                &headers,
-                Bytes::copy_from_slice(body.as_bytes()),
-            )
-            .await;
+        let post = self.client.post(
+            &webhook.url,
+            &headers,
+            Bytes::copy_from_slice(body.as_bytes()),
+        );
+        tokio::pin!(post);
+        // Waiting long for an answer marks the endpoint as not answering, so the attempts
+        // after this one take slots (at most a few in flight) until an answer clears it.
+        let sent = tokio::select! {
+            sent = &mut post => sent,
+            () = tokio::time::sleep(circuit::AWAITING_AFTER) => {
+                if let Err(err) = self.store.mark_awaiting_answer(&webhook.id, Timestamp::now()).await {
+                    tracing::warn!(error = %err, webhook_id = %webhook.id, "not marked as awaiting an answer");
+                }
+                post.await
+            }
+        };
         // The next attempt is timed from the answer, not from the start of this one.
         let after = AfterAttempt::decide(
             &self.schedule,
@@ -425,6 +473,12 @@ impl Deliverer {
         }
         Ok(body)
     }
+}
+
+/// Whether a due attempt is sent, and in which in-flight slot.
+enum Admission {
+    Send(Option<(usize, Timestamp)>),
+    NotSent(String),
 }
 
 /// The webhooks of one batch, each read once, by the first of its messages that needs it

@@ -14,8 +14,15 @@
 //!   probe time one interval on. A 2xx answer closes the circuit; anything else keeps it
 //!   open until the next probe.
 //!
+//! - **At most [`MAX_IN_FLIGHT`] attempts in flight** while the endpoint is not answering:
+//!   from the moment an attempt has waited [`AWAITING_AFTER`] for an answer (or one got none),
+//!   until an answer comes, each attempt first takes one of that many slots (a conditional
+//!   write, released when it ends, expiring on its own after the timeout if a crash kept it).
+//!   An attempt that finds none free is not sent, logged as above: a silent endpoint cannot
+//!   hold more than that many of the function's invocations, however fast its events come.
+//!
 //! The state lives on the webhook's item, which every delivery batch reads anyway: a healthy
-//! endpoint's circuit costs no read and no write.
+//! endpoint's circuit and slots cost no read and no write.
 
 use std::time::{Duration, SystemTime};
 
@@ -27,12 +34,23 @@ use crate::domain::retry::AttemptResult;
 
 /// Attempts in a row that got no answer before the circuit opens.
 pub const OPEN_AFTER: u32 = 5;
+/// Attempts in flight at most to an endpoint that is not answering.
+pub const MAX_IN_FLIGHT: usize = 20;
+/// How long an attempt waits for an answer before its endpoint counts as not answering (half
+/// the 10 s timeout: an endpoint that answers in 2 s is slow, not silent).
+pub const AWAITING_AFTER: Duration = Duration::from_secs(5);
+/// A mark of an attempt still waiting counts this long (a crash may leave one behind).
+const AWAITING_COUNTS_FOR: Duration = Duration::from_secs(30);
+/// A slot is held at most this long: the 10 s timeout, the log line, and a margin.
+pub const SLOT_HELD_FOR: Duration = Duration::from_secs(30);
 
 /// What to do with a due attempt, given the endpoint's circuit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Gate {
     /// Closed: send it.
     Send,
+    /// Closed, but the endpoint is not answering: send it if a slot can be taken.
+    SendInSlot,
     /// Open and a probe is due: send it if the probe taken at `seen` can be claimed first.
     Probe { seen: Timestamp },
     /// Open: do not send; log the attempt as not sent, for this reason.
@@ -74,7 +92,15 @@ pub struct CircuitView {
 /// The gate for a due attempt to `webhook` at `now`.
 pub fn gate(webhook: &WebhookRecord, now: SystemTime) -> Gate {
     let Some(opened_at) = webhook.circuit_opened_at else {
-        return Gate::Send;
+        let awaiting = webhook.awaiting_answer_since.is_some_and(|since| {
+            now.duration_since(since.system_time())
+                .is_ok_and(|waited| waited < AWAITING_COUNTS_FOR)
+        });
+        return if awaiting || webhook.failures_in_row > 0 {
+            Gate::SendInSlot
+        } else {
+            Gate::Send
+        };
     };
     match webhook.probe_at {
         Some(probe_at) if probe_at.system_time() > now => Gate::Hold(format!(
@@ -93,7 +119,9 @@ pub fn gate(webhook: &WebhookRecord, now: SystemTime) -> Gate {
 
 /// What `result` does to the circuit of an endpoint that looked like `webhook`.
 pub fn change(webhook: &WebhookRecord, result: &AttemptResult) -> Change {
-    let dirty = webhook.failures_in_row > 0 || webhook.circuit_opened_at.is_some();
+    let dirty = webhook.failures_in_row > 0
+        || webhook.circuit_opened_at.is_some()
+        || webhook.awaiting_answer_since.is_some();
     match result {
         AttemptResult::TransportError => Change::CountFailure,
         AttemptResult::Status { status, .. } => {
@@ -110,6 +138,14 @@ pub fn change(webhook: &WebhookRecord, result: &AttemptResult) -> Change {
     }
 }
 
+/// Why an attempt that found no free slot was not sent.
+pub fn no_slot_reason() -> String {
+    format!(
+        "not sent: {MAX_IN_FLIGHT} attempts to this endpoint are already waiting for an answer \
+         (at most {MAX_IN_FLIGHT} while it is not answering)"
+    )
+}
+
 /// When the probe after one made at `now` may go: one per `interval` (the retry schedule's
 /// first wait, a minute by default).
 pub fn next_probe(now: SystemTime, interval: Duration) -> Timestamp {
@@ -123,6 +159,7 @@ pub fn close(webhook: &mut WebhookRecord) {
     webhook.circuit_opened_at = None;
     webhook.probe_at = None;
     webhook.last_failure = None;
+    webhook.awaiting_answer_since = None;
 }
 
 /// The circuit of `webhook`, for the API.
@@ -165,6 +202,7 @@ mod tests {
             circuit_opened_at: None,
             probe_at: None,
             last_failure: None,
+            awaiting_answer_since: None,
         }
     }
 
@@ -208,7 +246,8 @@ mod tests {
             failures_in_row: 3,
             ..webhook()
         };
-        assert_eq!(gate(&counting, at(100)), Gate::Send);
+        // Still sent, but in a slot: the endpoint is not answering.
+        assert_eq!(gate(&counting, at(100)), Gate::SendInSlot);
         assert_eq!(change(&counting, &UNAVAILABLE), Change::Close);
         assert_eq!(change(&counting, &OK), Change::Close);
     }
@@ -248,8 +287,30 @@ mod tests {
     }
 
     #[test]
+    fn attempts_take_a_slot_while_the_endpoint_is_not_answering() {
+        let waiting = WebhookRecord {
+            awaiting_answer_since: Some(Timestamp::from(at(100))),
+            ..webhook()
+        };
+        assert_eq!(gate(&waiting, at(101)), Gate::SendInSlot);
+        // A mark left long ago (a crash before the answer cleared it) no longer counts.
+        assert_eq!(gate(&waiting, at(131)), Gate::Send);
+        let failing = WebhookRecord {
+            failures_in_row: 1,
+            ..webhook()
+        };
+        assert_eq!(gate(&failing, at(0)), Gate::SendInSlot);
+        // Any answer clears the mark.
+        assert_eq!(change(&waiting, &UNAVAILABLE), Change::Close);
+        assert!(no_slot_reason().starts_with("not sent: 20 attempts to this endpoint"));
+    }
+
+    #[test]
     fn closing_clears_every_trace_of_the_circuit() {
-        let mut w = open(70);
+        let mut w = WebhookRecord {
+            awaiting_answer_since: Some(Timestamp::from(at(3))),
+            ..open(70)
+        };
         close(&mut w);
         assert_eq!(w, webhook());
     }

@@ -310,6 +310,7 @@ mod tests {
             circuit_opened_at: None,
             probe_at: None,
             last_failure: None,
+            awaiting_answer_since: None,
         }
     }
 

@@ -44,6 +44,10 @@ pub struct WebhookRecord {
     /// ...and the last error that counted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failure: Option<String>,
+    /// When an attempt last waited long for an answer (cleared by any answer): while this
+    /// is recent, attempts take one of a few slots (`circuit::MAX_IN_FLIGHT`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub awaiting_answer_since: Option<Timestamp>,
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -2,10 +2,12 @@
 //! open (its due attempts are logged as not sent, and why), one test request goes per
 //! interval, and an answer closes it again.
 
+use std::time::Duration;
+
 use integration_tests::receiver::closed_port;
-use integration_tests::{eventually, Api, Receiver, Reply, WAIT};
+use integration_tests::{eventually, unique, Api, Receiver, Reply, WAIT};
 use serde_json::{json, Value};
-use webhooks_shared::domain::circuit::OPEN_AFTER;
+use webhooks_shared::domain::circuit::{self, AWAITING_AFTER, MAX_IN_FLIGHT, OPEN_AFTER};
 
 /// Posts `n` events of `event_type`; their ids.
 async fn post_events(api: &Api, event_type: &str, n: u32) -> Vec<String> {
@@ -120,4 +122,59 @@ async fn a_test_request_that_gets_an_answer_closes_the_circuit_and_no_attempt_is
             "one request without an answer, then one 200: {lines:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_that_stops_answering_holds_at_most_its_share_of_attempts_in_flight() {
+    let api = Api::new();
+    // Never answers within the 10 s timeout.
+    let receiver = Receiver::start(vec![Reply::hang(Duration::from_secs(15))]).await;
+    let wh = api.webhook_for(&receiver.url, &["user.registered"]).await;
+    let first = api.post("user.registered", json!({"id": "usr_1"})).await.id;
+    // Once its request has waited past AWAITING_AFTER, the endpoint counts as not answering.
+    eventually("the first request", WAIT, || async {
+        (!receiver.requests_for(&first).is_empty()).then_some(())
+    })
+    .await;
+    tokio::time::sleep(AWAITING_AFTER + Duration::from_secs(1)).await;
+
+    // Many more at once: each must take one of MAX_IN_FLIGHT slots to be sent.
+    let more = MAX_IN_FLIGHT + 10;
+    let events: Vec<Value> = (0..more)
+        .map(|i| json!({"id": unique("evt-cap"), "type": "user.registered", "data": {"id": i}}))
+        .collect();
+    let ids: Vec<String> = events
+        .iter()
+        .map(|e| e["id"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    let posted = api.post_events_batch(events).await;
+    assert_eq!(posted.status, 202, "{}", posted.text);
+
+    let capped = eventually("an attempt not sent for want of a slot", WAIT, || async {
+        api.attempts(&wh).await.into_iter().find(|line| {
+            line["error"]
+                .as_str()
+                .is_some_and(|e| e == circuit::no_slot_reason())
+        })
+    })
+    .await;
+    assert_eq!(capped["attempt"], 1, "{capped}");
+    // First attempts of the batch: each sent only in a slot, and a slot is held until its
+    // attempt times out (10 s), longer than the batch took to come round.
+    let sent_first: usize = ids
+        .iter()
+        .map(|id| {
+            receiver
+                .requests_for(id)
+                .iter()
+                .filter(|r| r.header("x-comps-attempt") == "1")
+                .count()
+        })
+        .sum();
+    assert!(
+        sent_first <= MAX_IN_FLIGHT,
+        "{sent_first} first attempts were sent with at most {MAX_IN_FLIGHT} slots"
+    );
+    // Stop the rest: what is left ends cancelled.
+    assert_eq!(api.delete_webhook(&wh).await.status, 204);
 }

@@ -224,9 +224,78 @@ impl Store {
                 .table_name(&self.tables.webhooks_table)
                 .key("id", s(id))
                 .update_expression(
-                    "REMOVE failures_in_row, circuit_opened_at, probe_at, last_failure",
+                    "REMOVE failures_in_row, circuit_opened_at, probe_at, last_failure, \
+                     awaiting_answer_since",
                 )
                 .condition_expression("attribute_exists(id)")
+                .send()
+                .await,
+        )?;
+        Ok(())
+    }
+
+    /// An attempt to `id`'s endpoint has waited long for an answer, at `now`.
+    pub async fn mark_awaiting_answer(
+        &self,
+        id: &WebhookId,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        unless_condition_failed(
+            self.ddb
+                .update_item()
+                .table_name(&self.tables.webhooks_table)
+                .key("id", s(id))
+                .update_expression("SET awaiting_answer_since = :now")
+                .condition_expression("attribute_exists(id)")
+                .expression_attribute_values(":now", s(now.to_string()))
+                .send()
+                .await,
+        )?;
+        Ok(())
+    }
+
+    /// Takes slot `slot` of `id`'s endpoint until `until`, if it is free (or its holder's
+    /// time ran out by `now`): true if taken.
+    pub async fn take_slot(
+        &self,
+        id: &WebhookId,
+        slot: usize,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        unless_condition_failed(
+            self.ddb
+                .update_item()
+                .table_name(&self.tables.webhooks_table)
+                .key("id", s(id))
+                .update_expression("SET #slot = :until")
+                .condition_expression(
+                    "attribute_exists(id) AND (attribute_not_exists(#slot) OR #slot < :now)",
+                )
+                .expression_attribute_names("#slot", slot_name(slot))
+                .expression_attribute_values(":until", s(until.to_string()))
+                .expression_attribute_values(":now", s(now.to_string()))
+                .send()
+                .await,
+        )
+    }
+
+    /// Gives back slot `slot`, taken until `until` (not if another holder has it since).
+    pub async fn release_slot(
+        &self,
+        id: &WebhookId,
+        slot: usize,
+        until: Timestamp,
+    ) -> Result<(), StoreError> {
+        unless_condition_failed(
+            self.ddb
+                .update_item()
+                .table_name(&self.tables.webhooks_table)
+                .key("id", s(id))
+                .update_expression("REMOVE #slot")
+                .condition_expression("#slot = :until")
+                .expression_attribute_names("#slot", slot_name(slot))
+                .expression_attribute_values(":until", s(until.to_string()))
                 .send()
                 .await,
         )?;
@@ -256,4 +325,11 @@ impl Store {
             Err(err) => Err(err.into()),
         }
     }
+}
+
+/// The attribute of an endpoint's in-flight slot `slot` on its webhook's item (kept out of
+/// the webhook record: only these calls read or write it, and an admin's change of the
+/// webhook frees them all).
+fn slot_name(slot: usize) -> String {
+    format!("in_flight_{slot}")
 }
