@@ -1,13 +1,16 @@
 //! Deliveries and their attempts (the delivery log).
 
-use std::collections::HashMap;
-
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 
-use super::{from_items, key, query_all, s, to_item, Item, Store, StoreError};
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::{Deserialize, Serialize};
+
+use super::{deflated, from_item, inflated, key, query_all, s, to_item, Item, Store, StoreError};
 use crate::domain::clock::Timestamp;
 use crate::domain::ids::{parse_attempt_id, DeliveryId, WebhookId};
-use crate::domain::model::{AttemptRecord, DeliveryRecord};
+use crate::domain::lifecycle;
+use crate::domain::model::{AttemptRecord, DeliveryRecord, RecordedRequest, RecordedResponse};
 
 impl Store {
     // ---- deliveries (manual ones: fan-out deliveries are their attempts) ----
@@ -65,38 +68,7 @@ impl Store {
         let query = self
             .lines_starting(webhook_id, &format!("{delivery_id}#"))
             .consistent_read(true);
-        from_items(query_all(query).await?)
-    }
-
-    /// Every attempt of the deliveries to `webhook_id` whose ids sort from `first` to `last`
-    /// (strongly consistent), by delivery: one query for a batch of deliveries made close
-    /// together (delivery ids sort by when they were made). Deliveries without a line are
-    /// absent.
-    pub async fn attempts_between(
-        &self,
-        webhook_id: &WebhookId,
-        first: &DeliveryId,
-        last: &DeliveryId,
-    ) -> Result<HashMap<DeliveryId, Vec<AttemptRecord>>, StoreError> {
-        let query = self
-            .ddb
-            .query()
-            .table_name(&self.tables.attempts_table)
-            .key_condition_expression("webhook_id = :w AND line_key BETWEEN :first AND :last")
-            .expression_attribute_values(":w", s(webhook_id))
-            .expression_attribute_values(":first", s(format!("{first}#")))
-            // `~` sorts after every attempt number.
-            .expression_attribute_values(":last", s(format!("{last}#~")))
-            .consistent_read(true);
-        let lines: Vec<AttemptRecord> = from_items(query_all(query).await?)?;
-        let mut by_delivery: HashMap<DeliveryId, Vec<AttemptRecord>> = HashMap::new();
-        for line in lines {
-            by_delivery
-                .entry(line.delivery.delivery_id.clone())
-                .or_default()
-                .push(line);
-        }
-        Ok(by_delivery)
+        lines(query_all(query).await?)
     }
 
     /// Records an attempt unless that attempt number was recorded already (returns false).
@@ -126,14 +98,18 @@ impl Store {
         delivery_id: &DeliveryId,
         attempt: u32,
     ) -> Result<Option<AttemptRecord>, StoreError> {
-        self.get(
-            &self.tables.attempts_table,
-            key([
+        let out = self
+            .ddb
+            .get_item()
+            .table_name(&self.tables.attempts_table)
+            .set_key(Some(key([
                 ("webhook_id", s(webhook_id)),
                 ("line_key", s(line_key(delivery_id, attempt))),
-            ]),
-        )
-        .await
+            ])))
+            .consistent_read(true)
+            .send()
+            .await?;
+        out.item.map(line).transpose()
     }
 
     /// The log lines of a webhook's newest deliveries, newest first: at most `limit`, without
@@ -168,7 +144,7 @@ impl Store {
                 .set_exclusive_start_key(start)
                 .send()
                 .await?;
-            lines.extend(from_items::<AttemptRecord>(page.items.unwrap_or_default())?);
+            lines.extend(self::lines(page.items.unwrap_or_default())?);
             start = page.last_evaluated_key;
             if start.is_none() || lines.len() >= limit {
                 return Ok(lines);
@@ -203,7 +179,7 @@ impl Store {
             .await?;
         Ok(LogPage {
             more: page.last_evaluated_key().is_some(),
-            lines: from_items(page.items.unwrap_or_default())?,
+            lines: lines(page.items.unwrap_or_default())?,
         })
     }
 }
@@ -237,12 +213,119 @@ fn line_key(delivery_id: &DeliveryId, attempt: u32) -> String {
     format!("{delivery_id}#{attempt:04}")
 }
 
+/// The attribute holding a line's request and response, deflated together (see [`keyed`]).
+const EXCHANGE: &str = "exchange_deflate";
+
+/// A line's request and response, as one JSON text to deflate.
+#[derive(Serialize, Deserialize)]
+struct Exchange {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    request: Option<RecordedRequest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    response: Option<RecordedResponse>,
+    /// The request's headers that follow from the line (`lifecycle::derived_headers` and
+    /// the `User-Agent`) were left out, each exactly as it would be derived again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    derived: bool,
+}
+
+/// The request headers of `line` that follow from it, given its `x-comps-timestamp`.
+fn derivable(line: &AttemptRecord, timestamp: &str) -> Vec<(String, String)> {
+    let mut headers = lifecycle::derived_headers(&line.delivery, line.attempt, timestamp);
+    headers.push(("user-agent".into(), lifecycle::USER_AGENT.into()));
+    headers
+}
+
+impl Exchange {
+    /// `line`'s exchange, less the request headers that follow from the line when every one
+    /// of them is there as it would be derived (else all are kept).
+    fn of(line: &AttemptRecord) -> Self {
+        let mut request = line.request.clone();
+        let mut derived = false;
+        if let Some(request) = request.as_mut() {
+            let timestamp = request.headers.get("x-comps-timestamp").cloned();
+            if let Some(timestamp) = timestamp {
+                let derivable = derivable(line, &timestamp);
+                if derivable
+                    .iter()
+                    .all(|(name, value)| request.headers.get(name) == Some(value))
+                {
+                    for (name, _) in &derivable {
+                        request.headers.remove(name);
+                    }
+                    derived = true;
+                }
+            }
+        }
+        Exchange {
+            request,
+            response: line.response.clone(),
+            derived,
+        }
+    }
+
+    /// Fills `line`'s request and response in.
+    fn restore(self, line: &mut AttemptRecord) {
+        line.request = self.request;
+        line.response = self.response;
+        if let (true, Some(request)) = (self.derived, line.request.as_ref()) {
+            let timestamp = request
+                .headers
+                .get("x-comps-timestamp")
+                .cloned()
+                .unwrap_or_default();
+            let derivable = derivable(line, &timestamp);
+            if let Some(request) = line.request.as_mut() {
+                request.headers.extend(derivable);
+            }
+        }
+    }
+}
+
 /// The item of `line` under the sort key `line_key` (the record itself holds no key of its
-/// own: reading ignores the attribute).
+/// own: reading ignores the attribute). The request and response are stored deflated
+/// together when that is smaller: a line with a real server's answer (ten headers, a short
+/// JSON body) then stays within one 1 KB write unit instead of two.
 fn keyed(line: &AttemptRecord, line_key: String) -> Result<Item, StoreError> {
     let mut item = to_item(line)?;
     item.insert("line_key".to_owned(), s(line_key));
+    if line.request.is_none() && line.response.is_none() {
+        return Ok(item);
+    }
+    let exchange = Exchange::of(line);
+    let plain = ["request", "response"]
+        .iter()
+        .filter_map(|name| item.get(*name).map(|v| name.len() + super::value_size(v)))
+        .sum::<usize>();
+    let packed = serde_json::to_string(&exchange)
+        .ok()
+        .and_then(|json| deflated(&json))
+        .filter(|bytes| EXCHANGE.len() + bytes.len() < plain);
+    if let Some(bytes) = packed {
+        item.remove("request");
+        item.remove("response");
+        item.insert(EXCHANGE.to_owned(), AttributeValue::B(Blob::new(bytes)));
+    }
     Ok(item)
+}
+
+/// A log line from its item, its request and response inflated if stored deflated.
+fn line(mut item: Item) -> Result<AttemptRecord, StoreError> {
+    let packed = match item.remove(EXCHANGE) {
+        Some(AttributeValue::B(bytes)) => Some(bytes),
+        _ => None,
+    };
+    let mut line: AttemptRecord = from_item(item)?;
+    if let Some(bytes) = packed {
+        let exchange: Exchange = serde_json::from_str(&inflated(bytes.as_ref())?)
+            .map_err(|e| StoreError::Corrupt(format!("stored exchange is not JSON: {e}")))?;
+        exchange.restore(&mut line);
+    }
+    Ok(line)
+}
+
+fn lines(items: Vec<Item>) -> Result<Vec<AttemptRecord>, StoreError> {
+    items.into_iter().map(line).collect()
 }
 
 /// One page of a webhook's ended lines (see [`Store::webhook_log_page`]).
@@ -321,6 +404,106 @@ mod tests {
         ] {
             assert_eq!(LogPosition::from_key(bad), None, "{bad}");
         }
+    }
+
+    /// A sent attempt's line as deliver writes it: every header it sent, and the answer of
+    /// a real server (ten headers as nginx, a CDN or a load balancer add, and a short JSON
+    /// body, as the benches' receivers answer).
+    fn sent_line() -> AttemptRecord {
+        use crate::domain::lifecycle::{recorded_request, wire_headers};
+        use crate::domain::model::{AttemptOutcome, DeliveryRef, DeliveryState};
+        use crate::domain::signing::SigningSecret;
+        let delivery = DeliveryRef {
+            delivery_id: "dlv_01kbmd6q2r3s4t5v6w7x8y9z0a".into(),
+            webhook_id: "wh_01kbmd5f2g3h4j5k6m7n8p9q0r".into(),
+            event_id: "evt_01KBMD6Q2R3S4T5V6W7X8Y9Z0A".into(),
+            event_type: "order.completed".into(),
+            resource_id: Some("ord_1042".into()),
+            manual: false,
+        };
+        let now = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_796_000_000);
+        let mut line = AttemptRecord::line(
+            &delivery,
+            1,
+            now,
+            std::time::Duration::from_secs(30 * 86_400),
+        );
+        let headers = wire_headers(
+            &SigningSecret::generate(),
+            &delivery,
+            1,
+            1_796_000_000,
+            &[b'x'; 1024],
+        );
+        line.request = Some(recorded_request(
+            "https://hooks.example.com/comps/webhooks",
+            &headers,
+        ));
+        let answer: [(&str, &str); 10] = [
+            ("server", "nginx/1.25.3"),
+            ("date", "Thu, 03 Dec 2026 10:00:00 GMT"),
+            ("content-type", "application/json; charset=utf-8"),
+            ("content-length", "199"),
+            ("connection", "keep-alive"),
+            ("x-request-id", "7c3f5a1e-9b2d-4e8f-a6c1-3d5e7f9b1a2c"),
+            ("cache-control", "no-cache, no-store"),
+            (
+                "strict-transport-security",
+                "max-age=31536000; includeSubDomains",
+            ),
+            ("x-content-type-options", "nosniff"),
+            (
+                "x-amz-cf-id",
+                "Xk3v9QpL2mN8rT5wY7zB1cD4fG6hJ0kM3nP5qS7tU9vW2xY4zA6bC8==",
+            ),
+        ];
+        line.response = Some(RecordedResponse {
+            status: 200,
+            headers: answer.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            body: r#"{"received":true,"status":"accepted","request_id":"7c3f5a1e-9b2d-4e8f-a6c1-3d5e7f9b1a2c","queued_at":"2026-12-03T10:00:00.000Z","message":"Webhook received; it will be processed shortly."}"#.into(),
+            truncated: false,
+        });
+        line.response_status = Some(200);
+        line.outcome = AttemptOutcome::Succeeded;
+        line.delivery_state = DeliveryState::Succeeded;
+        line.duration_ms = 184;
+        line
+    }
+
+    #[test]
+    fn a_sent_line_with_a_real_servers_answer_is_one_write_unit_and_reads_back_whole() {
+        let line = sent_line();
+        let plain = super::super::item_size(&to_item(&line).unwrap());
+        let item = keyed(&line, line_key(&line.delivery.delivery_id, 1)).unwrap();
+        let size = super::super::item_size(&item);
+        assert!(plain > 1024, "the case worth packing: {plain} bytes plain");
+        assert!(size <= 1024, "{size} bytes: more than one write unit");
+        assert!(item.contains_key(EXCHANGE) && !item.contains_key("request"));
+        assert_eq!(self::line(item).unwrap(), line);
+    }
+
+    #[test]
+    fn request_headers_that_differ_from_their_derivation_are_all_kept() {
+        let mut line = sent_line();
+        if let Some(request) = line.request.as_mut() {
+            request
+                .headers
+                .insert("user-agent".into(), "comps-webhooks/0.0.1".into());
+        }
+        let item = keyed(&line, "k".into()).unwrap();
+        assert_eq!(self::line(item).unwrap(), line);
+        assert!(!Exchange::of(&line).derived);
+        assert!(Exchange::of(&sent_line()).derived);
+    }
+
+    #[test]
+    fn a_line_without_an_exchange_is_stored_as_it_is() {
+        let mut line = sent_line();
+        line.request = None;
+        line.response = None;
+        let item = keyed(&line, "k".into()).unwrap();
+        assert!(!item.contains_key(EXCHANGE));
+        assert_eq!(self::line(item).unwrap(), line);
     }
 
     #[test]

@@ -5,14 +5,9 @@
 //! one write unit. Bodies are read back byte for byte; items written before (a plain
 //! `payload`) read as they are.
 
-use std::io::{Read, Write};
-
-use flate2::read::DeflateDecoder;
-use flate2::write::DeflateEncoder;
-use flate2::Compression;
 use serde::{Deserialize, Serialize};
 
-use super::{from_item, s, to_item, Store, StoreError};
+use super::{deflated, from_item, inflated, s, to_item, Store, StoreError};
 use crate::domain::clock::Timestamp;
 use crate::domain::ids::{EventId, WebhookId};
 use crate::domain::model::EventRecord;
@@ -38,22 +33,6 @@ struct StoredEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     deliveries: Option<u32>,
     expires_at: i64,
-}
-
-/// The body deflated, if that is smaller than the body itself.
-fn deflated(body: &str) -> Option<Vec<u8>> {
-    let mut encoder = DeflateEncoder::new(Vec::new(), Compression::best());
-    encoder.write_all(body.as_bytes()).ok()?;
-    let out = encoder.finish().ok()?;
-    (out.len() < body.len()).then_some(out)
-}
-
-fn inflated(bytes: &[u8]) -> Result<String, StoreError> {
-    let mut body = String::new();
-    DeflateDecoder::new(bytes)
-        .read_to_string(&mut body)
-        .map_err(|e| StoreError::Corrupt(format!("stored event body does not inflate: {e}")))?;
-    Ok(body)
 }
 
 impl From<&EventRecord> for StoredEvent {
