@@ -65,7 +65,24 @@ pub fn router(api: Arc<AdminApi>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(middleware::from_fn(refuse_malformed_ids))
         .with_state(api);
-    http_api::catch_panics(routes)
+    no_store(http_api::catch_panics(routes))
+}
+
+/// Every answer of `router` says `Cache-Control: no-store`: admin answers carry secrets
+/// (create, rotate-secret), receivers' answers and the requests as signed, and no browser,
+/// proxy or CDN should keep a copy. Problems too (the router's own 404 and 405, a caught
+/// panic's 500), so no answer of these routes is ever cached. `main` puts it outside the
+/// scope check as well, so a 403 says it too.
+pub fn no_store(router: Router) -> Router {
+    router.layer(middleware::map_response(set_no_store))
+}
+
+async fn set_no_store(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    response
 }
 
 /// A path naming an id that cannot be one of ours — empty, longer than any id, or of another
@@ -338,6 +355,42 @@ mod tests {
         }
         assert!(routes.len() >= 10, "{routes:?}");
         routes
+    }
+
+    #[tokio::test]
+    async fn every_admin_answer_says_no_store_errors_included() {
+        let router = offline_router().await;
+        let webhook = r#"{"name":"n","url":"https://example.com/","events":["order.completed"]}"#;
+        for (method, path, body, status) in [
+            ("GET", "/api/v1/event-types", None, 200),
+            ("GET", "/api/v1/nothing-here", None, 404),
+            ("PUT", "/api/v1/event-types", None, 405),
+            ("GET", "/api/v1/webhooks//attempts", None, 404),
+            ("GET", "/api/v1/webhooks/wh_1/attempts?limit=0", None, 400),
+            ("POST", "/api/v1/webhooks", Some("{"), 400),
+            (
+                "POST",
+                "/api/v1/webhooks",
+                Some(r#"{"name":"","url":"x","events":[]}"#),
+                422,
+            ),
+            // The store is not there: a backing-service failure, and the answer a secret
+            // would be in (create) when it is.
+            ("POST", "/api/v1/webhooks", Some(webhook), 503),
+            ("GET", "/api/v1/webhooks", None, 503),
+        ] {
+            let answer = call(&router, method, path, body).await;
+            assert_eq!(answer.status, status, "{method} {path}: {}", answer.json);
+            assert_eq!(
+                answer
+                    .headers
+                    .get_all(header::CACHE_CONTROL)
+                    .iter()
+                    .collect::<Vec<_>>(),
+                ["no-store"],
+                "{method} {path}"
+            );
+        }
     }
 
     #[tokio::test]

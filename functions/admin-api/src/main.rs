@@ -19,8 +19,10 @@ async fn main() -> Result<(), Error> {
         &config,
     ));
     // API Gateway authenticates (JWT authorizer with the admin scope; none for the OpenAPI
-    // document); the admin routes check the scope again in case a route lacks it.
-    let admin_routes =
-        admin_api::router(api).layer(from_fn_with_state(admin_scope, require_admin_scope));
+    // document); the admin routes check the scope again in case a route lacks it. Every
+    // answer of the admin routes, the scope check's 403 included, says `no-store`.
+    let admin_routes = admin_api::http::no_store(
+        admin_api::router(api).layer(from_fn_with_state(admin_scope, require_admin_scope)),
+    );
     http_api::run(admin_api::public_router().merge(admin_routes)).await
 }

@@ -146,3 +146,78 @@ async fn calls_without_the_right_token_are_refused() {
     let health = api.raw(Method::GET, "/health", None, None).await;
     assert_eq!(health.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_admin_answer_says_no_store() {
+    let h = Harness::get();
+    let api = Api::new();
+    let id = api
+        .create_paused_webhook(
+            &unique("cache"),
+            "https://example.com/h",
+            &["user.registered"],
+        )
+        .await
+        .id;
+    let http = reqwest::Client::new();
+    // Secrets (create, rotate-secret), the log, and problems: none may be kept by a cache.
+    let created = json!({"name": unique("cache"), "url": "https://example.com/h", "events": ["user.registered"], "active": false});
+    let cases = [
+        (
+            Method::POST,
+            "/api/v1/webhooks".to_owned(),
+            Some(created),
+            201,
+        ),
+        (Method::GET, "/api/v1/webhooks".to_owned(), None, 200),
+        (
+            Method::POST,
+            format!("/api/v1/webhooks/{id}/rotate-secret"),
+            None,
+            200,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/webhooks/{id}/attempts"),
+            None,
+            200,
+        ),
+        (
+            Method::GET,
+            "/api/v1/webhooks/wh_nope".to_owned(),
+            None,
+            404,
+        ),
+        (
+            Method::GET,
+            "/api/v1/webhooks//attempts".to_owned(),
+            None,
+            404,
+        ),
+        (
+            Method::POST,
+            "/api/v1/webhooks".to_owned(),
+            Some(json!({})),
+            400,
+        ),
+        (Method::PUT, "/api/v1/event-types".to_owned(), None, 405),
+        (Method::GET, "/api/v1/nothing-here".to_owned(), None, 404),
+    ];
+    for (method, path, body, status) in cases {
+        let mut request = http
+            .request(method.clone(), format!("{}{path}", h.gateway))
+            .bearer_auth(&h.admin_token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let answer = request.send().await.expect("gateway answers");
+        assert_eq!(answer.status().as_u16(), status, "{method} {path}");
+        let cache: Vec<_> = answer
+            .headers()
+            .get_all("cache-control")
+            .iter()
+            .map(|v| v.to_str().unwrap_or_default().to_owned())
+            .collect();
+        assert_eq!(cache, ["no-store"], "{method} {path}");
+    }
+}
