@@ -1001,6 +1001,7 @@ def describe_local(
         )
 
     local_resources = {}
+    throttling = describe_throttling(resolver, cfn)
     for lid, r in sorted(resources.items()):
         entry = {"type": r["ResourceType"], "physical_id": r["PhysicalResourceId"]}
         if r["ResourceType"] in ("AWS::SQS::Queue", "AWS::DynamoDB::Table", "AWS::KMS::Key"):
@@ -1018,8 +1019,36 @@ def describe_local(
         "functions": functions,
         "event_source_mappings": mappings,
         "stream_event_source_mappings": stream_mappings,
+        "http_api_throttling": throttling,
         "resources": local_resources,
     }
+
+
+def describe_throttling(resolver: Any, cfn: dict[str, Any]) -> dict[str, Any]:
+    """The HTTP API's throttling, as the local gateway applies it: the stage's default route
+    settings and each route key's own (`{"default": {"rate", "burst"}, "routes": {key: …}}`);
+    none where the template sets none."""
+
+    def limits(settings: Any) -> dict[str, float] | None:
+        settings = settings or {}
+        if "ThrottlingRateLimit" not in settings and "ThrottlingBurstLimit" not in settings:
+            return None
+        return {
+            "rate": float(resolver.resolve(settings.get("ThrottlingRateLimit", 10000))),
+            "burst": int(resolver.resolve(settings.get("ThrottlingBurstLimit", 5000))),
+        }
+
+    for res in cfn["Resources"].values():
+        if res.get("Type") != "AWS::ApiGatewayV2::Stage":
+            continue
+        props = res.get("Properties") or {}
+        routes = {
+            key: found
+            for key, settings in sorted((props.get("RouteSettings") or {}).items())
+            if (found := limits(settings)) is not None
+        }
+        return {"default": limits(props.get("DefaultRouteSettings")), "routes": routes}
+    return {"default": None, "routes": {}}
 
 
 # --------------------------------------------------------------------------- commands

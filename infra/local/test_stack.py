@@ -741,3 +741,43 @@ class HelpersTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+# --------------------------------------------------------------------------- throttling
+
+
+class ThrottlingTest(unittest.TestCase):
+    def cfn(self, stage_props):
+        doc = make_cfn()
+        doc["Parameters"]["PublicRate"] = {"Type": "Number", "Default": 20}
+        doc["Resources"]["Stage"] = {"Type": "AWS::ApiGatewayV2::Stage", "Properties": stage_props}
+        return doc
+
+    def test_default_and_route_settings_are_resolved(self):
+        cfn = self.cfn(
+            {
+                "DefaultRouteSettings": {"ThrottlingRateLimit": 1000, "ThrottlingBurstLimit": 2000},
+                "RouteSettings": {
+                    "GET /api/v1/openapi.json": {
+                        "ThrottlingRateLimit": {"Ref": "PublicRate"},
+                        "ThrottlingBurstLimit": 40,
+                    },
+                    "GET /other": {"DetailedMetricsEnabled": True},
+                },
+            }
+        )
+        resolver = stack.Resolver(FakeAws(), STACK, cfn, make_resources(), {}, REGION)
+        self.assertEqual(
+            stack.describe_throttling(resolver, cfn),
+            {
+                "default": {"rate": 1000.0, "burst": 2000},
+                "routes": {"GET /api/v1/openapi.json": {"rate": 20.0, "burst": 40}},
+            },
+        )
+
+    def test_no_stage_or_no_settings_throttle_nothing(self):
+        cfn = make_cfn()
+        resolver = stack.Resolver(FakeAws(), STACK, cfn, make_resources(), {}, REGION)
+        self.assertEqual(stack.describe_throttling(resolver, cfn), {"default": None, "routes": {}})
+        cfn = self.cfn({})
+        self.assertEqual(stack.describe_throttling(resolver, cfn), {"default": None, "routes": {}})

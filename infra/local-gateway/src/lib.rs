@@ -50,6 +50,7 @@ use webhooks_shared::Config;
 
 pub mod meter;
 pub mod stream;
+pub mod throttle;
 use meter::Meter;
 use stream::{StreamEventSourceMapping, StreamPoller, StreamSource};
 
@@ -88,6 +89,9 @@ pub struct StackDescription {
     /// The DynamoDB table streams mapped to functions (`stream`).
     #[serde(default)]
     pub stream_event_source_mappings: Vec<StreamEventSourceMapping>,
+    /// The HTTP API stage's throttling (`throttle`).
+    #[serde(default)]
+    pub http_api_throttling: throttle::ThrottlingDescription,
     /// The emulator's IAM user the runners sign in as (it may assume every function's role).
     pub local_runner: Option<LocalRunner>,
     /// Whether the emulator checked IAM when the stack was described.
@@ -292,8 +296,9 @@ pub async fn start(
     let invoking = |function: &'static str| {
         middleware::from_fn_with_state((meter.clone(), function), meter::count_invocation)
     };
-    let app = Router::new()
-        .route("/health", get(health))
+    // API Gateway throttles a route before its authorizer or function runs.
+    let throttling = Arc::new(throttle::Throttling::new(&stack.http_api_throttling));
+    let api = Router::new()
         .merge(admin_api::public_router().layer(invoking("admin-api")))
         .merge(
             fanout::router(Arc::clone(&fanout))
@@ -305,7 +310,12 @@ pub async fn start(
         )
         .merge(admin_api::router(admin).layer(invoking("admin-api")).layer(
             middleware::from_fn_with_state(Arc::new(options.admin_token.clone()), require_bearer),
+        ))
+        .layer(middleware::from_fn_with_state(
+            throttling,
+            throttle::throttle,
         ));
+    let app = Router::new().route("/health", get(health)).merge(api);
 
     let listener = TcpListener::bind(options.listen)
         .await

@@ -259,3 +259,81 @@ async fn empty_or_malformed_ids_are_not_found_not_an_outage() {
     assert_eq!(shown.status, 200);
     assert_eq!(shown.json["status"], "paused");
 }
+
+/// The HTTP API throttles as `template.yaml` says, the public routes hardest: a flood of the
+/// console's pages (no token needed) is refused with API Gateway's 429 before any function
+/// runs, while the token-guarded routes go on. (No other test of this process asks for the
+/// console's pages, so the flood cannot disturb one.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_the_public_routes_is_throttled_and_the_api_goes_on() {
+    let h = Harness::get();
+    let limits =
+        h.stack_json["http_api_throttling"]["routes"]["GET /admin/webhooks/{proxy+}"].clone();
+    let burst = limits["burst"]
+        .as_u64()
+        .expect("the console's pages are throttled");
+    let api = Api::new();
+    // All at once: the bucket refills at its steady rate, so a slow machine must not spread
+    // them out.
+    let statuses = futures::future::join_all(
+        (0..burst * 5).map(|_| api.raw(Method::GET, "/admin/webhooks/new", None, None)),
+    )
+    .await;
+    let throttled: Vec<_> = statuses.iter().filter(|a| a.status == 429).collect();
+    assert!(
+        !throttled.is_empty(),
+        "{} requests at once, none throttled: {:?}",
+        statuses.len(),
+        statuses.iter().map(|a| a.status).collect::<Vec<_>>()
+    );
+    assert_eq!(throttled[0].json, json!({"message": "Too Many Requests"}));
+    assert!(statuses.iter().all(|a| a.status == 200 || a.status == 429));
+    // The admin API has its own (far larger) bucket.
+    assert_eq!(api.get("/api/v1/event-types").await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invisible_characters_in_names_are_refused_naming_the_code_point() {
+    let api = Api::new();
+    let name = unique("visible");
+    for (c, named) in [
+        ('\u{202E}', "U+202E (right-to-left override)"),
+        ('\u{2067}', "U+2067 (right-to-left isolate)"),
+        ('\u{200B}', "U+200B (zero width space)"),
+        (
+            '\u{FEFF}',
+            "U+FEFF (zero width no-break space, the byte order mark)",
+        ),
+        ('\u{2028}', "U+2028 (line separator)"),
+        ('\u{FFFF}', "U+FFFF (a noncharacter)"),
+    ] {
+        let hidden = format!("{name}{c}");
+        let answer = api
+            .admin(
+                Method::POST,
+                "/api/v1/webhooks",
+                Some(json!({"name": hidden, "url": "https://example.com/", "events": ["user.registered"]})),
+            )
+            .await;
+        answer.assert_problem(422);
+        assert_eq!(answer.json["field"], "name", "{}", answer.text);
+        assert!(answer.detail().contains(named), "{}", answer.text);
+        assert!(!webhook_named_exists(&hidden).await, "nothing was written");
+    }
+    // PATCH refuses them too, and the name stays as it was.
+    let id = api
+        .create_paused_webhook(&name, "https://example.com/h", &["user.registered"])
+        .await
+        .id;
+    let answer = api
+        .patch_webhook(&id, json!({"name": format!("{name}\u{200F}")}))
+        .await;
+    answer.assert_problem(422);
+    assert_eq!(answer.json["field"], "name");
+    assert!(
+        answer.detail().contains("U+200F (right-to-left mark)"),
+        "{}",
+        answer.text
+    );
+    assert_eq!(api.webhook(&id).await.json["name"], name.as_str());
+}
