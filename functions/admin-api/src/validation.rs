@@ -219,8 +219,45 @@ fn whole_number(n: &serde_json::Number) -> Option<u64> {
     })
 }
 
+/// Characters a name may not hold though they are not control characters, with what they
+/// are: bidi controls reorder what is shown (a name could read as another, or hide text);
+/// zero-width characters, line and paragraph separators and noncharacters are invisible or
+/// break the line, in the console, the alert emails and the logs alike.
+pub fn invisible_character(c: char) -> Option<&'static str> {
+    Some(match c {
+        '\u{061C}' => "arabic letter mark",
+        '\u{200B}' => "zero width space",
+        '\u{200C}' => "zero width non-joiner",
+        '\u{200D}' => "zero width joiner",
+        '\u{200E}' => "left-to-right mark",
+        '\u{200F}' => "right-to-left mark",
+        '\u{2028}' => "line separator",
+        '\u{2029}' => "paragraph separator",
+        '\u{202A}' => "left-to-right embedding",
+        '\u{202B}' => "right-to-left embedding",
+        '\u{202C}' => "pop directional formatting",
+        '\u{202D}' => "left-to-right override",
+        '\u{202E}' => "right-to-left override",
+        '\u{2060}' => "word joiner",
+        '\u{2066}' => "left-to-right isolate",
+        '\u{2067}' => "right-to-left isolate",
+        '\u{2068}' => "first strong isolate",
+        '\u{2069}' => "pop directional isolate",
+        '\u{FEFF}' => "zero width no-break space, the byte order mark",
+        c if is_noncharacter(c) => "a noncharacter",
+        _ => return None,
+    })
+}
+
+/// Unicode's 66 noncharacters: U+FDD0-U+FDEF and the last two code points of every plane.
+fn is_noncharacter(c: char) -> bool {
+    let n = u32::from(c);
+    (0xFDD0..=0xFDEF).contains(&n) || n & 0xFFFE == 0xFFFE
+}
+
 /// 1-100 characters as posted (the OpenAPI document's rule), not blank, no control
-/// characters; stored trimmed.
+/// characters, no invisible or direction-changing ones ([`invisible_character`]); stored
+/// trimmed.
 pub fn validate_name(name: &str) -> Result<String, Problem> {
     let chars = name.chars().count();
     if chars == 0 || chars > MAX_NAME_CHARS {
@@ -233,6 +270,19 @@ pub fn validate_name(name: &str) -> Result<String, Problem> {
         return Err(Problem::invalid_field(
             "name",
             "name must not contain control characters",
+        ));
+    }
+    if let Some((c, what)) = name
+        .chars()
+        .find_map(|c| invisible_character(c).map(|what| (c, what)))
+    {
+        return Err(Problem::invalid_field(
+            "name",
+            format!(
+                "name must not contain invisible or direction-changing characters: remove \
+                 U+{:04X} ({what})",
+                u32::from(c)
+            ),
         ));
     }
     let trimmed = name.trim();
@@ -446,6 +496,79 @@ mod tests {
             let body = format!(r#"{{"{field}": null}}"#);
             let p = UpdateWebhookRequest::parse(body.as_bytes(), Targets::PublicOnly).unwrap_err();
             assert_eq!((p.status, p.field.as_deref()), (400, Some(field)), "{body}");
+        }
+    }
+
+    #[test]
+    fn names_refuse_invisible_and_direction_changing_characters_naming_the_code_point() {
+        let refused = [
+            ('\u{202A}', "U+202A (left-to-right embedding)"),
+            ('\u{202E}', "U+202E (right-to-left override)"),
+            ('\u{2066}', "U+2066 (left-to-right isolate)"),
+            ('\u{2069}', "U+2069 (pop directional isolate)"),
+            ('\u{200E}', "U+200E (left-to-right mark)"),
+            ('\u{200F}', "U+200F (right-to-left mark)"),
+            ('\u{061C}', "U+061C (arabic letter mark)"),
+            ('\u{200B}', "U+200B (zero width space)"),
+            ('\u{200C}', "U+200C (zero width non-joiner)"),
+            ('\u{200D}', "U+200D (zero width joiner)"),
+            ('\u{2060}', "U+2060 (word joiner)"),
+            (
+                '\u{FEFF}',
+                "U+FEFF (zero width no-break space, the byte order mark)",
+            ),
+            ('\u{2028}', "U+2028 (line separator)"),
+            ('\u{2029}', "U+2029 (paragraph separator)"),
+            ('\u{FDD0}', "U+FDD0 (a noncharacter)"),
+            ('\u{FDEF}', "U+FDEF (a noncharacter)"),
+            ('\u{FFFE}', "U+FFFE (a noncharacter)"),
+            ('\u{FFFF}', "U+FFFF (a noncharacter)"),
+            ('\u{1FFFE}', "U+1FFFE (a noncharacter)"),
+            ('\u{10FFFF}', "U+10FFFF (a noncharacter)"),
+        ];
+        for (c, named) in refused {
+            for name in [
+                format!("CRM{c}"),
+                format!("{c}CRM"),
+                format!("C{c}RM"),
+                c.to_string(),
+            ] {
+                let p = validate_name(&name).unwrap_err();
+                assert_eq!(
+                    (p.status, p.field.as_deref()),
+                    (422, Some("name")),
+                    "{name:?}"
+                );
+                assert!(p.detail.contains(named), "{name:?}: {}", p.detail);
+            }
+            // PATCH as create.
+            let body = serde_json::json!({ "name": format!("pay{c}ments") }).to_string();
+            let p = UpdateWebhookRequest::parse(body.as_bytes(), Targets::PublicOnly).unwrap_err();
+            assert_eq!((p.status, p.field.as_deref()), (422, Some("name")));
+            assert!(p.detail.contains(named), "{}", p.detail);
+        }
+        let body =
+            r#"{"name":"evil\u202egpj.exe","url":"https://e.com","events":["user.registered"]}"#;
+        let (status, field, detail) = field_of(CreateWebhookRequest::parse(
+            body.as_bytes(),
+            Targets::PublicOnly,
+        ));
+        assert_eq!((status, field.as_deref()), (422, Some("name")));
+        assert_eq!(
+            detail,
+            "name must not contain invisible or direction-changing characters: remove U+202E \
+             (right-to-left override)"
+        );
+        // Their neighbours, and scripts that need no joiner to be written, are names.
+        for fine in [
+            "Zahlungen \u{2011} Übersicht",
+            "\u{05E9}\u{05DC}\u{05D5}\u{05DD}",
+            "\u{0645}\u{0631}\u{062D}\u{0628}\u{0627}",
+            "\u{202F}narrow\u{202F}space\u{2070}",
+            "\u{FDCF}\u{FDF0}\u{FFFD}\u{1FFFD}",
+            "🎟 tickets",
+        ] {
+            assert!(validate_name(fine).is_ok(), "{fine:?}");
         }
     }
 
