@@ -51,6 +51,7 @@ use webhooks_shared::Config;
 pub mod meter;
 pub mod stream;
 pub mod throttle;
+pub mod tokens;
 use meter::Meter;
 use stream::{StreamEventSourceMapping, StreamPoller, StreamSource};
 
@@ -252,6 +253,7 @@ pub async fn start(
     options: GatewayOptions,
 ) -> Result<RunningGateway, GatewayError> {
     check_exposure(&options)?;
+    tokens::check_distinct(&options.admin_token, &options.ingest_token)?;
     // Explicit overrides first; then the `WEBHOOKS_*` settings of the person running it
     // (e.g. `WEBHOOKS_ALERT_EMAILS=me@example.com make dev`); then what the template sets.
     let config = Config::from_lookup(|name| {
