@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, SendMessageBatchRequestEntry};
 use aws_sdk_sqs::Client;
+use futures::StreamExt;
 use thiserror::Error;
 
 use crate::adapters::aws_error::{from_aws_errors, AwsError};
@@ -16,6 +17,8 @@ use crate::domain::alerts::AlertMessage;
 use crate::domain::model::DeliveryMessage;
 
 const SQS_BATCH_MAX: usize = 10;
+/// How many batch calls of one send are in flight at once.
+const CONCURRENT_BATCH_CALLS: usize = 10;
 /// The most SQS takes in one message, and in one batch of them (body and attributes).
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 /// SQS delays a new message by at most 15 minutes.
@@ -228,67 +231,86 @@ impl Queue {
                 Ok((message_body(m)?, key))
             })
             .collect::<Result<Vec<_>, QueueError>>()?;
-        let mut rejected = Vec::new();
-        for batch in batches(bodies.iter().map(|(body, _)| body.len())) {
-            let entries: Vec<(String, &str, Option<&str>)> = batch
-                .map(|i| (i.to_string(), bodies[i].0.as_str(), bodies[i].1))
-                .collect();
-            // Refused for what they hold: noted here, not sent again.
-            let faults = std::sync::Mutex::new(Vec::new());
-            let refused = Backoff::default()
-                .until_done(entries, |pending| {
-                    let faults = &faults;
-                    async move {
-                        let request = pending
-                            .iter()
-                            .map(|(id, body, key)| {
-                                SendMessageBatchRequestEntry::builder()
-                                    .id(id)
-                                    .message_body(*body)
-                                    .set_message_group_id(key.map(str::to_owned))
-                                    .set_message_deduplication_id(key.map(str::to_owned))
-                                    .build()
-                            })
-                            .collect::<Result<Vec<_>, _>>()?;
-                        let out = self
-                            .sqs
-                            .send_message_batch()
-                            .queue_url(&self.url)
-                            .set_entries(Some(request))
-                            .send()
-                            .await?;
-                        let mut again = Vec::new();
-                        for entry in pending {
-                            match out.failed().iter().find(|f| f.id() == entry.0) {
-                                None => {}
-                                Some(f) if f.sender_fault() => {
-                                    tracing::error!(
-                                        code = f.code(),
-                                        message = f.message(),
-                                        "SQS refused a message for what it holds"
-                                    );
-                                    if let Ok(mut faults) = faults.lock() {
-                                        faults.push(entry.0.clone());
-                                    }
-                                }
-                                Some(_) => again.push(entry),
-                            }
-                        }
-                        Ok::<_, QueueError>(again)
-                    }
+        // The batch calls go out together: a stream batch of 100 events is 10 calls.
+        let sent: Vec<Result<Vec<usize>, QueueError>> =
+            futures::stream::iter(batches(bodies.iter().map(|(body, _)| body.len())))
+                .map(|batch| {
+                    let entries: Vec<(String, &str, Option<&str>)> = batch
+                        .map(|i| (i.to_string(), bodies[i].0.as_str(), bodies[i].1))
+                        .collect();
+                    self.send_batch(entries)
                 })
-                .await?;
-            if !refused.is_empty() {
-                return Err(QueueError::Refused(refused.len()));
-            }
-            let faults = faults.into_inner().unwrap_or_else(|e| e.into_inner());
-            rejected.extend(faults.iter().filter_map(|id| id.parse::<usize>().ok()));
+                .buffer_unordered(CONCURRENT_BATCH_CALLS)
+                .collect()
+                .await;
+        let mut rejected = Vec::new();
+        for batch in sent {
+            rejected.extend(batch?);
         }
+        rejected.sort_unstable();
         if rejected.is_empty() {
             Ok(())
         } else {
             Err(QueueError::Rejected(rejected))
         }
+    }
+
+    /// One `SendMessageBatch` of `entries` (id: the message's position), sending again what
+    /// SQS could not take for a passing reason; the positions SQS refused for what they hold.
+    async fn send_batch(
+        &self,
+        entries: Vec<(String, &str, Option<&str>)>,
+    ) -> Result<Vec<usize>, QueueError> {
+        // Refused for what they hold: noted here, not sent again.
+        let faults = std::sync::Mutex::new(Vec::new());
+        let refused = Backoff::default()
+            .until_done(entries, |pending| {
+                let faults = &faults;
+                async move {
+                    let request = pending
+                        .iter()
+                        .map(|(id, body, key)| {
+                            SendMessageBatchRequestEntry::builder()
+                                .id(id)
+                                .message_body(*body)
+                                .set_message_group_id(key.map(str::to_owned))
+                                .set_message_deduplication_id(key.map(str::to_owned))
+                                .build()
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let out = self
+                        .sqs
+                        .send_message_batch()
+                        .queue_url(&self.url)
+                        .set_entries(Some(request))
+                        .send()
+                        .await?;
+                    let mut again = Vec::new();
+                    for entry in pending {
+                        match out.failed().iter().find(|f| f.id() == entry.0) {
+                            None => {}
+                            Some(f) if f.sender_fault() => {
+                                tracing::error!(
+                                    code = f.code(),
+                                    message = f.message(),
+                                    "SQS refused a message for what it holds"
+                                );
+                                if let Ok(mut faults) = faults.lock() {
+                                    faults.push(entry.0.clone());
+                                }
+                            }
+                            Some(_) => again.push(entry),
+                        }
+                    }
+                    Ok::<_, QueueError>(again)
+                }
+            })
+            .await?;
+        if !refused.is_empty() {
+            return Err(QueueError::Refused(refused.len()));
+        }
+        let faults = faults.into_inner().unwrap_or_else(|e| e.into_inner());
+        Ok(faults.iter().filter_map(|id| id.parse().ok()).collect())
     }
 
     /// Sends one message that becomes visible after `delay` (at most 15 minutes, SQS's limit).
