@@ -174,10 +174,12 @@ impl RecoveryCall {
             Some(text) => parse("until", text)?,
             None => now,
         };
-        if since >= until {
+        // `since` = `until` is a window of one instant (most often empty): schema-valid, and
+        // harmless, so answered like any other window.
+        if since > until {
             return Err(Problem::invalid_field(
                 "since",
-                "since must be earlier than until",
+                "since must not be later than until",
             ));
         }
         let window = RecoveryWindow { since, until };
@@ -641,7 +643,19 @@ mod tests {
         assert_eq!(call.max_lines, MAX_RECOVERY_LINES);
         assert_eq!(call.resume_after, None);
         let p = parse(br#"{"since":"2026-11-27T04:00:00Z"}"#).unwrap_err();
-        assert_eq!(p.field.as_deref(), Some("since"));
+        assert_eq!((p.status, p.field.as_deref()), (422, Some("since")));
+        assert!(p.detail.contains("not be later than until"), "{}", p.detail);
+        // An empty window (one instant) is a window: the document allows it.
+        let call =
+            parse(br#"{"since":"2026-11-27T02:00:00Z","until":"2026-11-27T02:00:00Z"}"#).unwrap();
+        assert_eq!(call.window.since, call.window.until);
+        let call = parse(br#"{"since":"2026-11-27T03:00:00Z"}"#).unwrap();
+        assert_eq!((call.window.since, call.window.until), (now, now));
+        // The same instant however written.
+        let call =
+            parse(br#"{"since":"2026-11-27T04:00:00+01:00","until":"2026-11-27T03:00:00Z"}"#)
+                .unwrap();
+        assert_eq!(call.window.since, call.window.until);
         let p = parse(br#"{"since":"yesterday"}"#).unwrap_err();
         assert_eq!((p.status, p.field.as_deref()), (422, Some("since")));
         assert_eq!(parse(br#"{}"#).unwrap_err().status, 400);

@@ -221,3 +221,31 @@ async fn every_admin_answer_says_no_store() {
         assert_eq!(cache, ["no-store"], "{method} {path}");
     }
 }
+
+/// The document allows `since` = `until`; the API used to refuse it (422) and schemathesis
+/// found the disagreement. A window of one instant is answered like any other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recover_takes_a_window_of_one_instant() {
+    let api = Api::new();
+    let id = api
+        .webhook_for("https://example.com/h", &["user.registered"])
+        .await;
+    let at = "2026-11-27T02:00:00Z";
+    let answer = api.recover(&id, json!({"since": at, "until": at})).await;
+    assert_eq!(answer.status, 202, "{}", answer.text);
+    assert_eq!(answer.json["deliveries"], 0);
+    assert_eq!(answer.json["found"], 0);
+    assert_eq!(answer.json["next_cursor"], serde_json::Value::Null);
+    // Backwards is still refused, naming the field.
+    let backwards = api
+        .recover(&id, json!({"since": "2026-11-27T02:00:01Z", "until": at}))
+        .await;
+    backwards.assert_problem(422);
+    assert_eq!(backwards.json["field"], "since");
+    assert!(
+        backwards.detail().contains("not be later than until"),
+        "{}",
+        backwards.text
+    );
+    assert_eq!(api.delete_webhook(&id).await.status, 204);
+}
