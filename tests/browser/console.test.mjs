@@ -398,6 +398,36 @@ test("on AWS: OpenID Connect sign-in (authorization code + PKCE) against the iss
   await fresh.close();
 });
 
+test("an endpoint that stops answering shows its open circuit on the list and its page", async () => {
+  // Nothing listens on port 9 here: every attempt's connection is refused.
+  const created = await api("POST", "/api/v1/webhooks", {
+    name: `Silent ${Date.now()}`, url: "https://127.0.0.1:9/hook", events: ["withdrawal.requested"],
+  });
+  assert.equal(created.status, 201);
+  const id = created.json.id;
+  for (let i = 0; i < 5; i++) {
+    const posted = await api("POST", "/api/v1/events", { type: "withdrawal.requested", data: { id: `wdr_${i}` } }, INGEST);
+    assert.equal(posted.status, 202);
+  }
+  let circuit;
+  for (let tries = 0; tries < 120; tries++) {
+    circuit = (await api("GET", `/api/v1/webhooks/${id}`)).json.circuit;
+    if (circuit.state === "open") break;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  assert.equal(circuit.state, "open");
+  await page.goto(`${CONSOLE}/admin/webhooks/${id}`);
+  await page.getByText("The endpoint is not answering").waitFor();
+  const lede = await page.locator(".page-head").innerText();
+  assert.match(lede, /Not answering/);
+  assert.match(lede, /attempts in a row got no answer/);
+  await shot("15-circuit-open");
+  await page.goto(`${CONSOLE}/admin/webhooks`);
+  const status = await page.locator(`tr[data-id="${id}"] td[data-label="Status"]`).innerText();
+  assert.match(status, /Not answering/);
+  assert.equal((await api("DELETE", `/api/v1/webhooks/${id}`)).status, 204);
+});
+
 test("no page logged an error (a CSP violation would be one)", () => {
   assert.deepEqual(pageErrors, []);
 });

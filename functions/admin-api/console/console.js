@@ -393,6 +393,30 @@
       icon(active ? "play" : "pause"), active ? "Active" : "Paused");
   }
 
+  // The endpoint's circuit breaker: open, due attempts are logged as not sent.
+  function circuitBadge(circuit) {
+    if (!circuit || circuit.state !== "open") return null;
+    return h("span", { class: "badge badge-fail", title: "The endpoint stopped answering: deliveries wait for a test request to succeed" },
+      icon("fail"), "Not answering");
+  }
+
+  function circuitNotice(circuit) {
+    if (!circuit) return null;
+    if (circuit.state === "open") {
+      return notice("warn",
+        h("strong", {}, "The endpoint is not answering, so nothing is sent to it for now. "),
+        circuit.failures_in_row + " attempts in a row got no answer" +
+          (circuit.last_error ? " (the last: " + shortError(circuit.last_error) + ")" : "") +
+          ". Due attempts are logged as not sent and count towards the 6; one test request goes at " +
+          formatTime(circuit.next_probe_at) + ", and a 2xx answer resumes deliveries. Fixed the URL? Saving it tries at once.");
+    }
+    if (circuit.failures_in_row > 0) {
+      return h("p", { class: "small muted" }, circuit.failures_in_row +
+        (circuit.failures_in_row === 1 ? " attempt" : " attempts") + " in a row got no answer; after 5, sending pauses until a test request succeeds.");
+    }
+    return null;
+  }
+
   function outcomeMark(ok, detail) {
     return h("span", { class: "mark " + (ok ? "mark-ok" : "mark-fail") },
       icon(ok ? "ok" : "fail"), h("span", {}, ok ? "Succeeded" : "Failed"),
@@ -634,7 +658,7 @@
       h("td", { "data-label": "Name" }, h("a", { href: page, class: "name-link" }, w.name)),
       h("td", { "data-label": "URL" }, h("span", { class: "url mono", title: w.url }, w.url)),
       h("td", { "data-label": "Events" }, eventChips(w.events)),
-      h("td", { "data-label": "Status" }, statusBadge(w.status)),
+      h("td", { "data-label": "Status" }, statusBadge(w.status), " ", circuitBadge(w.circuit)),
       h("td", { "data-label": "Last delivery" }, lastDelivery(w.last_delivery)),
       h("td", { class: "actions" }, h("div", { class: "actions-inner" },
         h("a", { href: page, class: "btn btn-small", "aria-label": "Edit " + w.name }, icon("edit"), "Edit"),
@@ -747,7 +771,8 @@
     const head = h("div", { class: "page-head" });
     const showHead = (w) => head.replaceChildren(
       h("div", {}, h("h1", {}, w.name),
-        h("p", { class: "lede" }, statusBadge(w.status), " ", h("span", { class: "mono url-lede" }, w.url))),
+        h("p", { class: "lede" }, statusBadge(w.status), " ", circuitBadge(w.circuit), " ", h("span", { class: "mono url-lede" }, w.url)),
+        circuitNotice(w.circuit)),
       h("a", { href: "#deliveries", class: "btn" }, icon("list"), "Deliveries"));
     showHead(webhook);
 
