@@ -16,6 +16,7 @@ const env = (name) => {
 };
 const CONSOLE = env("CONSOLE_URL");
 const OIDC_CONSOLE = env("OIDC_CONSOLE_URL");
+const OIDC_ISSUER = env("OIDC_ISSUER_URL");
 const ADMIN = env("ADMIN_TOKEN");
 const INGEST = env("INGEST_TOKEN");
 const FAILING = env("FAILING_RECEIVER_URL");
@@ -395,6 +396,38 @@ test("on AWS: OpenID Connect sign-in (authorization code + PKCE) against the iss
   // A reload in the same tab keeps the session.
   await fresh.reload();
   await fresh.locator("tr[data-id]").first().waitFor();
+  await fresh.close();
+});
+
+const SIGN_IN_FAILED = "Sign-in failed. Try again, or ask your administrator.";
+
+test("on AWS: a sign-in whose ID token carries another nonce is refused", async () => {
+  // The issuer's next ID token names a nonce this tab never sent (a replayed or injected answer).
+  const set = await fetch(`${OIDC_ISSUER}/test/next-id-token-nonce`, { method: "POST", body: "not-this-tabs-nonce" });
+  assert.equal(set.status, 204);
+  const fresh = watch(await context.newPage());
+  await fresh.goto(`${OIDC_CONSOLE}/admin/webhooks`);
+  await fresh.getByRole("heading", { level: 1, name: "Sign in" }).waitFor();
+  await fresh.getByText(SIGN_IN_FAILED).waitFor();
+  assert.ok(!fresh.url().includes("code="), fresh.url());
+  assert.equal(await fresh.getByText("Signed in").count(), 0);
+  const kept = await fresh.evaluate(() => sessionStorage.getItem("comps-webhooks.token"));
+  assert.equal(kept, null, "no token is kept");
+  await shot("14-oidc-wrong-nonce-refused", fresh);
+  await fresh.close();
+});
+
+test("on AWS: an error in the address bar shows our words, never the link's", async () => {
+  const fresh = watch(await context.newPage());
+  const logged = [];
+  fresh.on("console", (message) => logged.push(message.text()));
+  const lure = "Your account is locked. Call +1 555 0100 to restore access.";
+  await fresh.goto(`${OIDC_CONSOLE}/admin/webhooks?error=access_denied&state=x&error_description=${encodeURIComponent(lure)}`);
+  await fresh.getByText(SIGN_IN_FAILED).waitFor();
+  const shown = await fresh.locator("body").innerText();
+  assert.ok(!shown.includes("555") && !shown.includes("locked"), shown);
+  assert.ok(!fresh.url().includes("error"), fresh.url());
+  assert.ok(logged.some((line) => line.includes('"access_denied"')), logged.join("\n"));
   await fresh.close();
 });
 

@@ -233,6 +233,25 @@
     location.assign(url.toString());
   }
 
+  /** What a failed sign-in shows: our words only (see `finishOidcSignIn`). */
+  const SIGN_IN_FAILED = "Sign-in failed. Try again, or ask your administrator.";
+
+  /** The claims of a JWT: its payload, base64url-encoded JSON. Its signature is the issuer's
+   *  business (the token came straight from the token endpoint over TLS), and the access
+   *  token is verified by API Gateway's authorizer. `null` when it is not a JWT. */
+  function jwtClaims(jwt) {
+    const parts = typeof jwt === "string" ? jwt.split(".") : [];
+    if (parts.length !== 3) return null;
+    try {
+      const b64 = parts[1].replace(/-/g, "+").replace(/_/g, "/");
+      const text = atob(b64 + "=".repeat((4 - (b64.length % 4)) % 4));
+      const claims = JSON.parse(new TextDecoder().decode(Uint8Array.from(text, (c) => c.charCodeAt(0))));
+      return claims && typeof claims === "object" && !Array.isArray(claims) ? claims : null;
+    } catch (_) {
+      return null;
+    }
+  }
+
   /** Back from the issuer with `?code=…&state=…`: the code for a token. */
   async function finishOidcSignIn(params) {
     let pending = null;
@@ -240,7 +259,11 @@
     sessionStorage.removeItem(OIDC_KEY);
     history.replaceState(null, "", BASE);
     if (params.get("error")) {
-      throw new Error("sign-in was refused: " + (params.get("error_description") || params.get("error")));
+      // Anyone can link here with `?error=…&error_description=<any text>`: shown on our
+      // origin, that text would be a phishing line the admin has reason to trust. The page
+      // says our words; the issuer's error code goes to the browser's console only.
+      console.warn("sign-in failed: the sign-in service answered error=" + JSON.stringify(params.get("error").slice(0, 64)));
+      throw new Error(SIGN_IN_FAILED);
     }
     if (!pending || pending.state !== params.get("state")) {
       throw new Error("this sign-in answer does not belong to a sign-in started in this tab; sign in again");
@@ -260,6 +283,13 @@
     const body = await answer.json().catch(() => ({}));
     if (!answer.ok || !body.access_token) {
       throw new Error("the sign-in service refused the code: " + (body.error_description || body.error || answer.status));
+    }
+    // The ID token must carry the nonce this tab sent: else the code was not issued for this
+    // sign-in (a replayed or injected answer), and nothing of it is kept.
+    const claims = jwtClaims(body.id_token);
+    if (!claims || typeof claims.nonce !== "string" || !pending.nonce || claims.nonce !== pending.nonce) {
+      console.warn("sign-in refused: " + (claims ? "the ID token's nonce is not this sign-in's" : "the sign-in service sent no readable ID token"));
+      throw new Error(SIGN_IN_FAILED);
     }
     saveToken(body.access_token, body.expires_in);
     history.replaceState(null, "", pending.returnTo || BASE);

@@ -3,7 +3,8 @@
 //! against the stack the harness starts (moto enforcing IAM, the local gateway with the
 //! real admin-api, fanout and deliver), HTTPS receivers of the test CA, and a minimal
 //! OpenID Connect issuer (discovery document, JWKS, authorization and token endpoints with
-//! PKCE) in front of which a second origin serves the console in its OIDC mode.
+//! PKCE, ID tokens carrying the authorization request's nonce) in front of which a second
+//! origin serves the console in its OIDC mode.
 //!
 //! Screenshots go to `target/browser-artifacts/`. Afterwards this test checks what the
 //! browser cannot see: the bytes the receiver got.
@@ -32,11 +33,21 @@ const CLIENT_ID: &str = "console-test-client";
 #[derive(Default)]
 struct IssuerState {
     issuer: String,
-    /// code → (code_challenge, redirect_uri)
-    codes: HashMap<String, (String, String)>,
+    /// code → what its authorization request asked for
+    codes: HashMap<String, Authorization>,
+    /// The nonce the next ID token carries instead of its request's (a test sets it to see
+    /// the console refuse a sign-in whose ID token is not its own).
+    next_nonce: Option<String>,
     tokens_issued: u32,
     refused: Vec<String>,
     token: String,
+}
+
+/// What an authorization request asked for, kept with its code until the code is traded.
+struct Authorization {
+    code_challenge: String,
+    redirect_uri: String,
+    nonce: String,
 }
 
 type Shared = Arc<Mutex<IssuerState>>;
@@ -98,6 +109,7 @@ async fn authorize(
         ),
         (param("code_challenge").len() < 43, "no PKCE code_challenge"),
         (param("state").is_empty(), "no state"),
+        (param("nonce").is_empty(), "no nonce"),
         (
             !param("scope").split(' ').any(|s| s == "openid"),
             "scope lacks openid",
@@ -114,7 +126,11 @@ async fn authorize(
     let code = format!("code-{}", s.codes.len() + 1);
     s.codes.insert(
         code.clone(),
-        (param("code_challenge"), param("redirect_uri")),
+        Authorization {
+            code_challenge: param("code_challenge"),
+            redirect_uri: param("redirect_uri"),
+            nonce: param("nonce"),
+        },
     );
     let mut back = match url::Url::parse(&param("redirect_uri")) {
         Ok(url) => url,
@@ -141,27 +157,61 @@ async fn token(State(state): State<Shared>, body: Bytes) -> Response {
     if field("grant_type") != "authorization_code" || field("client_id") != CLIENT_ID {
         return refuse(&mut s, "wrong grant_type or client_id");
     }
-    let Some((challenge, redirect_uri)) = s.codes.remove(&field("code")) else {
+    let Some(asked) = s.codes.remove(&field("code")) else {
         return refuse(&mut s, "unknown or used code");
     };
     let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(Sha256::digest(field("code_verifier").as_bytes()));
-    if computed != challenge {
+    if computed != asked.code_challenge {
         return refuse(&mut s, "code_verifier does not match the code_challenge");
     }
-    if redirect_uri != field("redirect_uri") {
+    if asked.redirect_uri != field("redirect_uri") {
         return refuse(
             &mut s,
             "redirect_uri differs from the authorization request's",
         );
     }
     s.tokens_issued += 1;
+    let nonce = s.next_nonce.take().unwrap_or(asked.nonce);
+    let id_token = id_token(&s.issuer, &nonce);
     cors(Json(json!({
         "access_token": s.token,
+        "id_token": id_token,
         "token_type": "Bearer",
         "expires_in": 3600,
         "scope": "openid webhooks/admin",
     })))
+}
+
+/// An ID token as Cognito's are shaped (RS256 JWT), carrying `nonce`. Its signature is not
+/// a real one: the console reads the claims of a token it got straight from the token
+/// endpoint and verifies no signature (the gateway compares access tokens, standing in for
+/// API Gateway's JWT authorizer), and the JWKS is empty.
+fn id_token(issuer: &str, nonce: &str) -> String {
+    let b64 = |value: &Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string().as_bytes())
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let header = json!({"alg": "RS256", "typ": "JWT", "kid": "test-issuer"});
+    let claims = json!({
+        "iss": issuer,
+        "sub": "test-admin",
+        "aud": CLIENT_ID,
+        "token_use": "id",
+        "iat": now,
+        "exp": now + 3600,
+        "nonce": nonce,
+    });
+    format!("{}.{}.not-signed", b64(&header), b64(&claims))
+}
+
+/// Test control, not part of OpenID Connect: the next ID token carries the nonce posted
+/// here instead of its authorization request's.
+async fn set_next_nonce(State(state): State<Shared>, body: String) -> StatusCode {
+    lock(&state).next_nonce = Some(body);
+    StatusCode::NO_CONTENT
 }
 
 async fn serve(app: Router) -> SocketAddr {
@@ -182,6 +232,7 @@ async fn start_issuer(access_token: &str) -> (String, Shared) {
         .route("/jwks", get(jwks))
         .route("/authorize", get(authorize))
         .route("/token", post(token))
+        .route("/test/next-id-token-nonce", post(set_next_nonce))
         .with_state(Arc::clone(&state));
     let addr = serve(app).await;
     let issuer = format!("http://{addr}");
@@ -278,6 +329,7 @@ async fn the_console_in_a_browser() {
             h.ingest_token.clone(),
         );
         let (failing_url, accepting_url) = (failing.url.clone(), accepting.url.clone());
+        let issuer = issuer.clone();
         move || {
             Command::new("node")
                 .args(["--test", "--test-concurrency=1", "--test-reporter=spec"])
@@ -285,6 +337,7 @@ async fn the_console_in_a_browser() {
                 .current_dir(&browser_dir)
                 .env("CONSOLE_URL", gateway)
                 .env("OIDC_CONSOLE_URL", oidc_console)
+                .env("OIDC_ISSUER_URL", issuer)
                 .env("ADMIN_TOKEN", admin)
                 .env("INGEST_TOKEN", ingest)
                 .env("FAILING_RECEIVER_URL", failing_url)
