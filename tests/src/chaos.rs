@@ -313,6 +313,7 @@ async fn send_copies(h: &Harness, events: &[String], subscribers: &[Subscriber])
                 },
                 created_at: None,
                 body: None,
+                fresh: false,
             };
             queue
                 .send(std::slice::from_ref(&message))

@@ -39,6 +39,15 @@ pub fn read_message(message: &SqsMessage) -> Option<DeliveryMessage> {
     serde_json::from_str(message.body.as_deref()?).ok()
 }
 
+/// How often SQS has handed `message` out, this time included (`ApproximateReceiveCount`).
+pub fn receive_count(message: &SqsMessage) -> Option<u32> {
+    message
+        .attributes
+        .get("ApproximateReceiveCount")?
+        .parse()
+        .ok()
+}
+
 /// For each message, whether an earlier message of the batch carries the same delivery. A
 /// FIFO queue hands out several messages of one group (one delivery) together, e.g. a
 /// delivery's message and a copy sent again later; only the first is handled, the copies
@@ -247,6 +256,19 @@ mod tests {
             ]
         );
         assert!(notices(&[MessageFate::Done.into()]).is_empty());
+    }
+
+    #[test]
+    fn the_receive_count_is_read_from_the_attributes() {
+        let batch = event(&[Some(delivery_body(1))]);
+        assert_eq!(receive_count(&batch.records[0]), Some(1));
+        let mut again = batch.records[0].clone();
+        again
+            .attributes
+            .insert("ApproximateReceiveCount".into(), "3".into());
+        assert_eq!(receive_count(&again), Some(3));
+        again.attributes.clear();
+        assert_eq!(receive_count(&again), None);
     }
 
     #[test]

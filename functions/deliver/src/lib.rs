@@ -124,11 +124,18 @@ impl Deliverer {
             tracing::error!(message_id = ?message.message_id, "unreadable delivery message");
             return MessageFate::Failed.into();
         };
-        self.handle_delivery(&delivery, webhooks).await
+        let first_receive = batch::receive_count(message) == Some(1);
+        self.handle_delivery(&delivery, webhooks, first_receive)
+            .await
     }
 
     /// Handles one delivery in a span naming it; an error is logged and fails it.
-    async fn handle_delivery(&self, message: &DeliveryMessage, webhooks: &WebhookReads) -> Handled {
+    async fn handle_delivery(
+        &self,
+        message: &DeliveryMessage,
+        webhooks: &WebhookReads,
+        first_receive: bool,
+    ) -> Handled {
         let span = tracing::info_span!(
             "delivery",
             event_id = %message.delivery.event_id,
@@ -136,7 +143,7 @@ impl Deliverer {
             webhook_id = %message.delivery.webhook_id
         );
         async {
-            match self.deliver(message, webhooks).await {
+            match self.deliver(message, webhooks, first_receive).await {
                 Ok(handled) => handled,
                 Err(err) => {
                     tracing::error!(error = %err, "delivery could not be processed");
@@ -152,12 +159,18 @@ impl Deliverer {
         &self,
         message: &DeliveryMessage,
         webhooks: &WebhookReads,
+        first_receive: bool,
     ) -> Result<Handled, DeliverError> {
         let delivery = &message.delivery;
-        let attempts = self
-            .store
-            .attempts_of(&delivery.webhook_id, &delivery.delivery_id)
-            .await?;
+        // A fresh fan-out message on its first receive is the only one of its delivery
+        // there has been: no line yet, nothing to read (a read unit per delivery saved).
+        let attempts = if message.fresh && first_receive {
+            Vec::new()
+        } else {
+            self.store
+                .attempts_of(&delivery.webhook_id, &delivery.delivery_id)
+                .await?
+        };
         let now = SystemTime::now();
         let number = match Progress::of(&attempts).turn(now) {
             Turn::Over(last) => {

@@ -15,6 +15,8 @@
 //! - **Only a passing failure** (SQS throttling or down, after retries) reports records
 //!   failed: Lambda hands them over again, from the first of them.
 
+use std::time::{Duration, SystemTime};
+
 use aws_lambda_events::event::dynamodb::{Event, EventRecord as StreamRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 
@@ -24,6 +26,12 @@ use webhooks_shared::adapters::queue::QueueError;
 use webhooks_shared::adapters::store::event_from_image;
 use webhooks_shared::domain::ids;
 use webhooks_shared::domain::model::{DeliveryMessage, DeliveryRef};
+
+/// A message sent this soon after its event was stored is marked fresh: a copy sent later
+/// (the record handed over again) is still within SQS's 5-minute deduplication interval of
+/// the first send, so it is dropped, and the first receive of a fresh message needs no read
+/// of its delivery's log (deliver's `DeliveryMessage::fresh`). A minute's margin for clocks.
+const FRESH_FOR: Duration = Duration::from_secs(240);
 
 /// The delivery messages of one stream record: for an inserted event, one per webhook it
 /// was stored with, carrying its body when small. Other records (and events stored before
@@ -51,6 +59,12 @@ pub fn deliveries_of(record: &StreamRecord) -> Result<Vec<DeliveryMessage>, Stri
         .collect())
 }
 
+/// Whether the messages of `record`, sent at `now`, are fresh (see [`FRESH_FOR`]).
+fn is_fresh(record: &StreamRecord, now: SystemTime) -> bool {
+    let stored: SystemTime = record.change.approximate_creation_date_time.into();
+    now.duration_since(stored).unwrap_or_default() < FRESH_FOR
+}
+
 /// The records to hand back: Lambda starts again from the first of them.
 fn failures(sequence_numbers: impl IntoIterator<Item = String>) -> DynamoDbEventResponse {
     let mut response = DynamoDbEventResponse::default();
@@ -71,9 +85,12 @@ impl Fanout {
     pub async fn handle_stream(&self, event: Event) -> DynamoDbEventResponse {
         let mut messages = Vec::new();
         let mut owners = Vec::new(); // the record (index) each message comes from
+        let now = SystemTime::now();
         for (index, record) in event.records.iter().enumerate() {
+            let fresh = is_fresh(record, now);
             match deliveries_of(record) {
-                Ok(found) => {
+                Ok(mut found) => {
+                    found.iter_mut().for_each(|m| m.fresh = fresh);
                     owners.extend(std::iter::repeat_n(index, found.len()));
                     messages.extend(found);
                 }
@@ -126,6 +143,7 @@ impl Fanout {
                 tracing::error!(delivery_id = %m.delivery.delivery_id, "SQS refused a delivery message; sending it without its body");
                 DeliveryMessage {
                     body: None,
+                    fresh: false,
                     ..m.clone()
                 }
             })
@@ -219,6 +237,18 @@ mod tests {
         let mut broken = inserted(&["wh_a"], "{}");
         broken.change.new_image.remove("payload");
         assert!(deliveries_of(&broken).is_err());
+    }
+
+    #[test]
+    fn messages_sent_within_four_minutes_of_the_event_are_fresh() {
+        let record = inserted(&["wh_a"], "{}");
+        let stored = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_000_000);
+        assert!(is_fresh(&record, stored));
+        assert!(is_fresh(&record, stored + Duration::from_secs(239)));
+        assert!(!is_fresh(&record, stored + FRESH_FOR));
+        assert!(!is_fresh(&record, stored + Duration::from_secs(3600)));
+        // Not fresh unless fan-out says so.
+        assert!(!deliveries_of(&record).unwrap()[0].fresh);
     }
 
     #[test]

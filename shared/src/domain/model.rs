@@ -212,6 +212,11 @@ pub struct DeliveryMessage {
     /// [`DeliveryMessage::with_body`]): `deliver` then reads no event item.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
+    /// Sent by fan-out soon enough after the event was stored that any other copy of it was
+    /// sent within SQS's deduplication interval (and so dropped): on its first receive, its
+    /// delivery cannot have a log line yet, and `deliver` reads none.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fresh: bool,
 }
 
 /// The most a body may take in a message, as JSON text: ten such messages stay well inside
@@ -227,6 +232,7 @@ impl DeliveryMessage {
             delivery,
             created_at: Some(created_at),
             body: fits.then(|| body.to_owned()),
+            fresh: false,
         }
     }
 }
@@ -237,6 +243,7 @@ impl From<&DeliveryRecord> for DeliveryMessage {
             delivery: d.delivery(),
             created_at: Some(d.created_at),
             body: None,
+            fresh: false,
         }
     }
 }
@@ -352,6 +359,7 @@ mod tests {
             delivery: delivery(Some("ord_1")),
             created_at: Timestamp::parse("2026-11-27T03:00:00.000Z"),
             body: None,
+            fresh: false,
         };
         let json = r#"{"delivery_id":"dlv_1","webhook_id":"wh_1","event_id":"evt_1","event_type":"order.completed","resource_id":"ord_1","manual":true,"created_at":"2026-11-27T03:00:00.000Z"}"#;
         assert_eq!(serde_json::to_string(&message).unwrap(), json);
@@ -366,6 +374,7 @@ mod tests {
             },
             created_at: None,
             body: None,
+            fresh: false,
         };
         let json = r#"{"delivery_id":"dlv_1","webhook_id":"wh_1","event_id":"evt_1","event_type":"order.completed","manual":false}"#;
         assert_eq!(serde_json::to_string(&bare).unwrap(), json);

@@ -186,6 +186,7 @@ async fn a_deliver_killed_mid_batch_loses_nothing() {
                 },
                 created_at: None,
                 body: None,
+                fresh: false,
             });
         }
     }

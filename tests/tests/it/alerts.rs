@@ -298,6 +298,7 @@ async fn a_poison_message_ends_in_the_dead_letter_queue_failed_and_alerted() {
         },
         created_at: None,
         body: None,
+        fresh: false,
     };
     let sqs = aws_sdk_sqs::Client::new(&h.sdk_config().await);
     sqs.send_message()

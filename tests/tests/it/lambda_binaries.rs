@@ -56,6 +56,7 @@ fn delivery_of(webhook_id: &str, event_id: &str, topic: &str) -> DeliveryMessage
         },
         created_at: Timestamp::parse(RECEIVED_AT),
         body: None,
+        fresh: false,
     }
 }
 

@@ -120,6 +120,7 @@ async fn copies_of_a_delivery_message_send_each_attempt_once() {
         },
         created_at: None,
         body: None,
+        fresh: false,
     };
     // Two copies sent the way the services send (within SQS's deduplication interval)...
     let queue = h.adapters(&h.config(&[])).await.queue;
