@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help dev test lint fmt check-template package bench chaos spec venv clean
+.PHONY: help dev test lint fmt check-template package bench bench-isolation chaos spec venv clean
 
 help:
 	@echo "make dev             run everything locally (moto on :4566 enforcing IAM, API on :3000)"
@@ -14,6 +14,8 @@ help:
 	@echo "make check-template  translate template.yaml with samtranslator, cfn-lint it, sam validate --lint"
 	@echo "make package         sam validate --lint and sam build (arm64, cargo-lambda); zips and sizes printed"
 	@echo "make bench           pipeline latency and throughput on this machine (bench-results/)"
+	@echo "make bench-isolation a healthy endpoint's delivery latency beside a silent, slow or failing"
+	@echo "                     one (bench-results/isolation-latest.json)"
 	@echo "make chaos           the pipeline under faults at scale: 2,000 events x 3 webhooks per fault"
 	@echo "                     kind, 25 % of AWS calls failing (bench-results/chaos-latest.json)"
 	@echo "make spec            refresh docs/spec/ (SPEC.md, the user guide) from ../shared/spec"
@@ -48,6 +50,12 @@ clean:
 bench: venv
 	cargo build --release -p admin-api -p fanout -p deliver -p alerter
 	cargo run --profile tools -p integration-tests --bin bench -- --events $${EVENTS:-200} --webhooks $${WEBHOOKS:-3}
+
+# One endpoint's failures or slowness must not delay another's deliveries: a healthy
+# receiver's post-to-arrival latency alone and beside a silent, a slow and a failing one
+# (the handlers run in the gateway, in the tools profile: no release build needed).
+bench-isolation: venv
+	cargo run --profile tools -p integration-tests --bin isolation -- --events $${EVENTS:-150} --rate $${RATE:-10}
 
 # docs/spec/ holds copies of the steering repository's spec (../shared/spec, when checked out
 # beside this one); this refreshes them.

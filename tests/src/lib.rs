@@ -3,6 +3,7 @@
 //! signed by a test CA made at test time, and a Lambda Runtime API emulator.
 
 pub mod api;
+pub mod bench_support;
 pub mod chaos;
 pub mod cost;
 pub mod fault_proxy;

@@ -56,6 +56,37 @@ impl Reply {
         }
     }
 
+    /// What a real receiver answers: 200 at once, with the ten headers nginx, a CDN or a
+    /// load balancer add (about 400 bytes on the wire with the `date` and `content-length`
+    /// hyper writes) and a JSON body of about 200 bytes. The benches' receivers answer so:
+    /// the delivery log records responses, so their size is part of what a delivery costs.
+    pub fn realistic() -> Self {
+        Reply::status(200)
+            .with_header("server", "nginx/1.25.3")
+            .with_header("content-type", "application/json; charset=utf-8")
+            .with_header("connection", "keep-alive")
+            .with_header("x-request-id", "7c3f5a1e-9b2d-4e8f-a6c1-3d5e7f9b1a2c")
+            .with_header("cache-control", "no-cache, no-store")
+            .with_header(
+                "strict-transport-security",
+                "max-age=31536000; includeSubDomains",
+            )
+            .with_header("x-content-type-options", "nosniff")
+            .with_header(
+                "x-amz-cf-id",
+                "Xk3v9QpL2mN8rT5wY7zB1cD4fG6hJ0kM3nP5qS7tU9vW2xY4zA6bC8==",
+            )
+            .with_body(
+                r#"{"ok":true,"received":true,"status":"accepted","request_id":"7c3f5a1e-9b2d-4e8f-a6c1-3d5e7f9b1a2c","queued_at":"2026-12-03T10:00:00.000Z","message":"Webhook received; it will be processed shortly."}"#,
+            )
+    }
+
+    /// This answer, given only after `delay`.
+    pub fn with_delay(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+
     pub fn with_body(mut self, body: impl Into<String>) -> Self {
         self.body = body.into();
         self
@@ -272,6 +303,11 @@ async fn answer(
     if reply.reset {
         return Err("reset by the receiver's script".into());
     }
+    Ok(response(reply))
+}
+
+/// The response `reply` describes (hyper adds `date` and `content-length`).
+fn response(reply: Reply) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(reply.body)));
     *response.status_mut() = StatusCode::from_u16(reply.status).expect("status");
     for (name, value) in reply.headers {
@@ -280,11 +316,87 @@ async fn answer(
             http::HeaderValue::from_str(&value).expect("header value"),
         );
     }
-    Ok(response)
+    response
 }
 
 /// A loopback port with nothing listening: connections are refused.
 pub fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.local_addr().expect("addr").port()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// `reply` as hyper writes it on the wire, answering a POST: its header lines (status
+    /// line left out, each with its CRLF) and its body.
+    async fn on_the_wire(reply: Reply) -> (Vec<String>, Vec<u8>) {
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |_request: Request<Incoming>| {
+                let reply = reply.clone();
+                async move { Ok::<_, std::convert::Infallible>(response(reply)) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(server), service)
+                .await;
+        });
+        client
+            .write_all(b"POST /hook HTTP/1.1\r\nhost: localhost\r\ncontent-length: 2\r\n\r\n{}")
+            .await
+            .expect("write the request");
+        let mut raw = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = client.read(&mut chunk).await.expect("read the answer");
+            assert!(n > 0, "the connection closed before the whole answer");
+            raw.extend_from_slice(&chunk[..n]);
+            let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+                continue;
+            };
+            let head = String::from_utf8(raw[..end + 2].to_vec()).expect("UTF-8 head");
+            let lines: Vec<String> = head
+                .split_inclusive("\r\n")
+                .skip(1)
+                .map(str::to_owned)
+                .collect();
+            let length: usize = lines
+                .iter()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .map_or(0, |v| v.trim().parse().expect("content-length"));
+            let body = &raw[end + 4..];
+            if body.len() >= length {
+                return (lines, body[..length].to_vec());
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_realistic_answer_has_ten_headers_of_about_400_bytes_and_a_200_byte_body() {
+        let (lines, body) = on_the_wire(Reply::realistic()).await;
+        let header_bytes: usize = lines.iter().map(String::len).sum();
+        let names: Vec<&str> = lines
+            .iter()
+            .filter_map(|l| l.split_once(':').map(|(name, _)| name))
+            .collect();
+        assert_eq!(lines.len(), 10, "{lines:?}");
+        for name in [
+            "server",
+            "date",
+            "content-type",
+            "content-length",
+            "connection",
+        ] {
+            assert!(names.contains(&name), "no {name} in {names:?}");
+        }
+        assert!(
+            (360..=440).contains(&header_bytes),
+            "{header_bytes} bytes of headers: {lines:?}"
+        );
+        assert!((180..=220).contains(&body.len()), "{} bytes", body.len());
+        let json: serde_json::Value = serde_json::from_slice(&body).expect("a JSON body");
+        assert!(json.is_object());
+    }
 }

@@ -14,38 +14,24 @@
 //! its arm64 zip's size: `bench-results/init-latest.json`.
 //!
 //!     bench [--init-runs 20] [--events 200] [--webhooks 3] [--posters 1] [--cost-events 100]
+//!           [--cost-posters 4]
+//!
+//! Every receiver answers as a real one does (`Reply::realistic`: ten headers, about 400
+//! bytes, and a 200-byte JSON body), as the delivery log records responses.
 //!
 //! A part given 0 (`--events 0`, say) is skipped.
 
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::stream::{self, StreamExt};
+use integration_tests::bench_support::{order_of_about_1_kb, summary, write_results};
 use integration_tests::cost::{Cost, Usage, EVENTBRIDGE_API_DESTINATIONS_PER_MILLION, LIST_PRICES};
 use integration_tests::{cli_arg, functions, unique, Api, Harness, Receiver, Reply};
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use serde::Serialize;
 use serde_json::{json, Value};
 use webhooks_shared::domain::signing::SigningSecret;
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
-
-fn summary(mut samples: Vec<f64>) -> serde_json::Value {
-    samples.sort_by(|a, b| a.total_cmp(b));
-    json!({
-        "count": samples.len(),
-        "p50_ms": percentile(&samples, 50.0),
-        "p95_ms": percentile(&samples, 95.0),
-        "p99_ms": percentile(&samples, 99.0),
-        "max_ms": samples.last().copied().unwrap_or(f64::NAN),
-    })
-}
 
 fn signing_ns_per_op(iterations: u32) -> f64 {
     let secret = SigningSecret::generate();
@@ -73,7 +59,12 @@ async fn main() {
         cli_arg("--posters", 1),
     )
     .await;
-    cost(h, cli_arg("--cost-events", 100)).await;
+    cost(
+        h,
+        cli_arg("--cost-events", 100),
+        cli_arg("--cost-posters", 4),
+    )
+    .await;
 }
 
 /// Ingest and end-to-end latency and throughput: `latest.json`. Events are posted by
@@ -84,7 +75,7 @@ async fn latency(h: &Harness, events: usize, webhooks: usize, posters: usize) {
         return;
     }
     let api = Api::new();
-    let receiver = Receiver::start(vec![Reply::status(200)]).await;
+    let receiver = Receiver::start(vec![Reply::realistic()]).await;
     for _ in 0..webhooks {
         api.create_webhook(&unique("bench"), &receiver.url, &["competition.created"])
             .await;
@@ -150,12 +141,8 @@ async fn latency(h: &Harness, events: usize, webhooks: usize, posters: usize) {
         "signing_ns_per_delivery_1kib": signing_ns_per_op(20_000),
         "per_delivery": time_goes,
     });
-    let dir = h.root.join("bench-results");
-    std::fs::create_dir_all(&dir).expect("bench-results dir");
     let text = serde_json::to_string_pretty(&result).expect("json");
-    let stamp = webhooks_shared::domain::clock::rfc3339_seconds(SystemTime::now()).replace(':', "");
-    std::fs::write(dir.join(format!("{stamp}.json")), &text).expect("write results");
-    std::fs::write(dir.join("latest.json"), &text).expect("write results");
+    write_results(&h.root, "", &text);
     println!("{text}");
     assert_eq!(requests.len(), expected, "every delivery arrived");
 }
@@ -204,6 +191,9 @@ fn where_the_time_goes(h: &Harness, deliveries: f64) -> Value {
     })
 }
 
+/// Events per request in the cost part's batch scenarios.
+const BATCH: usize = 100;
+
 /// How events reach the service in a cost scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 enum Ingest {
@@ -218,56 +208,16 @@ struct Scenario {
     event_type: &'static str,
 }
 
-/// An order as the platform would send it, about 1 KB as posted; its contents vary as real
-/// ones do (so compression, if any, is not flattered).
-fn order_of_about_1_kb(rng: &mut StdRng, event_id: &str) -> Value {
-    let mut hex = |n: usize| -> String {
-        (0..n)
-            .map(|_| char::from_digit(rng.gen_range(0..16), 16).unwrap_or('0'))
-            .collect()
-    };
-    let order_id = format!("ord_{}", hex(24));
-    let user_id = format!("usr_{}", hex(24));
-    let competition_id = format!("cmp_{}", hex(24));
-    let email = format!("{}@example.com", hex(10));
-    let payment = format!("pi_{}", hex(24));
-    let mut tickets = Vec::new();
-    let mut event = json!({});
-    for _ in 0..200 {
-        tickets.push(rng.gen_range(1..100_000));
-        event = json!({
-            "id": event_id,
-            "type": "order.completed",
-            "occurred_at": "2026-11-27T03:00:00Z",
-            "data": {
-                "id": order_id,
-                "user_id": user_id,
-                "email": email,
-                "competition_id": competition_id,
-                "competition_title": "Win a Range Rover Sport + £5,000",
-                "payment_intent": payment,
-                "ticket_price": "1.99",
-                "currency": "GBP",
-                "total": format!("{:.2}", 1.99 * tickets.len() as f64),
-                "ticket_numbers": tickets,
-                "marketing_opt_in": rng.gen_bool(0.5),
-                "source": "web",
-            }
-        });
-        if event.to_string().len() >= 1000 {
-            break;
-        }
-    }
-    event
-}
-
-/// What a delivery costs: `cost-latest.json` and a Markdown table.
-async fn cost(h: &Harness, events: usize) {
+/// What a delivery costs: `cost-latest.json` and a Markdown table. Events are posted
+/// `posters` requests at a time (the platform posts as orders come, not one after another);
+/// batches hold 100 events.
+async fn cost(h: &Harness, events: usize, posters: usize) {
     if events == 0 {
         return;
     }
+    let posters = posters.max(1);
     let api = Api::new();
-    let receiver = Receiver::start(vec![Reply::status(200)]).await;
+    let receiver = Receiver::start(vec![Reply::realistic()]).await;
     let scenarios = [
         Scenario {
             ingest: Ingest::OneEventPerRequest,
@@ -280,12 +230,12 @@ async fn cost(h: &Harness, events: usize) {
             event_type: "order.refunded",
         },
         Scenario {
-            ingest: Ingest::Batches(50),
+            ingest: Ingest::Batches(BATCH),
             subscribers: 1,
             event_type: "winner.drawn",
         },
         Scenario {
-            ingest: Ingest::Batches(50),
+            ingest: Ingest::Batches(BATCH),
             subscribers: 5,
             event_type: "withdrawal.paid",
         },
@@ -307,12 +257,12 @@ async fn cost(h: &Harness, events: usize) {
         // A few first, so each container is warm (its signing secret opened, its clients
         // connected) before the meters start: the cost of a warm delivery.
         let (warm_up, measured) = bodies.split_at(5);
-        post_all(&api, warm_up, scenario.ingest).await;
+        post_all(&api, warm_up, scenario.ingest, posters).await;
         wait_for(&receiver, warm_up, scenario.subscribers).await;
         h.reset_meters().await;
         let mean_event_bytes =
             measured.iter().map(|e| e.to_string().len()).sum::<usize>() / measured.len().max(1);
-        post_all(&api, measured, scenario.ingest).await;
+        post_all(&api, measured, scenario.ingest, posters).await;
         wait_for(&receiver, measured, scenario.subscribers).await;
         // The last batches' deletes follow their handlers.
         tokio::time::sleep(Duration::from_secs(3)).await;
@@ -321,6 +271,7 @@ async fn cost(h: &Harness, events: usize) {
         let cost = per_delivery.cost_per_million(&LIST_PRICES);
         rows.push(Row {
             ingest: scenario.ingest,
+            posters,
             subscribers: scenario.subscribers,
             events: measured.len(),
             mean_event_bytes,
@@ -333,6 +284,8 @@ async fn cost(h: &Harness, events: usize) {
     }
     let result = json!({
         "at": webhooks_shared::domain::clock::rfc3339_seconds(SystemTime::now()),
+        "posters": posters,
+        "receiver_answer": receiver_answer(),
         "prices": LIST_PRICES,
         "eventbridge_api_destinations_per_million": EVENTBRIDGE_API_DESTINATIONS_PER_MILLION,
         "scenarios": rows,
@@ -344,8 +297,8 @@ async fn cost(h: &Harness, events: usize) {
     println!("{}", cost_table(&rows));
 }
 
-/// Eight requests at a time: the platform posts as orders come, not one after another.
-async fn post_all(api: &Api, events: &[Value], ingest: Ingest) {
+/// `posters` requests at a time.
+async fn post_all(api: &Api, events: &[Value], ingest: Ingest, posters: usize) {
     let per_request = match ingest {
         Ingest::OneEventPerRequest => 1,
         Ingest::Batches(n) => n,
@@ -357,7 +310,7 @@ async fn post_all(api: &Api, events: &[Value], ingest: Ingest) {
                 Ingest::Batches(_) => api.post_events_batch(chunk.to_vec()).await.status,
             }
         })
-        .buffer_unordered(8)
+        .buffer_unordered(posters)
         .collect()
         .await;
     assert!(
@@ -394,6 +347,8 @@ async fn wait_for(receiver: &Receiver, events: &[Value], subscribers: usize) {
 #[derive(Serialize)]
 struct Row {
     ingest: Ingest,
+    /// Requests in flight at once.
+    posters: usize,
     subscribers: usize,
     events: usize,
     mean_event_bytes: usize,
@@ -402,6 +357,18 @@ struct Row {
     cost_per_million_with_compute: f64,
     per_delivery: Usage,
     cost: Cost,
+}
+
+/// What the receivers answer, as the cost JSON records it.
+fn receiver_answer() -> Value {
+    let reply = Reply::realistic();
+    json!({
+        "status": reply.status,
+        "headers": reply.headers.len(),
+        "header_bytes": reply.headers.iter().map(|(n, v)| n.len() + v.len() + 4).sum::<usize>(),
+        "body_bytes": reply.body.len(),
+        "note": "hyper adds date and content-length (about 60 bytes more)",
+    })
 }
 
 fn cost_table(rows: &[Row]) -> String {
