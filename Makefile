@@ -54,8 +54,10 @@ bench: venv
 # One endpoint's failures or slowness must not delay another's deliveries: a healthy
 # receiver's post-to-arrival latency alone and beside a silent, a slow and a failing one
 # (the handlers run in the gateway, in the tools profile: no release build needed).
+# As `make dev` runs it: the real retry schedule (a neighbour's retries come a minute on).
 bench-isolation: venv
-	cargo run --profile tools -p integration-tests --bin isolation -- --events $${EVENTS:-150} --rate $${RATE:-10}
+	HARNESS_RETRY_DELAYS=$${HARNESS_RETRY_DELAYS:-60,120,240,480,900} \
+	  cargo run --profile tools -p integration-tests --bin isolation -- --events $${EVENTS:-150} --rate $${RATE:-10}
 
 # docs/spec/ holds copies of the steering repository's spec (../shared/spec, when checked out
 # beside this one); this refreshes them.

@@ -331,13 +331,16 @@ fn start() -> Harness {
         .with_writer(logs.clone())
         .try_init();
     let ca = TestCa::new();
-    let delays: Vec<String> = RETRY_DELAYS.iter().map(u64::to_string).collect();
+    // The benches that model `make dev` (the isolation bench) run the real schedule:
+    // `HARNESS_RETRY_DELAYS=60,120,240,480,900`.
+    let delays = std::env::var("HARNESS_RETRY_DELAYS")
+        .unwrap_or_else(|_| RETRY_DELAYS.map(|d| d.to_string()).join(","));
     let options = GatewayOptions {
         listen: "127.0.0.1:0".parse().expect("addr"),
         admin_token: DEFAULT_ADMIN_TOKEN.into(),
         ingest_token: DEFAULT_INGEST_TOKEN.into(),
         overrides: [
-            ("WEBHOOKS_RETRY_DELAYS".to_string(), delays.join(",")),
+            ("WEBHOOKS_RETRY_DELAYS".to_string(), delays),
             (
                 "WEBHOOKS_ALERT_GATHER_SECONDS".to_string(),
                 ALERT_GATHER_SECS.to_string(),
