@@ -19,6 +19,12 @@ pub const MAX_EVENT_BYTES: usize = 256 * 1024;
 pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// A batch carries at most this many events.
 pub const MAX_BATCH_EVENTS: usize = 100;
+/// How deeply `data` may nest arrays and objects, its own object being the first level.
+/// Receivers parse `data`, and their parsers have limits: Python's `json` module recurses
+/// once per level and raises `RecursionError` near 1,000, jq 1.6 refuses more than 256. 32 is
+/// far more than any event needs and far below those; 10,000 levels (which fit in 20 KB)
+/// would make every delivery of the event fail at such a receiver, for good.
+pub const MAX_DATA_DEPTH: usize = 32;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -96,6 +102,17 @@ impl IncomingEvent {
         let data = request.data;
         if !data.get().starts_with('{') {
             return Err(Problem::bad_field("data", "data must be a JSON object"));
+        }
+        let depth = nesting_depth(data.get());
+        if depth > MAX_DATA_DEPTH {
+            return Err(Problem::invalid_field(
+                "data",
+                format!(
+                    "data nests arrays and objects {depth} levels deep; at most \
+                     {MAX_DATA_DEPTH} are accepted (data's own object is the first), so that \
+                     every receiver's JSON parser can read it: flatten the deepest parts"
+                ),
+            ));
         }
         let created_at = match request.occurred_at {
             None => clock::rfc3339_seconds(now),
@@ -263,6 +280,35 @@ fn fingerprint(event_type: &str, data: &RawValue) -> String {
     hash.update([0]);
     hash.update(without_white_space(data.get()).as_bytes());
     hex::encode(hash.finalize())
+}
+
+/// How deeply valid JSON text nests arrays and objects (`{}` is 1, `{"a":[1]}` is 2): one
+/// pass over the bytes, counting brackets outside strings, so no depth of input can exhaust
+/// the stack the way a recursive parser would. (A UTF-8 sequence never holds an ASCII byte.)
+fn nesting_depth(json: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for b in json.bytes() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+        } else {
+            match b {
+                b'"' => in_string = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    deepest = deepest.max(depth);
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+    deepest
 }
 
 /// JSON text with the white space between tokens removed (strings untouched).
@@ -471,6 +517,75 @@ mod tests {
                 .unwrap_err()
                 .status,
             413
+        );
+    }
+
+    #[test]
+    fn nesting_depth_counts_brackets_outside_strings() {
+        for (json, depth) in [
+            ("{}", 1),
+            (r#"{"a":1}"#, 1),
+            (r#"{"a":[1,{"b":[]}],"c":{}}"#, 4),
+            (r#"{"s":"[[[{{{","t":"\"[[","u":"\\"}"#, 1),
+            (r#"{"é":["ü[",{"x":"}}}"}]}"#, 3),
+            (r#"{ "a" : [ [ ] ] , "b" : { } }"#, 3),
+        ] {
+            assert_eq!(nesting_depth(json), depth, "{json}");
+        }
+    }
+
+    #[test]
+    fn data_nests_at_most_32_levels_and_deeper_is_a_422_naming_data() {
+        // `{"a":` … `}`, `levels` objects deep in all (data's own included).
+        let nested = |levels: usize| {
+            format!(
+                "{}{}",
+                r#"{"a":"#.repeat(levels - 1) + "{}",
+                "}".repeat(levels - 1)
+            )
+        };
+        let arrays = |levels: usize| {
+            format!(
+                "{{\"a\":{}{}}}",
+                "[".repeat(levels - 1),
+                "]".repeat(levels - 1)
+            )
+        };
+        let event = |data: &str| format!(r#"{{"type":"order.completed","data":{data}}}"#);
+        for data in [nested(MAX_DATA_DEPTH), arrays(MAX_DATA_DEPTH)] {
+            let parsed = IncomingEvent::parse(event(&data).as_bytes(), now()).unwrap();
+            assert!(parsed.payload.contains(&data), "relayed as sent");
+        }
+        for (data, depth) in [
+            (nested(MAX_DATA_DEPTH + 1), 33),
+            (arrays(MAX_DATA_DEPTH + 1), 33),
+            (arrays(10_000), 10_000),
+        ] {
+            let p = IncomingEvent::parse(event(&data).as_bytes(), now()).unwrap_err();
+            assert_eq!((p.status, p.field.as_deref()), (422, Some("data")));
+            assert!(
+                p.detail.starts_with(&format!(
+                    "data nests arrays and objects {depth} levels deep; at most 32"
+                )),
+                "{}",
+                p.detail
+            );
+        }
+        // Brackets inside strings are text, not nesting.
+        let text = format!(r#"{{"note":"{}"}}"#, "[".repeat(10_000));
+        assert!(IncomingEvent::parse(event(&text).as_bytes(), now()).is_ok());
+        // In a batch, the field names the event.
+        let body = batch(&[event("{}"), event(&arrays(40))]);
+        let p = IncomingBatch::parse(&body, now()).unwrap_err();
+        assert_eq!(
+            (p.status, p.field.as_deref()),
+            (422, Some("events[1].data"))
+        );
+        assert!(
+            p.detail
+                .starts_with("events[1]: data nests arrays and objects 40 levels"),
+            "{}",
+            p.detail
         );
     }
 

@@ -337,3 +337,37 @@ async fn invisible_characters_in_names_are_refused_naming_the_code_point() {
     );
     assert_eq!(api.webhook(&id).await.json["name"], name.as_str());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_nested_deeper_than_receivers_can_parse_is_refused_and_not_stored() {
+    let api = Api::new();
+    let (single, in_batch) = (unique("deep"), unique("deep"));
+    // 10,000 arrays deep fits in 20 KB; it used to be accepted (202) and sent to receivers.
+    let deep = format!("{{\"a\":{}{}}}", "[".repeat(9_999), "]".repeat(9_999));
+    let event = |id: &str, data: &str| {
+        format!(r#"{{"id":"{id}","type":"order.completed","data":{data}}}"#).into_bytes()
+    };
+    let answer = api.post_event_bytes(event(&single, &deep)).await;
+    answer.assert_problem(422);
+    assert_eq!(answer.json["field"], "data", "{}", answer.text);
+    assert!(
+        answer
+            .detail()
+            .starts_with("data nests arrays and objects 10000 levels deep; at most 32"),
+        "{}",
+        answer.text
+    );
+    let body = format!(
+        r#"{{"events":[{},{}]}}"#,
+        String::from_utf8(event(&unique("fine"), r#"{"a":[[1]]}"#)).expect("text"),
+        String::from_utf8(event(&in_batch, &deep)).expect("text")
+    );
+    let answer = api.post_events_batch_bytes(body.into_bytes()).await;
+    answer.assert_problem(422);
+    assert_eq!(answer.json["field"], "events[1].data", "{}", answer.text);
+    assert!(!event_is_stored(&single).await && !event_is_stored(&in_batch).await);
+    // 32 levels, data's own object included, are accepted.
+    let deepest = format!("{{\"a\":{}{}}}", "[".repeat(31), "]".repeat(31));
+    let accepted = api.post_event_bytes(event(&unique("deep"), &deepest)).await;
+    assert_eq!(accepted.status, 202, "{}", accepted.text);
+}

@@ -238,6 +238,14 @@ async fn real_answers_validate_against_the_schemas() {
         "/api/v1/events",
         &api.post_event_bytes(b"{".to_vec()).await,
     );
+    // A 422 of ingest (data nested deeper than 32 levels) is a documented answer too.
+    let deep = json!({"type": "order.completed", "data": {"a": (0..40).fold(json!(1), |v, _| json!([v]))}});
+    let refused = api.post_event(deep.clone()).await;
+    assert_eq!(refused.status, 422, "{}", refused.text);
+    checker.check("POST", "/api/v1/events", &refused);
+    let refused = api.post_events_batch(vec![deep]).await;
+    assert_eq!(refused.status, 422, "{}", refused.text);
+    checker.check("POST", "/api/v1/events/batch", &refused);
     let batch = "/api/v1/events/batch";
     let (first, second) = (unique("evt"), unique("evt"));
     let accepted = api

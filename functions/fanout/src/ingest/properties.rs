@@ -78,8 +78,26 @@ fn any_event() -> impl Strategy<Value = Value> {
         })
 }
 
+/// How deeply a parsed value nests arrays and objects (a scalar is 0).
+fn depth_of(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => 1 + items.iter().map(depth_of).max().unwrap_or(0),
+        Value::Object(map) => 1 + map.values().map(depth_of).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+    /// The one-pass count on the raw text agrees with a parser, however the text is spaced
+    /// and whatever brackets, quotes and backslashes its strings hold.
+    #[test]
+    fn nesting_depth_on_the_text_is_what_a_parser_sees(value in any_json()) {
+        for text in [value.to_string(), serde_json::to_string_pretty(&value).unwrap()] {
+            prop_assert_eq!(nesting_depth(&text), depth_of(&value), "{}", text);
+        }
+    }
 
     #[test]
     fn any_bytes_are_an_event_or_a_4xx(body in prop::collection::vec(any::<u8>(), 0..512)) {
