@@ -17,7 +17,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,7 +35,7 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 use thiserror::Error;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
 use admin_api::AdminApi;
@@ -57,9 +56,10 @@ use stream::{StreamEventSourceMapping, StreamPoller, StreamSource};
 
 pub const DEFAULT_ADMIN_TOKEN: &str = "dev-admin-token";
 pub const DEFAULT_INGEST_TOKEN: &str = "dev-ingest-token";
-/// Lambda starts five concurrent pollers per SQS event source and, while batches keep
-/// coming with every poller busy, adds more up to the mapping's `MaximumConcurrency`: a
-/// batch waiting on a slow receiver does not hold up the rest of the queue.
+/// Receive loops per SQS event source (Lambda starts with five). Each hands every batch to
+/// an invocation of its own and goes on receiving, up to the mapping's
+/// `MaximumConcurrency` batches in flight: a batch waiting on a slow receiver does not hold
+/// up the rest of the queue.
 const POLLERS_PER_MAPPING: usize = 5;
 
 #[derive(Debug, Error)]
@@ -368,16 +368,11 @@ pub async fn start(
             timeout: stack.timeout_of(&mapping.function),
             handler,
             meter: meter.clone(),
-            scaling: Arc::new(Scaling {
-                pollers: AtomicUsize::new(0),
-                busy: AtomicUsize::new(0),
-                maximum: mapping.maximum_concurrency.max(1),
-            }),
+            concurrency: Arc::new(Semaphore::new(mapping.maximum_concurrency.max(1))),
             stopped: stopped.clone(),
         };
-        for _ in 0..POLLERS_PER_MAPPING.min(poller.scaling.maximum) {
-            poller.scaling.pollers.fetch_add(1, Ordering::SeqCst);
-            tasks.push(tokio::spawn(poller.clone().run(Lifetime::Always)));
+        for _ in 0..POLLERS_PER_MAPPING {
+            tasks.push(tokio::spawn(poller.clone().run()));
         }
     }
     for source in stream_sources {
@@ -467,37 +462,6 @@ impl QueueHandler {
     }
 }
 
-/// How many pollers an event source mapping runs, and how many are handling a batch.
-struct Scaling {
-    pollers: AtomicUsize,
-    busy: AtomicUsize,
-    maximum: usize,
-}
-
-/// Counts a poller as busy while it handles a batch (also if the gateway stops meanwhile).
-struct Busy<'a>(&'a Scaling);
-
-impl<'a> Busy<'a> {
-    fn start(scaling: &'a Scaling) -> Self {
-        scaling.busy.fetch_add(1, Ordering::SeqCst);
-        Busy(scaling)
-    }
-}
-
-impl Drop for Busy<'_> {
-    fn drop(&mut self) {
-        self.0.busy.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// The first pollers run until the gateway stops; the ones added under load stop once
-/// they find the queue empty, as Lambda scales back down.
-#[derive(Clone, Copy, PartialEq)]
-enum Lifetime {
-    Always,
-    WhileBusy,
-}
-
 /// One poller of an SQS event source mapping.
 #[derive(Clone)]
 struct Poller {
@@ -507,42 +471,48 @@ struct Poller {
     timeout: Duration,
     handler: QueueHandler,
     meter: Meter,
-    scaling: Arc<Scaling>,
+    /// `MaximumConcurrency`: a batch holds one permit while its invocation runs.
+    concurrency: Arc<Semaphore>,
     stopped: watch::Receiver<bool>,
 }
 
 impl Poller {
-    async fn run(self, lifetime: Lifetime) {
+    /// Receives batches until the gateway stops, each handed to an invocation of its own
+    /// while this goes on receiving (as Lambda's pollers do): a batch waiting on a slow
+    /// receiver holds a unit of the mapping's concurrency, never the poller.
+    async fn run(self) {
         let mut stopped = self.stopped.clone();
         loop {
-            tokio::select! {
+            let permit = tokio::select! {
                 _ = stopped.wait_for(|s| *s) => return,
-                received = self.poll_once() => {
-                    if !received && lifetime == Lifetime::WhileBusy {
-                        self.scaling.pollers.fetch_sub(1, Ordering::SeqCst);
-                        return;
-                    }
-                }
+                permit = Arc::clone(&self.concurrency).acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => return,
+                },
+            };
+            let messages = tokio::select! {
+                _ = stopped.wait_for(|s| *s) => return,
+                messages = self.receive() => messages,
+            };
+            if messages.is_empty() {
+                continue;
             }
+            let invocation = self.clone();
+            tokio::spawn(async move {
+                let mut stopped = invocation.stopped.clone();
+                tokio::select! {
+                    // Stopping ends the invocation as Lambda ends a function: the batch comes
+                    // back after its visibility timeout.
+                    _ = stopped.wait_for(|s| *s) => {}
+                    () = invocation.invoke(messages) => {}
+                }
+                drop(permit);
+            });
         }
     }
 
-    /// Adds a poller when every poller is handling a batch, up to `MaximumConcurrency`.
-    fn scale_up_if_all_busy(&self) {
-        let busy = self.scaling.busy.load(Ordering::SeqCst);
-        let added =
-            self.scaling
-                .pollers
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |pollers| {
-                    (busy >= pollers && pollers < self.scaling.maximum).then_some(pollers + 1)
-                });
-        if added.is_ok() {
-            tokio::spawn(self.clone().run(Lifetime::WhileBusy));
-        }
-    }
-
-    /// Receives one batch and hands it to the function; false when the queue had nothing.
-    async fn poll_once(&self) -> bool {
+    /// One batch, long-polled (empty when the queue had nothing, or the call failed).
+    async fn receive(&self) -> Vec<aws_sdk_sqs::types::Message> {
         let received = self
             .sqs
             .receive_message()
@@ -553,19 +523,18 @@ impl Poller {
             .message_attribute_names("All")
             .send()
             .await;
-        let messages = match received {
+        match received {
             Ok(out) => out.messages.unwrap_or_default(),
             Err(e) => {
                 tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "receive failed");
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                return true;
+                Vec::new()
             }
-        };
-        if messages.is_empty() {
-            return false;
         }
-        let _busy = Busy::start(&self.scaling);
-        self.scale_up_if_all_busy();
+    }
+
+    /// Hands `messages` to the function, then deletes what it did not report failed.
+    async fn invoke(&self, messages: Vec<aws_sdk_sqs::types::Message>) {
         let mut event = SqsEvent::default();
         event.records = messages.iter().map(|m| self.to_lambda_message(m)).collect();
         let started = Instant::now();
@@ -581,11 +550,11 @@ impl Poller {
                 let message_ids: Vec<&str> =
                     messages.iter().filter_map(|m| m.message_id()).collect();
                 tracing::error!(function = %self.mapping.function, ?message_ids, "invocation timed out; the batch will be retried");
-                return true;
+                return;
             }
         };
         if !failed.is_empty() && !self.mapping.report_batch_item_failures {
-            return true; // without ReportBatchItemFailures any failure retries the whole batch
+            return; // without ReportBatchItemFailures any failure retries the whole batch
         }
         let entries: Vec<_> = messages
             .iter()
@@ -600,7 +569,7 @@ impl Poller {
             })
             .collect();
         if entries.is_empty() {
-            return true;
+            return;
         }
         if let Err(e) = self
             .sqs
@@ -612,7 +581,6 @@ impl Poller {
         {
             tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "delete failed; messages will be handed back");
         }
-        true
     }
 
     fn to_lambda_message(&self, m: &aws_sdk_sqs::types::Message) -> SqsMessage {
