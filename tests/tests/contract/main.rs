@@ -50,14 +50,13 @@ fn schemathesis(token: &str, routes: (&str, &str)) {
     eprintln!("schemathesis {} {}:{summary}", routes.0, routes.1);
 }
 
+/// Ingest first, then the admin API, one after the other: the admin run creates webhooks by
+/// the hundred, and ingest's events fanned out to all of them at once loaded the one
+/// emulator process past schemathesis's time limit (a slow emulator is not a defect of the
+/// API).
 #[test]
-fn the_admin_api_does_what_its_openapi_document_says() {
-    let h = Harness::get();
-    schemathesis(&h.admin_token, ("--exclude-path-regex", "^/api/v1/events"));
-}
-
-#[test]
-fn ingest_does_what_its_openapi_document_says() {
+fn ingest_and_the_admin_api_do_what_their_openapi_document_says() {
     let h = Harness::get();
     schemathesis(&h.ingest_token, ("--include-path-regex", "^/api/v1/events"));
+    schemathesis(&h.admin_token, ("--exclude-path-regex", "^/api/v1/events"));
 }
