@@ -187,23 +187,9 @@ impl Deliverer {
         let webhook = webhook
             .get_or_try_init(|| self.store.get_webhook(&delivery.webhook_id))
             .await?;
-        let (record, sent) = match lifecycle::target(webhook.as_ref()) {
-            Target::Cancel(reason) => (
-                lifecycle::cancelled_line(delivery, number, now, self.retention, reason),
-                None,
-            ),
-            Target::Send(webhook) => match self.admit(webhook, now).await? {
-                Admission::Send(slot) => {
-                    let attempted = self.attempt(message, webhook, number, now).await;
-                    if let Some(slot) = slot {
-                        self.release(webhook, slot).await;
-                    }
-                    let (line, result) = attempted?;
-                    (line, Some((webhook, result)))
-                }
-                Admission::NotSent(reason) => (self.not_sent(delivery, number, now, reason), None),
-            },
-        };
+        let (record, sent) = self
+            .take_turn(message, webhook.as_ref(), number, now)
+            .await?;
         // The request may have been sent: losing its log line would send it again, so the
         // write is retried well beyond the SDK's own tries.
         let recorded = Backoff::RECORDING
@@ -248,6 +234,36 @@ impl Deliverer {
             )
             .into()),
             _ => self.concluded(message, &record).await,
+        }
+    }
+
+    /// Attempt `number`'s line: cancelled (the webhook is paused or gone), not sent (its
+    /// endpoint's circuit, or no free slot), or sent, with what the endpoint answered.
+    async fn take_turn<'w>(
+        &self,
+        message: &DeliveryMessage,
+        webhook: Option<&'w WebhookRecord>,
+        number: u32,
+        now: SystemTime,
+    ) -> Result<(AttemptRecord, Option<(&'w WebhookRecord, AttemptResult)>), DeliverError> {
+        let delivery = &message.delivery;
+        let webhook = match lifecycle::target(webhook) {
+            Target::Cancel(reason) => {
+                let line = lifecycle::cancelled_line(delivery, number, now, self.retention, reason);
+                return Ok((line, None));
+            }
+            Target::Send(webhook) => webhook,
+        };
+        match self.admit(webhook, now).await? {
+            Admission::NotSent(reason) => Ok((self.not_sent(delivery, number, now, reason), None)),
+            Admission::Send(slot) => {
+                let attempted = self.attempt(message, webhook, number, now).await;
+                if let Some(slot) = slot {
+                    self.release(webhook, slot).await;
+                }
+                let (line, result) = attempted?;
+                Ok((line, Some((webhook, result))))
+            }
         }
     }
 

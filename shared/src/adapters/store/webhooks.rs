@@ -3,6 +3,7 @@
 
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::ReturnValue;
 
 use super::{
@@ -136,6 +137,14 @@ impl Store {
             .await
     }
 
+    /// An `UpdateItem` of `id`'s item.
+    fn webhook_update(&self, id: &WebhookId) -> UpdateItemFluentBuilder {
+        self.ddb
+            .update_item()
+            .table_name(&self.tables.webhooks_table)
+            .key("id", s(id))
+    }
+
     // ---- an endpoint's circuit breaker (domain::circuit); never bumps the revision, so an
     // admin's change made meanwhile still applies (and, replacing the item, closes it) ----
 
@@ -150,10 +159,7 @@ impl Store {
         probe_at: Timestamp,
     ) -> Result<(), StoreError> {
         let counted = output_unless_condition_failed(
-            self.ddb
-                .update_item()
-                .table_name(&self.tables.webhooks_table)
-                .key("id", s(id))
+            self.webhook_update(id)
                 .update_expression(
                     "SET failures_in_row = if_not_exists(failures_in_row, :zero) + :one, \
                      last_failure = :error",
@@ -176,10 +182,7 @@ impl Store {
         }
         // Opened once: the attempts that keep failing meanwhile find it open already.
         unless_condition_failed(
-            self.ddb
-                .update_item()
-                .table_name(&self.tables.webhooks_table)
-                .key("id", s(id))
+            self.webhook_update(id)
                 .update_expression("SET circuit_opened_at = :now, probe_at = :probe")
                 .condition_expression(
                     "attribute_exists(id) AND attribute_not_exists(circuit_opened_at)",
@@ -201,10 +204,7 @@ impl Store {
         next: Timestamp,
     ) -> Result<bool, StoreError> {
         unless_condition_failed(
-            self.ddb
-                .update_item()
-                .table_name(&self.tables.webhooks_table)
-                .key("id", s(id))
+            self.webhook_update(id)
                 .update_expression("SET probe_at = :next")
                 .condition_expression(
                     "attribute_exists(circuit_opened_at) AND (probe_at = :seen OR attribute_not_exists(probe_at))",
@@ -219,10 +219,7 @@ impl Store {
     /// `id`'s endpoint answered: its circuit is closed and its count of failures cleared.
     pub async fn close_circuit(&self, id: &WebhookId) -> Result<(), StoreError> {
         unless_condition_failed(
-            self.ddb
-                .update_item()
-                .table_name(&self.tables.webhooks_table)
-                .key("id", s(id))
+            self.webhook_update(id)
                 .update_expression(
                     "REMOVE failures_in_row, circuit_opened_at, probe_at, last_failure, \
                      awaiting_answer_since",
@@ -241,10 +238,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         unless_condition_failed(
-            self.ddb
-                .update_item()
-                .table_name(&self.tables.webhooks_table)
-                .key("id", s(id))
+            self.webhook_update(id)
                 .update_expression("SET awaiting_answer_since = :now")
                 .condition_expression("attribute_exists(id)")
                 .expression_attribute_values(":now", s(now.to_string()))
@@ -264,10 +258,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<bool, StoreError> {
         unless_condition_failed(
-            self.ddb
-                .update_item()
-                .table_name(&self.tables.webhooks_table)
-                .key("id", s(id))
+            self.webhook_update(id)
                 .update_expression("SET #slot = :until")
                 .condition_expression(
                     "attribute_exists(id) AND (attribute_not_exists(#slot) OR #slot < :now)",
@@ -288,10 +279,7 @@ impl Store {
         until: Timestamp,
     ) -> Result<(), StoreError> {
         unless_condition_failed(
-            self.ddb
-                .update_item()
-                .table_name(&self.tables.webhooks_table)
-                .key("id", s(id))
+            self.webhook_update(id)
                 .update_expression("REMOVE #slot")
                 .condition_expression("#slot = :until")
                 .expression_attribute_names("#slot", slot_name(slot))
