@@ -15,7 +15,7 @@ help:
 	@echo "make package         sam validate --lint and sam build (arm64, cargo-lambda); zips and sizes printed"
 	@echo "make bench           pipeline latency and throughput on this machine (bench-results/)"
 	@echo "make bench-isolation a healthy endpoint's delivery latency beside a silent, slow or failing"
-	@echo "                     one (bench-results/isolation-latest.json)"
+	@echo "                     one, each in a stack of its own (bench-results/isolation-*-latest.json)"
 	@echo "make chaos           the pipeline under faults at scale: 2,000 events x 3 webhooks per fault"
 	@echo "                     kind, 25 % of AWS calls failing (bench-results/chaos-latest.json)"
 	@echo "make spec            refresh docs/spec/ (SPEC.md, the user guide) from ../shared/spec"
@@ -55,9 +55,15 @@ bench: venv
 # receiver's post-to-arrival latency alone and beside a silent, a slow and a failing one
 # (the handlers run in the gateway, in the tools profile: no release build needed).
 # As `make dev` runs it: the real retry schedule (a neighbour's retries come a minute on).
+# Each neighbour in a stack of its own, beside its own `alone` baseline: one emulator process
+# carries every scenario's leftovers (retries, hidden messages) into the next one's numbers.
 bench-isolation: venv
-	HARNESS_RETRY_DELAYS=$${HARNESS_RETRY_DELAYS:-60,120,240,480,900} \
-	  cargo run --profile tools -p integration-tests --bin isolation -- --events $${EVENTS:-150} --rate $${RATE:-10}
+	cargo build --profile tools -p integration-tests --bin isolation
+	@for neighbour in $${NEIGHBOURS:-silent slow fail503}; do \
+	  HARNESS_RETRY_DELAYS=$${HARNESS_RETRY_DELAYS:-60,120,240,480,900} target/tools/isolation \
+	    --events $${EVENTS:-150} --rate $${RATE:-10} --scenarios alone,$$neighbour \
+	    --name isolation-$$neighbour || exit 1; \
+	done
 
 # docs/spec/ holds copies of the steering repository's spec (../shared/spec, when checked out
 # beside this one); this refreshes them.

@@ -24,11 +24,12 @@
 //!
 //! The target: the healthy endpoint's p95 beside a neighbour is at most twice its p95 alone
 //! plus a second. A benchmark, not a test: it reports whether the target is met and never
-//! fails on timings. Results: `bench-results/isolation-latest.json` (and a timestamped copy)
-//! and a Markdown table.
+//! fails on timings. Results: `bench-results/<name>-latest.json` (and a timestamped copy;
+//! `--name`, default `isolation`) and a Markdown table. `make bench-isolation` runs each
+//! neighbour in a process (a stack) of its own, beside its own `alone`.
 //!
 //!     isolation [--events 150] [--rate 10] [--deadline 300]
-//!               [--scenarios alone,silent,slow,fail503]
+//!               [--scenarios alone,silent,slow,fail503] [--name isolation]
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant, SystemTime};
@@ -100,6 +101,16 @@ impl Neighbour {
 }
 
 /// The scenarios `--scenarios a,b` names (all four by default), in the order given.
+/// `--name NAME`: results go to `bench-results/NAME-latest.json` (default `isolation`).
+fn results_name() -> String {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == "--name")
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .unwrap_or_else(|| "isolation".to_owned())
+}
+
 fn chosen_scenarios() -> Vec<Neighbour> {
     let args: Vec<String> = std::env::args().collect();
     let Some(list) = args
@@ -216,7 +227,7 @@ async fn main() {
         "scenarios": scenarios,
     });
     let text = serde_json::to_string_pretty(&result).expect("json");
-    let path = write_results(&h.root, "isolation", &text);
+    let path = write_results(&h.root, &results_name(), &text);
     println!("{}", table(&outcomes));
     println!("written to {}", path.display());
 }
