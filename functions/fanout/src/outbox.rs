@@ -101,7 +101,10 @@ impl Fanout {
             }
         }
         let unsent = self.hand_over(&messages).await;
-        let mut failed: Vec<usize> = unsent.into_iter().map(|i| owners[i]).collect();
+        let mut failed: Vec<usize> = unsent
+            .into_iter()
+            .filter_map(|i| owners.get(i).copied())
+            .collect();
         failed.sort_unstable();
         failed.dedup();
         if !failed.is_empty() {
