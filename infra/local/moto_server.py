@@ -291,6 +291,57 @@ def fifo_groups_wait_while_in_flight() -> None:
     Queue.approximate_number_of_messages = property(lambda self: len(visible(self)))
 
 
+def sqs_attributes_computed_when_read() -> None:
+    """moto builds every attribute of a queue, its three message counts among them (each a
+    pass over every message the queue holds, hidden ones too), whenever one attribute is
+    looked up: three times per message sent (ContentBasedDeduplication) and once per message
+    received (MessageRetentionPeriod). With a few hundred messages hidden until their retry,
+    as an endpoint that never answers leaves them, that was a quarter of the emulator's time
+    (py-spy, 2026-12-03) and every other call waited behind it. Here an attribute is computed
+    when it is read, so a lookup costs what it costs on AWS; GetQueueAttributes answers the
+    same. And whether a message is visible or delayed is read off the clock directly (moto
+    builds two datetimes to get the same milliseconds)."""
+    import time
+    from collections.abc import Iterator, Mapping
+
+    from moto.core.utils import camelcase_to_underscores
+    from moto.sqs.models import Message, Queue
+
+    class Attributes(Mapping[str, Any]):
+        def __init__(self, queue: Any) -> None:
+            self._queue = queue
+            names = list(Queue.BASE_ATTRIBUTES)
+            if queue.fifo_queue:
+                names += Queue.FIFO_ATTRIBUTES
+            if queue.kms_master_key_id:
+                names += Queue.KMS_ATTRIBUTES
+            if queue.policy:
+                names.append("Policy")
+            if queue.redrive_policy:
+                names.append("RedrivePolicy")
+            self._names = list(dict.fromkeys(names))
+
+        def __getitem__(self, name: str) -> Any:
+            if name not in self._names:
+                raise KeyError(name)
+            if name == "Policy":
+                return self._queue.policy
+            if name == "RedrivePolicy":
+                return json.dumps(self._queue.redrive_policy)
+            value = getattr(self._queue, camelcase_to_underscores(name))
+            return str(value).lower() if isinstance(value, bool) else value
+
+        def __iter__(self) -> Iterator[str]:
+            return iter(self._names)
+
+        def __len__(self) -> int:
+            return len(self._names)
+
+    Queue.attributes = property(Attributes)  # type: ignore[assignment]
+    Message.visible = property(lambda self: time.time() * 1000.0 > self.visible_at)  # type: ignore[assignment]
+    Message.delayed = property(lambda self: time.time() * 1000.0 < self.delayed_until)  # type: ignore[assignment]
+
+
 def fifo_receipt_handles_expire() -> None:
     """ChangeMessageVisibility on a FIFO queue with a receipt handle of an earlier receive is
     refused (the batch call reports that entry failed)."""
@@ -755,6 +806,7 @@ def main() -> int:
 
     install_resource_checks()
     metering.install()  # before the lock below, so each request is metered inside it
+    sqs_attributes_computed_when_read()
     fifo_groups_wait_while_in_flight()
     fifo_receipt_handles_expire()
     receives_pick_atomically()

@@ -561,6 +561,56 @@ class SqsStrict(unittest.TestCase):
             in_group = [n for n in received if n % 2 == group]
             self.assertEqual(in_group, sorted(in_group))
 
+    # ------------------------------------------------------------ queue attributes
+
+    def test_queue_attributes_are_answered_as_moto_builds_them(self) -> None:
+        queue_url = self.queue(fifo=True, VisibilityTimeout="60")
+        for i in range(3):
+            self.sqs.send_message(
+                QueueUrl=queue_url, MessageBody=f"m{i}", MessageGroupId=f"g{i}", MessageDeduplicationId=f"d{i}"
+            )
+        self.assertEqual(len(self.sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=1)["Messages"]), 1)
+        every = self.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
+        self.assertEqual(every["ApproximateNumberOfMessages"], "2")
+        self.assertEqual(every["ApproximateNumberOfMessagesNotVisible"], "1")
+        self.assertEqual(every["ApproximateNumberOfMessagesDelayed"], "0")
+        self.assertEqual(every["FifoQueue"], "true")
+        self.assertEqual(every["ContentBasedDeduplication"], "false")
+        self.assertEqual(every["VisibilityTimeout"], "60")
+        self.assertIn("QueueArn", every)
+        some = self.sqs.get_queue_attributes(
+            QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessagesNotVisible", "FifoQueue"]
+        )["Attributes"]
+        self.assertEqual(some, {"ApproximateNumberOfMessagesNotVisible": "1", "FifoQueue": "true"})
+
+
+class SqsAttributesComputedWhenRead(unittest.TestCase):
+    """In process: one attribute looked up reads that attribute only (moto counted every
+    message three times for each one sent)."""
+
+    def test_a_lookup_does_not_count_the_queues_messages(self) -> None:
+        sys.path.insert(0, str(LAUNCHER.parent))
+        try:
+            import moto_server
+            from moto.sqs.models import Queue
+        except ImportError:
+            self.skipTest("moto is not installed (run with .venv/bin/python)")
+        moto_server.sqs_attributes_computed_when_read()
+        queue = Queue("q.fifo", region="eu-west-2", account_id="123456789012", FifoQueue="true")
+
+        def counted(_queue: Any) -> int:
+            raise AssertionError("the queue's messages were counted")
+
+        count = Queue.approximate_number_of_messages_not_visible
+        Queue.approximate_number_of_messages_not_visible = property(counted)  # type: ignore[assignment]
+        try:
+            self.assertEqual(queue.attributes.get("ContentBasedDeduplication"), "false")
+            self.assertEqual(queue.attributes["MessageRetentionPeriod"], 345600)
+            with self.assertRaises(AssertionError):
+                dict(queue.attributes)
+        finally:
+            Queue.approximate_number_of_messages_not_visible = count  # type: ignore[assignment]
+
 
 if __name__ == "__main__":
     unittest.main()
