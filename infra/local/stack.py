@@ -14,7 +14,9 @@ Subcommands (run with .venv/bin/python, see infra/venv.sh):
              With --enforce-iam it then makes moto check every later call against the
              caller's policies.
 
-Nothing but the JSON document goes to stdout; diagnostics go to stderr.
+Nothing but the JSON document goes to stdout; diagnostics go to stderr. The template's
+intrinsic functions (Ref, Fn::GetAtt, Fn::Sub...) are read and resolved by resolver.py,
+beside this file.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from resolver import Resolver, StackError, aws_call, getatt_target, references
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TEMPLATE = ROOT / "template.yaml"
@@ -46,18 +50,6 @@ DATA_RESOURCE_TYPES = (
 )
 DATA_RESOURCE_PREFIXES = ("AWS::SES::",)
 
-PSEUDO_PARAMS = {
-    "AWS::Region",
-    "AWS::AccountId",
-    "AWS::Partition",
-    "AWS::URLSuffix",
-    "AWS::StackName",
-    "AWS::StackId",
-    "AWS::NoValue",
-    "AWS::NotificationARNs",
-}
-
-
 # Parameters that have no default because a deploy must choose them (SES identities, the
 # admins' identity provider) get these values locally, where they only need to be valid.
 LOCAL_PARAMETER_VALUES = {
@@ -71,10 +63,6 @@ LOCAL_PARAMETER_VALUES = {
 # an operator may, and each function's role trusts it, so the runners call AWS with the
 # credentials of the role they run a function under (sts:AssumeRole), as Lambda does.
 LOCAL_RUNNER_USER = "comps-webhooks-local-runner"
-
-
-class StackError(Exception):
-    """An error with a message meant for the user; exits non-zero."""
 
 
 def log(msg: str) -> None:
@@ -171,37 +159,7 @@ def translate(template_path: Path, region: str) -> dict[str, Any]:
         raise StackError(f"SAM translation of {template_path} failed:\n{causes}") from exc
 
 
-# --------------------------------------------------------------------------- references
-
-
-def references(node: Any) -> set[str]:
-    """Logical ids / parameter names referenced by Ref, Fn::GetAtt and Fn::Sub."""
-    found: set[str] = set()
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "Ref" and isinstance(value, str):
-                found.add(value)
-            elif key == "Fn::GetAtt":
-                if isinstance(value, list) and value and isinstance(value[0], str):
-                    found.add(value[0])
-                elif isinstance(value, str):
-                    found.add(value.split(".", 1)[0])
-            elif key == "Fn::Sub":
-                text = value[0] if isinstance(value, list) else value
-                local = set(value[1]) if isinstance(value, list) and len(value) > 1 else set()
-                if isinstance(text, str):
-                    for name in re.findall(r"\$\{([^!}][^}]*)\}", text):
-                        name = name.split(".", 1)[0]
-                        if name not in local:
-                            found.add(name)
-                if isinstance(value, list) and len(value) > 1:
-                    found |= references(value[1])
-                continue
-            found |= references(value)
-    elif isinstance(node, list):
-        for item in node:
-            found |= references(item)
-    return found
+# --------------------------------------------------------------------------- data resources
 
 
 def json_text_with_intrinsics(doc: Any) -> Any:
@@ -354,24 +312,6 @@ def aws_clients(endpoint: str, region: str, credentials: dict[str, str] | None =
             return self._cache[name]
 
     return Clients()
-
-
-def aws_call(what: str, fn, *args, **kwargs):
-    from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
-    from botocore.parsers import ResponseParserError
-
-    try:
-        return fn(*args, **kwargs)
-    except EndpointConnectionError as exc:
-        raise StackError(f"{what}: cannot reach the AWS emulator ({exc})") from exc
-    except ClientError as exc:
-        err = exc.response.get("Error", {})
-        raise StackError(f"{what}: {err.get('Code')}: {err.get('Message')}") from exc
-    except ResponseParserError as exc:
-        # moto answers an HTML 500 page when it crashes on a request.
-        raise StackError(f"{what}: the emulator answered with an internal error (see its log)") from exc
-    except BotoCoreError as exc:
-        raise StackError(f"{what}: {exc}") from exc
 
 
 def describe_stack(aws, name: str) -> dict[str, Any] | None:
@@ -705,148 +645,6 @@ def function_role(lid: str, props: dict[str, Any]) -> str | None:
 # --------------------------------------------------------------------------- resolving
 
 
-class Resolver:
-    """Resolves Ref / Fn::GetAtt / Fn::Sub (and a few more) against a live stack."""
-
-    def __init__(self, aws, stack: dict[str, Any], cfn: dict[str, Any], resources, params, region):
-        self.aws = aws
-        self.cfn = cfn
-        self.resources = resources  # logical id -> describe_stack_resources entry
-        self.region = region
-        self.params: dict[str, Any] = {}
-        for name, decl in (cfn.get("Parameters") or {}).items():
-            if name in params:
-                value: Any = params[name]
-            elif "Default" in decl:
-                value = decl["Default"]
-            else:
-                value = None
-            if value is not None and decl.get("Type", "").startswith("CommaDelimitedList"):
-                value = [v.strip() for v in str(value).split(",")] if not isinstance(value, list) else value
-            self.params[name] = value
-        self.pseudo = {
-            "AWS::Region": region,
-            "AWS::Partition": "aws-cn" if region.startswith("cn-") else "aws",
-            "AWS::URLSuffix": "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com",
-            "AWS::StackName": stack["StackName"],
-            "AWS::StackId": stack["StackId"],
-            "AWS::AccountId": self._account_id(stack["StackId"]),
-        }
-        self._attr_cache: dict[tuple[str, str], str] = {}
-
-    @staticmethod
-    def _account_id(stack_id: str) -> str:
-        parts = stack_id.split(":")
-        return parts[4] if len(parts) > 4 and parts[4] else "123456789012"
-
-    def _resource(self, lid: str) -> dict[str, Any]:
-        if lid not in self.resources:
-            if lid in self.cfn.get("Resources", {}):
-                rtype = self.cfn["Resources"][lid].get("Type")
-                raise StackError(f"{lid} ({rtype}) is not created locally, so it cannot be resolved")
-            raise StackError(f"unknown reference {lid!r}")
-        return self.resources[lid]
-
-    def ref(self, name: str) -> Any:
-        if name in self.pseudo:
-            return self.pseudo[name]
-        if name in self.params:
-            if self.params[name] is None:
-                raise StackError(f"parameter {name} has no default; pass --parameter {name}=VALUE")
-            return self.params[name]
-        res = self._resource(name)
-        if res["ResourceType"] == "AWS::SQS::Queue":
-            return self.getatt(name, "QueueUrl")
-        return res["PhysicalResourceId"]
-
-    def getatt(self, lid: str, attr: str) -> str:
-        key = (lid, attr)
-        if key in self._attr_cache:
-            return self._attr_cache[key]
-        res = self._resource(lid)
-        rtype, phys = res["ResourceType"], res["PhysicalResourceId"]
-        value: str | None = None
-        if rtype == "AWS::SQS::Queue":
-            if attr == "QueueUrl":
-                # The physical id is the AWS-style URL (https://sqs.<region>.amazonaws.com/...);
-                # ask the emulator for the URL it hands out, which points at itself.
-                name = phys.rstrip("/").rsplit("/", 1)[-1]
-                value = aws_call(
-                    f"get_queue_url {name}", self.aws.sqs.get_queue_url, QueueName=name
-                )["QueueUrl"]
-            elif attr in ("Arn", "QueueName"):
-                attrs = aws_call(
-                    f"get_queue_attributes {phys}",
-                    self.aws.sqs.get_queue_attributes,
-                    QueueUrl=self.getatt(lid, "QueueUrl"),
-                    AttributeNames=["QueueArn"],
-                )["Attributes"]
-                arn = attrs["QueueArn"]
-                value = arn if attr == "Arn" else arn.rsplit(":", 1)[-1]
-        elif rtype == "AWS::DynamoDB::Table":
-            table = aws_call(
-                f"describe_table {phys}", self.aws.dynamodb.describe_table, TableName=phys
-            )["Table"]
-            value = {"Arn": table.get("TableArn"), "StreamArn": table.get("LatestStreamArn")}.get(attr)
-        elif rtype == "AWS::Logs::LogGroup" and attr == "Arn":
-            value = f"arn:{self.pseudo['AWS::Partition']}:logs:{self.region}:{self.pseudo['AWS::AccountId']}:log-group:{phys}:*"
-        elif rtype == "AWS::KMS::Key":
-            meta = aws_call(f"describe_key {phys}", self.aws.kms.describe_key, KeyId=phys)["KeyMetadata"]
-            value = {"Arn": meta.get("Arn"), "KeyId": meta.get("KeyId")}.get(attr)
-        if value is None:
-            raise StackError(f"cannot resolve Fn::GetAtt {lid}.{attr} ({rtype}) locally")
-        self._attr_cache[key] = value
-        return value
-
-    def resolve(self, node: Any) -> Any:
-        if isinstance(node, dict) and len(node) == 1:
-            (key, value), = node.items()
-            if key == "Ref":
-                return self.ref(value)
-            if key == "Fn::GetAtt":
-                lid, attr = (value.split(".", 1) if isinstance(value, str) else value)
-                return self.getatt(lid, self.resolve(attr))
-            if key == "Fn::Sub":
-                return self.sub(value)
-            if key == "Fn::Join":
-                sep, items = value
-                items = self.resolve(items)
-                return self.resolve(sep).join(str(self.resolve(i)) for i in items)
-            if key == "Fn::Select":
-                idx, items = value
-                return self.resolve(items)[int(self.resolve(idx))]
-            if key == "Fn::Split":
-                sep, text = value
-                return str(self.resolve(text)).split(self.resolve(sep))
-            if key.startswith("Fn::"):
-                raise StackError(f"{key} is not supported by the local resolver")
-        if isinstance(node, dict):
-            return {k: self.resolve(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [self.resolve(v) for v in node]
-        return node
-
-    def sub(self, value: Any) -> str:
-        if isinstance(value, list):
-            text, local = value[0], {k: self.resolve(v) for k, v in (value[1] if len(value) > 1 else {}).items()}
-        else:
-            text, local = value, {}
-
-        def repl(m: re.Match[str]) -> str:
-            expr = m.group(1)
-            if expr.startswith("!"):
-                return "${" + expr[1:] + "}"
-            if expr in local:
-                return str(local[expr])
-            if "." in expr and expr.split(".", 1)[0] not in self.params:
-                lid, attr = expr.split(".", 1)
-                return self.getatt(lid, attr)
-            v = self.ref(expr)
-            return ",".join(v) if isinstance(v, list) else str(v)
-
-        return re.sub(r"\$\{([^}]+)\}", repl, text)
-
-
 def env_string(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -862,19 +660,6 @@ def stack_resolver(aws, stack_name: str, cfn: dict[str, Any], params, region) ->
     if stack is None:
         raise StackError(f"stack {stack_name} disappeared")
     return Resolver(aws, stack, cfn, stack_resources(aws, stack_name), params, region)
-
-
-def getatt_target(node: Any) -> tuple[str | None, str | None]:
-    """(logical id, attribute) of an `Fn::GetAtt`, else (None, None)."""
-    if not (isinstance(node, dict) and "Fn::GetAtt" in node):
-        return None, None
-    ga = node["Fn::GetAtt"]
-    if isinstance(ga, str):
-        lid, _, attr = ga.partition(".")
-        return lid, attr
-    if isinstance(ga, list) and len(ga) == 2 and all(isinstance(part, str) for part in ga):
-        return ga[0], ga[1]
-    return None, None
 
 
 def describe_stream_mapping(

@@ -1,4 +1,5 @@
-"""Unit tests for the pure parts of infra/local/stack.py (no emulator, no network).
+"""Unit tests for the pure parts of infra/local/stack.py and infra/local/resolver.py (no
+emulator, no network).
 
 Run from the repository root with
     .venv/bin/python -m unittest infra/local/test_stack.py -v
@@ -19,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import stack  # noqa: E402
+from resolver import Resolver, getatt_target, references  # noqa: E402
 from stack import StackError  # noqa: E402
 
 REGION = "eu-west-2"
@@ -87,9 +89,9 @@ def make_resources() -> dict:
     }
 
 
-def make_resolver(params=None, region=REGION, stack_doc=None, aws=None) -> stack.Resolver:
+def make_resolver(params=None, region=REGION, stack_doc=None, aws=None) -> Resolver:
     given = {"AlertEmails": "a@x.test, b@x.test"} if params is None else params
-    return stack.Resolver(
+    return Resolver(
         aws if aws is not None else FakeAws(),
         stack_doc or STACK,
         make_cfn(),
@@ -109,15 +111,15 @@ class ReferencesTest(unittest.TestCase):
             "B": [{"Fn::GetAtt": ["Queue", "Arn"]}, {"Fn::GetAtt": "Table.StreamArn"}],
             "C": {"Nested": {"Deeper": [{"Ref": "AWS::Region"}]}},
         }
-        self.assertEqual(stack.references(node), {"Stage", "Queue", "Table", "AWS::Region"})
+        self.assertEqual(references(node), {"Stage", "Queue", "Table", "AWS::Region"})
 
     def test_non_string_ref_is_ignored(self):
-        self.assertEqual(stack.references({"Ref": {"Fn::Sub": "x"}}), set())
-        self.assertEqual(stack.references(["plain", 3, None, {"Key": "Ref"}]), set())
+        self.assertEqual(references({"Ref": {"Fn::Sub": "x"}}), set())
+        self.assertEqual(references(["plain", 3, None, {"Key": "Ref"}]), set())
 
     def test_sub_string(self):
         node = {"Fn::Sub": "arn:${AWS::Partition}:x:${Key.Arn}/${Stage}/${!Literal}"}
-        self.assertEqual(stack.references(node), {"AWS::Partition", "Key", "Stage"})
+        self.assertEqual(references(node), {"AWS::Partition", "Key", "Stage"})
 
     def test_sub_with_variable_map(self):
         node = {
@@ -127,7 +129,7 @@ class ReferencesTest(unittest.TestCase):
             ]
         }
         # Local variables are not references; what the map itself references is.
-        self.assertEqual(stack.references(node), {"Stage", "Other", "Table", "Retention"})
+        self.assertEqual(references(node), {"Stage", "Other", "Table", "Retention"})
 
 
 # --------------------------------------------------------------------------- json_text_with_intrinsics
@@ -590,7 +592,7 @@ def describe_streams(mapping_props: dict, aws=None) -> dict:
         "EventsTable": {"ResourceType": "AWS::DynamoDB::Table", "PhysicalResourceId": TABLE},
         "DeliveriesQueue": {"ResourceType": "AWS::SQS::Queue", "PhysicalResourceId": QUEUE_AWS_URL},
     }
-    resolver = stack.Resolver(aws or FakeAwsWithTable(), STACK, cfn, resources, {}, REGION)
+    resolver = Resolver(aws or FakeAwsWithTable(), STACK, cfn, resources, {}, REGION)
     roles = {
         "DeliverFunctionRole": {
             "arn": f"arn:aws:iam::{ACCOUNT}:role/deliver",
@@ -656,10 +658,10 @@ class StreamEventSourceMappingTest(unittest.TestCase):
             describe_streams({})
 
     def test_getatt_target(self):
-        self.assertEqual(stack.getatt_target({"Fn::GetAtt": ["T", "StreamArn"]}), ("T", "StreamArn"))
-        self.assertEqual(stack.getatt_target({"Fn::GetAtt": "Q.Arn"}), ("Q", "Arn"))
-        self.assertEqual(stack.getatt_target({"Ref": "Q"}), (None, None))
-        self.assertEqual(stack.getatt_target("arn:aws:sqs:r:1:q"), (None, None))
+        self.assertEqual(getatt_target({"Fn::GetAtt": ["T", "StreamArn"]}), ("T", "StreamArn"))
+        self.assertEqual(getatt_target({"Fn::GetAtt": "Q.Arn"}), ("Q", "Arn"))
+        self.assertEqual(getatt_target({"Ref": "Q"}), (None, None))
+        self.assertEqual(getatt_target("arn:aws:sqs:r:1:q"), (None, None))
 
 
 class EnsureTableStreamTest(unittest.TestCase):
@@ -766,7 +768,7 @@ class ThrottlingTest(unittest.TestCase):
                 },
             }
         )
-        resolver = stack.Resolver(FakeAws(), STACK, cfn, make_resources(), {}, REGION)
+        resolver = Resolver(FakeAws(), STACK, cfn, make_resources(), {}, REGION)
         self.assertEqual(
             stack.describe_throttling(resolver, cfn),
             {
@@ -777,7 +779,7 @@ class ThrottlingTest(unittest.TestCase):
 
     def test_no_stage_or_no_settings_throttle_nothing(self):
         cfn = make_cfn()
-        resolver = stack.Resolver(FakeAws(), STACK, cfn, make_resources(), {}, REGION)
+        resolver = Resolver(FakeAws(), STACK, cfn, make_resources(), {}, REGION)
         self.assertEqual(stack.describe_throttling(resolver, cfn), {"default": None, "routes": {}})
         cfn = self.cfn({})
         self.assertEqual(stack.describe_throttling(resolver, cfn), {"default": None, "routes": {}})
