@@ -365,13 +365,23 @@ def receives_pick_atomically() -> None:
     """moto picks a receive's messages and marks them received without a lock, so two
     receives at once could each take a message of one FIFO group (AWS never hands out a
     group's messages to two consumers at once). Here each pick is atomic; a receive that
-    finds nothing waits outside the lock, as moto's own long poll does."""
+    finds nothing waits outside the lock, as moto's own long poll does. And a batch sent is
+    there whole or not at all for a receive, as SQS stores one SendMessageBatch in one
+    request: moto adds its messages one by one and a long poll woken by the first took it
+    alone (the deliver function was invoked for one message where AWS hands it the batch)."""
     import time
 
     from moto.sqs.models import SQSBackend
 
     lock = threading.Lock()
     receive = SQSBackend.receive_message
+    send_batch = SQSBackend.send_message_batch
+
+    def whole(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return send_batch(self, *args, **kwargs)
+
+    SQSBackend.send_message_batch = whole
 
     def atomic(
         self: Any,

@@ -612,5 +612,51 @@ class SqsAttributesComputedWhenRead(unittest.TestCase):
             Queue.approximate_number_of_messages_not_visible = count  # type: ignore[assignment]
 
 
+
+class SqsBatchSentWhole(unittest.TestCase):
+    """In process: a long poll woken by a batch's first message receives the whole batch
+    (moto adds a batch's messages one by one; SQS stores a batch in one request)."""
+
+    def test_a_long_poll_woken_by_a_batch_receives_it_whole(self) -> None:
+        sys.path.insert(0, str(LAUNCHER.parent))
+        try:
+            import moto_server
+            from moto.sqs.models import Queue, sqs_backends
+        except ImportError:
+            self.skipTest("moto is not installed (run with .venv/bin/python)")
+        moto_server.receives_pick_atomically()
+        backend = sqs_backends["123456789012"][REGION]
+        name = f"q-{uuid.uuid4().hex[:12]}.fifo"
+        backend.create_queue(name, FifoQueue="true")
+        add = Queue.add_message
+
+        def slowly(queue: Any, message: Any) -> None:
+            add(queue, message)
+            time.sleep(0.05)  # the sender lets the woken poll run between two messages
+
+        received: list[Any] = []
+        polling = threading.Thread(target=lambda: received.extend(backend.receive_message(name, 10, 10, 30)))
+        Queue.add_message = slowly  # type: ignore[method-assign]
+        try:
+            polling.start()
+            time.sleep(0.3)  # the poll is waiting
+            entries = {
+                f"m{i}": {
+                    "Id": f"m{i}",
+                    "MessageBody": f"m{i}",
+                    "MessageAttributes": {},
+                    "DelaySeconds": 0,
+                    "MessageGroupId": f"g{i}",
+                    "MessageDeduplicationId": f"d{i}",
+                }
+                for i in range(10)
+            }
+            backend.send_message_batch(name, entries)
+            polling.join(15)
+        finally:
+            Queue.add_message = add  # type: ignore[method-assign]
+        self.assertEqual(sorted(m.body for m in received), sorted(f"m{i}" for i in range(10)))
+
+
 if __name__ == "__main__":
     unittest.main()
