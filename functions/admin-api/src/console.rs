@@ -1,7 +1,11 @@
 //! The admin console of SPEC §8: the guide's pages (`/admin/webhooks`, `/admin/webhooks/new`,
-//! `/admin/webhooks/{id}`) as one static HTML shell, a stylesheet and a script, compiled
-//! into the binary. The shells carry no data and need no token: the script signs the admin
-//! in and reads everything from `/api/v1` with the admin's token.
+//! `/admin/webhooks/{id}`) as one static HTML shell, a stylesheet and a script in ES modules
+//! (no build step), compiled into the binary. The shells carry no data and need no token:
+//! the script signs the admin in and reads everything from `/api/v1` with the admin's token.
+//!
+//! The assets are served under a path naming their version,
+//! `/admin/webhooks/assets/<version>/<file>`, so the modules' relative imports (`./api.js`)
+//! stay within one version: a page never pairs a module of one build with another's.
 //!
 //! Every answer carries a strict Content-Security-Policy: scripts only from this origin
 //! (none inline), so text a receiver controls (a response body, a header) can never run
@@ -10,7 +14,8 @@
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, OnceLock};
 
-use axum::extract::State;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -20,8 +25,39 @@ use serde::Serialize;
 use crate::scope::AdminScope;
 
 const SHELL: &str = include_str!("../console/index.html");
-const STYLESHEET: &str = include_str!("../console/console.css");
-const SCRIPT: &str = include_str!("../console/console.js");
+
+/// The console's assets by file name: the stylesheet, and the script's modules (`main.js`
+/// is the entry; the shell preloads the others, so the browser need not find them import by
+/// import).
+const ASSETS: [(&str, &str); 14] = [
+    ("console.css", include_str!("../console/console.css")),
+    ("main.js", include_str!("../console/main.js")),
+    ("dom.js", include_str!("../console/dom.js")),
+    ("format.js", include_str!("../console/format.js")),
+    ("auth.js", include_str!("../console/auth.js")),
+    ("api.js", include_str!("../console/api.js")),
+    ("badges.js", include_str!("../console/badges.js")),
+    ("dialogs.js", include_str!("../console/dialogs.js")),
+    ("forms.js", include_str!("../console/forms.js")),
+    ("router.js", include_str!("../console/router.js")),
+    ("list.js", include_str!("../console/list.js")),
+    ("new-webhook.js", include_str!("../console/new-webhook.js")),
+    ("webhook.js", include_str!("../console/webhook.js")),
+    ("history.js", include_str!("../console/history.js")),
+];
+
+/// Where the assets of this build are: the version is part of the path (see the module's
+/// documentation).
+const ASSETS_PATH: &str = "/admin/webhooks/assets";
+
+/// An asset's type, by its file name.
+fn content_type(name: &str) -> &'static str {
+    if name.ends_with(".css") {
+        "text/css; charset=utf-8"
+    } else {
+        "text/javascript; charset=utf-8"
+    }
+}
 
 /// Where the console lives; its assets are under `assets/` (no webhook id is `assets`: ids are `wh_…`).
 pub const CONSOLE_PATH: &str = "/admin/webhooks";
@@ -134,10 +170,25 @@ fn assets_version() -> &'static str {
     static VERSION: OnceLock<String> = OnceLock::new();
     VERSION.get_or_init(|| {
         let mut hasher = DefaultHasher::new();
-        STYLESHEET.hash(&mut hasher);
-        SCRIPT.hash(&mut hasher);
+        ASSETS.hash(&mut hasher);
         format!("{:016x}", hasher.finish())
     })
+}
+
+/// The shell, naming this build's assets: `{{version}}` in their paths, and `{{preload}}`
+/// replaced by a `modulepreload` link for each module but the entry.
+fn shell_text() -> String {
+    let version = assets_version();
+    let preload: Vec<String> = ASSETS
+        .iter()
+        .filter(|(name, _)| name.ends_with(".js") && *name != "main.js")
+        .map(|(name, _)| {
+            format!(r#"<link rel="modulepreload" href="{ASSETS_PATH}/{version}/{name}">"#)
+        })
+        .collect();
+    SHELL
+        .replace("{{preload}}", &preload.join("\n"))
+        .replace("{{version}}", version)
 }
 
 /// The console's routes, with its settings from the environment.
@@ -150,7 +201,7 @@ pub fn router_with(settings: ConsoleSettings) -> Router {
     let policy = HeaderValue::from_str(&settings.content_security_policy())
         .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"));
     let console = Arc::new(Console {
-        shell: SHELL.replace("{{version}}", assets_version()),
+        shell: shell_text(),
         settings,
         policy,
     });
@@ -159,9 +210,8 @@ pub fn router_with(settings: ConsoleSettings) -> Router {
         .route("/admin/webhooks/", get(shell))
         .route("/admin/webhooks/new", get(shell))
         .route("/admin/webhooks/{id}", get(shell))
-        .route("/admin/webhooks/assets/console.css", get(stylesheet))
-        .route("/admin/webhooks/assets/console.js", get(script))
         .route("/admin/webhooks/assets/config.json", get(config))
+        .route("/admin/webhooks/assets/{version}/{name}", get(asset))
         .route("/admin/webhooks/assets/{other}", get(no_asset))
         .with_state(console)
 }
@@ -188,7 +238,7 @@ fn secured(
     ]
 }
 
-/// Assets are asked for with `?v=<fingerprint>`; a new build changes their URLs.
+/// Assets are asked for under `<version>/`; a new build changes their URLs.
 const CACHE_ASSET: &str = "public, max-age=31536000, immutable";
 /// The shell is small and names the current assets: always checked again.
 const CACHE_SHELL: &str = "no-cache";
@@ -201,20 +251,23 @@ async fn shell(State(console): State<Arc<Console>>) -> Response {
         .into_response()
 }
 
-async fn stylesheet(State(console): State<Arc<Console>>) -> Response {
-    (
-        secured(&console, "text/css; charset=utf-8", CACHE_ASSET),
-        STYLESHEET,
-    )
-        .into_response()
-}
-
-async fn script(State(console): State<Arc<Console>>) -> Response {
-    (
-        secured(&console, "text/javascript; charset=utf-8", CACHE_ASSET),
-        SCRIPT,
-    )
-        .into_response()
+/// An asset of this build. Another version's is not here: a 404, never this build's text
+/// under that version's path (which a browser would then cache for good).
+async fn asset(
+    State(console): State<Arc<Console>>,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Response {
+    let found = path.ok().and_then(|Path((version, name))| {
+        (version == assets_version())
+            .then(|| ASSETS.iter().find(|(known, _)| *known == name))
+            .flatten()
+    });
+    match found {
+        Some((name, text)) => {
+            (secured(&console, content_type(name), CACHE_ASSET), *text).into_response()
+        }
+        None => no_asset(State(console)).await,
+    }
 }
 
 async fn config(State(console): State<Arc<Console>>) -> Response {
@@ -326,11 +379,25 @@ mod tests {
             assert!(policy.contains("script-src 'self';"), "{policy}");
             assert!(!policy.contains("unsafe"), "{policy}");
             assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+            let version = assets_version();
             assert!(body.contains(&format!(
-                "/admin/webhooks/assets/console.js?v={}",
-                assets_version()
+                r#"<script type="module" src="/admin/webhooks/assets/{version}/main.js"></script>"#
             )));
-            assert!(!body.contains("{{version}}"));
+            assert!(body.contains(&format!(
+                r#"<link rel="stylesheet" href="/admin/webhooks/assets/{version}/console.css">"#
+            )));
+            for (name, _) in ASSETS
+                .iter()
+                .filter(|(n, _)| n.ends_with(".js") && *n != "main.js")
+            {
+                assert!(
+                    body.contains(&format!(
+                        r#"<link rel="modulepreload" href="/admin/webhooks/assets/{version}/{name}">"#
+                    )),
+                    "{name} is preloaded"
+                );
+            }
+            assert!(!body.contains("{{"));
             // No inline script or style, nothing fetched from elsewhere.
             assert!(!body.contains("<script>") && !body.contains("style="));
             assert!(!body.contains("//fonts.") && !body.contains("cdn"));
@@ -338,32 +405,98 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn assets_have_their_types_and_are_cached_for_good() {
-        let (status, headers, body) = get("/admin/webhooks/assets/console.js").await;
-        assert_eq!(status, 200);
-        assert_eq!(
-            headers[header::CONTENT_TYPE],
-            "text/javascript; charset=utf-8"
-        );
-        assert_eq!(headers[header::CACHE_CONTROL], CACHE_ASSET);
-        for html_api in [
-            "innerHTML",
-            "outerHTML",
-            "insertAdjacentHTML",
-            "document.write",
-            "eval(",
-        ] {
-            assert!(
-                !body.contains(html_api),
-                "receiver text is written as text only: {html_api}"
-            );
+    async fn every_asset_is_served_with_its_type_and_cached_for_good() {
+        let version = assets_version();
+        for (name, text) in ASSETS {
+            let (status, headers, body) =
+                get(&format!("/admin/webhooks/assets/{version}/{name}")).await;
+            assert_eq!(status, 200, "{name}");
+            let expected_type = if name.ends_with(".css") {
+                "text/css; charset=utf-8"
+            } else {
+                "text/javascript; charset=utf-8"
+            };
+            assert_eq!(headers[header::CONTENT_TYPE], expected_type, "{name}");
+            assert_eq!(headers[header::CACHE_CONTROL], CACHE_ASSET, "{name}");
+            let policy = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+            assert!(policy.contains("script-src 'self';"), "{policy}");
+            assert!(!policy.contains("unsafe"), "{policy}");
+            assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+            assert_eq!(headers[header::REFERRER_POLICY], "no-referrer");
+            assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY");
+            assert_eq!(body, text, "{name}");
         }
-        let (_, headers, _) = get("/admin/webhooks/assets/console.css").await;
-        assert_eq!(headers[header::CONTENT_TYPE], "text/css; charset=utf-8");
         let (_, headers, body) = get("/admin/webhooks/assets/config.json").await;
         assert_eq!(headers[header::CONTENT_TYPE], "application/json");
         assert_eq!(body, r#"{"sign_in":"token"}"#);
-        let (status, _, _) = get("/admin/webhooks/assets/nothing.js").await;
-        assert_eq!(status, 404);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_asset_or_another_version_is_not_found() {
+        let version = assets_version();
+        for path in [
+            "/admin/webhooks/assets/nothing.js".to_owned(),
+            // The paths before modules: no longer served.
+            "/admin/webhooks/assets/console.js".to_owned(),
+            "/admin/webhooks/assets/console.css".to_owned(),
+            format!("/admin/webhooks/assets/{version}/nothing.js"),
+            format!("/admin/webhooks/assets/{version}/index.html"),
+            // Another build's version: its text is not this build's.
+            "/admin/webhooks/assets/0123456789abcdef/main.js".to_owned(),
+            format!("/admin/webhooks/assets/{version}/%FF.js"),
+        ] {
+            let (status, headers, body) = get(&path).await;
+            assert_eq!(status, 404, "{path}");
+            assert_eq!(headers[header::CACHE_CONTROL], CACHE_SHELL, "{path}");
+            assert!(headers.contains_key(header::CONTENT_SECURITY_POLICY));
+            assert_eq!(body, "no such console asset");
+        }
+    }
+
+    /// The script's modules: the entry first, each one's relative imports.
+    fn modules() -> impl Iterator<Item = (&'static str, &'static str)> {
+        ASSETS.into_iter().filter(|(name, _)| name.ends_with(".js"))
+    }
+
+    #[test]
+    fn every_import_is_a_served_module_and_every_module_is_imported() {
+        let mut imported = vec!["main.js"];
+        for (name, text) in modules() {
+            for import in text.split(" from \"").skip(1) {
+                let target = import.split('"').next().unwrap_or_default();
+                let file = target
+                    .strip_prefix("./")
+                    .unwrap_or_else(|| panic!("{name} imports {target}: only modules beside it"));
+                assert!(
+                    modules().any(|(known, _)| known == file),
+                    "{name} imports {target}, which is not served"
+                );
+                imported.push(file);
+            }
+        }
+        for (name, _) in modules() {
+            assert!(
+                imported.contains(&name),
+                "{name} is served but never imported"
+            );
+        }
+    }
+
+    #[test]
+    fn no_module_writes_text_as_markup() {
+        for (name, text) in modules() {
+            for html_api in [
+                "innerHTML",
+                "outerHTML",
+                "insertAdjacentHTML",
+                "document.write",
+                "eval(",
+            ] {
+                assert!(
+                    !text.contains(html_api),
+                    "{name}: receiver text is written as text only: {html_api}"
+                );
+            }
+        }
     }
 }
