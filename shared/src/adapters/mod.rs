@@ -1,5 +1,7 @@
-//! Adapters: one per AWS service, and the HTTPS delivery client. Their errors keep the SDK's
-//! error as source and say whether trying again may help ([`aws_error`]).
+//! Adapters: one per AWS service the functions share (DynamoDB, SQS, KMS, the HTTP API), and
+//! the AWS SDK's HTTP transport; the delivery client, the mailer and the metrics live in the
+//! functions that use them. Their errors keep the SDK's error as source and say whether
+//! trying again may help ([`aws_error`]).
 //!
 //! AWS clients are built once per container from the SDK's standard configuration, so the
 //! same binaries talk to AWS, LocalStack or moto (`AWS_ENDPOINT_URL`). No network call
