@@ -1,10 +1,14 @@
 // The admin console, clicked through in headless Chromium as the user guide tells it.
 // Run by `cargo test -p integration-tests --test browser` (tests/tests/browser/main.rs),
 // which starts the stack, the receivers and the OIDC test issuer and passes their
-// addresses in the environment. Screenshots: $ARTIFACTS/*.png.
+// addresses in the environment. Screenshots: $ARTIFACTS/*.png. Every distinct page and
+// state met on the way is audited with axe-core (WCAG 2.0/2.1 A and AA, and axe's best
+// practices), in the light and the dark colour scheme: 0 violations, listed in
+// $ARTIFACTS/axe.json and by the last tests if any.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
@@ -23,6 +27,14 @@ const FAILING = env("FAILING_RECEIVER_URL");
 const ACCEPTING = env("ACCEPTING_RECEIVER_URL");
 const ARTIFACTS = env("ARTIFACTS");
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+
+// axe-core's source, evaluated in the page. Not `page.addScriptTag`: that adds an inline
+// <script>, which the console's CSP (`script-src 'self'`) refuses; nor `bypassCSP`, which
+// would switch the CSP off for the whole context and with it the check that no page breaks
+// it. Code evaluated through the DevTools protocol is not the page's, so the CSP lets it
+// run (axe compiles its messages with `new Function`) and logs nothing.
+const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+const AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"];
 
 const facts = {};
 let profile;
@@ -78,6 +90,31 @@ after(async () => {
   if (profile) rmSync(profile, { recursive: true, force: true });
 });
 
+/** Every audit: the state's name, colour scheme and violations. */
+const audits = [];
+
+/** Audits what `target` shows now (`state` names it), in the light and the dark scheme. */
+async function audit(state, target = page) {
+  if (!(await target.evaluate(() => typeof window.axe === "object"))) await target.evaluate(AXE_SOURCE);
+  for (const colorScheme of ["light", "dark"]) {
+    await target.emulateMedia({ colorScheme });
+    const result = await target.evaluate(async (tags) => {
+      const results = await window.axe.run(document, { runOnly: { type: "tag", values: tags }, resultTypes: ["violations"] });
+      return {
+        violations: results.violations.map((v) => ({
+          id: v.id, impact: v.impact, help: v.help, helpUrl: v.helpUrl,
+          nodes: v.nodes.map((n) => ({ target: n.target.join(" "), html: n.html.slice(0, 200), summary: n.failureSummary })),
+        })),
+        // For the record (axe.json): the rules that passed, and those axe could not decide.
+        passed: results.passes.map((r) => r.id),
+        undecided: results.incomplete.map((r) => r.id),
+      };
+    }, AXE_TAGS);
+    audits.push({ state, colorScheme, url: target.url(), ...result });
+  }
+  await target.emulateMedia({ colorScheme: "light" });
+}
+
 /** The row of the delivery history for `text` (an event's resource id, say). */
 const historyRows = () => page.locator("#deliveries tbody tr");
 
@@ -90,10 +127,12 @@ test("the printed URL signs in, and the token leaves the address bar", async () 
   assert.ok(!page.url().includes("token"), page.url());
   await page.getByText("No webhooks yet — New Webhook").waitFor();
   await shot("01-list-empty");
+  await audit("webhook list, empty");
   // Without the fragment (a new tab): asked to sign in, nothing shown.
   const other = watch(await context.newPage());
   await other.goto(`${CONSOLE}/admin/webhooks`);
   await other.getByRole("heading", { name: "Sign in" }).waitFor();
+  await audit("sign-in page (token)", other);
   await other.close();
 });
 
@@ -113,6 +152,7 @@ test("creating a webhook through the form shows its secret once", async () => {
   await page.getByRole("checkbox", { name: /winner\.drawn/ }).check();
   assert.equal(await page.getByRole("switch", { name: "Active" }).isChecked(), true);
   await shot("02-new-webhook-form");
+  await audit("new-webhook form, filled in");
   await page.getByRole("button", { name: "Save" }).click();
   const panel = page.locator("[data-secret-panel]");
   await panel.waitFor();
@@ -123,6 +163,7 @@ test("creating a webhook through the form shows its secret once", async () => {
   await page.getByText("Copied", { exact: true }).waitFor();
   assert.equal(await page.evaluate(() => navigator.clipboard.readText()), secret);
   await shot("03-secret-shown-once");
+  await audit("new webhook's secret, shown once");
   webhookId = page.url().split("/").pop();
   assert.match(webhookId, /^wh_/);
   await page.getByRole("link", { name: /go to the webhook/ }).click();
@@ -130,6 +171,7 @@ test("creating a webhook through the form shows its secret once", async () => {
   const text = await page.locator("main").innerText();
   assert.ok(!text.includes(secret), "the secret is never shown again");
   assert.ok(text.includes(secret.slice(-4)), "only its hint");
+  await audit("webhook page, no deliveries yet");
 });
 
 test("the list shows the webhook with its status and last delivery", async () => {
@@ -167,12 +209,14 @@ test("a delivery to a failing receiver appears in the history panel", async () =
   assert.match(line, /\d+ ms/);
   await page.locator("#deliveries tbody tr", { hasText: "6 of 6" }).waitFor({ timeout: 40000 });
   await shot("04-webhook-page-history");
+  await audit("webhook page with its delivery history");
   // The list's last delivery: a failure, marked by text and icon, not colour alone.
   await page.goto(`${CONSOLE}/admin/webhooks`);
   const last = await page.locator(`tr[data-id="${webhookId}"] td[data-label="Last delivery"]`).innerText();
   assert.match(last, /Failed/);
   assert.match(last, /500/);
   await shot("05-list");
+  await audit("webhook list with a webhook");
 });
 
 test("Inspect shows the exact payload and the response as text", async () => {
@@ -192,6 +236,7 @@ test("Inspect shows the exact payload and the response as text", async () => {
     assert.ok(headers.toLowerCase().includes(name), `${name} in ${headers}`);
   }
   await shot("06-inspect-payload");
+  await audit("delivery history, payload dialog open");
   await dialog.getByRole("button", { name: "Close" }).click();
 
   await row.getByRole("button", { name: /Inspect response/ }).click();
@@ -205,6 +250,7 @@ test("Inspect shows the exact payload and the response as text", async () => {
   assert.match(await response.innerText(), /Status\s+500/);
   assert.notEqual(await page.title(), "pwned");
   await shot("07-inspect-response");
+  await audit("delivery history, response dialog open");
   await page.keyboard.press("Escape");
   await response.waitFor({ state: "detached" });
 });
@@ -235,6 +281,7 @@ test("Recover redelivers every failed delivery since a time and says what it que
   assert.ok(found >= 1, `found ${found}`);
   assert.ok(queued >= 1, `queued ${queued}`);
   await shot("08-recover");
+  await audit("webhook page, recover result");
 });
 
 test("pause and resume from the list, and the pause state on the edit page", async () => {
@@ -242,6 +289,7 @@ test("pause and resume from the list, and the pause state on the edit page", asy
   const row = () => page.locator(`tr[data-id="${webhookId}"]`);
   await row().getByRole("button", { name: /Pause/ }).click();
   await row().getByText("Paused", { exact: true }).waitFor();
+  await audit("webhook list with a paused webhook");
   assert.equal((await api("GET", `/api/v1/webhooks/${webhookId}`)).json.status, "paused", "paused from the list");
   await row().getByRole("button", { name: /Resume/ }).click();
   await row().getByText("Active", { exact: true }).waitFor();
@@ -252,6 +300,7 @@ test("pause and resume from the list, and the pause state on the edit page", asy
   await page.getByRole("button", { name: "Save changes" }).click();
   await page.getByText("Changes saved").waitFor();
   await page.locator(".page-head").getByText("Paused", { exact: true }).waitFor();
+  await audit("webhook page, paused");
   assert.equal((await api("GET", `/api/v1/webhooks/${webhookId}`)).json.status, "paused", "paused on its page");
   await page.getByRole("switch", { name: "Active" }).check();
   await page.getByRole("button", { name: "Save changes" }).click();
@@ -263,12 +312,14 @@ test("rotating the secret warns first and shows the new one once", async () => {
   const dialog = page.getByRole("dialog", { name: "Rotate the signing secret?" });
   await dialog.getByText("The old secret stops verifying immediately.").waitFor();
   await shot("09-rotate-warning");
+  await audit("rotate-secret confirm dialog");
   await dialog.getByRole("button", { name: "Rotate secret" }).click();
   const fresh = await page.locator("#secret").inputValue();
   assert.match(fresh, /^whsec_/);
   assert.notEqual(fresh, secret);
   assert.equal((await api("GET", `/api/v1/webhooks/${webhookId}`)).json.secret_hint.slice(-4), fresh.slice(-4));
   await page.getByText("Copy it now: this secret will not be shown again.").waitFor();
+  await audit("webhook page, rotated secret shown once");
 });
 
 test("a test event reaches this webhook only and shows in the history, marked", async () => {
@@ -288,6 +339,7 @@ test("a test event reaches this webhook only and shows in the history, marked", 
   assert.match(line, /Succeeded/);
   assert.match(line, /200/);
   await shot("10-test-event");
+  await audit("webhook page, test event sent");
   // The other webhook did not get it.
   const others = (await api("GET", `/api/v1/webhooks/${webhookId}/attempts`)).json.attempts;
   assert.ok(!others.some((a) => a.event_id === facts.test_event_id));
@@ -302,6 +354,7 @@ test("a plain http:// URL shows the API's message", async () => {
   await page.getByLabel("Name").focus();
   // The page says so as you leave the field…
   await page.getByText("Plain http:// endpoints are rejected: use https://.").waitFor();
+  await audit("new-webhook form, the page's validation error");
   await page.getByRole("checkbox", { name: /order\.completed/ }).check();
   await page.getByRole("button", { name: "Save" }).click();
   // …and the API has the last word, shown with its detail.
@@ -309,6 +362,7 @@ test("a plain http:// URL shows the API's message", async () => {
   await error.getByText(refused.json.detail).waitFor();
   assert.equal(await page.getByLabel("URL").getAttribute("aria-invalid"), "true");
   await shot("11-http-refused");
+  await audit("new-webhook form, the API's validation error");
   const list = (await api("GET", "/api/v1/webhooks")).json.webhooks;
   assert.ok(!list.some((w) => w.name === "Plain HTTP"), "nothing was created");
 });
@@ -356,6 +410,7 @@ test("deleting asks first, from the list and from the edit page", async () => {
   await row.getByRole("button", { name: /Delete/ }).click();
   const dialog = page.getByRole("dialog", { name: /Delete “Keyboard-made hook”/ });
   await shot("12-delete-confirm");
+  await audit("delete confirm dialog");
   await dialog.getByRole("button", { name: "Cancel" }).click();
   assert.equal((await api("GET", `/api/v1/webhooks/${keyboard.id}`)).status, 200, "Cancel keeps it");
   await row.getByRole("button", { name: /Delete/ }).click();
@@ -367,6 +422,7 @@ test("deleting asks first, from the list and from the edit page", async () => {
   await page.locator(".danger-zone").getByRole("button", { name: "Delete webhook" }).click();
   await page.getByRole("dialog").getByRole("button", { name: "Delete webhook" }).click();
   await page.getByText("“Fulfilment CRM sync” was deleted.").waitFor();
+  await audit("webhook list, after a delete from the webhook page");
   assert.equal((await api("GET", `/api/v1/webhooks/${webhookId}`)).status, 404);
 });
 
@@ -380,6 +436,7 @@ test("on a phone-sized screen the list still reads", async () => {
   const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 1, `no sideways scrolling (${overflow}px)`);
   await shot("13-list-phone", phone);
+  await audit("webhook list on a phone-sized screen", phone);
   await phone.close();
 });
 
@@ -393,6 +450,7 @@ test("on AWS: OpenID Connect sign-in (authorization code + PKCE) against the iss
   await fresh.locator("tr[data-id]").first().waitFor();
   await fresh.getByText("Signed in").waitFor();
   await shot("14-oidc-signed-in", fresh);
+  await audit("webhook list, signed in through OpenID Connect", fresh);
   // A reload in the same tab keeps the session.
   await fresh.reload();
   await fresh.locator("tr[data-id]").first().waitFor();
@@ -414,6 +472,7 @@ test("on AWS: a sign-in whose ID token carries another nonce is refused", async 
   const kept = await fresh.evaluate(() => sessionStorage.getItem("comps-webhooks.token"));
   assert.equal(kept, null, "no token is kept");
   await shot("14-oidc-wrong-nonce-refused", fresh);
+  await audit("sign-in page (OpenID Connect), sign-in failed", fresh);
   await fresh.close();
 });
 
@@ -455,10 +514,21 @@ test("an endpoint that stops answering shows its open circuit on the list and it
   assert.match(lede, /Not answering/);
   assert.match(lede, /attempts in a row got no answer/);
   await shot("15-circuit-open");
+  await audit("webhook page, circuit open");
   await page.goto(`${CONSOLE}/admin/webhooks`);
   const status = await page.locator(`tr[data-id="${id}"] td[data-label="Status"]`).innerText();
   assert.match(status, /Not answering/);
   assert.equal((await api("DELETE", `/api/v1/webhooks/${id}`)).status, 204);
+});
+
+test("axe-core finds no accessibility violation on any page audited", () => {
+  writeFileSync(join(ARTIFACTS, "axe.json"), JSON.stringify(audits, null, 2));
+  assert.ok(audits.length > 0, "pages were audited");
+  const found = audits.flatMap(({ state, colorScheme, url, violations }) => violations.map((v) =>
+    `${state} (${colorScheme}, ${url}): ${v.id} [${v.impact}] ${v.help}\n  ${v.helpUrl}\n` +
+    v.nodes.map((n) => `  - ${n.target}: ${n.html}\n    ${n.summary.replace(/\n/g, "\n    ")}`).join("\n")));
+  assert.equal(found.length, 0, `${found.length} violation(s) in ${audits.length} audits:\n\n${found.join("\n\n")}`);
+  console.log(`axe-core: 0 violations in ${audits.length} audits (${AXE_TAGS.join(", ")}) of: ${[...new Set(audits.map((a) => a.state))].join("; ")}`);
 });
 
 test("no page logged an error (a CSP violation would be one)", () => {

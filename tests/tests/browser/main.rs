@@ -6,8 +6,11 @@
 //! PKCE, ID tokens carrying the authorization request's nonce) in front of which a second
 //! origin serves the console in its OIDC mode.
 //!
-//! Screenshots go to `target/browser-artifacts/`. Afterwards this test checks what the
-//! browser cannot see: the bytes the receiver got.
+//! Every page and state the browser meets is audited with `axe-core` (WCAG 2.0/2.1 A and
+//! AA, best practices; light and dark): 0 violations, else the node test lists them.
+//!
+//! Screenshots and `axe.json` go to `target/browser-artifacts/`. Afterwards this test checks
+//! what the browser cannot see: the bytes the receiver got.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -300,10 +303,12 @@ async fn the_console_in_a_browser() {
         "{} is missing: install Debian's chromium (`apt-get install chromium`; .ci/run does)",
         chromium().display()
     );
-    assert!(
-        browser_dir.join("node_modules/playwright-core").exists(),
-        "run `npm ci` in tests/browser first (make test does)"
-    );
+    for package in ["playwright-core", "axe-core"] {
+        assert!(
+            browser_dir.join("node_modules").join(package).exists(),
+            "node_modules/{package} is missing: run `npm ci` in tests/browser"
+        );
+    }
     // A receiver that fails every attempt, answering text that must stay text, and one
     // that accepts everything.
     let failing = Receiver::start(vec![Reply::status(500)
