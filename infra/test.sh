@@ -13,6 +13,6 @@ bash infra/check-template.sh
 cargo build --workspace --bins
 # The console's browser tests (tests/tests/browser) drive Debian's chromium (apt-get install
 # chromium) with npm's playwright-core, which downloads no browser.
-[ -d tests/browser/node_modules/playwright-core ] ||
+[ -d tests/browser/node_modules/playwright-core ] && [ -d tests/browser/node_modules/axe-core ] ||
   (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
 cargo test --workspace -- --test-threads="${TEST_THREADS:-8}"
