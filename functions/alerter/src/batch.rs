@@ -1,29 +1,27 @@
-//! How a batch of alerter messages is settled: messages of the alerts queue that must come
-//! back are hidden until due; dead letters come back after their own queue's visibility
-//! timeout (the alerter changes visibility on the alerts queue only).
+//! How a batch of alerter messages is settled. The alerter's messages are alerts and dead
+//! letters, not attempts: each is settled with the queue adapter's [`Settle`] directly. A
+//! message of the alerts queue that must come back is hidden until due; a dead letter is
+//! released and comes back after its own queue's visibility timeout (the alerter changes
+//! visibility on the alerts queue only).
 
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsMessage;
 use webhooks_shared::adapters::queue::{BatchSettlement, Settle};
 
-/// What becomes of one alerter message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fate {
-    Done,
-    /// Keep the message and see it again after this long.
-    RetryIn(Duration),
+/// How a message that failed a step is kept, to be tried again after `wait`: hidden that
+/// long if it came from the alerts queue; released if it is a dead letter.
+pub fn again_after(wait: Duration, from_alerts_queue: bool) -> Settle {
+    if from_alerts_queue {
+        Settle::HideFor(wait)
+    } else {
+        Settle::Release
+    }
 }
 
-/// The settlement of `records` from each one's fate and whether it came from the alerts
-/// queue (same order).
-pub fn settlement(records: &[SqsMessage], fates: &[(Fate, bool)]) -> BatchSettlement {
-    let settles = fates.iter().map(|&(fate, from_alerts_queue)| match fate {
-        Fate::Done => Settle::Delete,
-        Fate::RetryIn(wait) if from_alerts_queue => Settle::HideFor(wait),
-        Fate::RetryIn(_) => Settle::Release,
-    });
-    BatchSettlement::plan(records, settles)
+/// The settlement of `records`, each settled as `settles` says (same order).
+pub fn settlement(records: &[SqsMessage], settles: &[Settle]) -> BatchSettlement {
+    BatchSettlement::plan(records, settles.iter().copied())
 }
 
 #[cfg(test)]
@@ -41,13 +39,17 @@ mod tests {
             {"messageId": "d4", "receiptHandle": "r4", "body": "{}"}
         ]}))
         .unwrap();
+        assert_eq!(
+            again_after(Duration::from_secs(6), true),
+            Settle::HideFor(Duration::from_secs(6))
+        );
         let plan = settlement(
             &event.records,
             &[
-                (Fate::Done, true),
-                (Fate::RetryIn(Duration::from_secs(6)), true),
-                (Fate::RetryIn(Duration::from_secs(60)), false),
-                (Fate::Done, false),
+                Settle::Delete,
+                again_after(Duration::from_secs(6), true),
+                again_after(Duration::from_secs(60), false),
+                Settle::Delete,
             ],
         );
         assert_eq!(plan.kept_ids(), ["a2", "d3"]);

@@ -17,12 +17,11 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::future::join_all;
 use thiserror::Error;
 
-use crate::batch::Fate;
 use crate::digest::{compose_digest, WebhookSummary, LISTED_MAX};
 use crate::mailer::Mailer;
 use crate::window::{flush_delay, on_failure, on_flush, OnFailure, OnFlush, Timing};
 use webhooks_shared::adapters::backoff::Backoff;
-use webhooks_shared::adapters::queue::{Queue, QueueError};
+use webhooks_shared::adapters::queue::{Queue, QueueError, Settle};
 use webhooks_shared::adapters::store::{RecordedFailure, Store, StoreError};
 use webhooks_shared::adapters::Adapters;
 use webhooks_shared::config::AlertSettings;
@@ -80,13 +79,14 @@ impl Alerter {
     }
 
     pub async fn handle_batch(&self, event: SqsEvent) -> SqsBatchResponse {
-        let fates = join_all(event.records.iter().map(|m| self.handle_message(m))).await;
-        let settlement = batch::settlement(&event.records, &fates);
+        let settles = join_all(event.records.iter().map(|m| self.handle_message(m))).await;
+        let settlement = batch::settlement(&event.records, &settles);
         self.alerts.settle(settlement).await
     }
 
-    /// Returns the message's fate and whether it came from the alerts queue.
-    async fn handle_message(&self, message: &SqsMessage) -> (Fate, bool) {
+    /// Handles one message of the alerts queue or of the dead-letter queue, and says how it
+    /// is settled.
+    async fn handle_message(&self, message: &SqsMessage) -> Settle {
         let body = message.body.as_deref().unwrap_or_default();
         let (result, from_alerts_queue) = if let Ok(alert) =
             serde_json::from_str::<AlertMessage>(body)
@@ -107,19 +107,19 @@ impl Alerter {
         } else {
             // Nothing in it names a delivery: there is nothing to mark or to tell.
             tracing::error!(message_id = ?message.message_id, "unreadable message dropped by the alerter");
-            return (Fate::Done, false);
+            return Settle::Delete;
         };
         match result {
-            Ok(fate) => (fate, from_alerts_queue),
+            Ok(settle) => settle,
             Err(err) => {
                 tracing::error!(error = %err, message_id = ?message.message_id, "alert step failed; will retry");
-                (Fate::RetryIn(self.retry_wait), from_alerts_queue)
+                batch::again_after(self.retry_wait, from_alerts_queue)
             }
         }
     }
 
     /// Records the failure for its webhook's digest and makes sure a digest is coming.
-    async fn failure(&self, notice: &FailureNotice) -> Result<Fate, AlertError> {
+    async fn failure(&self, notice: &FailureNotice) -> Result<Settle, AlertError> {
         let expires_at = clock::expiry(SystemTime::now(), self.retention);
         let repeated = match self.store.record_alert_failure(notice, expires_at).await? {
             RecordedFailure::New(epoch) => {
@@ -127,18 +127,18 @@ impl Alerter {
                 false
             }
             // Recorded before epochs existed: its digest went out then.
-            RecordedFailure::Known(None) => return Ok(Fate::Done),
+            RecordedFailure::Known(None) => return Ok(Settle::Delete),
             RecordedFailure::Known(Some(epoch)) => {
                 let window = self.store.get_alert_window(&notice.webhook_id).await?;
                 if !window.is_some_and(|w| w.awaits_digest(epoch)) {
-                    return Ok(Fate::Done); // a repeated notice of a failure already emailed
+                    return Ok(Settle::Delete); // a repeated notice of a failure already emailed
                 }
                 true
             }
         };
         // A new failure, or a repeated one still waiting: make sure its digest is coming.
         self.ensure_window(&notice.webhook_id, repeated).await?;
-        Ok(Fate::Done)
+        Ok(Settle::Delete)
     }
 
     /// Opens a digest window for the webhook unless one is open, and schedules its flush.
@@ -230,9 +230,9 @@ impl Alerter {
         webhook_id: &WebhookId,
         window_id: &str,
         flush_id: &str,
-    ) -> Result<Fate, AlertError> {
+    ) -> Result<Settle, AlertError> {
         let Some(window) = self.store.get_alert_window(webhook_id).await? else {
-            return Ok(Fate::Done);
+            return Ok(Settle::Delete);
         };
         let claimed = match on_flush(Some(&window), window_id, flush_id, now_secs()) {
             OnFlush::Drop
@@ -240,15 +240,15 @@ impl Alerter {
             {
                 return self.after_digest(webhook_id, Some(window)).await;
             }
-            OnFlush::Drop => return Ok(Fate::Done),
-            OnFlush::NotYet(wait) => return Ok(Fate::RetryIn(wait)),
+            OnFlush::Drop => return Ok(Settle::Delete),
+            OnFlush::NotYet(wait) => return Ok(Settle::HideFor(wait)),
             OnFlush::Claim => match self
                 .store
                 .claim_alert_window(webhook_id, window_id, flush_id)
                 .await?
             {
                 Some(claimed) => claimed,
-                None => return Ok(Fate::Done), // another flush of this window claimed it
+                None => return Ok(Settle::Delete), // another flush of this window claimed it
             },
             OnFlush::Resend => window,
         };
@@ -312,7 +312,7 @@ impl Alerter {
                 Err(err) => {
                     // The window stays `sending`; this flush comes back and tries again.
                     tracing::error!(webhook_id = %webhook_id, error = %err, "alert digest not sent; will retry");
-                    return Ok(Fate::RetryIn(self.retry_wait));
+                    return Ok(Settle::HideFor(self.retry_wait));
                 }
             }
         }
@@ -337,16 +337,16 @@ impl Alerter {
         &self,
         webhook_id: &WebhookId,
         closed: Option<AlertWindow>,
-    ) -> Result<Fate, AlertError> {
+    ) -> Result<Settle, AlertError> {
         if closed.is_some_and(|w| w.has_unsent()) {
             self.ensure_window(webhook_id, true).await?;
         }
-        Ok(Fate::Done)
+        Ok(Settle::Delete)
     }
 
     /// The safety net: a delivery that kept crashing `deliver` ends `permanently_failed`
     /// (reason `internal_error`) and is alerted like any other failure.
-    async fn dead_letter(&self, message: &DeliveryMessage) -> Result<Fate, AlertError> {
+    async fn dead_letter(&self, message: &DeliveryMessage) -> Result<Settle, AlertError> {
         let delivery = &message.delivery;
         let attempts = self
             .store
@@ -358,9 +358,9 @@ impl Alerter {
             Some(last) if last.delivery_state == DeliveryState::Cancelled => {
                 // deliver ended it and may have failed to file it for `recover`.
                 self.store.put_ended(last).await?;
-                return Ok(Fate::Done);
+                return Ok(Settle::Delete);
             }
-            Some(_) => return Ok(Fate::Done),
+            Some(_) => return Ok(Settle::Delete),
             None => {
                 let line = lifecycle::internal_error_line(
                     delivery,
@@ -369,7 +369,8 @@ impl Alerter {
                     self.retention,
                 );
                 if !self.store.put_attempt_if_new(&line).await? {
-                    return Ok(Fate::RetryIn(Duration::ZERO)); // raced with deliver: look again
+                    // Raced with deliver: look again, after the dead letter's visibility timeout.
+                    return Ok(Settle::Release);
                 }
                 tracing::error!(delivery_id = %delivery.delivery_id, event_id = %delivery.event_id, webhook_id = %delivery.webhook_id, "dead-lettered delivery marked permanently_failed");
                 line

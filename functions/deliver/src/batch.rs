@@ -1,5 +1,6 @@
 //! How a batch of delivery messages is settled once each is handled: which messages Lambda
 //! deletes, which it keeps (partial batch failures), and for how long each kept one hides.
+//! A message settles as its delivery's [`NextStep`] says ([`settle`]).
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -7,30 +8,35 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::SqsMessage;
 use webhooks_shared::adapters::queue::{BatchSettlement, Settle};
 use webhooks_shared::domain::alerts::{AlertMessage, FailureNotice};
+use webhooks_shared::domain::lifecycle::NextStep;
 use webhooks_shared::domain::model::DeliveryMessage;
 
-/// What becomes of one SQS message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MessageFate {
-    /// The delivery reached a final state: let SQS delete the message.
-    Done,
-    /// Keep the message, hidden until the next attempt is due.
-    RetryIn(Duration),
-    /// Something broke on our side: keep the message and try again after the schedule's
-    /// first wait; after too many receives SQS moves it to the dead-letter queue.
-    Failed,
-}
-
-/// A message's fate, and the alert owed if its delivery failed for good.
+/// What became of one message of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Handled {
-    pub fate: MessageFate,
-    pub notice: Option<FailureNotice>,
+pub enum Handled {
+    /// Its delivery's next step, and the alert owed if the delivery failed for good (boxed:
+    /// most messages owe none). An error of ours is `RetryIn(internal_error_wait)`: after
+    /// too many receives SQS moves the message to the dead-letter queue.
+    Step {
+        step: NextStep,
+        notice: Option<Box<FailureNotice>>,
+    },
+    /// A later copy of a delivery already in the batch: deleted, not handled.
+    Copy,
 }
 
-impl From<MessageFate> for Handled {
-    fn from(fate: MessageFate) -> Self {
-        Handled { fate, notice: None }
+impl From<NextStep> for Handled {
+    fn from(step: NextStep) -> Self {
+        Handled::Step { step, notice: None }
+    }
+}
+
+/// What the queue does with a message whose delivery took `step`: deletes it once the
+/// delivery has ended, else hides it until the next attempt is due.
+pub fn settle(step: NextStep) -> Settle {
+    match step {
+        NextStep::RetryIn(wait) => Settle::HideFor(wait),
+        NextStep::Succeeded | NextStep::PermanentlyFailed | NextStep::Cancelled => Settle::Delete,
     }
 }
 
@@ -64,7 +70,13 @@ pub fn repeats(records: &[SqsMessage]) -> Vec<bool> {
 pub fn notices<'a>(handled: impl IntoIterator<Item = &'a Handled>) -> Vec<AlertMessage> {
     handled
         .into_iter()
-        .filter_map(|h| h.notice.clone().map(AlertMessage::Failure))
+        .filter_map(|h| match h {
+            Handled::Step {
+                notice: Some(notice),
+                ..
+            } => Some(AlertMessage::Failure(FailureNotice::clone(notice))),
+            _ => None,
+        })
         .collect()
 }
 
@@ -77,17 +89,12 @@ pub fn settlement(
     notices_queued: bool,
     internal_error_wait: Duration,
 ) -> BatchSettlement {
-    let settles = handled.iter().map(|h| {
-        let fate = if h.notice.is_some() && !notices_queued {
-            MessageFate::Failed
-        } else {
-            h.fate
-        };
-        match fate {
-            MessageFate::Done => Settle::Delete,
-            MessageFate::RetryIn(wait) => Settle::HideFor(wait),
-            MessageFate::Failed => Settle::HideFor(internal_error_wait),
-        }
+    let settles = handled.iter().map(|h| match h {
+        Handled::Copy => Settle::Delete,
+        Handled::Step {
+            notice: Some(_), ..
+        } if !notices_queued => settle(NextStep::RetryIn(internal_error_wait)),
+        Handled::Step { step, .. } => settle(*step),
     });
     BatchSettlement::plan(records, settles)
 }
@@ -170,10 +177,14 @@ mod tests {
     }
 
     fn failed_for_good(n: u32) -> Handled {
-        Handled {
-            fate: MessageFate::Done,
-            notice: Some(notice(n)),
+        Handled::Step {
+            step: NextStep::PermanentlyFailed,
+            notice: Some(Box::new(notice(n))),
         }
+    }
+
+    fn internal_error() -> Handled {
+        NextStep::RetryIn(INTERNAL_WAIT).into()
     }
 
     fn hide(n: u32, duration: Duration) -> Hide {
@@ -185,14 +196,29 @@ mod tests {
     }
 
     #[test]
+    fn a_message_is_deleted_once_its_delivery_ends_else_hidden_until_due() {
+        for ended in [
+            NextStep::Succeeded,
+            NextStep::PermanentlyFailed,
+            NextStep::Cancelled,
+        ] {
+            assert_eq!(settle(ended), Settle::Delete, "{ended:?}");
+        }
+        let wait = Duration::from_secs(120);
+        assert_eq!(settle(NextStep::RetryIn(wait)), Settle::HideFor(wait));
+    }
+
+    #[test]
     fn finished_deliveries_are_deleted_and_the_rest_kept_and_hidden() {
-        let event = event(&(1..=5).map(|n| Some(delivery_body(n))).collect::<Vec<_>>());
+        let event = event(&(1..=7).map(|n| Some(delivery_body(n))).collect::<Vec<_>>());
         let handled = [
-            MessageFate::Done.into(),
-            MessageFate::RetryIn(Duration::from_secs(120)).into(),
-            MessageFate::Failed.into(),
+            NextStep::Succeeded.into(),
+            NextStep::RetryIn(Duration::from_secs(120)).into(),
+            internal_error(),
             failed_for_good(4),
-            MessageFate::RetryIn(Duration::ZERO).into(),
+            NextStep::RetryIn(Duration::ZERO).into(),
+            NextStep::Cancelled.into(),
+            Handled::Copy,
         ];
         let plan = settlement(&event.records, &handled, true, INTERNAL_WAIT);
         assert_eq!(plan.kept_ids(), ["m2", "m3", "m5"]);
@@ -220,7 +246,7 @@ mod tests {
         let event = event(&(1..=3).map(|n| Some(delivery_body(n))).collect::<Vec<_>>());
         let handled = [
             failed_for_good(1),
-            MessageFate::Done.into(),
+            NextStep::Succeeded.into(),
             failed_for_good(3),
         ];
         let plan = settlement(&event.records, &handled, false, INTERNAL_WAIT);
@@ -231,7 +257,7 @@ mod tests {
     #[test]
     fn a_batch_with_nothing_kept_reports_no_failures() {
         let event = event(&[Some(delivery_body(1)), Some(delivery_body(2))]);
-        let handled = [MessageFate::Done.into(), failed_for_good(2)];
+        let handled = [NextStep::Succeeded.into(), failed_for_good(2)];
         let plan = settlement(&event.records, &handled, true, INTERNAL_WAIT);
         assert!(plan.kept_ids().is_empty());
         assert!(plan.hide.is_empty());
@@ -245,7 +271,8 @@ mod tests {
     fn the_notices_owed_are_collected_in_batch_order() {
         let handled = [
             failed_for_good(2),
-            MessageFate::RetryIn(Duration::from_secs(1)).into(),
+            NextStep::RetryIn(Duration::from_secs(1)).into(),
+            Handled::Copy,
             failed_for_good(1),
         ];
         assert_eq!(
@@ -255,7 +282,7 @@ mod tests {
                 AlertMessage::Failure(notice(1))
             ]
         );
-        assert!(notices(&[MessageFate::Done.into()]).is_empty());
+        assert!(notices(&[NextStep::Succeeded.into()]).is_empty());
     }
 
     #[test]

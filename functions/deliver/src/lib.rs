@@ -22,7 +22,6 @@ use tokio::sync::OnceCell;
 use tracing::Instrument;
 
 use crate::batch::Handled;
-pub use crate::batch::MessageFate;
 use crate::http_client::{ClientError, DeliveryClient, HttpAttempt};
 use crate::metrics::Metric;
 use webhooks_shared::adapters::backoff::Backoff;
@@ -34,7 +33,7 @@ use webhooks_shared::domain::alerts::FailureNotice;
 use webhooks_shared::domain::circuit::{self, Change, Gate};
 use webhooks_shared::domain::clock::{self, Timestamp};
 use webhooks_shared::domain::ids::{EventId, WebhookId};
-use webhooks_shared::domain::lifecycle::{self, AfterAttempt, Progress, Target, Turn};
+use webhooks_shared::domain::lifecycle::{self, NextStep, Progress, Target, Turn};
 use webhooks_shared::domain::model::{
     AttemptOutcome, AttemptRecord, DeliveryMessage, DeliveryRef, DeliveryState, WebhookRecord,
 };
@@ -93,7 +92,7 @@ impl Deliverer {
             async move {
                 if repeat {
                     tracing::info!(message_id = ?m.message_id, "a copy of a delivery already in this batch; deleted");
-                    return MessageFate::Done.into();
+                    return Handled::Copy;
                 }
                 self.handle_message(m, webhooks).await
             }
@@ -122,7 +121,7 @@ impl Deliverer {
     async fn handle_message(&self, message: &SqsMessage, webhooks: &WebhookReads) -> Handled {
         let Some(delivery) = batch::read_message(message) else {
             tracing::error!(message_id = ?message.message_id, "unreadable delivery message");
-            return MessageFate::Failed.into();
+            return self.after_internal_error();
         };
         let first_receive = batch::receive_count(message) == Some(1);
         self.handle_delivery(&delivery, webhooks, first_receive)
@@ -147,7 +146,7 @@ impl Deliverer {
                 Ok(handled) => handled,
                 Err(err) => {
                     tracing::error!(error = %err, "delivery could not be processed");
-                    MessageFate::Failed.into()
+                    self.after_internal_error()
                 }
             }
         }
@@ -178,9 +177,11 @@ impl Deliverer {
                 // second request. Its alert is owed again in case the first was not queued
                 // (the alerter counts each failure once).
                 tracing::info!(state = ?last.delivery_state, "delivery already final; not sending again");
-                return self.concluded(message, last).await;
+                return self
+                    .concluded(message, last, NextStep::of_line(last, now))
+                    .await;
             }
-            Turn::Early(wait) => return Ok(MessageFate::RetryIn(wait).into()),
+            Turn::Early(wait) => return Ok(NextStep::RetryIn(wait).into()),
             Turn::Due(number) => number,
         };
         let webhook = webhooks.cell(&delivery.webhook_id);
@@ -216,7 +217,13 @@ impl Deliverer {
                 .await?
             {
                 Some(existing) => existing,
-                None => return Ok(MessageFate::Failed.into()),
+                None => {
+                    tracing::error!(
+                        attempt = record.attempt,
+                        "attempt recorded by another copy of the message but not found"
+                    );
+                    return Ok(self.after_internal_error());
+                }
             }
         };
         tracing::info!(
@@ -228,12 +235,9 @@ impl Deliverer {
             duration_ms = record.duration_ms,
             "attempt recorded"
         );
-        match record.delivery_state {
-            DeliveryState::Retrying => Ok(MessageFate::RetryIn(
-                lifecycle::wait_until_due(&record, SystemTime::now()).unwrap_or_default(),
-            )
-            .into()),
-            _ => self.concluded(message, &record).await,
+        match NextStep::of_line(&record, SystemTime::now()) {
+            step @ NextStep::RetryIn(_) => Ok(step.into()),
+            ended => self.concluded(message, &record, ended).await,
         }
     }
 
@@ -267,31 +271,36 @@ impl Deliverer {
         }
     }
 
-    /// The end of a delivery: done; filed for `recover` if it ended unsent, with an alert if
-    /// it failed for good. Run again when a copy of the message finds the delivery final, so
-    /// what a fault interrupted here is completed.
+    /// The end of a delivery, whose `last` line took the final `step`: filed for `recover`
+    /// if it ended unsent, with an alert if it failed for good. Run again when a copy of the
+    /// message finds the delivery final, so what a fault interrupted here is completed.
     async fn concluded(
         &self,
         message: &DeliveryMessage,
         last: &AttemptRecord,
+        step: NextStep,
     ) -> Result<Handled, DeliverError> {
-        if matches!(
-            last.delivery_state,
-            DeliveryState::PermanentlyFailed | DeliveryState::Cancelled
-        ) {
+        if matches!(step, NextStep::PermanentlyFailed | NextStep::Cancelled) {
             Backoff::RECORDING
                 .retry(|| self.store.put_ended(last), StoreError::is_retryable)
                 .await?;
         }
-        if last.delivery_state != DeliveryState::PermanentlyFailed {
-            return Ok(MessageFate::Done.into());
+        if step != NextStep::PermanentlyFailed {
+            return Ok(step.into());
         }
         let payload = self.event_body(message).await?;
         let reason = lifecycle::failure_reason(last, &self.schedule);
-        Ok(Handled {
-            fate: MessageFate::Done,
-            notice: Some(FailureNotice::from_line(last, &payload, reason)),
+        Ok(Handled::Step {
+            step,
+            notice: Some(Box::new(FailureNotice::from_line(last, &payload, reason))),
         })
+    }
+
+    /// What becomes of a message after an error of ours (not the receiver's), logged where
+    /// it happened: it comes back after the schedule's first wait; after too many receives
+    /// SQS moves it to the dead-letter queue.
+    fn after_internal_error(&self) -> Handled {
+        NextStep::RetryIn(lifecycle::internal_error_wait(&self.schedule)).into()
     }
 
     /// Whether a due attempt to `webhook` may be sent, or why not: its endpoint's circuit is
@@ -447,14 +456,10 @@ impl Deliverer {
                 post.await
             }
         };
-        // The next attempt is timed from the answer, not from the start of this one.
-        let after = AfterAttempt::decide(
-            &self.schedule,
-            number,
-            &sent.result,
-            random_jitter(),
-            SystemTime::now(),
-        );
+        let answered_at = SystemTime::now();
+        let step = self
+            .schedule
+            .next_step(number, &sent.result, random_jitter());
         let mut record = AttemptRecord::line(delivery, number, now, self.retention);
         let HttpAttempt {
             result,
@@ -467,7 +472,8 @@ impl Deliverer {
         record.duration_ms = duration.as_millis() as u64;
         record.request = Some(lifecycle::recorded_request(&webhook.url, &headers));
         record.response = response;
-        after.record(&mut record);
+        // The next attempt is timed from the answer, not from the start of this one.
+        step.record(&mut record, answered_at);
         Ok((record, result))
     }
 

@@ -1,6 +1,8 @@
-//! Identifiers. Generated ids are a prefix plus a ULID, so they sort by creation time.
+//! Identifiers. Generated ids are a prefix plus a ULID, so they sort by creation time; each
+//! id type names its prefix (`WebhookId::PREFIX`), which makers and checkers use.
 
 use std::fmt;
+use std::str::FromStr;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -8,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 /// A string id with a type of its own: stored and sent as the plain string.
 macro_rules! string_id {
-    ($(#[$doc:meta])* $name:ident) => {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
         #[serde(transparent)]
@@ -22,6 +24,9 @@ macro_rules! string_id {
         }
 
         impl $name {
+            /// What the ids made here start with.
+            pub const PREFIX: &'static str = $prefix;
+
             pub fn as_str(&self) -> &str {
                 &self.0
             }
@@ -83,28 +88,29 @@ macro_rules! string_id {
 
 string_id! {
     /// A webhook's id: `wh_` and a lowercase ULID.
-    WebhookId
+    WebhookId, "wh_"
 }
 
 string_id! {
     /// An event's id: chosen by the platform, or `evt_` and a ULID.
-    EventId
+    EventId, "evt_"
 }
 
 string_id! {
-    /// A delivery's id: `dlv_` and a hash, or a ULID for a manual one.
-    DeliveryId
+    /// A delivery's id: `dlv_` and a lowercase ULID (older ones a hash).
+    DeliveryId, "dlv_"
 }
 
 pub fn new_webhook_id() -> WebhookId {
     WebhookId(format!(
-        "wh_{}",
+        "{}{}",
+        WebhookId::PREFIX,
         ulid::Ulid::new().to_string().to_lowercase()
     ))
 }
 
 pub fn new_event_id() -> EventId {
-    EventId(format!("evt_{}", ulid::Ulid::new()))
+    EventId(format!("{}{}", EventId::PREFIX, ulid::Ulid::new()))
 }
 
 /// `dlv_` and a lowercase ULID whose time is `made_at` and whose random part is drawn from
@@ -124,7 +130,11 @@ fn time_ordered_delivery_id(made_at: SystemTime, seed: &[&[u8]]) -> DeliveryId {
         .map_or(0, |d| d.as_millis())
         .min((1 << 48) - 1) as u64; // a ULID's time is 48 bits
     let ulid = ulid::Ulid::from_parts(millis, u128::from_be_bytes(random));
-    DeliveryId(format!("dlv_{}", ulid.to_string().to_lowercase()))
+    DeliveryId(format!(
+        "{}{}",
+        DeliveryId::PREFIX,
+        ulid.to_string().to_lowercase()
+    ))
 }
 
 /// The id of the delivery of `event_id` to `webhook_id`, made when the event was received:
@@ -143,7 +153,8 @@ pub fn delivery_id(
 /// A manual delivery (redelivery) is new each time it is asked for.
 pub fn new_manual_delivery_id() -> DeliveryId {
     DeliveryId(format!(
-        "dlv_{}",
+        "{}{}",
+        DeliveryId::PREFIX,
         ulid::Ulid::new().to_string().to_lowercase()
     ))
 }
@@ -155,18 +166,85 @@ pub fn recovery_delivery_id(delivery_id: &DeliveryId, ended_at: SystemTime) -> D
     time_ordered_delivery_id(ended_at, &[b"recover", delivery_id.as_str().as_bytes()])
 }
 
-/// Attempt ids name the delivery and the attempt number: `dlv_….3`.
-pub fn attempt_id(delivery_id: &DeliveryId, attempt: u32) -> String {
-    format!("{delivery_id}.{attempt}")
+/// An attempt's id: its delivery's id, [`AttemptId::SEPARATOR`] and its number from 1, e.g.
+/// `dlv_01jd8x9k4m2n3p4q5r6s7t8v9w.3`. Written and read as that string.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AttemptId {
+    delivery_id: DeliveryId,
+    number: u32,
 }
 
-pub fn parse_attempt_id(id: &str) -> Option<(DeliveryId, u32)> {
-    let (delivery, number) = id.rsplit_once('.')?;
-    if !delivery.starts_with("dlv_") {
-        return None;
+/// Text that is not an attempt id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("an attempt id is a delivery id ({prefix}…), {separator:?} and a number from 1", prefix = DeliveryId::PREFIX, separator = AttemptId::SEPARATOR)]
+pub struct NotAnAttemptId;
+
+impl AttemptId {
+    /// Between the delivery id and the attempt number.
+    pub const SEPARATOR: char = '.';
+
+    pub fn new(delivery_id: DeliveryId, number: u32) -> Self {
+        AttemptId {
+            delivery_id,
+            number,
+        }
     }
-    let number = number.parse().ok().filter(|n| *n >= 1)?;
-    Some((DeliveryId::from(delivery), number))
+
+    pub fn delivery_id(&self) -> &DeliveryId {
+        &self.delivery_id
+    }
+
+    /// The attempt's number, from 1.
+    pub fn number(&self) -> u32 {
+        self.number
+    }
+
+    pub fn into_parts(self) -> (DeliveryId, u32) {
+        (self.delivery_id, self.number)
+    }
+}
+
+impl fmt::Display for AttemptId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}{}", self.delivery_id, Self::SEPARATOR, self.number)
+    }
+}
+
+/// As the string, like the other ids.
+impl fmt::Debug for AttemptId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.to_string(), f)
+    }
+}
+
+impl FromStr for AttemptId {
+    type Err = NotAnAttemptId;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (delivery, number) = text.rsplit_once(Self::SEPARATOR).ok_or(NotAnAttemptId)?;
+        if !delivery.starts_with(DeliveryId::PREFIX) {
+            return Err(NotAnAttemptId);
+        }
+        let number = number
+            .parse()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or(NotAnAttemptId)?;
+        Ok(AttemptId::new(DeliveryId::from(delivery), number))
+    }
+}
+
+impl Serialize for AttemptId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for AttemptId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// Event ids the platform may choose: 1-128 characters of `[A-Za-z0-9_.:-]`.
@@ -207,16 +285,40 @@ mod tests {
 
     #[test]
     fn attempt_ids_round_trip() {
-        let id = attempt_id(&DeliveryId::from("dlv_abc"), 3);
-        assert_eq!(id, "dlv_abc.3");
+        let id = AttemptId::new(DeliveryId::from("dlv_abc"), 3);
+        assert_eq!(id.to_string(), "dlv_abc.3");
+        assert_eq!(format!("{id:?}"), r#""dlv_abc.3""#);
+        assert_eq!("dlv_abc.3".parse(), Ok(id.clone()));
+        assert_eq!(id.delivery_id(), "dlv_abc");
+        assert_eq!(id.number(), 3);
+        // The delivery id is all before the last dot.
+        let dotted: AttemptId = "dlv_a.b.2".parse().expect("an attempt id");
+        assert_eq!(dotted.into_parts(), (DeliveryId::from("dlv_a.b"), 2));
+        for not_one in ["dlv_abc.0", "dlv_abc", "x.1", "dlv_a.b", "dlv_a.", ""] {
+            assert_eq!(
+                not_one.parse::<AttemptId>(),
+                Err(NotAnAttemptId),
+                "{not_one}"
+            );
+        }
+        assert_eq!(serde_json::to_string(&id).unwrap(), r#""dlv_abc.3""#);
         assert_eq!(
-            parse_attempt_id(&id),
-            Some((DeliveryId::from("dlv_abc"), 3))
+            serde_json::from_str::<AttemptId>(r#""dlv_abc.3""#).unwrap(),
+            id
         );
-        assert_eq!(parse_attempt_id("dlv_abc.0"), None);
-        assert_eq!(parse_attempt_id("dlv_abc"), None);
-        assert_eq!(parse_attempt_id("x.1"), None);
-        assert_eq!(parse_attempt_id("dlv_a.b"), None);
+        assert!(serde_json::from_str::<AttemptId>(r#""dlv_abc.0""#).is_err());
+        assert!(serde_json::from_str::<AttemptId>("3").is_err());
+    }
+
+    #[test]
+    fn ids_are_made_with_their_prefix() {
+        assert_eq!(
+            (WebhookId::PREFIX, EventId::PREFIX, DeliveryId::PREFIX),
+            ("wh_", "evt_", "dlv_")
+        );
+        assert!(new_webhook_id().as_str().starts_with("wh_"));
+        assert!(new_event_id().as_str().starts_with("evt_"));
+        assert!(new_manual_delivery_id().as_str().starts_with("dlv_"));
     }
 
     #[test]

@@ -1,6 +1,54 @@
 //! The life of a delivery (SPEC §5) as pure rules: its state from its log, whose turn it is,
 //! what an attempt's answer makes of it, and the signed request it sends. No I/O and no clock
 //! reads: callers pass the time in. `deliver`, the alerter and the admin API all go by these.
+//!
+//! # Glossary
+//!
+//! - **Delivery**: one event to one webhook (`DeliveryRef`, id `dlv_…`). It travels as one
+//!   message of the deliveries queue, from its first attempt to its last.
+//! - **Attempt**: one turn of a delivery, numbered from 1 (`AttemptId`: `dlv_….3`). Most
+//!   send a request; some end without one (not sent, cancelled, internal error).
+//! - **Line**: an attempt's entry in the delivery log (`AttemptRecord`), written once. The
+//!   delivery's state is its latest line's ([`Progress`]); nothing else stores it.
+//! - **Turn** ([`Turn`]): what a delivery's message that surfaces is for, asked before any
+//!   attempt: the delivery is over (a final line), the message is early (hidden again), or
+//!   attempt *n* is due.
+//! - **Attempt result** (`retry::AttemptResult`): what the request got: a status (with its
+//!   `Retry-After`), no answer, or a target refused. The input of the retry policy.
+//! - **Next step** ([`NextStep`]): the one outcome type. What an attempt makes of its
+//!   delivery: succeeded, permanently failed, cancelled, or retry in a wait. The retry
+//!   policy returns it, the attempt's line records it ([`NextStep::record`]), and it goes
+//!   with the delivery's message to its settlement (`deliver::batch`).
+//! - **Settle**: what the queue does with a handled message (`adapters::queue::Settle`):
+//!   delete it once its delivery has ended, or hide it until its next attempt is due. In
+//!   deliver, an error of ours (not the receiver's) is `RetryIn(`[`internal_error_wait`]`)`,
+//!   logged as an error; after ten receives the message is a dead letter. The alerter settles
+//!   its own messages (alerts and dead letters, not attempts) with `Settle` directly.
+//! - **Not sent**: a due attempt that the endpoint's circuit holds back, logged as failed
+//!   without a request and counted as one that got no answer ([`not_sent_line`]).
+//! - **Cancelled**: the webhook was paused or deleted at the delivery's turn: a final line
+//!   without a request ([`Target::Cancel`]); it can be redelivered.
+//! - **Circuit**: an endpoint's breaker, owned by `domain::circuit`: **open** after attempts
+//!   in a row that got no answer (due attempts are not sent), **probe** (one attempt at a
+//!   time tests the endpoint), **slot** (one of the few attempts in flight while the endpoint
+//!   is not answering).
+//! - **Redeliver** / **recover**: a new, manual delivery of the same event: one attempt's
+//!   (redeliver), or every delivery that ended `permanently_failed` or `cancelled` in a time
+//!   window, once each (recover; its ids are `ids::recovery_delivery_id`).
+//!
+//! # Which module owns which rule
+//!
+//! - Which answers are retried, and after how long (schedule, jitter, `Retry-After`):
+//!   `retry.rs` ([`RetrySchedule::next_step`]).
+//! - What a line records, a delivery's state, whose turn it is, who is cancelled, what a
+//!   step does to the delivery: this module.
+//! - When an endpoint is not asked (open circuit, probe, slots), and what an answer does to
+//!   its webhook: `circuit.rs` (`circuit::gate`, `circuit::change`). A rule such as "410
+//!   pauses the webhook" belongs there, as one more `Change` that deliver's `update_circuit`
+//!   writes; the delivery itself ends as `retry.rs` says (410 is not retried).
+//! - Which failures are alerted and how often: `alerts.rs` and the alerter.
+//! - What the queue does with a message: deliver's `batch::settle` maps a [`NextStep`] to a
+//!   `Settle`, the one place that does.
 
 use std::time::{Duration, SystemTime};
 
@@ -10,7 +58,7 @@ use crate::domain::model::{
     AttemptOutcome, AttemptRecord, DeliveryRef, DeliveryState, RecordedRequest, WebhookRecord,
     WebhookStatus,
 };
-use crate::domain::retry::{AttemptResult, NextStep, RetrySchedule};
+use crate::domain::retry::{AttemptResult, RetrySchedule};
 use crate::domain::signing::SigningSecret;
 
 /// A message that surfaces more than this before its attempt is due is hidden again; within
@@ -104,48 +152,75 @@ pub fn internal_error_wait(schedule: &RetrySchedule) -> Duration {
     schedule.delay_after(1).unwrap_or(FALLBACK_INTERNAL_WAIT)
 }
 
-/// What an attempt's answer makes of its delivery.
+/// What an attempt makes of its delivery: the one outcome type, from the retry policy
+/// ([`RetrySchedule::next_step`]) to the attempt's line ([`NextStep::record`]) and to the
+/// settlement of the delivery's message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AfterAttempt {
-    pub outcome: AttemptOutcome,
-    pub state: DeliveryState,
-    /// When the next attempt is due; only while retrying.
-    pub next_attempt_at: Option<SystemTime>,
+pub enum NextStep {
+    /// The receiver accepted it (2xx): the delivery ends `succeeded`.
+    Succeeded,
+    /// An answer not retried, or the schedule's last attempt failed: the delivery ends
+    /// `permanently_failed`, and its alert is owed.
+    PermanentlyFailed,
+    /// The webhook is paused or deleted: the delivery ends `cancelled`, with no request.
+    Cancelled,
+    /// The delivery goes on: its next attempt is due in this long.
+    RetryIn(Duration),
 }
 
-impl AfterAttempt {
-    /// Attempt `number` ended with `result`, known at `answered_at`. The retry policy is
-    /// `schedule.next_step` (Retry-After included); `jitter` as it takes it.
-    pub fn decide(
-        schedule: &RetrySchedule,
-        number: u32,
-        result: &AttemptResult,
-        jitter: f64,
-        answered_at: SystemTime,
-    ) -> Self {
-        let step = schedule.next_step(number, result, jitter);
-        let outcome = if step == NextStep::Succeeded {
-            AttemptOutcome::Succeeded
-        } else {
-            AttemptOutcome::Failed
-        };
-        let (state, next_attempt_at) = match step {
-            NextStep::Succeeded => (DeliveryState::Succeeded, None),
-            NextStep::PermanentlyFailed => (DeliveryState::PermanentlyFailed, None),
-            NextStep::RetryIn(wait) => (DeliveryState::Retrying, Some(answered_at + wait)),
-        };
-        AfterAttempt {
-            outcome,
-            state,
-            next_attempt_at,
+impl NextStep {
+    /// Where `line` leaves its delivery, seen at `now`: ended as its state says, or going on
+    /// with its next attempt due in what is left of the wait (none within
+    /// [`EARLY_TOLERANCE`], as for a [`Turn`]).
+    pub fn of_line(line: &AttemptRecord, now: SystemTime) -> Self {
+        match line.delivery_state {
+            DeliveryState::Succeeded => NextStep::Succeeded,
+            DeliveryState::PermanentlyFailed => NextStep::PermanentlyFailed,
+            DeliveryState::Cancelled => NextStep::Cancelled,
+            DeliveryState::Retrying | DeliveryState::Pending => {
+                NextStep::RetryIn(wait_until_due(line, now).unwrap_or_default())
+            }
         }
     }
 
-    /// Writes the decision into the attempt's log line.
-    pub fn record(&self, line: &mut AttemptRecord) {
-        line.outcome = self.outcome;
-        line.delivery_state = self.state;
-        line.next_attempt_at = self.next_attempt_at.map(Timestamp::from);
+    /// Whether the delivery has ended: no attempt follows.
+    pub fn is_final(self) -> bool {
+        !matches!(self, NextStep::RetryIn(_))
+    }
+
+    /// The delivery's state after this step.
+    pub fn state(self) -> DeliveryState {
+        match self {
+            NextStep::Succeeded => DeliveryState::Succeeded,
+            NextStep::PermanentlyFailed => DeliveryState::PermanentlyFailed,
+            NextStep::Cancelled => DeliveryState::Cancelled,
+            NextStep::RetryIn(_) => DeliveryState::Retrying,
+        }
+    }
+
+    /// The attempt's own outcome: it succeeded only if the delivery did.
+    pub fn outcome(self) -> AttemptOutcome {
+        if self == NextStep::Succeeded {
+            AttemptOutcome::Succeeded
+        } else {
+            AttemptOutcome::Failed
+        }
+    }
+
+    /// When the next attempt is due, timed from `answered_at`; only while retrying.
+    pub fn next_attempt_at(self, answered_at: SystemTime) -> Option<SystemTime> {
+        match self {
+            NextStep::RetryIn(wait) => Some(answered_at + wait),
+            _ => None,
+        }
+    }
+
+    /// Writes the step into the attempt's line: its outcome, the delivery's state, and when
+    /// the next attempt is due (timed from `answered_at`, when the answer came).
+    pub fn record(self, line: &mut AttemptRecord, answered_at: SystemTime) {
+        line.outcome = self.outcome();
+        line.delivery_state = self.state();
+        line.next_attempt_at = self.next_attempt_at(answered_at).map(Timestamp::from);
     }
 }
 
@@ -185,7 +260,7 @@ pub fn cancelled_line(
 ) -> AttemptRecord {
     let mut line = AttemptRecord::line(delivery, number, now, retention);
     line.error = Some(reason.to_owned());
-    line.delivery_state = DeliveryState::Cancelled;
+    NextStep::Cancelled.record(&mut line, now);
     line
 }
 
@@ -203,14 +278,9 @@ pub fn not_sent_line(
 ) -> AttemptRecord {
     let mut line = AttemptRecord::line(delivery, number, now, retention);
     line.error = Some(reason);
-    AfterAttempt::decide(
-        schedule,
-        number,
-        &AttemptResult::TransportError,
-        jitter,
-        now,
-    )
-    .record(&mut line);
+    schedule
+        .next_step(number, &AttemptResult::TransportError, jitter)
+        .record(&mut line, now);
     line
 }
 
@@ -224,7 +294,7 @@ pub fn internal_error_line(
 ) -> AttemptRecord {
     let mut line = AttemptRecord::line(delivery, number, now, retention);
     line.error = Some(INTERNAL_ERROR.into());
-    line.delivery_state = DeliveryState::PermanentlyFailed;
+    NextStep::PermanentlyFailed.record(&mut line, now);
     line
 }
 
@@ -479,17 +549,36 @@ mod tests {
         assert_eq!(internal_error_wait(&immediate), Duration::ZERO);
     }
 
+    /// Attempt `number`'s line once its `result`, answered at `answered_at`, is recorded.
+    fn recorded(
+        schedule: &RetrySchedule,
+        number: u32,
+        result: &AttemptResult,
+        jitter: f64,
+        answered_at: SystemTime,
+    ) -> AttemptRecord {
+        let mut recorded = line(number, DeliveryState::Pending, None);
+        schedule
+            .next_step(number, result, jitter)
+            .record(&mut recorded, answered_at);
+        recorded
+    }
+
+    fn due(secs: u64) -> Option<Timestamp> {
+        Some(Timestamp::from(at(secs)))
+    }
+
     #[test]
     fn a_success_ends_the_delivery() {
-        let after =
-            AfterAttempt::decide(&RetrySchedule::default(), 3, &status(204, None), 1.0, at(0));
+        let schedule = RetrySchedule::default();
         assert_eq!(
-            after,
-            AfterAttempt {
-                outcome: AttemptOutcome::Succeeded,
-                state: DeliveryState::Succeeded,
-                next_attempt_at: None,
-            }
+            schedule.next_step(3, &status(204, None), 1.0),
+            NextStep::Succeeded
+        );
+        let line = recorded(&schedule, 3, &status(204, None), 1.0, at(0));
+        assert_eq!(
+            (line.outcome, line.delivery_state, line.next_attempt_at),
+            (AttemptOutcome::Succeeded, DeliveryState::Succeeded, None)
         );
     }
 
@@ -502,14 +591,10 @@ mod tests {
                 status(408, None),
                 AttemptResult::TransportError,
             ] {
-                let after = AfterAttempt::decide(&schedule, number, &result, 1.0, at(10));
-                assert_eq!(after.outcome, AttemptOutcome::Failed);
-                assert_eq!(after.state, DeliveryState::Retrying);
-                assert_eq!(
-                    after.next_attempt_at,
-                    Some(at(10 + wait)),
-                    "{number} {result:?}"
-                );
+                let line = recorded(&schedule, number, &result, 1.0, at(10));
+                assert_eq!(line.outcome, AttemptOutcome::Failed);
+                assert_eq!(line.delivery_state, DeliveryState::Retrying);
+                assert_eq!(line.next_attempt_at, due(10 + wait), "{number} {result:?}");
             }
         }
     }
@@ -517,11 +602,11 @@ mod tests {
     #[test]
     fn the_last_attempt_of_the_schedule_fails_for_good() {
         let schedule = RetrySchedule::default();
-        let after = AfterAttempt::decide(&schedule, 6, &status(503, Some(10)), 1.0, at(0));
-        assert_eq!(after.outcome, AttemptOutcome::Failed);
-        assert_eq!(after.state, DeliveryState::PermanentlyFailed);
-        assert_eq!(after.next_attempt_at, None);
-        let mut last = line(6, DeliveryState::PermanentlyFailed, None);
+        let line = recorded(&schedule, 6, &status(503, Some(10)), 1.0, at(0));
+        assert_eq!(line.outcome, AttemptOutcome::Failed);
+        assert_eq!(line.delivery_state, DeliveryState::PermanentlyFailed);
+        assert_eq!(line.next_attempt_at, None);
+        let mut last = line;
         assert_eq!(
             failure_reason(&last, &schedule),
             FailureReason::RetriesExhausted
@@ -537,9 +622,13 @@ mod tests {
     fn an_answer_not_retried_fails_for_good_at_once() {
         let schedule = RetrySchedule::default();
         for result in [status(404, None), status(301, None), AttemptResult::Refused] {
-            let after = AfterAttempt::decide(&schedule, 1, &result, 1.0, at(0));
-            assert_eq!(after.state, DeliveryState::PermanentlyFailed, "{result:?}");
-            assert_eq!(after.next_attempt_at, None);
+            let line = recorded(&schedule, 1, &result, 1.0, at(0));
+            assert_eq!(
+                line.delivery_state,
+                DeliveryState::PermanentlyFailed,
+                "{result:?}"
+            );
+            assert_eq!(line.next_attempt_at, None);
         }
         let first = line(1, DeliveryState::PermanentlyFailed, None);
         assert_eq!(
@@ -551,32 +640,67 @@ mod tests {
     #[test]
     fn retry_after_of_429_and_503_is_honoured_through_the_schedule() {
         let schedule = RetrySchedule::default();
-        let later = AfterAttempt::decide(&schedule, 1, &status(429, Some(300)), 1.0, at(0));
-        assert_eq!(later.next_attempt_at, Some(at(300)));
+        let later = recorded(&schedule, 1, &status(429, Some(300)), 1.0, at(0));
+        assert_eq!(later.next_attempt_at, due(300));
         // Shorter than our own wait: ours stands.
-        let sooner = AfterAttempt::decide(&schedule, 1, &status(503, Some(10)), 1.0, at(0));
-        assert_eq!(sooner.next_attempt_at, Some(at(60)));
+        let sooner = recorded(&schedule, 1, &status(503, Some(10)), 1.0, at(0));
+        assert_eq!(sooner.next_attempt_at, due(60));
         // Jitter applies to our wait.
-        let jittered = AfterAttempt::decide(&schedule, 1, &status(500, None), 1.1, at(0));
-        assert_eq!(jittered.next_attempt_at, Some(at(66)));
+        let jittered = recorded(&schedule, 1, &status(500, None), 1.1, at(0));
+        assert_eq!(jittered.next_attempt_at, due(66));
     }
 
     #[test]
-    fn the_decision_is_written_into_the_line() {
+    fn the_step_is_written_into_the_line() {
         let mut line = line(1, DeliveryState::Pending, None);
-        AfterAttempt::decide(&RetrySchedule::default(), 1, &status(500, None), 1.0, at(0))
-            .record(&mut line);
+        NextStep::RetryIn(Duration::from_secs(60)).record(&mut line, at(0));
         assert_eq!(line.outcome, AttemptOutcome::Failed);
         assert_eq!(line.delivery_state, DeliveryState::Retrying);
         assert_eq!(
             line.next_attempt_at.map(|t| t.to_string()).as_deref(),
             Some("2026-11-27T03:01:00.000Z")
         );
-        AfterAttempt::decide(&RetrySchedule::default(), 2, &status(200, None), 1.0, at(0))
-            .record(&mut line);
+        NextStep::Succeeded.record(&mut line, at(0));
         assert_eq!(line.outcome, AttemptOutcome::Succeeded);
         assert_eq!(line.delivery_state, DeliveryState::Succeeded);
         assert_eq!(line.next_attempt_at, None);
+        for step in [NextStep::PermanentlyFailed, NextStep::Cancelled] {
+            NextStep::RetryIn(Duration::from_secs(60)).record(&mut line, at(0));
+            step.record(&mut line, at(0));
+            assert_eq!(line.outcome, AttemptOutcome::Failed, "{step:?}");
+            assert_eq!(line.delivery_state, step.state());
+            assert_eq!(line.next_attempt_at, None, "{step:?}");
+        }
+    }
+
+    #[test]
+    fn a_line_tells_the_step_it_recorded() {
+        for step in [
+            NextStep::Succeeded,
+            NextStep::PermanentlyFailed,
+            NextStep::Cancelled,
+        ] {
+            let mut ended = line(2, DeliveryState::Pending, None);
+            step.record(&mut ended, at(0));
+            assert!(step.is_final());
+            assert_eq!(NextStep::of_line(&ended, at(3600)), step);
+        }
+        // Retrying: what is left of the wait, none once within the tolerance or late.
+        let mut retrying = line(2, DeliveryState::Pending, None);
+        NextStep::RetryIn(Duration::from_secs(120)).record(&mut retrying, at(0));
+        assert!(!NextStep::RetryIn(Duration::ZERO).is_final());
+        assert_eq!(
+            NextStep::of_line(&retrying, at(20)),
+            NextStep::RetryIn(Duration::from_secs(100))
+        );
+        assert_eq!(
+            NextStep::of_line(&retrying, at(120) - EARLY_TOLERANCE),
+            NextStep::RetryIn(Duration::ZERO)
+        );
+        assert_eq!(
+            NextStep::of_line(&retrying, at(500)),
+            NextStep::RetryIn(Duration::ZERO)
+        );
     }
 
     #[test]

@@ -1,8 +1,12 @@
 //! The retry policy of SPEC §5: which answers are retried, and when the next attempt runs.
+//! It takes what an attempt got ([`AttemptResult`]) and says the delivery's
+//! [`NextStep`] (the vocabulary is in [`crate::domain::lifecycle`]).
 
 use std::time::{Duration, SystemTime};
 
 use rand::Rng;
+
+use crate::domain::lifecycle::NextStep;
 
 /// Waits between attempts when `WEBHOOKS_RETRY_DELAYS` is not set: 6 attempts over ~30 minutes.
 pub const DEFAULT_DELAYS_SECS: [u64; 5] = [60, 120, 240, 480, 900];
@@ -61,7 +65,8 @@ impl RetrySchedule {
     }
 }
 
-/// How one HTTP attempt ended, as far as the retry policy cares.
+/// What one attempt's request got, as far as the retry policy cares: the input of
+/// [`RetrySchedule::next_step`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AttemptResult {
     /// The receiver answered with this status code.
@@ -75,57 +80,41 @@ pub enum AttemptResult {
     Refused,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    Succeeded,
-    Retryable,
-    Permanent,
-}
-
-/// 2xx succeeds; 408, 429, 5xx and transport errors are retried; everything else is final.
-pub fn classify(result: &AttemptResult) -> Verdict {
+/// The step `result` takes straight to an end: a success (2xx), or an answer not retried
+/// (anything but 408, 429 and 5xx; a refused target). `None` when it is retried: 408, 429,
+/// 5xx and no answer.
+fn final_step(result: &AttemptResult) -> Option<NextStep> {
     match result {
         AttemptResult::Status { status, .. } => match status {
-            200..=299 => Verdict::Succeeded,
-            408 | 429 | 500..=599 => Verdict::Retryable,
-            _ => Verdict::Permanent,
+            200..=299 => Some(NextStep::Succeeded),
+            408 | 429 | 500..=599 => None,
+            _ => Some(NextStep::PermanentlyFailed),
         },
-        AttemptResult::TransportError => Verdict::Retryable,
-        AttemptResult::Refused => Verdict::Permanent,
+        AttemptResult::TransportError => None,
+        AttemptResult::Refused => Some(NextStep::PermanentlyFailed),
     }
 }
 
-/// What happens to a delivery after an attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NextStep {
-    Succeeded,
-    RetryIn(Duration),
-    PermanentlyFailed,
-}
-
 impl RetrySchedule {
-    /// Decides the next step after attempt number `attempt` ended with `result`.
-    /// `jitter` is a factor in [0.9, 1.1] applied to the nominal wait.
+    /// The step attempt number `attempt` leads to, having ended with `result`: the retry
+    /// policy. `jitter` is a factor in [0.9, 1.1] applied to the nominal wait.
     pub fn next_step(&self, attempt: u32, result: &AttemptResult, jitter: f64) -> NextStep {
-        match classify(result) {
-            Verdict::Succeeded => NextStep::Succeeded,
-            Verdict::Permanent => NextStep::PermanentlyFailed,
-            Verdict::Retryable => match self.delay_after(attempt) {
-                None => NextStep::PermanentlyFailed,
-                Some(nominal) => {
-                    let mut wait = nominal.mul_f64(jitter.clamp(0.9, 1.1));
-                    if let AttemptResult::Status {
-                        status: 429 | 503,
-                        retry_after: Some(asked),
-                    } = result
-                    {
-                        // Honoured only when longer than our own wait, and capped.
-                        wait = wait.max((*asked).min(MAX_RETRY_AFTER));
-                    }
-                    NextStep::RetryIn(wait.min(MAX_DELAY))
-                }
-            },
+        if let Some(step) = final_step(result) {
+            return step;
         }
+        let Some(nominal) = self.delay_after(attempt) else {
+            return NextStep::PermanentlyFailed;
+        };
+        let mut wait = nominal.mul_f64(jitter.clamp(0.9, 1.1));
+        if let AttemptResult::Status {
+            status: 429 | 503,
+            retry_after: Some(asked),
+        } = result
+        {
+            // Honoured only when longer than our own wait, and capped.
+            wait = wait.max((*asked).min(MAX_RETRY_AFTER));
+        }
+        NextStep::RetryIn(wait.min(MAX_DELAY))
     }
 }
 
@@ -156,18 +145,25 @@ mod tests {
     }
 
     #[test]
-    fn classification_follows_the_guide() {
+    fn what_is_retried_follows_the_guide() {
         for s in [200, 201, 204, 299] {
-            assert_eq!(classify(&status(s)), Verdict::Succeeded, "{s}");
+            assert_eq!(final_step(&status(s)), Some(NextStep::Succeeded), "{s}");
         }
         for s in [408, 429, 500, 502, 503, 504, 599] {
-            assert_eq!(classify(&status(s)), Verdict::Retryable, "{s}");
+            assert_eq!(final_step(&status(s)), None, "{s}");
         }
         for s in [300, 301, 302, 304, 400, 401, 403, 404, 410, 422] {
-            assert_eq!(classify(&status(s)), Verdict::Permanent, "{s}");
+            assert_eq!(
+                final_step(&status(s)),
+                Some(NextStep::PermanentlyFailed),
+                "{s}"
+            );
         }
-        assert_eq!(classify(&AttemptResult::TransportError), Verdict::Retryable);
-        assert_eq!(classify(&AttemptResult::Refused), Verdict::Permanent);
+        assert_eq!(final_step(&AttemptResult::TransportError), None);
+        assert_eq!(
+            final_step(&AttemptResult::Refused),
+            Some(NextStep::PermanentlyFailed)
+        );
     }
 
     #[test]
@@ -189,7 +185,7 @@ mod tests {
             match schedule.next_step(attempt, &status(500), 1.0) {
                 NextStep::RetryIn(d) => waits.push(d.as_secs()),
                 NextStep::PermanentlyFailed => assert_eq!(attempt, 6),
-                NextStep::Succeeded => panic!("500 is not a success"),
+                other => panic!("500 is retried: {other:?}"),
             }
         }
         assert_eq!(waits, vec![60, 120, 240, 480, 900]);

@@ -3,6 +3,7 @@
 //! form — is a 404 before any AWS call. DynamoDB refuses an empty or oversized key outright,
 //! which answered 503 (and logged an error) on every try.
 
+use webhooks_shared::domain::ids::{AttemptId, DeliveryId, WebhookId};
 use webhooks_shared::domain::problem::Problem;
 
 /// The longest path segment an id of ours can be (`dlv_<ulid>.<attempt>` is 35 characters).
@@ -63,13 +64,12 @@ impl IdKind {
             return false;
         }
         match self {
-            IdKind::Webhook => prefixed_token(text, "wh_"),
-            IdKind::Delivery => prefixed_token(text, "dlv_"),
-            IdKind::Attempt => text.rsplit_once('.').is_some_and(|(delivery, number)| {
-                prefixed_token(delivery, "dlv_")
-                    && !number.starts_with('0')
-                    && number.bytes().all(|b| b.is_ascii_digit())
-                    && number.parse::<u32>().is_ok_and(|n| n >= 1)
+            IdKind::Webhook => prefixed_token(text, WebhookId::PREFIX),
+            IdKind::Delivery => prefixed_token(text, DeliveryId::PREFIX),
+            // As we write them: no leading zero or sign in the number.
+            IdKind::Attempt => text.parse::<AttemptId>().is_ok_and(|id| {
+                prefixed_token(id.delivery_id().as_str(), DeliveryId::PREFIX)
+                    && id.to_string() == text
             }),
         }
     }
@@ -122,9 +122,9 @@ mod tests {
         let recovered = ids::recovery_delivery_id(&fanned, at);
         assert!(IdKind::Delivery.admits(recovered.as_str()));
         for n in [1, 6, u32::MAX] {
-            let attempt = ids::attempt_id(&recovered, n);
+            let attempt = AttemptId::new(recovered.clone(), n).to_string();
             assert!(IdKind::Attempt.admits(&attempt), "{attempt}");
-            assert!(ids::parse_attempt_id(&attempt).is_some());
+            assert!(attempt.parse::<AttemptId>().is_ok());
         }
         // Ids of the older forms (a hex hash, `dlv_r…`, `dlv_m…`) are still ids.
         assert!(IdKind::Delivery.admits("dlv_r3f2a9c0e1b7d4a5f8e6c2b1a0d9e8f7"));

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{deflated, from_item, inflated, key, query_all, s, to_item, Item, Store, StoreError};
 use crate::domain::clock::Timestamp;
-use crate::domain::ids::{parse_attempt_id, DeliveryId, WebhookId};
+use crate::domain::ids::{AttemptId, DeliveryId, WebhookId};
 use crate::domain::lifecycle;
 use crate::domain::model::{AttemptRecord, DeliveryRecord, RecordedRequest, RecordedResponse};
 
@@ -204,7 +204,7 @@ const LOG_SUMMARY: [&str; 15] = [
 ];
 
 /// Log lines' sort keys start with their delivery id.
-const LINE_PREFIX: &str = "dlv_";
+const LINE_PREFIX: &str = DeliveryId::PREFIX;
 /// Sort keys of the copies of lines that ended a delivery unsent start with this.
 const ENDED_PREFIX: &str = "ended#";
 
@@ -361,7 +361,7 @@ impl LogPosition {
         if parsed.to_string() != at {
             return None;
         }
-        parse_attempt_id(attempt_id)?;
+        attempt_id.parse::<AttemptId>().ok()?;
         Some(LogPosition {
             at: parsed,
             key: key.to_owned(),
