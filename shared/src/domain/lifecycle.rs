@@ -6,7 +6,7 @@
 //!
 //! - **Delivery**: one event to one webhook (`DeliveryRef`, id `dlv_…`). It travels as one
 //!   message of the deliveries queue, from its first attempt to its last.
-//! - **Attempt**: one turn of a delivery, numbered from 1 (`AttemptId`: `dlv_….3`). Most
+//! - **Attempt**: one try at a delivery, numbered from 1 (`AttemptId`: `dlv_….3`). Most
 //!   send a request; some end without one (not sent, cancelled, internal error).
 //! - **Line**: an attempt's entry in the delivery log (`AttemptRecord`), written once. The
 //!   delivery's state is its latest line's ([`Progress`]); nothing else stores it.
@@ -21,7 +21,7 @@
 //!   with the delivery's message to its settlement (`deliver::batch`).
 //! - **Settle**: what the queue does with a handled message (`adapters::queue::Settle`):
 //!   delete it once its delivery has ended, or hide it until its next attempt is due. In
-//!   deliver, an error of ours (not the receiver's) is `RetryIn(`[`internal_error_wait`]`)`,
+//!   deliver, an error of ours (not the receiver's) is `RetryIn` the [`internal_error_wait`],
 //!   logged as an error; after ten receives the message is a dead letter. The alerter settles
 //!   its own messages (alerts and dead letters, not attempts) with `Settle` directly.
 //! - **Not sent**: a due attempt that the endpoint's circuit holds back, logged as failed
