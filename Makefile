@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help dev test lint fmt check-template package bench bench-isolation chaos spec venv clean
+.PHONY: help dev test lint fmt check-template package bench bench-isolation bench-subscribers chaos spec venv clean
 
 help:
 	@echo "make dev             run everything locally (moto on :4566 enforcing IAM, API on :3000)"
@@ -16,6 +16,9 @@ help:
 	@echo "make bench           pipeline latency and throughput on this machine (bench-results/)"
 	@echo "make bench-isolation a healthy endpoint's delivery latency beside a silent, slow or failing"
 	@echo "                     one, each in a stack of its own (bench-results/isolation-*-latest.json)"
+	@echo "make bench-subscribers one event type with 10,000 active webhooks: ingest 202, one queued"
+	@echo "                     message per webhook per event, the list paged through"
+	@echo "                     (bench-results/subscribers-latest.json)"
 	@echo "make chaos           the pipeline under faults at scale: 2,000 events x 3 webhooks per fault"
 	@echo "                     kind, 25 % of AWS calls failing (bench-results/chaos-latest.json)"
 	@echo "make spec            refresh docs/spec/ (SPEC.md, the user guide) from ../shared/spec"
@@ -64,6 +67,12 @@ bench-isolation: venv
 	    --events $${EVENTS:-150} --rate $${RATE:-10} --scenarios alone,$$neighbour \
 	    --name isolation-$$neighbour || exit 1; \
 	done
+
+# One event type with 10,000 active webhooks (issue 21): ingest answers 202 with an event's
+# webhooks stored in pages, fan-out queues exactly one message per webhook (counted on a queue
+# of the bench's own: deliveries are not made), the admin list pages through all of them.
+bench-subscribers: venv
+	cargo run --profile tools -p integration-tests --bin subscribers -- --webhooks $${WEBHOOKS:-10000} --events $${EVENTS:-5} --batch $${BATCH:-10}
 
 # docs/spec/ holds copies of the steering repository's spec (../shared/spec, when checked out
 # beside this one); this refreshes them.

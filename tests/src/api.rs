@@ -213,6 +213,48 @@ impl Api {
         )
     }
 
+    /// One page of `GET /api/v1/webhooks` (`?limit=` and `?cursor=` when given).
+    pub async fn webhooks_page(&self, limit: Option<u32>, cursor: Option<&str>) -> Answer {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        if let Some(limit) = limit {
+            query.append_pair("limit", &limit.to_string());
+        }
+        if let Some(cursor) = cursor {
+            query.append_pair("cursor", cursor);
+        }
+        let query = query.finish();
+        let path = if query.is_empty() {
+            "/api/v1/webhooks".to_owned()
+        } else {
+            format!("/api/v1/webhooks?{query}")
+        };
+        self.get(&path).await
+    }
+
+    /// Every webhook, page after page of `limit` (the API's default when none), following
+    /// `next_cursor` until it is null; asserts each page is a 200 of at most `limit`.
+    pub async fn all_webhooks(&self, limit: Option<u32>) -> Vec<Value> {
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..100_000 {
+            let page = self.webhooks_page(limit, cursor.as_deref()).await;
+            assert_eq!(page.status, 200, "{}: {}", page.request, page.text);
+            let webhooks = page.json["webhooks"].as_array().expect("webhooks");
+            assert!(
+                webhooks.len() <= limit.unwrap_or(100) as usize,
+                "{} webhooks on a page of {limit:?}",
+                webhooks.len()
+            );
+            all.extend(webhooks.iter().cloned());
+            match &page.json["next_cursor"] {
+                Value::Null => return all,
+                Value::String(next) => cursor = Some(next.clone()),
+                other => panic!("next_cursor is neither a string nor null: {other}"),
+            }
+        }
+        panic!("the webhook list did not end within 100,000 pages");
+    }
+
     /// The webhook as the API shows it after creation (without its secret).
     pub async fn webhook(&self, webhook_id: &str) -> Answer {
         self.get(&format!("/api/v1/webhooks/{webhook_id}")).await

@@ -10,18 +10,22 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
 use crate::test_event::{TestEventCall, TestEventView};
 use crate::validation::{CreateWebhookRequest, RecoveryCall, UpdateWebhookRequest};
-use crate::views::{AttemptDetailView, DeliveryView, RecoveryView, WebhookView, WebhookWithSecret};
+use crate::views::{
+    AttemptDetailView, DeliveryView, RecoveryView, WebhookList, WebhookView, WebhookWithSecret,
+};
 use webhooks_shared::adapters::http_api;
 use webhooks_shared::domain::catalogue;
 use webhooks_shared::domain::ids::{DeliveryId, WebhookId};
 use webhooks_shared::domain::problem::Problem;
 
-use crate::{AdminApi, ApiResult, MAX_LOG_LIMIT};
+use crate::{AdminApi, ApiResult, MAX_LOG_LIMIT, MAX_WEBHOOK_PAGE};
 
 pub mod path_ids;
 use path_ids::IdKind;
@@ -160,9 +164,77 @@ fn parse_limit(query: Option<&str>) -> ApiResult<u32> {
     Ok(limit)
 }
 
-async fn list_webhooks(State(api): State<Arc<AdminApi>>) -> RouteResult<Json<Value>> {
-    let webhooks = api.list_webhooks().await?;
-    Ok(Json(json!({ "webhooks": webhooks })))
+/// The webhook list's query: `?limit=N` (1-100, default 100) and `?cursor=` (the
+/// `next_cursor` of the page before; absent: the first page).
+#[derive(Debug, PartialEq, Eq)]
+struct ListQuery {
+    limit: u32,
+    after: Option<WebhookId>,
+}
+
+fn parse_list_query(query: Option<&str>) -> ApiResult<ListQuery> {
+    let mut parsed = ListQuery {
+        limit: MAX_WEBHOOK_PAGE,
+        after: None,
+    };
+    for (key, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match key.as_ref() {
+            "limit" => {
+                parsed.limit = value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=MAX_WEBHOOK_PAGE).contains(n))
+                    .ok_or_else(|| {
+                        Problem::bad_request(format!(
+                        "limit must be a whole number from 1 to {MAX_WEBHOOK_PAGE} (got {value:?})"
+                    ))
+                    })?
+            }
+            "cursor" => parsed.after = Some(decode_list_cursor(&value)?),
+            other => {
+                return Err(Problem::bad_request(format!(
+                    "unknown query parameter {other:?}; only limit and cursor are accepted"
+                )))
+            }
+        }
+    }
+    Ok(parsed)
+}
+
+/// The cursor after webhook `last`: opaque to callers (base64url of its id), so its form
+/// may change.
+fn encode_list_cursor(last: &WebhookId) -> String {
+    URL_SAFE_NO_PAD.encode(last.as_str())
+}
+
+/// The webhook a cursor from [`encode_list_cursor`] names. The webhook need not exist any
+/// more: the next page starts where it was.
+fn decode_list_cursor(text: &str) -> ApiResult<WebhookId> {
+    URL_SAFE_NO_PAD
+        .decode(text)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .filter(|id| IdKind::Webhook.admits(id))
+        .map(WebhookId::from)
+        .ok_or_else(|| {
+            Problem::bad_request(
+                "cursor is not one this API answered: pass next_cursor from the previous \
+                 page unchanged, or leave cursor out for the first page",
+            )
+        })
+}
+
+/// `GET /api/v1/webhooks`: one page, and `next_cursor` for the next (null after the last).
+async fn list_webhooks(
+    State(api): State<Arc<AdminApi>>,
+    RawQuery(query): RawQuery,
+) -> RouteResult<Json<WebhookList>> {
+    let query = parse_list_query(query.as_deref())?;
+    let (webhooks, next) = api.list_webhooks(query.limit, query.after.as_ref()).await?;
+    Ok(Json(WebhookList {
+        webhooks,
+        next_cursor: next.as_ref().map(encode_list_cursor),
+    }))
 }
 
 async fn create_webhook(
@@ -461,6 +533,46 @@ mod tests {
         for bad in ["limit=0", "limit=101", "limit=x", "limit=", "page=2"] {
             let p = parse_limit(Some(bad)).unwrap_err();
             assert_eq!(p.status, 400, "{bad}");
+        }
+    }
+
+    #[test]
+    fn list_query_parsing() {
+        assert_eq!(
+            parse_list_query(None).unwrap(),
+            ListQuery {
+                limit: 100,
+                after: None
+            }
+        );
+        let id = WebhookId::from("wh_01jd8x9k4m2n3p4q5r6s7t8v9w");
+        let cursor = encode_list_cursor(&id);
+        assert!(cursor
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert_eq!(
+            parse_list_query(Some(&format!("limit=7&cursor={cursor}"))).unwrap(),
+            ListQuery {
+                limit: 7,
+                after: Some(id)
+            }
+        );
+        for bad in [
+            "limit=0",
+            "limit=101",
+            "limit=x",
+            "page=2",
+            "cursor=",
+            "cursor=%2A",
+        ] {
+            let p = parse_list_query(Some(bad)).unwrap_err();
+            assert_eq!(p.status, 400, "{bad}");
+        }
+        // Base64 of something that is no webhook id: not a cursor of ours.
+        for not_ours in ["wh_UPPER", "dlv_01jd8x9k4m2n3p4q5r6s7t8v9w", "", "wh_1 x"] {
+            let cursor = URL_SAFE_NO_PAD.encode(not_ours);
+            let p = parse_list_query(Some(&format!("cursor={cursor}"))).unwrap_err();
+            assert!(p.detail.contains("next_cursor"), "{}", p.detail);
         }
     }
 

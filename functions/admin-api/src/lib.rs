@@ -11,7 +11,8 @@ pub mod views;
 
 use std::time::{Duration, Instant, SystemTime};
 
-use futures::future::{join_all, try_join_all};
+use futures::future::try_join_all;
+use futures::stream::{self, StreamExt, TryStreamExt};
 
 use crate::recovery::{Sweep, RECOVERY_TIME_BUDGET};
 use crate::validation::{NewWebhook, RecoveryCall, Targets, WebhookChange};
@@ -38,6 +39,10 @@ pub use http::{public_router, router};
 
 /// The log shows at most this many attempts per call (and this many by default).
 pub const MAX_LOG_LIMIT: u32 = 100;
+/// The webhook list answers at most this many webhooks per page (and this many by default).
+pub const MAX_WEBHOOK_PAGE: u32 = 100;
+/// How many webhooks' last deliveries (a log query each) a list page reads at once.
+const CONCURRENT_VIEWS: usize = 16;
 
 pub struct AdminApi {
     store: Store,
@@ -160,12 +165,27 @@ impl AdminApi {
         })
     }
 
-    pub async fn list_webhooks(&self) -> ApiResult<Vec<WebhookView>> {
-        let webhooks = self.store.list_webhooks().await.map_err(unavailable)?;
-        join_all(webhooks.iter().map(|w| self.view(w)))
+    /// One page of the webhooks (at most `limit`, after the webhook `after`), each with its
+    /// last delivery, and the webhook to continue after when more may follow. Only this
+    /// page's logs are read, [`CONCURRENT_VIEWS`] at a time.
+    pub async fn list_webhooks(
+        &self,
+        limit: u32,
+        after: Option<&WebhookId>,
+    ) -> ApiResult<(Vec<WebhookView>, Option<WebhookId>)> {
+        let (webhooks, next) = self
+            .store
+            .list_webhooks(limit, after)
             .await
-            .into_iter()
-            .collect()
+            .map_err(unavailable)?;
+        // (The futures are made before the stream: a closure over borrowed items would not
+        // be `Send` enough for an axum handler.)
+        let views: Vec<_> = webhooks.iter().map(|w| self.view(w)).collect();
+        let views = stream::iter(views)
+            .buffered(CONCURRENT_VIEWS)
+            .try_collect()
+            .await?;
+        Ok((views, next))
     }
 
     pub async fn get_webhook(&self, id: &WebhookId) -> ApiResult<WebhookView> {
@@ -460,6 +480,7 @@ impl AdminApi {
             received_at: Timestamp::from(now),
             webhooks: Some(Vec::new()),
             deliveries: None,
+            webhook_pages: 0,
             expires_at: clock::expiry(now, self.retention),
         };
         if self

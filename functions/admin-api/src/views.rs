@@ -64,6 +64,13 @@ impl WebhookView {
     }
 }
 
+/// One page of `GET /api/v1/webhooks`: `next_cursor` asks for the next (null: the last).
+#[derive(Debug, Clone, Serialize)]
+pub struct WebhookList {
+    pub webhooks: Vec<WebhookView>,
+    pub next_cursor: Option<String>,
+}
+
 /// The one answer that carries the full secret: creation (and rotation).
 #[derive(Debug, Clone, Serialize)]
 pub struct WebhookWithSecret {

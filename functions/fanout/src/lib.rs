@@ -26,7 +26,10 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use crate::ingest::{batch_too_large, IncomingBatch, IncomingEvent, MAX_BATCH_BYTES};
 use webhooks_shared::adapters::queue::Queue;
-use webhooks_shared::adapters::store::{EncodedEvent, Store, StoreError, MAX_ITEM_BYTES};
+use webhooks_shared::adapters::store::{
+    EncodedEvent, Paging, Store, StoreError, MAX_ITEM_BYTES, MAX_TRANSACTION_BYTES,
+    MAX_TRANSACTION_ITEMS,
+};
 use webhooks_shared::adapters::{http_api, Adapters};
 use webhooks_shared::domain::clock;
 use webhooks_shared::domain::clock::Timestamp;
@@ -115,6 +118,8 @@ pub struct Fanout {
     /// The deliveries queue.
     queue: Queue,
     retention: Duration,
+    /// Where an event's webhooks are stored: in its item, or in pages beside it.
+    paging: Paging,
 }
 
 /// What Lambda invokes fanout with: a request of the HTTP API, or a batch of the events
@@ -142,13 +147,29 @@ impl Fanout {
             store: adapters.store,
             queue: adapters.queue,
             retention: config.retention,
+            paging: Paging::DEFAULT,
         }
     }
 
-    /// One invocation: `router` (this function's [`router`]) answers HTTP API requests.
-    pub async fn handle(&self, router: Router, event: FanoutEvent) -> FanoutResponse {
+    /// This fanout with events' webhooks stored by `paging` instead of the default: tests
+    /// make a few webhooks take pages.
+    pub fn with_paging(mut self, paging: Paging) -> Self {
+        self.paging = paging;
+        self
+    }
+
+    /// One invocation: `router` (this function's [`router`]) answers HTTP API requests; a
+    /// stream batch starts no new record after `deadline` ([`outbox::stream_deadline`]).
+    pub async fn handle_until(
+        &self,
+        router: Router,
+        event: FanoutEvent,
+        deadline: std::time::Instant,
+    ) -> FanoutResponse {
         match event {
-            FanoutEvent::Stream(event) => FanoutResponse::Stream(self.handle_stream(event).await),
+            FanoutEvent::Stream(event) => {
+                FanoutResponse::Stream(self.handle_stream_until(event, deadline).await)
+            }
             FanoutEvent::Http(request) => {
                 FanoutResponse::Http(Box::new(http_api::handle(router, *request).await))
             }
@@ -206,12 +227,7 @@ impl Fanout {
         let records: Vec<EventRecord> = events
             .into_iter()
             .map(|incoming| EventRecord {
-                webhooks: Some(
-                    subscribed
-                        .get(incoming.event_type.as_str())
-                        .cloned()
-                        .unwrap_or_default(),
-                ),
+                webhooks: None, // given beside it: one list per type, however many events
                 id: incoming.id,
                 event_type: incoming.event_type,
                 resource_id: incoming.resource_id,
@@ -219,21 +235,34 @@ impl Fanout {
                 fingerprint: incoming.fingerprint,
                 received_at: Timestamp::from(now),
                 deliveries: None,
+                webhook_pages: 0,
                 expires_at: clock::expiry(now, self.retention),
             })
             .collect();
-        // Every event is encoded, and checked to fit in an item, before any is written: a
-        // batch with one that DynamoDB would refuse changes nothing.
-        let encoded = records
+        let none = Vec::new();
+        let webhooks_of = |record: &EventRecord| -> &[WebhookId] {
+            subscribed.get(record.event_type.as_str()).unwrap_or(&none)
+        };
+        // Every event is encoded, and checked to fit DynamoDB's item and transaction limits,
+        // before any is written: a batch with one that DynamoDB would refuse changes
+        // nothing. Encoded again when written, so a batch of events with thousands of
+        // webhooks each never holds all their pages at once.
+        for record in &records {
+            let webhooks = webhooks_of(record);
+            EncodedEvent::with_webhooks(record, webhooks, self.paging)
+                .map_err(|err| too_large(record, webhooks.len(), err))?;
+        }
+        // One conditional write per event: a PutItem, or with pages of webhooks one
+        // TransactWriteItems (BatchWriteItem cannot be conditional). (The futures are made
+        // before the stream: a closure over borrowed items would not be `Send` enough for
+        // an axum handler.)
+        let puts: Vec<_> = records
             .iter()
-            .map(|record| EncodedEvent::of(record).map_err(|err| too_large(record, err)))
-            .collect::<Result<Vec<_>, Problem>>()?;
-        // One conditional PutItem per event (BatchWriteItem cannot be conditional).
-        // (The futures are made before the stream: a closure over borrowed items would not
-        // be `Send` enough for an axum handler.)
-        let puts: Vec<_> = encoded
-            .into_iter()
-            .map(|event| self.store.put_encoded_event_if_new(event))
+            .map(|record| async move {
+                let encoded =
+                    EncodedEvent::with_webhooks(record, webhooks_of(record), self.paging)?;
+                self.store.put_encoded_event_if_new(encoded).await
+            })
             .collect();
         let stored: Vec<Option<EventRecord>> = stream::iter(puts)
             .buffered(CONCURRENT_WRITES)
@@ -246,7 +275,7 @@ impl Fanout {
             .zip(stored)
             .map(|(record, stored)| match stored {
                 None => {
-                    let deliveries = deliveries(&record);
+                    let deliveries = count(webhooks_of(&record).len());
                     tracing::info!(event_id = %record.id, event_type = %record.event_type, deliveries, "event stored");
                     Outcome::Accepted(Accepted {
                         id: record.id,
@@ -287,25 +316,45 @@ impl Fanout {
     }
 }
 
-/// How many deliveries an event makes: one per webhook it was stored with (items stored
-/// before events kept their webhooks say their number).
+/// How many deliveries a stored event makes: one per webhook it was stored with (events
+/// whose webhooks are in pages, and items stored before events kept their webhooks, say
+/// their number).
 fn deliveries(event: &EventRecord) -> u32 {
     match (&event.webhooks, event.deliveries) {
-        (Some(webhooks), _) => webhooks.len() as u32,
+        (Some(webhooks), _) => count(webhooks.len()),
         (None, deliveries) => deliveries.unwrap_or(0),
     }
 }
 
+/// A number of webhooks as answered (one event is stored with ~135,000 at most).
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
 /// An event that cannot be stored as it is: 413, saying what makes it big.
-fn too_large(event: &EventRecord, err: StoreError) -> Problem {
+fn too_large(event: &EventRecord, webhooks: usize, err: StoreError) -> Problem {
     match err {
         StoreError::TooLarge { bytes } => Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!(
-                "event {:?} would be stored as a {bytes}-byte item with its {} subscribed \
+                "event {:?} would be stored as a {bytes}-byte item with its {webhooks} subscribed \
                  webhooks, over DynamoDB's 400 KB item limit ({MAX_ITEM_BYTES} bytes); send less data",
                 event.id.as_str(),
-                event.webhooks.as_ref().map_or(0, Vec::len),
+            ),
+        ),
+        // Not the sender's to fix: the type has more webhooks than one event can be
+        // stored with. Still a 413 (too large to store) rather than a 503 the platform
+        // would retry for ever.
+        StoreError::TransactionTooLarge { items, bytes } => Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "event {:?} cannot be stored with its {webhooks} subscribed webhooks: with them \
+                 it takes {items} items and {bytes} bytes, over what DynamoDB writes at once \
+                 ({MAX_TRANSACTION_ITEMS} items, {MAX_TRANSACTION_BYTES} bytes). An event type \
+                 can have at most about 130,000 active webhooks; an admin must pause or delete \
+                 some of those subscribed to {:?}",
+                event.id.as_str(),
+                event.event_type,
             ),
         ),
         other => unavailable(other),
@@ -425,16 +474,33 @@ mod tests {
             payload: "{}".into(),
             fingerprint: String::new(),
             received_at: Timestamp::from(SystemTime::UNIX_EPOCH),
-            webhooks: Some(vec![WebhookId::from("wh_1"); 3]),
+            webhooks: None,
             deliveries: None,
+            webhook_pages: 0,
             expires_at: 0,
         };
-        let problem = too_large(&event, StoreError::TooLarge { bytes: 500_000 });
+        let problem = too_large(&event, 3, StoreError::TooLarge { bytes: 500_000 });
         assert_eq!(problem.status, 413);
         assert!(
             problem.detail.contains("evt_big")
                 && problem.detail.contains("500000-byte")
                 && problem.detail.contains("3 subscribed webhooks"),
+            "{}",
+            problem.detail
+        );
+
+        // More webhooks than one transaction carries: refused before any write, and the
+        // answer says it is the type's webhooks, not the data.
+        let webhooks: Vec<WebhookId> = (0..150_000)
+            .map(|i| WebhookId::from(format!("wh_01jdq8z3x4y5w6v7u8t9s{i:06}")))
+            .collect();
+        let err = EncodedEvent::with_webhooks(&event, &webhooks, Paging::DEFAULT).unwrap_err();
+        let problem = too_large(&event, webhooks.len(), err);
+        assert_eq!(problem.status, 413);
+        assert!(
+            problem.detail.contains("150000 subscribed webhooks")
+                && problem.detail.contains("\"order.completed\"")
+                && problem.detail.contains("at most about 130,000"),
             "{}",
             problem.detail
         );

@@ -19,7 +19,9 @@ async fn main() -> Result<(), Error> {
     let router = fanout::router(Arc::clone(&fanout));
     run(service_fn(move |event: LambdaEvent<FanoutEvent>| {
         let (fanout, router) = (Arc::clone(&fanout), router.clone());
-        async move { Ok::<_, Error>(fanout.handle(router, event.payload).await) }
+        // A stream batch starts no record it may not finish within the invocation.
+        let deadline = fanout::outbox::stream_deadline(event.context.deadline());
+        async move { Ok::<_, Error>(fanout.handle_until(router, event.payload, deadline).await) }
     }))
     .await
 }

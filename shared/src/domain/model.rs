@@ -76,13 +76,19 @@ pub struct EventRecord {
     pub fingerprint: String,
     pub received_at: Timestamp,
     /// The webhooks subscribed (and active) when the event was accepted: one delivery each,
-    /// fixed with the event in its one write.
+    /// fixed with the event in its one write. Read back as stored in the event's item; an
+    /// event with more than fit there reads `None` here and has `webhook_pages`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhooks: Option<Vec<WebhookId>>,
-    /// Items written before `webhooks` existed: the number of deliveries, set by an update
-    /// once their fan-out was complete.
+    /// The number of deliveries when `webhooks` is not in the item: items written before
+    /// `webhooks` existed (set by an update once their fan-out was complete), and events
+    /// whose webhooks are in pages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deliveries: Option<u32>,
+    /// How many page items hold this event's webhooks (written with it, in one transaction:
+    /// `Store::event_webhooks` reads them); 0 when they are in `webhooks`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub webhook_pages: u32,
     pub expires_at: i64,
 }
 

@@ -166,6 +166,7 @@ async fn a_deliver_killed_mid_batch_loses_nothing() {
                 received_at,
                 webhooks: None,
                 deliveries: Some(2),
+                webhook_pages: 0,
                 expires_at: 0,
             })
             .await

@@ -40,16 +40,80 @@ async fn webhook_lifecycle() {
     assert_eq!(one.json["name"], name.as_str());
     assert!(one.json.get("secret").is_none() && !one.text.contains(secret));
 
-    let list = api.get("/api/v1/webhooks").await;
-    assert_eq!(list.status, 200);
-    let listed = list.json["webhooks"].as_array().expect("list");
+    let listed = api.all_webhooks(None).await;
     assert!(listed.iter().any(|w| w["id"] == id));
-    assert!(!list.text.contains(secret));
+    assert!(!serde_json::to_string(&listed)
+        .expect("json")
+        .contains(secret));
 
     let deleted = api.delete_webhook(id).await;
     assert_eq!(deleted.status, 204);
     api.webhook(id).await.assert_problem(404);
     api.delete_webhook(id).await.assert_problem(404);
+}
+
+/// The list comes a page at a time: `limit` webhooks at most, `next_cursor` to the next page
+/// until it is null, every webhook on exactly one page (the stack holds other tests'
+/// webhooks too, made and deleted meanwhile: ours are there once each, none twice).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_list_comes_in_pages_that_cover_every_webhook_once() {
+    let api = Api::new();
+    let mut ours = Vec::new();
+    for _ in 0..5 {
+        let webhook = api
+            .create_paused_webhook(
+                &unique("paged"),
+                "https://example.com/h",
+                &["user.registered"],
+            )
+            .await;
+        ours.push(webhook.id);
+    }
+    let listed = api.all_webhooks(Some(2)).await;
+    let ids: Vec<&str> = listed.iter().filter_map(|w| w["id"].as_str()).collect();
+    let distinct: std::collections::HashSet<&str> = ids.iter().copied().collect();
+    assert_eq!(distinct.len(), ids.len(), "a webhook was on two pages");
+    for id in &ours {
+        assert!(distinct.contains(id.as_str()), "{id} on no page");
+    }
+    // Every webhook has its view on its page: the same as the webhook alone.
+    let one = listed
+        .iter()
+        .find(|w| w["id"] == ours[0].as_str())
+        .expect("listed");
+    assert_eq!(one, &api.webhook(&ours[0]).await.json);
+
+    // A full first page says where to go on, and the next starts after it.
+    let first = api.webhooks_page(Some(1), None).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert_eq!(first.json["webhooks"].as_array().map(Vec::len), Some(1));
+    let cursor = first.json["next_cursor"].as_str().expect("a next page");
+    let second = api.webhooks_page(Some(1), Some(cursor)).await;
+    assert_eq!(second.status, 200, "{}", second.text);
+    assert_ne!(
+        second.json["webhooks"][0]["id"], first.json["webhooks"][0]["id"],
+        "the cursor moved on"
+    );
+
+    for bad in [
+        "limit=0",
+        "limit=101",
+        "limit=ten",
+        "cursor=bm90LW91cnM",
+        "cursor=",
+        "after=x",
+    ] {
+        let answer = api.get(&format!("/api/v1/webhooks?{bad}")).await;
+        answer.assert_problem(400);
+    }
+    assert!(api
+        .get("/api/v1/webhooks?cursor=bm90LW91cnM")
+        .await
+        .detail()
+        .contains("next_cursor"));
+    for id in &ours {
+        assert_eq!(api.delete_webhook(id).await.status, 204);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

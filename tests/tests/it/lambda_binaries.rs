@@ -91,6 +91,7 @@ async fn the_deliver_binary_answers_an_sqs_batch_with_its_failures() {
             received_at: Timestamp::parse(RECEIVED_AT).expect("time"),
             webhooks: None,
             deliveries: Some(1),
+            webhook_pages: 0,
             expires_at: 0,
         })
         .await
@@ -310,14 +311,23 @@ async fn the_admin_api_binary_refuses_private_targets_when_saved() {
         assert_eq!(status, 422, "POST {url}: {problem}");
         assert_eq!(problem["field"], "url", "{problem}");
     }
-    let (status, listed) = call("GET", "/api/v1/webhooks".into(), Value::Null).await;
-    assert_eq!(status, 200);
-    let saved = listed["webhooks"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|w| w["name"] == name.as_str())
-        .count();
+    // Every page of the list (other tests' webhooks fill the first ones).
+    let mut saved = 0;
+    let mut path = "/api/v1/webhooks".to_owned();
+    loop {
+        let (status, listed) = call("GET", path.clone(), Value::Null).await;
+        assert_eq!(status, 200, "{listed}");
+        saved += listed["webhooks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|w| w["name"] == name.as_str())
+            .count();
+        match listed["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/api/v1/webhooks?cursor={cursor}"),
+            None => break,
+        }
+    }
     assert_eq!(saved, 0, "a refused webhook was written");
 
     let (status, created) = call(

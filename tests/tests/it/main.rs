@@ -11,6 +11,7 @@ mod example_receivers;
 mod ingest_batch;
 mod ingest_signing;
 mod lambda_binaries;
+mod many_subscribers;
 mod metering;
 mod openapi;
 mod pipeline;

@@ -1,16 +1,78 @@
-//! Events: stored once, with the exact body every attempt sends.
+//! Events: stored once, with the exact body every attempt sends and the webhooks it goes to.
 //!
 //! The body is stored deflated when that makes it smaller: DynamoDB bills a write per started
 //! 1 KB of item, and a 1 KB JSON event deflates to about 600 bytes, so its item stays within
 //! one write unit. Bodies are read back byte for byte; items written before (a plain
 //! `payload`) read as they are.
+//!
+//! The webhooks are in the event's item while they are few ([`Paging::max_inline`]); more
+//! are written in page items of the same table (`<event id>#webhooks#<n>`: `#` is in no
+//! event id), together with the event in one transaction, so the event is still one durable
+//! write that either happened whole or not at all. Every event read pays for the item's size
+//! (deliver's, the log's, the alerter's), which is why a long list does not stay inline.
 
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
-use super::{deflated, from_item, inflated, s, to_item, Store, StoreError};
+use super::{
+    deflated, from_item, inflated, item_size, s, to_item, Item, Store, StoreError,
+    MAX_TRANSACTION_BYTES, MAX_TRANSACTION_ITEMS,
+};
+use crate::adapters::backoff::Backoff;
 use crate::domain::clock::Timestamp;
 use crate::domain::ids::{EventId, WebhookId};
 use crate::domain::model::EventRecord;
+
+/// Where an event's webhooks are written: in its item, or in pages beside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Paging {
+    /// Up to this many webhooks stay in the event's item (one conditional `PutItem`).
+    pub max_inline: usize,
+    /// More are written in page items of at most this many, with the event, in one
+    /// `TransactWriteItems`.
+    pub per_page: usize,
+}
+
+impl Paging {
+    /// 1,000 webhook ids take ~30 KB (30 bytes each in a list): an event read stays cheap,
+    /// and any event (256 KiB at most) with them fits an item. A page of 5,000 is ~150 KB,
+    /// well within the 400 KB item limit; the transaction's 4 MB then binds near 135,000
+    /// webhooks (~131,000 for the largest events), long before its 100 items (495,000).
+    pub const DEFAULT: Paging = Paging {
+        max_inline: 1_000,
+        per_page: 5_000,
+    };
+}
+
+impl Default for Paging {
+    fn default() -> Self {
+        Paging::DEFAULT
+    }
+}
+
+/// One page of an event's webhooks, as stored.
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredPage {
+    /// `<event id>#webhooks#<n>`, n from 1.
+    id: String,
+    event_id: EventId,
+    page: u32,
+    webhooks: Vec<WebhookId>,
+    expires_at: i64,
+}
+
+/// The key of page `n` (from 1) of `event`'s webhooks.
+fn page_key(event: &EventId, n: u32) -> String {
+    format!("{event}#webhooks#{n}")
+}
+
+/// Whether an events-table stream image is a page of an event's webhooks (written with its
+/// event, which is the record to fan out), not an event.
+pub fn is_webhook_page(image: &serde_dynamo::Item) -> bool {
+    matches!(image.get("id"), Some(serde_dynamo::AttributeValue::S(id)) if id.contains('#'))
+}
 
 /// An event item as stored: [`EventRecord`] with its body in one of two forms.
 #[derive(Debug, Serialize, Deserialize)]
@@ -32,6 +94,8 @@ struct StoredEvent {
     webhooks: Option<Vec<WebhookId>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     deliveries: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    webhook_pages: Option<u32>,
     expires_at: i64,
 }
 
@@ -48,6 +112,7 @@ impl From<&EventRecord> for StoredEvent {
             received_at: event.received_at,
             webhooks: event.webhooks.clone(),
             deliveries: event.deliveries,
+            webhook_pages: (event.webhook_pages > 0).then_some(event.webhook_pages),
             expires_at: event.expires_at,
         }
     }
@@ -76,6 +141,7 @@ impl TryFrom<StoredEvent> for EventRecord {
             received_at: stored.received_at,
             webhooks: stored.webhooks,
             deliveries: stored.deliveries,
+            webhook_pages: stored.webhook_pages.unwrap_or(0),
             expires_at: stored.expires_at,
         })
     }
@@ -88,23 +154,99 @@ pub fn event_from_image(image: serde_dynamo::Item) -> Result<EventRecord, StoreE
     stored.try_into()
 }
 
-/// An event as its item, encoded (and its body deflated) once: so a batch can be checked
+/// An event as its items, encoded (and its body deflated) once: so a batch can be checked
 /// to fit before any of it is written.
 #[derive(Debug, Clone)]
 pub struct EncodedEvent {
     id: EventId,
-    item: super::Item,
+    item: Item,
+    /// The pages of its webhooks, when they are not in `item`.
+    pages: Vec<Item>,
 }
 
 impl EncodedEvent {
-    /// Fails with [`StoreError::TooLarge`] when DynamoDB would refuse the item.
+    /// `event` as it is (its `webhooks`, if any, laid out by [`Paging::DEFAULT`]). Fails
+    /// with [`StoreError::TooLarge`] when DynamoDB would refuse the item.
     pub fn of(event: &EventRecord) -> Result<Self, StoreError> {
+        match &event.webhooks {
+            Some(webhooks) => Self::with_webhooks(event, webhooks, Paging::DEFAULT),
+            None => Ok(EncodedEvent {
+                id: event.id.clone(),
+                item: to_item(&StoredEvent::from(event))?,
+                pages: Vec::new(),
+            }),
+        }
+    }
+
+    /// `event` (its own `webhooks`, `deliveries` and `webhook_pages` ignored) to be
+    /// delivered to `webhooks`: in its item while they are at most `paging.max_inline`,
+    /// else in pages written with it. Fails with [`StoreError::TooLarge`] when DynamoDB
+    /// would refuse an item, [`StoreError::TransactionTooLarge`] when it would refuse the
+    /// transaction (too many webhooks for one event).
+    pub fn with_webhooks(
+        event: &EventRecord,
+        webhooks: &[WebhookId],
+        paging: Paging,
+    ) -> Result<Self, StoreError> {
+        let mut stored = StoredEvent::from(event);
+        if webhooks.len() <= paging.max_inline {
+            stored.webhooks = Some(webhooks.to_vec());
+            stored.deliveries = None;
+            stored.webhook_pages = None;
+            return Ok(EncodedEvent {
+                id: event.id.clone(),
+                item: to_item(&stored)?,
+                pages: Vec::new(),
+            });
+        }
+        let chunks = webhooks.chunks(paging.per_page.max(1));
+        // Counted before anything is encoded: a type with far too many webhooks costs no
+        // more than the answer.
+        let items = 1 + chunks.len();
+        let list_bytes: usize = webhooks.iter().map(|w| 1 + w.as_str().len()).sum();
+        if items > MAX_TRANSACTION_ITEMS || list_bytes > MAX_TRANSACTION_BYTES {
+            return Err(StoreError::TransactionTooLarge {
+                items,
+                bytes: list_bytes,
+            });
+        }
+        // Both below 4 MB / 2 bytes by now.
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        stored.webhooks = None;
+        stored.deliveries = Some(count(webhooks.len()));
+        stored.webhook_pages = Some(count(chunks.len()));
+        let item = to_item(&stored)?;
+        let pages = chunks
+            .zip(1..)
+            .map(|(chunk, n)| {
+                to_item(&StoredPage {
+                    id: page_key(&event.id, n),
+                    event_id: event.id.clone(),
+                    page: n,
+                    webhooks: chunk.to_vec(),
+                    expires_at: event.expires_at,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let bytes = item_size(&item) + pages.iter().map(item_size).sum::<usize>();
+        if bytes > MAX_TRANSACTION_BYTES {
+            return Err(StoreError::TransactionTooLarge { items, bytes });
+        }
         Ok(EncodedEvent {
             id: event.id.clone(),
-            item: to_item(&StoredEvent::from(event))?,
+            item,
+            pages,
         })
     }
+
+    /// How many page items its webhooks take (0: they are in the event's item).
+    pub fn pages(&self) -> usize {
+        self.pages.len()
+    }
 }
+
+/// How many pages of one event are read at once.
+const CONCURRENT_PAGE_READS: usize = 8;
 
 impl Store {
     // ---- events ----
@@ -118,18 +260,83 @@ impl Store {
             .await
     }
 
-    /// [`Store::put_event_if_new`] for an event encoded beforehand.
+    /// [`Store::put_event_if_new`] for an event encoded beforehand: one conditional
+    /// `PutItem`, or with its pages one `TransactWriteItems` whose event put keeps the
+    /// condition (the pages are put as they are: a page left over from an expired event of
+    /// the same id is replaced).
     pub async fn put_encoded_event_if_new(
         &self,
         event: EncodedEvent,
     ) -> Result<Option<EventRecord>, StoreError> {
-        if self
-            .put_if_absent(&self.tables.events_table, event.item, "id")
-            .await?
-        {
+        let written = if event.pages.is_empty() {
+            self.put_if_absent(&self.tables.events_table, event.item, "id")
+                .await?
+        } else {
+            // A cancellation for a passing reason (another request writing the same event
+            // at this moment) is tried again: then it finds the event stored, or writes it.
+            Backoff::default()
+                .retry(
+                    || self.transact_event(&event),
+                    |err| matches!(err, StoreError::Cancelled(_)),
+                )
+                .await?
+        };
+        if written {
             return Ok(None);
         }
         self.get_event(&event.id).await
+    }
+
+    /// The event and its pages in one transaction: true if written, false if the event
+    /// was stored already (its condition failed, so nothing was written).
+    async fn transact_event(&self, event: &EncodedEvent) -> Result<bool, StoreError> {
+        let put = |item: &Item| {
+            Put::builder()
+                .table_name(&self.tables.events_table)
+                .set_item(Some(item.clone()))
+        };
+        let mut actions = vec![TransactWriteItem::builder()
+            .put(
+                put(&event.item)
+                    .condition_expression("attribute_not_exists(id)")
+                    .build()?,
+            )
+            .build()];
+        for page in &event.pages {
+            actions.push(TransactWriteItem::builder().put(put(page).build()?).build());
+        }
+        let sent = self
+            .ddb
+            .transact_write_items()
+            .set_transact_items(Some(actions))
+            .send()
+            .await;
+        let err = match sent {
+            Ok(_) => return Ok(true),
+            Err(err) => err,
+        };
+        let codes: Vec<String> = match err.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => cancelled
+                .cancellation_reasons()
+                .iter()
+                .map(|r| r.code().unwrap_or("None").to_owned())
+                .collect(),
+            _ => return Err(err.into()),
+        };
+        // The event's own action comes first: its condition failed, so it is stored.
+        if codes.first().map(String::as_str) == Some("ConditionalCheckFailed") {
+            return Ok(false);
+        }
+        let passing = [
+            "TransactionConflict",
+            "ThrottlingError",
+            "ProvisionedThroughputExceeded",
+            "RequestLimitExceeded",
+        ];
+        if codes.iter().any(|code| passing.contains(&code.as_str())) {
+            return Err(StoreError::Cancelled(codes.join(", ")));
+        }
+        Err(err.into())
     }
 
     pub async fn get_event(&self, id: &EventId) -> Result<Option<EventRecord>, StoreError> {
@@ -145,6 +352,43 @@ impl Store {
             .item
             .map(|item| from_item::<StoredEvent>(item)?.try_into())
             .transpose()
+    }
+
+    /// The webhooks `event` was stored with, in order: from its item, or read from its pages
+    /// (strongly consistent: they were written with it). An event without any (stored
+    /// before events kept them) has none.
+    pub async fn event_webhooks(&self, event: &EventRecord) -> Result<Vec<WebhookId>, StoreError> {
+        if event.webhook_pages == 0 {
+            return Ok(event.webhooks.clone().unwrap_or_default());
+        }
+        let pages: Vec<Vec<WebhookId>> = futures::stream::iter(1..=event.webhook_pages)
+            .map(|n| self.webhook_page(&event.id, n))
+            .buffered(CONCURRENT_PAGE_READS)
+            .try_collect()
+            .await?;
+        let webhooks: Vec<WebhookId> = pages.into_iter().flatten().collect();
+        let expected = event.deliveries.unwrap_or(0) as usize;
+        if webhooks.len() != expected {
+            return Err(StoreError::Corrupt(format!(
+                "event {} has {} webhooks in its {} pages, not the {expected} it was stored with",
+                event.id,
+                webhooks.len(),
+                event.webhook_pages
+            )));
+        }
+        Ok(webhooks)
+    }
+
+    async fn webhook_page(&self, event: &EventId, n: u32) -> Result<Vec<WebhookId>, StoreError> {
+        let page: Option<StoredPage> = self
+            .get_by_id(&self.tables.events_table, &page_key(event, n))
+            .await?;
+        match page {
+            Some(page) => Ok(page.webhooks),
+            None => Err(StoreError::Corrupt(format!(
+                "page {n} of event {event}'s webhooks is missing"
+            ))),
+        }
     }
 }
 
@@ -162,8 +406,17 @@ mod tests {
             received_at: Timestamp::parse("2026-11-27T03:00:00.000Z").expect("time"),
             webhooks: Some(vec![WebhookId::from("wh_1".to_owned())]),
             deliveries: None,
+            webhook_pages: 0,
             expires_at: 1,
         }
+    }
+
+    /// `n` webhook ids as ours look (`wh_` and a ULID: 29 characters).
+    fn webhook_ids(n: usize) -> Vec<WebhookId> {
+        (0..n)
+            .map(|i| WebhookId::from(format!("wh_01jdq8z3x4y5w6v7u8t9{i:06}")))
+            .inspect(|id| debug_assert_eq!(id.as_str().len(), 29))
+            .collect()
     }
 
     fn round_trip(event: &EventRecord) -> (super::super::Item, EventRecord) {
@@ -215,19 +468,127 @@ mod tests {
     }
 
     #[test]
-    fn an_event_that_would_pass_the_item_limit_is_refused_before_it_is_written() {
-        let mut record = event("{}");
-        record.webhooks = Some(
-            (0..15_000)
-                .map(|i| WebhookId::from(format!("wh_01JDQ8Z3X4Y5W6V7U8T9S{i:05}")))
-                .collect(),
-        );
-        match EncodedEvent::of(&record) {
-            Err(StoreError::TooLarge { bytes }) => assert!(bytes > 400 * 1024, "{bytes}"),
-            other => panic!("expected TooLarge, got {other:?}"),
+    fn an_event_with_few_webhooks_keeps_them_in_its_item() {
+        let record = event("{}");
+        let webhooks = webhook_ids(Paging::DEFAULT.max_inline);
+        let encoded = EncodedEvent::with_webhooks(&record, &webhooks, Paging::DEFAULT).unwrap();
+        assert_eq!(encoded.pages(), 0);
+        let back: EventRecord = from_item::<StoredEvent>(encoded.item)
+            .unwrap()
+            .try_into()
+            .unwrap();
+        assert_eq!(back.webhooks.as_deref(), Some(webhooks.as_slice()));
+        assert_eq!((back.deliveries, back.webhook_pages), (None, 0));
+        // The event as it is: its own list, or none at all (as before events kept them).
+        assert_eq!(EncodedEvent::of(&record).unwrap().pages(), 0);
+        let mut bare = record.clone();
+        bare.webhooks = None;
+        let item = EncodedEvent::of(&bare).unwrap().item;
+        assert!(!item.contains_key("webhooks"), "{item:?}");
+    }
+
+    #[test]
+    fn more_webhooks_go_to_pages_that_cover_them_once_in_order() {
+        let record = event("{}");
+        let paging = Paging {
+            max_inline: 2,
+            per_page: 3,
+        };
+        for (n, pages) in [(3, 1), (6, 2), (7, 3), (10, 4)] {
+            let webhooks = webhook_ids(n);
+            let encoded = EncodedEvent::with_webhooks(&record, &webhooks, paging).unwrap();
+            assert_eq!(encoded.pages(), pages, "{n} webhooks");
+            let back: EventRecord = from_item::<StoredEvent>(encoded.item.clone())
+                .unwrap()
+                .try_into()
+                .unwrap();
+            assert_eq!(back.webhooks, None);
+            assert_eq!(back.deliveries, Some(n as u32));
+            assert_eq!(back.webhook_pages, pages as u32);
+            let mut listed = Vec::new();
+            for (i, page) in encoded.pages.iter().enumerate() {
+                let page: StoredPage = from_item(page.clone()).unwrap();
+                assert_eq!(page.id, format!("evt_1#webhooks#{}", i + 1));
+                assert_eq!(page.page as usize, i + 1);
+                assert_eq!(page.event_id, record.id);
+                assert_eq!(page.expires_at, record.expires_at);
+                assert!(page.webhooks.len() <= 3);
+                listed.extend(page.webhooks);
+            }
+            assert_eq!(listed, webhooks);
         }
-        record.webhooks = Some(vec![WebhookId::from("wh_1".to_owned()); 1_000]);
-        assert!(EncodedEvent::of(&record).is_ok());
+    }
+
+    #[test]
+    fn a_page_is_no_event_and_no_event_id_makes_a_page_key() {
+        let page = to_item(&StoredPage {
+            id: page_key(&EventId::from("evt_1"), 2),
+            event_id: EventId::from("evt_1"),
+            page: 2,
+            webhooks: webhook_ids(2),
+            expires_at: 1,
+        })
+        .unwrap();
+        let image: serde_dynamo::Item =
+            serde_dynamo::to_item(from_item::<serde_json::Value>(page.clone()).unwrap()).unwrap();
+        assert!(is_webhook_page(&image));
+        assert!(
+            event_from_image(image).is_err(),
+            "a page does not read as an event"
+        );
+        let event_image: serde_dynamo::Item =
+            serde_dynamo::to_item(StoredEvent::from(&event("{}"))).unwrap();
+        assert!(!is_webhook_page(&event_image));
+        assert!(!crate::domain::ids::is_valid_event_id("evt_1#webhooks#1"));
+    }
+
+    #[test]
+    fn ten_thousand_webhooks_fit_pages_well_within_the_item_limit() {
+        let record = event(&"x".repeat(200));
+        let webhooks = webhook_ids(10_000);
+        let encoded = EncodedEvent::with_webhooks(&record, &webhooks, Paging::DEFAULT).unwrap();
+        assert_eq!(encoded.pages(), 2);
+        for page in &encoded.pages {
+            let bytes = item_size(page);
+            assert!((140_000..=160_000).contains(&bytes), "{bytes}");
+        }
+        assert!(item_size(&encoded.item) < 1_024);
+    }
+
+    #[test]
+    fn a_type_with_more_webhooks_than_one_transaction_takes_is_refused_before_writing() {
+        // The largest event the API takes: 256 KiB of data that does not deflate.
+        let mut seed = 7u64;
+        let noise: String = (0..256 * 1024)
+            .map(|_| {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                char::from(b'!' + ((seed >> 33) % 90) as u8)
+            })
+            .collect();
+        let largest = event(&noise);
+        let smallest = event("{}");
+        // 4 MB of transaction: ~135,000 ids of 30 bytes with a small event, fewer with the
+        // largest; the 100 items bind only with much smaller pages.
+        for (record, fits, refused) in [(&smallest, 135_000, 140_000), (&largest, 130_000, 135_000)]
+        {
+            let fitting = EncodedEvent::with_webhooks(record, &webhook_ids(fits), Paging::DEFAULT);
+            assert!(fitting.is_ok(), "{fits}: {fitting:?}");
+            match EncodedEvent::with_webhooks(record, &webhook_ids(refused), Paging::DEFAULT) {
+                Err(err @ StoreError::TransactionTooLarge { .. }) => assert!(!err.is_retryable()),
+                other => panic!("{refused}: expected TransactionTooLarge, got {other:?}"),
+            }
+        }
+        let small_pages = Paging {
+            max_inline: 0,
+            per_page: 10,
+        };
+        assert!(EncodedEvent::with_webhooks(&smallest, &webhook_ids(990), small_pages).is_ok());
+        assert!(matches!(
+            EncodedEvent::with_webhooks(&smallest, &webhook_ids(991), small_pages),
+            Err(StoreError::TransactionTooLarge { items: 101, .. })
+        ));
     }
 
     #[test]

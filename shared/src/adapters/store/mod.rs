@@ -23,7 +23,7 @@ use crate::config::Resources;
 
 pub use alerts::RecordedFailure;
 pub use deliveries::{LogPage, LogPosition};
-pub use events::{event_from_image, EncodedEvent};
+pub use events::{event_from_image, is_webhook_page, EncodedEvent, Paging};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -39,6 +39,17 @@ pub enum StoreError {
     /// caller can answer what to change instead of retrying forever.
     #[error("item of {bytes} bytes is over DynamoDB's 400 KB item limit ({MAX_ITEM_BYTES} bytes)")]
     TooLarge { bytes: usize },
+    /// DynamoDB refuses a transaction of more than 100 items or 4 MB, every time: caught
+    /// before the call, like [`StoreError::TooLarge`].
+    #[error(
+        "a transaction of {items} items and {bytes} bytes is over DynamoDB's limits \
+         ({MAX_TRANSACTION_ITEMS} items, {MAX_TRANSACTION_BYTES} bytes)"
+    )]
+    TransactionTooLarge { items: usize, bytes: usize },
+    /// A transaction DynamoDB cancelled for a passing reason (a conflicting write of one of
+    /// its items, throttling), with the reasons it gave.
+    #[error("transaction cancelled ({0}); trying again may succeed")]
+    Cancelled(String),
 }
 
 impl StoreError {
@@ -46,7 +57,11 @@ impl StoreError {
     pub fn is_retryable(&self) -> bool {
         match self {
             StoreError::Dynamo(e) => e.is_retryable(),
-            StoreError::Codec(_) | StoreError::Corrupt(_) | StoreError::TooLarge { .. } => false,
+            StoreError::Cancelled(_) => true,
+            StoreError::Codec(_)
+            | StoreError::Corrupt(_)
+            | StoreError::TooLarge { .. }
+            | StoreError::TransactionTooLarge { .. } => false,
         }
     }
 }
@@ -55,6 +70,9 @@ from_aws_errors!(StoreError, StoreError::Dynamo);
 
 /// DynamoDB's item size limit (400 KB, counted as [`item_size`] counts).
 pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+/// DynamoDB's limits on one `TransactWriteItems`: items, and their aggregate size.
+pub const MAX_TRANSACTION_ITEMS: usize = 100;
+pub const MAX_TRANSACTION_BYTES: usize = 4 * 1024 * 1024;
 
 /// An item to write, refused here if DynamoDB would refuse it for its size.
 fn to_item<T: Serialize>(value: &T) -> Result<Item, StoreError> {

@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::ReturnValue;
 
 use super::{
-    from_items, n, output_unless_condition_failed, s, to_item, unless_condition_failed, Store,
+    from_items, key, n, output_unless_condition_failed, s, to_item, unless_condition_failed, Store,
     StoreError,
 };
 use crate::domain::circuit::OPEN_AFTER;
@@ -111,21 +111,41 @@ impl Store {
             .await
     }
 
-    /// Every webhook, oldest first. An admin listing: fine to read the whole (small) table.
-    pub async fn list_webhooks(&self) -> Result<Vec<WebhookRecord>, StoreError> {
-        let items = self
+    /// One page of the webhooks: at most `limit`, after the webhook `after` (a cursor: the
+    /// last of the page before), and the one to give as `after` for the next page (none:
+    /// this was the last). One `Scan` of at most `limit + 1` items, strongly consistent: the
+    /// table is never read whole for one answer. In the table's order (DynamoDB's, by key:
+    /// stable from page to page, but not by time or name); a webhook created or deleted
+    /// between two pages may or may not be on the later one, every other webhook is on
+    /// exactly one page.
+    pub async fn list_webhooks(
+        &self,
+        limit: u32,
+        after: Option<&WebhookId>,
+    ) -> Result<(Vec<WebhookRecord>, Option<WebhookId>), StoreError> {
+        let limit = limit.max(1);
+        // One more than asked, so a full last page says there is nothing after it (with
+        // `Limit` = `limit`, DynamoDB answers a next key after a page that ends the table).
+        let out = self
             .ddb
             .scan()
             .table_name(&self.tables.webhooks_table)
             .consistent_read(true)
-            .into_paginator()
-            .items()
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX).saturating_add(1))
+            .set_exclusive_start_key(after.map(|id| key([("id", s(id))])))
             .send()
-            .try_collect()
             .await?;
-        let mut webhooks = from_items::<WebhookRecord>(items)?;
-        webhooks.sort_by(|a, b| (&a.created_at, &a.id).cmp(&(&b.created_at, &b.id)));
-        Ok(webhooks)
+        let mut webhooks = from_items::<WebhookRecord>(out.items.unwrap_or_default())?;
+        let next = if webhooks.len() > limit as usize {
+            webhooks.truncate(limit as usize);
+            webhooks.last().map(|w| w.id.clone())
+        } else {
+            // Fewer than asked with a next key: DynamoDB stopped at 1 MB read.
+            out.last_evaluated_key
+                .and_then(|key| key.get("id")?.as_s().ok().cloned())
+                .map(WebhookId::from)
+        };
+        Ok((webhooks, next))
     }
 
     /// The webhooks subscribed to `event_type`: one query, however many webhooks exist.
