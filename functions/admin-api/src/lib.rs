@@ -287,7 +287,10 @@ impl AdminApi {
     async fn attempt_record(&self, id: &WebhookId, attempt_id: &str) -> ApiResult<AttemptRecord> {
         let not_found =
             || Problem::not_found(format!("webhook {id:?} has no attempt {attempt_id:?}"));
-        let (delivery_id, number) = ids::parse_attempt_id(attempt_id).ok_or_else(not_found)?;
+        let (delivery_id, number) = attempt_id
+            .parse::<ids::AttemptId>()
+            .map_err(|_| not_found())?
+            .into_parts();
         self.store
             .get_attempt(id, &delivery_id, number)
             .await

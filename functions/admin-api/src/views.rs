@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use webhooks_shared::domain::circuit::{self, CircuitView};
 use webhooks_shared::domain::clock::Timestamp;
-use webhooks_shared::domain::ids::{DeliveryId, EventId, WebhookId};
+use webhooks_shared::domain::ids::{AttemptId, DeliveryId, EventId, WebhookId};
 use webhooks_shared::domain::lifecycle::Progress;
 use webhooks_shared::domain::model::{
     AttemptOutcome, AttemptRecord, DeliveryRef, DeliveryState, RecordedResponse, WebhookRecord,
@@ -81,7 +81,7 @@ pub struct WebhookWithSecret {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AttemptView {
-    pub id: String,
+    pub id: AttemptId,
     pub delivery_id: DeliveryId,
     pub event_id: EventId,
     pub event_type: String,

@@ -309,8 +309,8 @@ pub struct AttemptRecord {
 }
 
 impl AttemptRecord {
-    pub fn id(&self) -> String {
-        crate::domain::ids::attempt_id(&self.delivery.delivery_id, self.attempt)
+    pub fn id(&self) -> crate::domain::ids::AttemptId {
+        crate::domain::ids::AttemptId::new(self.delivery.delivery_id.clone(), self.attempt)
     }
 
     /// A new log line for attempt `number` of `delivery`, made at `now`: failed, with no
