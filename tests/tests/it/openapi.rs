@@ -359,3 +359,124 @@ async fn the_name_pattern_and_the_api_agree_on_every_character() {
         );
     }
 }
+
+/// `value`, or what its `$ref`s lead to in `doc`.
+fn resolved<'a>(doc: &'a Value, mut value: &'a Value) -> &'a Value {
+    while let Some(reference) = value["$ref"].as_str() {
+        value = doc
+            .pointer(reference.trim_start_matches('#'))
+            .unwrap_or_else(|| panic!("{reference} is not in the document"));
+    }
+    value
+}
+
+/// Where a JSON pointer into a body that `schema` describes lands, if the schema describes
+/// that place: a property by its name, an array's item by its index.
+fn place<'a>(doc: &'a Value, schema: &'a Value, pointer: &str) -> Option<&'a Value> {
+    let mut at = resolved(doc, schema);
+    for segment in pointer.split('/').skip(1) {
+        at = if segment.parse::<usize>().is_ok() {
+            resolved(doc, at.get("items")?)
+        } else {
+            resolved(doc, at.get("properties")?.get(segment)?)
+        };
+    }
+    Some(at)
+}
+
+/// The document's links, which schemathesis's stateful phase follows (tests/tests/contract)
+/// with the values real answers gave: each names an operation of the document, fills only
+/// parameters it has, and reads values its source has (`$request.path.<name>` one of its
+/// path parameters, `$response.body#/…` a place its answer's schema describes). A value
+/// schemathesis cannot find is skipped without a word, so a link that rotted would quietly
+/// test nothing. The lifecycle create → read → patch → rotate → delete is linked, and so
+/// are a webhook's test event, its delivery log and redelivery.
+#[test]
+fn every_link_leads_to_a_real_operation_with_real_values() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../functions/admin-api/openapi.json");
+    let text = std::fs::read_to_string(path).expect("openapi.json");
+    let doc: Value = serde_json::from_str(&text).expect("valid JSON");
+    // operationId -> how to name it, every (location, name) it takes, the operation.
+    let mut operations = std::collections::BTreeMap::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        let shared = item["parameters"].as_array().cloned().unwrap_or_default();
+        for (method, operation) in item.as_object().expect("path item") {
+            let Some(id) = operation["operationId"].as_str() else {
+                continue;
+            };
+            let own = operation["parameters"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let parameters: BTreeSet<(String, String)> = shared
+                .iter()
+                .chain(&own)
+                .map(|p| {
+                    let p = resolved(&doc, p);
+                    (
+                        p["in"].as_str().expect("in").to_owned(),
+                        p["name"].as_str().expect("name").to_owned(),
+                    )
+                })
+                .collect();
+            let label = format!("{} {path}", method.to_uppercase());
+            operations.insert(id, (label, parameters, operation));
+        }
+    }
+    let mut linked = BTreeSet::new();
+    for (source, (label, source_parameters, operation)) in &operations {
+        for (status, response) in operation["responses"].as_object().expect("responses") {
+            let response = resolved(&doc, response);
+            for (name, link) in response["links"].as_object().into_iter().flatten() {
+                let at = format!("{label} {status}, link {name}");
+                let target = link["operationId"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{at}: no operationId"));
+                let (_, target_parameters, _) = operations
+                    .get(target)
+                    .unwrap_or_else(|| panic!("{at}: no operation {target}"));
+                for (parameter, expression) in link["parameters"].as_object().expect("parameters") {
+                    let (location, parameter) = parameter
+                        .split_once('.')
+                        .unwrap_or_else(|| panic!("{at}: {parameter}: not location.name"));
+                    assert!(
+                        target_parameters.contains(&(location.to_owned(), parameter.to_owned())),
+                        "{at}: {target} has no {location} parameter {parameter}"
+                    );
+                    let expression = expression.as_str().expect("a runtime expression");
+                    if let Some(name) = expression.strip_prefix("$request.path.") {
+                        assert!(
+                            source_parameters.contains(&("path".to_owned(), name.to_owned())),
+                            "{at}: {expression}: {label} has no such path parameter"
+                        );
+                    } else if let Some(pointer) = expression.strip_prefix("$response.body#") {
+                        let schema = &response["content"]["application/json"]["schema"];
+                        assert!(
+                            place(&doc, schema, pointer).is_some(),
+                            "{at}: {expression}: the answer's schema describes no such place"
+                        );
+                    } else {
+                        panic!("{at}: {expression}: not a value this test can check");
+                    }
+                }
+                linked.insert((*source, target));
+            }
+        }
+    }
+    for (from, to) in [
+        ("createWebhook", "getWebhook"),
+        ("getWebhook", "updateWebhook"),
+        ("updateWebhook", "rotateWebhookSecret"),
+        ("rotateWebhookSecret", "deleteWebhook"),
+        ("deleteWebhook", "getWebhook"),
+        ("createWebhook", "sendTestEvent"),
+        ("sendTestEvent", "getDelivery"),
+        ("sendTestEvent", "listAttempts"),
+        ("listAttempts", "getAttempt"),
+        ("getAttempt", "redeliverAttempt"),
+        ("redeliverAttempt", "getDelivery"),
+    ] {
+        assert!(linked.contains(&(from, to)), "no link from {from} to {to}");
+    }
+}
