@@ -521,6 +521,30 @@ test("an endpoint that stops answering shows its open circuit on the list and it
   assert.equal((await api("DELETE", `/api/v1/webhooks/${id}`)).status, 204);
 });
 
+test("a list longer than a page offers the next page, and each webhook shows once", async () => {
+  const prefix = `Paged ${Date.now()}`;
+  const made = [];
+  for (let i = 0; i < 101; i++) {
+    const created = await api("POST", "/api/v1/webhooks", { name: `${prefix} ${i}`, url: ACCEPTING, events: ["winner.drawn"] });
+    assert.equal(created.status, 201);
+    made.push(created.json.id);
+  }
+  await page.goto(`${CONSOLE}/admin/webhooks`);
+  await page.locator("tr[data-id]").first().waitFor();
+  assert.equal(await page.locator("tr[data-id]").count(), 100, "the first page: 100 rows");
+  const more = page.getByRole("button", { name: "More webhooks" });
+  await audit("webhook list, more than one page");
+  while (await more.count() > 0) {
+    const shown = await page.locator("tr[data-id]").count();
+    await more.click();
+    await page.waitForFunction((n) => document.querySelectorAll("tr[data-id]").length > n, shown);
+  }
+  const ids = await page.locator("tr[data-id]").evaluateAll((rows) => rows.map((r) => r.dataset.id));
+  assert.equal(new Set(ids).size, ids.length, "no webhook listed twice");
+  for (const id of made) assert.ok(ids.includes(id), `${id} is listed`);
+  for (const id of made) assert.equal((await api("DELETE", `/api/v1/webhooks/${id}`)).status, 204);
+});
+
 test("axe-core finds no accessibility violation on any page audited", () => {
   writeFileSync(join(ARTIFACTS, "axe.json"), JSON.stringify(audits, null, 2));
   assert.ok(audits.length > 0, "pages were audited");

@@ -1,5 +1,6 @@
 // The list (/admin/webhooks): every webhook with its status and last delivery, paused,
-// resumed or deleted in place.
+// resumed or deleted in place. The API answers a page at a time (100 webhooks); "More
+// webhooks" appends the next page, so a large account costs one request per page shown.
 
 import { h, icon, notice, render, takeFlash, toast } from "./dom.js";
 import { api, handle } from "./api.js";
@@ -10,7 +11,7 @@ import { BASE } from "./router.js";
 
 export async function listPage() {
   const flash = takeFlash();
-  const { webhooks } = await api("GET", "/webhooks");
+  const { webhooks, next_cursor: nextCursor } = await api("GET", "/webhooks");
   webhooks.sort((a, b) => a.name.localeCompare(b.name));
   const head = h("div", { class: "page-head" },
     h("div", {}, h("h1", {}, "Webhooks"),
@@ -25,7 +26,7 @@ export async function listPage() {
         h("p", { class: "muted" }, "Create one to have the platform's events posted to your endpoint, signed and retried."))));
     return;
   }
-  const rows = webhooks.map((w) => webhookRow(w));
+  const tbody = h("tbody", {}, webhooks.map((w) => webhookRow(w)));
   render("Webhooks", h("section", { class: "page" }, head, flashEl,
     h("div", { class: "table-wrap card" },
       h("table", { class: "table webhooks" },
@@ -34,7 +35,35 @@ export async function listPage() {
           h("th", { scope: "col" }, "Name"), h("th", { scope: "col" }, "URL"), h("th", { scope: "col" }, "Events"),
           h("th", { scope: "col" }, "Status"), h("th", { scope: "col" }, "Last delivery"),
           h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Actions")))),
-        h("tbody", {}, rows)))));
+        tbody)),
+    moreButton(tbody, nextCursor)));
+}
+
+// "More webhooks" while the API has another page: appends it (sorted within itself) and
+// gives way to the next page's button, or to nothing after the last.
+function moreButton(tbody, cursor) {
+  if (!cursor) return null;
+  const more = h("button", { type: "button", class: "btn", "data-action": "more-webhooks" }, "More webhooks");
+  more.addEventListener("click", async () => {
+    busy(more, true);
+    try {
+      const page = await api("GET", "/webhooks?cursor=" + encodeURIComponent(cursor));
+      page.webhooks.sort((a, b) => a.name.localeCompare(b.name));
+      page.webhooks.forEach((w) => tbody.append(webhookRow(w)));
+      const next = moreButton(tbody, page.next_cursor);
+      if (next) {
+        wrapper.replaceWith(next);
+        next.querySelector("button").focus();
+      } else {
+        wrapper.remove();
+      }
+    } catch (err) {
+      busy(more, false);
+      handle(err);
+    }
+  });
+  const wrapper = h("p", { class: "more" }, more);
+  return wrapper;
 }
 
 function webhookRow(w) {
