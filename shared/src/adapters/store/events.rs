@@ -272,6 +272,13 @@ impl Store {
             self.put_if_absent(&self.tables.events_table, event.item, "id")
                 .await?
         } else {
+            // A resend of a stored event is read first (one read unit) rather than found
+            // by a cancelled transaction, which bills its hundreds of KB of pages as writes
+            // (and which moto undoes by restoring a copy of the whole table, stream
+            // included: the local stream reader then reads a stream nobody writes to).
+            if let Some(stored) = self.get_event(&event.id).await? {
+                return Ok(Some(stored));
+            }
             // A cancellation for a passing reason (another request writing the same event
             // at this moment) is tried again: then it finds the event stored, or writes it.
             Backoff::default()
