@@ -2,13 +2,15 @@
 """Demo HTTPS webhook receiver for local use with `make dev`.
 
     .venv/bin/python infra/local/receiver.py [--port 8443] [--statuses 500,500,200]
-                                             [--secret whsec_...] [--dir .local/receiver]
+                                             [--secret whsec_... | --secret-file PATH]
+                                             [--dir .local/receiver] [--certs-only]
 
 On start it creates (or reuses) a throwaway test CA and a `localhost` / 127.0.0.1
 server certificate signed by it in --dir, prints how to point `make dev` at it
-(stderr), then serves HTTPS on 127.0.0.1:<port>. Every POST is printed to stdout
-as one block (time, path, X-Comps-* and webhook-* headers, body up to 2 KB) and,
-with --secret, both signatures are checked:
+(stderr), then serves HTTPS on 127.0.0.1:<port> (with --certs-only it stops there).
+Every POST is printed to stdout as one block (time, path, X-Comps-* and webhook-*
+headers, body up to 2 KB) and, with --secret or --secret-file, both signatures are
+checked:
 
   * X-Comps-Signature exactly like the user guide's Node.js `verify`: hex
     HMAC-SHA256 keyed with the secret string's UTF-8 bytes over the raw body,
@@ -18,8 +20,15 @@ with --secret, both signatures are checked:
     `webhook-id + "." + webhook-timestamp + "." + body`; the header may carry
     several space-separated signatures, one match is enough.
 
-Responses follow --statuses per event (header X-Comps-Event-Id): the n-th request
-for an event gets the n-th status, the last one repeats. Body: {"received": true}.
+A request whose signatures do not both verify (or that comes while --secret-file
+is missing or empty) is answered 401, as a real receiver refuses it, and its block
+says why; a 401 is final (the service does not retry it), so the delivery fails for
+good. --secret-file is read again for every request: write the new secret there
+after a rotation and the next request is checked with it, no restart.
+
+Other responses follow --statuses per event (header X-Comps-Event-Id): the n-th
+accepted request for an event gets the n-th status, the last one repeats. Body:
+{"received": true}.
 
 Only the standard library and `cryptography` are used (`standardwebhooks`, if
 installed, is imported lazily for an extra cross-check).
@@ -50,7 +59,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-ROOT = Path(__file__).resolve().parents[2]
+# Not resolve(): run from a tree of links (make check-readme), its files stay in that tree.
+ROOT = Path(os.path.abspath(__file__)).parents[2]
 DEFAULT_DIR = ROOT / ".local" / "receiver"
 BODY_PRINT_LIMIT = 2048
 MAX_BODY = 10 * 1024 * 1024
@@ -323,6 +333,41 @@ def verify_std_webhooks_library(body: bytes, headers, secret: str) -> str | None
     return "valid"
 
 
+def verify_request(body: bytes, headers, secret: str | None, secret_file: Path | None) -> tuple[list[str], str | None]:
+    """The report lines on the request's signatures, and why it is refused (None: accepted).
+
+    With neither --secret nor --secret-file nothing is checked and nothing refused."""
+    if secret is None and secret_file is None:
+        return [], None
+    if secret_file is not None:
+        try:
+            secret = secret_file.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            secret = ""
+        except OSError as e:
+            return [f"signature: not checked ({secret_file}: {e})"], f"cannot read {secret_file}: {e}"
+        if not secret:
+            return (
+                [f"signature: not checked ({secret_file} is missing or empty)"],
+                f"no secret in {secret_file} yet: write the webhook's secret there",
+            )
+    assert secret is not None
+    comps = verify_comps_signature(body, headers.get("X-Comps-Signature"), secret)
+    std = verify_std_webhooks(body, headers, secret)
+    lines = [f"signature: {comps}", f"standard-webhooks signature: {std}"]
+    lib = verify_std_webhooks_library(body, headers, secret)
+    if lib is not None:
+        lines.append(f"standard-webhooks (reference library): {lib}")
+    hint = " (a rotated secret? give this receiver the new one)"
+    if not comps.startswith("valid"):
+        return lines, f"X-Comps-Signature: {comps}{hint}"
+    if not std.startswith("valid ("):
+        return lines, f"webhook-signature: {std}{hint if std.startswith('INVALID') else ''}"
+    if lib is not None and lib != "valid":
+        return lines, f"webhook-signature (reference library): {lib}"
+    return lines, None
+
+
 # -------------------------------------------------------------------------- server
 
 
@@ -330,11 +375,19 @@ class Receiver(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, addr, ssl_ctx: ssl.SSLContext, statuses: list[int], secret: str | None):
+    def __init__(
+        self,
+        addr,
+        ssl_ctx: ssl.SSLContext,
+        statuses: list[int],
+        secret: str | None,
+        secret_file: Path | None = None,
+    ):
         super().__init__(addr, Handler)
         self.ssl_ctx = ssl_ctx
         self.statuses = statuses
         self.secret = secret
+        self.secret_file = secret_file
         self.counts: dict[str, int] = {}
         self.lock = threading.Lock()
         self.print_lock = threading.Lock()
@@ -430,7 +483,7 @@ class Handler(BaseHTTPRequestHandler):
 
         h = self.headers
         event_id = h.get("X-Comps-Event-Id") or h.get("webhook-id") or "(no event id)"
-        n, status = self.server.next_status(event_id)
+        checks, refused = verify_request(body, h, self.server.secret, self.server.secret_file)
 
         lines = [
             "=" * 72,
@@ -448,18 +501,19 @@ class Handler(BaseHTTPRequestHandler):
         more = f"  ... ({len(body)} bytes total, truncated)" if len(body) > BODY_PRINT_LIMIT else ""
         lines.append(f"body ({len(body)} bytes):")
         lines.append(f"  {text}{more}")
-        secret = self.server.secret
-        if secret is not None:
-            lines.append(f"signature: {verify_comps_signature(body, h.get('X-Comps-Signature'), secret)}")
-            lines.append(f"standard-webhooks signature: {verify_std_webhooks(body, h, secret)}")
-            lib = verify_std_webhooks_library(body, h, secret)
-            if lib is not None:
-                lines.append(f"standard-webhooks (reference library): {lib}")
-        lines.append(f"-> {status}  (request #{n} for {event_id})")
+        lines += checks
+        if refused is not None:
+            lines.append(f"-> 401  refused: {refused}")
+            payload = json.dumps({"error": f"signature check failed: {refused}"}).encode()
+            status = 401
+        else:
+            n, status = self.server.next_status(event_id)
+            lines.append(f"-> {status}  (request #{n} for {event_id})")
+            payload = b'{"received": true}'
         with self.server.print_lock:
             print("\n".join(lines), flush=True)
 
-        self._reply(status, b'{"received": true}')
+        self._reply(status, payload)
 
     def _not_allowed(self):
         self._reply(405, b'{"error": "POST only"}', {"Allow": "POST"})
@@ -495,20 +549,33 @@ def main(argv: list[str] | None = None) -> int:
         default=[200],
         help="comma-separated statuses answered per event id, in order; the last repeats (default 200)",
     )
-    p.add_argument("--secret", help="the endpoint's signing secret (whsec_...) to verify signatures")
+    secret = p.add_mutually_exclusive_group()
+    secret.add_argument(
+        "--secret", help="the endpoint's signing secret (whsec_...): requests that do not verify get 401"
+    )
+    secret.add_argument(
+        "--secret-file",
+        type=Path,
+        help="a file holding the secret, read for every request (missing or empty: every request gets 401)",
+    )
     p.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"certificate directory (default {DEFAULT_DIR})")
+    p.add_argument("--certs-only", action="store_true", help="create (or keep) the certificates in --dir, then exit")
     args = p.parse_args(argv)
 
     if args.secret is not None and not std_webhooks_key(args.secret):
         log("warning: --secret is not whsec_<base64>; the Standard Webhooks check will fail")
 
     paths = ensure_certs(args.dir.resolve())
+    if args.certs_only:
+        log(f"trust this test CA in make dev: WEBHOOKS_EXTRA_CA_FILE={paths['ca']}")
+        return 0
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(paths["server"], paths["server_key"])
 
     try:
-        server = Receiver(("127.0.0.1", args.port), ctx, args.statuses, args.secret)
+        secret_file = args.secret_file.resolve() if args.secret_file else None
+        server = Receiver(("127.0.0.1", args.port), ctx, args.statuses, args.secret, secret_file)
     except OSError as e:
         log(f"cannot listen on 127.0.0.1:{args.port}: {e}")
         return 1
@@ -520,7 +587,13 @@ def main(argv: list[str] | None = None) -> int:
     log(f"  WEBHOOKS_EXTRA_CA_FILE={paths['ca']} WEBHOOKS_ALLOW_PRIVATE_TARGETS=1 make dev")
     log(f"webhook URL to register:  https://localhost:{port}/hook")
     log(f"responses per event id:   {','.join(map(str, args.statuses))} (last one repeats)")
-    log(f"signature check:          {'on' if args.secret else 'off (pass --secret whsec_...)'}")
+    if args.secret_file:
+        check = f"on, with the secret in {secret_file} (read for every request); 401 if it does not verify"
+    elif args.secret:
+        check = "on; 401 if it does not verify"
+    else:
+        check = "off (pass --secret whsec_... or --secret-file PATH)"
+    log(f"signature check:          {check}")
     log(f"try it:  curl --cacert {paths['ca']} -d '{{}}' https://localhost:{port}/hook")
     log("Ctrl-C to stop")
     log("")
