@@ -20,9 +20,18 @@ export AWS_REGION="${AWS_REGION:-us-east-1}"
 export AWS_DEFAULT_REGION="$AWS_REGION"
 mkdir -p .local
 
+if [ ! -x .venv/bin/python ]; then
+  echo "dev: first run: downloading and installing the pinned Python tools into .venv (moto, SAM CLI, cfn-lint...; pip is quiet)" >&2
+fi
 bash infra/venv.sh
-echo "dev: building the local gateway" >&2
-cargo build --quiet -p local-gateway
+# cargo's own progress is shown: the first build is long, and a silent one looks stuck.
+if [ ! -x "${CARGO_TARGET_DIR:-target}/debug/local-gateway" ]; then
+  echo "dev: first build of the local gateway and the four functions (debug, about 240 crates):" \
+    "minutes (14 measured on a busy 2-core machine); later, only what changed" >&2
+else
+  echo "dev: building the local gateway (cargo rebuilds what changed)" >&2
+fi
+cargo build -p local-gateway
 
 pids=()
 cleanup() {
@@ -41,11 +50,15 @@ else
   echo "dev: starting moto server on 127.0.0.1:$port (log: .local/moto.log)" >&2
   .venv/bin/python infra/local/moto_server.py --port "$port" > .local/moto.log 2>&1 &
   pids+=("$!")
-  for _ in $(seq 1 300); do  # up to a minute: a loaded machine starts it slowly
-    curl -s -o /dev/null --max-time 1 "$ENDPOINT" && break
-    sleep 0.2
+  # Up to two minutes: a loaded machine starts it slowly, and its first answers can take
+  # seconds (a check with a short timeout failed there while moto was fine).
+  up=0
+  for _ in $(seq 1 120); do
+    if curl -s -o /dev/null --max-time 10 "$ENDPOINT"; then up=1; break; fi
+    kill -0 "${pids[-1]}" 2>/dev/null || break
+    sleep 1
   done
-  curl -s -o /dev/null --max-time 2 "$ENDPOINT" || { echo "dev: moto did not start; see .local/moto.log" >&2; exit 1; }
+  [ "$up" = 1 ] || { echo "dev: moto did not start; see .local/moto.log" >&2; exit 1; }
 fi
 
 echo "dev: creating the resources of template.yaml" >&2
