@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help dev test lint fmt check-template package bench bench-isolation bench-subscribers chaos spec venv clean
+.PHONY: help dev test lint fmt check-template package deploy check-readme bench bench-isolation bench-subscribers chaos spec venv clean
 
 help:
 	@echo "make dev             run everything locally (moto on :4566 enforcing IAM, API on :3000)"
@@ -13,6 +13,10 @@ help:
 	@echo "make lint            cargo fmt --check and clippy -D warnings"
 	@echo "make check-template  translate template.yaml with samtranslator, cfn-lint it, sam validate --lint"
 	@echo "make package         sam validate --lint and sam build (arm64, cargo-lambda); zips and sizes printed"
+	@echo "make deploy          make package, then sam deploy of the built template (build/sam/template.yaml);"
+	@echo "                     asks its questions the first time (--guided), saved in samconfig.toml"
+	@echo "make check-readme    the README's tour and deploy, run as written in a fresh copy (a deploy"
+	@echo "                     rehearsed against moto: the built zips are what is uploaded); make test runs it"
 	@echo "make bench           pipeline latency and throughput on this machine (bench-results/)"
 	@echo "make bench-isolation a healthy endpoint's delivery latency beside a silent, slow or failing"
 	@echo "                     one, each in a stack of its own (bench-results/isolation-*-latest.json)"
@@ -44,6 +48,21 @@ check-template: venv
 
 package: venv
 	@bash infra/package.sh
+
+# The built functions, never the source tree: plain `sam deploy` reads template.yaml, whose
+# CodeUri is the repository root. samconfig.toml is kept at the root (sam looks beside the
+# template by default, and sam build empties build/sam); while it is empty or missing, sam
+# deploy asks its questions (--guided) and saves the answers there. It must exist for
+# --config-file, hence the empty one.
+SAM_DEPLOY_FLAGS ?=
+deploy: package
+	@flags="$(SAM_DEPLOY_FLAGS)"; \
+	if [ ! -s samconfig.toml ]; then flags="--guided $$flags"; touch samconfig.toml; fi; \
+	set -x; SAM_CLI_TELEMETRY=0 .venv/bin/sam deploy --template-file build/sam/template.yaml --config-file "$(CURDIR)/samconfig.toml" $$flags
+
+# The README's commands as a reader runs them (infra/check-readme.py says how).
+check-readme: venv
+	@.venv/bin/python infra/check-readme.py
 
 clean:
 	rm -rf target build .local

@@ -16,3 +16,7 @@ cargo build --workspace --bins
 [ -d tests/browser/node_modules/playwright-core ] && [ -d tests/browser/node_modules/axe-core ] ||
   (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
 cargo test --workspace -- --test-threads="${TEST_THREADS:-8}"
+# The README's commands as a reader runs them, in a fresh copy of this tree: its tour against a
+# stack of its own on free ports, and its deploy (make deploy: make package, then sam deploy
+# of the built template) rehearsed against moto's S3 and CloudFormation (infra/check-readme.py).
+.venv/bin/python infra/check-readme.py
