@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help dev test lint fmt check-template package deploy check-readme bench bench-isolation bench-subscribers chaos spec venv clean
+.PHONY: help dev test lint fmt check-template package deploy check-readme bench bench-isolation bench-subscribers baseline chaos spec venv clean
 
 help:
 	@echo "make dev             run everything locally (moto on :4566 enforcing IAM, API on :3000)"
@@ -23,6 +23,7 @@ help:
 	@echo "make bench-subscribers one event type with 10,000 active webhooks: ingest 202, one queued"
 	@echo "                     message per webhook per event, the list paged through"
 	@echo "                     (bench-results/subscribers-latest.json)"
+	@echo "make baseline        gather the latest bench results into docs/bench-baseline.json"
 	@echo "make chaos           the pipeline under faults at scale: 2,000 events x 3 webhooks per fault"
 	@echo "                     kind, 25 % of AWS calls failing (bench-results/chaos-latest.json)"
 	@echo "make spec            refresh docs/spec/ (SPEC.md, the user guide) from ../shared/spec"
@@ -92,6 +93,10 @@ bench-isolation: venv
 # of the bench's own: deliveries are not made), the admin list pages through all of them.
 bench-subscribers: venv
 	cargo run --profile tools -p integration-tests --bin subscribers -- --webhooks $${WEBHOOKS:-10000} --events $${EVENTS:-5} --batch $${BATCH:-10}
+
+# The numbers behind docs/measurements.md: every bench's latest results, committed.
+baseline:
+	python3 infra/bench-baseline.py
 
 # docs/spec/ holds copies of the steering repository's spec (../shared/spec, when checked out
 # beside this one); this refreshes them.
