@@ -17,8 +17,9 @@ use super::mapping::StartingPosition;
 use super::records::{to_lambda_record, RecordError};
 use super::{Source, BACKOFF};
 
-/// How long an empty shard waits before its next GetRecords (Lambda polls a stream's shards
-/// about four times a second).
+/// A shard is read at most once per this long, records or not: Lambda polls a stream's
+/// shards four times a second, so under load a batch holds what a quarter second brings
+/// (reading again the moment an invocation returns would make smaller batches than AWS does).
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// The pause before a failed batch is sent again.
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
@@ -42,6 +43,8 @@ pub(super) struct ShardPoller {
     closed: bool,
     /// How many times the first record of `pending` has been sent.
     attempts: u32,
+    /// When the last GetRecords was made (the next waits for `POLL_INTERVAL` after it).
+    last_read_at: Option<Instant>,
 }
 
 impl ShardPoller {
@@ -56,6 +59,7 @@ impl ShardPoller {
             gathered_since: None,
             closed: false,
             attempts: 0,
+            last_read_at: None,
         }
     }
 
@@ -102,10 +106,13 @@ impl ShardPoller {
         }
         let source = Arc::clone(&self.source);
         let mapping = source.mapping();
-        let mut read = 0;
         let room = mapping.batch_size.saturating_sub(self.pending.len());
         if let (Some(iterator), true) = (self.iterator.clone(), room > 0) {
             let limit = i32::try_from(room.min(GET_RECORDS_LIMIT)).unwrap_or(1);
+            if let Some(at) = next_read_at(self.last_read_at) {
+                tokio::time::sleep_until(at.into()).await;
+            }
+            self.last_read_at = Some(Instant::now());
             let got = source
                 .streams
                 .get_records()
@@ -115,7 +122,6 @@ impl ShardPoller {
                 .await;
             match got {
                 Ok(out) => {
-                    read = out.records().len();
                     self.iterator = out.next_shard_iterator;
                     self.closed = self.iterator.is_none();
                     for record in out.records.unwrap_or_default() {
@@ -137,15 +143,10 @@ impl ShardPoller {
                 }
             }
         }
+        // Not due yet: the next step reads again a poll interval on (a window is checked
+        // at each read, as often as Lambda looks).
         if self.batch_due() {
             self.invoke().await;
-        } else if read == 0 {
-            let window_left = self.gathered_since.map(|since| {
-                Duration::from_secs(mapping.maximum_batching_window_seconds)
-                    .saturating_sub(since.elapsed())
-            });
-            let wait = window_left.map_or(POLL_INTERVAL, |left| left.min(POLL_INTERVAL));
-            tokio::time::sleep(wait).await;
         }
     }
 
@@ -355,6 +356,12 @@ struct Gathered {
     record: EventRecord,
 }
 
+/// When a shard may be read next: a poll interval after the last read, whether it brought
+/// records or not (the first read at once).
+fn next_read_at(last_read_at: Option<Instant>) -> Option<Instant> {
+    last_read_at.map(|at| at + POLL_INTERVAL)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -371,6 +378,14 @@ mod tests {
             })
             .collect();
         response
+    }
+
+    #[test]
+    fn a_shard_is_read_at_most_four_times_a_second_records_or_not() {
+        assert_eq!(next_read_at(None), None);
+        let read = Instant::now();
+        let wait = next_read_at(Some(read)).map(|at| at - read);
+        assert_eq!(wait, Some(Duration::from_millis(250)));
     }
 
     #[test]
