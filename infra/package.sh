@@ -18,6 +18,7 @@ export SAM_CLI_TELEMETRY=0
 REGION="${AWS_DEFAULT_REGION:-us-east-1}"
 
 sam validate --lint --template template.yaml --region "$REGION"
+echo "package: sam build: the four functions for arm64 in release (several minutes the first time)"
 sam build --template template.yaml --build-dir build/sam --beta-features
 
 echo "package: built functions (build/sam/<Function>/bootstrap, zipped to build/sam/<Function>.zip)"

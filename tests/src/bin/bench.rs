@@ -7,7 +7,7 @@
 //!
 //! Then what a delivery costs on AWS: 1 KB events to one and to five webhooks, every AWS
 //! call metered as AWS bills it (`cost.rs`), priced at list prices, written to
-//! `bench-results/cost-latest.json` and printed as the README's table.
+//! `bench-results/cost-latest.json` and printed as the tables the README and docs/measurements.md show.
 //!
 //! First, each function's cold start: its init (release build, process start to its first
 //! Runtime API `next`, with no AWS call before it) and, when `make package` has built them,

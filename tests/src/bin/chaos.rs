@@ -4,7 +4,7 @@
 //! receivers. Each run is checked as the fault tests check theirs (nothing lost, nothing sent
 //! twice or after a 2xx, every permanent failure in one alert email, the log agreeing with
 //! the receivers). Results go to `bench-results/chaos-<time>.json` and `chaos-latest.json`,
-//! and a Markdown table for the README is printed.
+//! and a Markdown table for docs/measurements.md is printed.
 //!
 //!     chaos [--events 2000] [--webhooks 3] [--rate 25] [--only N (run only the Nth kind)]
 

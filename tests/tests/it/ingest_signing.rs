@@ -1,4 +1,4 @@
-//! The platform's side of ingest on AWS: `examples/post-event` (the code the README shows)
+//! The platform's side of ingest on AWS: `examples/post-event` (the platform's example)
 //! signs `POST /api/v1/events` with SigV4 for API Gateway's IAM authorizer. Checked by
 //! recomputing the signature with botocore, an independent implementation, from what a local
 //! server received.
