@@ -742,6 +742,37 @@ def dynamodb_requests_one_at_a_time() -> None:
     DynamoHandler.call_action = atomic
 
 
+def cancelled_transactions_keep_their_stream() -> None:
+    """moto undoes a cancelled TransactWriteItems by putting back deep copies of its tables,
+    stream shard included: a reader's iterator stays on the shard it was given, which gets no
+    more records, so one cancelled transaction on the events table (an event posted twice at
+    once) silenced fan-out until the gateway restarted; and the cancelled writes' records
+    stayed on that shard. DynamoDB streams only what a transaction commits: the live shard is
+    kept, without the records the cancelled writes added."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    transact_write_items = DynamoDBBackend.transact_write_items
+
+    def keeping_streams(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        shards = {
+            name: (table.stream_shard, len(table.stream_shard.items))
+            for name, table in self.tables.items()
+            if table.stream_shard is not None
+        }
+        try:
+            transact_write_items(self, transact_items)
+        except Exception:
+            for name, (shard, length) in shards.items():
+                table = self.tables.get(name)
+                if table is not None and table.stream_shard is not shard:
+                    del shard.items[length:]
+                    shard.table = table
+                    table.stream_shard = shard
+            raise
+
+    DynamoDBBackend.transact_write_items = keeping_streams
+
+
 def dynamodb_queries_read_their_partition() -> None:
     """moto answers a Query of a table by sorting every item of the table and keeping those of
     the partition asked for, and then sizes every item of the partition (for the 1 MB page)
@@ -827,6 +858,7 @@ def main() -> int:
     sqs_message_sizes_checked()
     sqs_message_parameters_checked()
     dynamodb_queries_read_their_partition()
+    cancelled_transactions_keep_their_stream()
     dynamodb_requests_one_at_a_time()
     sent_emails_served()
     from moto.server import ThreadedMotoServer

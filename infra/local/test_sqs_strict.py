@@ -1,7 +1,7 @@
 """The local emulator refuses the SQS messages SQS refuses (moto_server.py's SQS checks).
 
-Unlike the other tests here these start the launcher (moto_server.py, on a free port, for the
-class; a few seconds) and call it with boto3 (JSON protocol, as the Rust SDK), plus a raw JSON
+Unlike the pure tests here these start the launcher (launcher_case.py: moto_server.py on a
+free port, for the class; a few seconds) and call it with boto3 (JSON protocol, as the Rust SDK), plus a raw JSON
 request as the Rust SDK sends it and a query-protocol one. Run from the repository root with
     .venv/bin/python -m unittest infra/local/test_sqs_strict.py -v
 """
@@ -9,8 +9,6 @@ request as the Rust SDK sends it and a query-protocol one. Run from the reposito
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -24,75 +22,24 @@ from typing import Any
 
 try:
     import boto3
-    from botocore.config import Config
     from botocore.exceptions import ClientError
 except ImportError:  # outside the project's .venv
     boto3 = None
 
-LAUNCHER = Path(__file__).resolve().parent / "moto_server.py"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from launcher_case import LAUNCHER, LauncherCase  # noqa: E402
 REGION = "eu-west-2"
 MIB = 1_048_576
 PUNCTUATION = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
 ALLOWED = "#x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF]"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @unittest.skipIf(boto3 is None, "boto3 is not installed (run with .venv/bin/python)")
-class SqsStrict(unittest.TestCase):
-    server: subprocess.Popen[bytes]
-    endpoint: str
-
+class SqsStrict(LauncherCase):
     @classmethod
     def setUpClass(cls) -> None:
-        port = free_port()
-        cls.endpoint = f"http://127.0.0.1:{port}"
-        cls.server = subprocess.Popen(
-            [sys.executable, str(LAUNCHER), "--port", str(port), "--until-stdin-closes"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        listening = threading.Event()
-        log: list[bytes] = []
-
-        def read_stderr() -> None:
-            assert cls.server.stderr is not None
-            for line in cls.server.stderr:
-                log.append(line)
-                if b"listening on" in line:
-                    listening.set()
-
-        threading.Thread(target=read_stderr, daemon=True).start()
-        if not listening.wait(60):
-            cls.stop_server()
-            raise RuntimeError("moto_server.py did not start:\n" + b"".join(log).decode(errors="replace"))
-        cls.sqs = boto3.client(
-            "sqs",
-            endpoint_url=cls.endpoint,
-            region_name=REGION,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            config=Config(retries={"max_attempts": 1}),
-        )
-
-    @classmethod
-    def stop_server(cls) -> None:
-        assert cls.server.stdin is not None
-        cls.server.stdin.close()  # --until-stdin-closes
-        try:
-            cls.server.wait(10)
-        except subprocess.TimeoutExpired:
-            cls.server.kill()
-            cls.server.wait(10)
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.stop_server()
+        super().setUpClass()
+        cls.sqs = cls.client("sqs", region_name=REGION)
 
     # ------------------------------------------------------------------ helpers
 
