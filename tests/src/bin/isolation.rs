@@ -34,6 +34,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant, SystemTime};
 
+use integration_tests::api::Webhook;
 use integration_tests::bench_support::{order_of_about_1_kb, percentile, summary, write_results};
 use integration_tests::{cli_arg, unique, Api, Harness, Receiver, Reply};
 use rand::rngs::StdRng;
@@ -264,6 +265,8 @@ async fn warm_up(api: &Api, rng: &mut StdRng) {
     settle(&[&receiver]).await;
 }
 
+/// One scenario, step by step: the receivers and their webhooks, the paced posts, the
+/// healthy receiver's arrivals, what the neighbour saw, and both removed.
 async fn scenario(
     api: &Api,
     rng: &mut StdRng,
@@ -273,38 +276,150 @@ async fn scenario(
     deadline: Duration,
 ) -> Outcome {
     let started = Instant::now();
-    let healthy = Receiver::start(vec![Reply::realistic()]).await;
-    let healthy_webhook = api
-        .create_webhook(
-            &unique(&format!("isolation-{}-healthy", neighbour.name())),
-            &healthy.url,
-            &[EVENT_TYPE],
-        )
-        .await;
-    let mut other = None;
-    if let Some(reply) = neighbour.reply() {
-        let receiver = Receiver::start(vec![reply]).await;
-        let webhook = api
-            .create_webhook(
-                &unique(&format!("isolation-{}-neighbour", neighbour.name())),
-                &receiver.url,
-                &[EVENT_TYPE],
-            )
-            .await;
-        other = Some((receiver, webhook));
-    }
+    let stage = Stage::set_up(api, neighbour).await;
     // The silent receiver is checked while the events go: a request to it must go
     // unanswered for longer than the delivery timeout, the connection held open.
-    let probe = match (&other, neighbour) {
+    let probe = match (&stage.neighbour, neighbour) {
         (Some((receiver, _)), Neighbour::Silent) => {
             Some(tokio::spawn(probe_silence(receiver.url.clone())))
         }
         _ => None,
     };
 
-    // Paced: one post every 1/rate s, each on its own task, so a slow answer to one does
-    // not hold back the next.
     let posting = Instant::now();
+    let posts = post_paced(api, rng, events, rate).await;
+    let posting_s = posting.elapsed().as_secs_f64();
+    let refused: Vec<Value> = posts
+        .iter()
+        .filter(|p| p.status != 202)
+        .map(|p| json!({"id": p.id, "status": p.status, "answer": p.answer}))
+        .collect();
+    let accepted: Vec<&Post> = posts.iter().filter(|p| p.status == 202).collect();
+    let ids: HashSet<String> = accepted.iter().map(|p| p.id.clone()).collect();
+
+    let arrivals = await_arrivals(&stage.healthy, &ids, deadline).await;
+    let all_in_s = started.elapsed().as_secs_f64();
+    let (latencies, missing) = latencies(&accepted, &arrivals);
+    if !missing.is_empty() {
+        eprintln!(
+            "isolation: {}: {} of {} events never reached the healthy receiver within {deadline:?}: {missing:?}",
+            neighbour.name(),
+            missing.len(),
+            ids.len()
+        );
+    }
+    let neighbour_json = stage.neighbour_report(api, &ids).await;
+    let removal = stage.tear_down(api).await;
+    let probe = match probe {
+        Some(task) => task.await.expect("the probe's task"),
+        None => Value::Null,
+    };
+
+    let json = json!({
+        "scenario": neighbour.name(),
+        "neighbour": neighbour.describe(),
+        "events_posted": posts.len(),
+        "events_refused": refused,
+        "posting_s": posting_s,
+        "ingest_latency": summary(posts.iter().map(|p| p.ingest_ms).collect()),
+        "healthy": summary(latencies.clone()),
+        "healthy_expected": ids.len(),
+        "healthy_missing": missing,
+        "healthy_all_in_s": all_in_s,
+        "neighbour_requests": neighbour_json,
+        "silent_probe": probe,
+        "removal": removal,
+    });
+    Outcome {
+        neighbour,
+        latencies,
+        expected: ids.len(),
+        json,
+    }
+}
+
+/// A scenario's receivers and webhooks: the healthy one, and the neighbour if there is one.
+struct Stage {
+    healthy: Receiver,
+    healthy_webhook: Webhook,
+    neighbour: Option<(Receiver, Webhook)>,
+}
+
+impl Stage {
+    async fn set_up(api: &Api, neighbour: Neighbour) -> Stage {
+        let healthy = Receiver::start(vec![Reply::realistic()]).await;
+        let healthy_webhook = api
+            .create_webhook(
+                &unique(&format!("isolation-{}-healthy", neighbour.name())),
+                &healthy.url,
+                &[EVENT_TYPE],
+            )
+            .await;
+        let mut other = None;
+        if let Some(reply) = neighbour.reply() {
+            let receiver = Receiver::start(vec![reply]).await;
+            let webhook = api
+                .create_webhook(
+                    &unique(&format!("isolation-{}-neighbour", neighbour.name())),
+                    &receiver.url,
+                    &[EVENT_TYPE],
+                )
+                .await;
+            other = Some((receiver, webhook));
+        }
+        Stage {
+            healthy,
+            healthy_webhook,
+            neighbour: other,
+        }
+    }
+
+    /// What the neighbour got meanwhile, and what its delivery log says.
+    async fn neighbour_report(&self, api: &Api, ids: &HashSet<String>) -> Value {
+        match &self.neighbour {
+            Some((receiver, webhook)) => {
+                let log = api.attempts(&webhook.id).await;
+                json!({
+                    "received": requests_seen(receiver, ids),
+                    "log_first_page": log_summary(&log),
+                })
+            }
+            None => Value::Null,
+        }
+    }
+
+    /// Out of the way of the next scenario: both webhooks deleted (pending deliveries to
+    /// them are cancelled), then quiet receivers; what each received after.
+    async fn tear_down(&self, api: &Api) -> Value {
+        let removed_at = SystemTime::now();
+        let mut deleted = vec![api.delete_webhook(&self.healthy_webhook.id).await.status];
+        if let Some((_, webhook)) = &self.neighbour {
+            deleted.push(api.delete_webhook(&webhook.id).await.status);
+        }
+        let mut receivers = vec![&self.healthy];
+        if let Some((receiver, _)) = &self.neighbour {
+            receivers.push(receiver);
+        }
+        let settled_s = settle(&receivers).await;
+        let after = |receiver: &Receiver| {
+            receiver
+                .requests()
+                .iter()
+                .filter(|r| r.at >= removed_at)
+                .count()
+        };
+        json!({
+            "delete_statuses": deleted,
+            "settled_s": settled_s,
+            "healthy_requests_after": after(&self.healthy),
+            "neighbour_requests_after": self.neighbour.as_ref().map(|(r, _)| after(r)),
+        })
+    }
+}
+
+/// `events` orders of about 1 KB, one every 1/rate s, each on its own task, so a slow
+/// answer to one does not hold back the next.
+async fn post_paced(api: &Api, rng: &mut StdRng, events: usize, rate: usize) -> Vec<Post> {
     let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut tasks = Vec::with_capacity(events);
@@ -330,103 +445,40 @@ async fn scenario(
     for task in tasks {
         posts.push(task.await.expect("a post's task"));
     }
-    let posting_s = posting.elapsed().as_secs_f64();
-    let refused: Vec<Value> = posts
-        .iter()
-        .filter(|p| p.status != 202)
-        .map(|p| json!({"id": p.id, "status": p.status, "answer": p.answer}))
-        .collect();
-    let accepted: Vec<&Post> = posts.iter().filter(|p| p.status == 202).collect();
-    let ids: HashSet<String> = accepted.iter().map(|p| p.id.clone()).collect();
+    posts
+}
 
-    // Until the healthy receiver has every event, or the deadline.
+/// The first arrival of each of `ids` at `receiver`, waiting until all are in or `deadline`.
+async fn await_arrivals(
+    receiver: &Receiver,
+    ids: &HashSet<String>,
+    deadline: Duration,
+) -> HashMap<String, SystemTime> {
     let until = Instant::now() + deadline;
-    let mut arrivals = first_arrivals(&healthy, &ids);
+    let mut arrivals = first_arrivals(receiver, ids);
     while arrivals.len() < ids.len() && Instant::now() < until {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        arrivals = first_arrivals(&healthy, &ids);
+        arrivals = first_arrivals(receiver, ids);
     }
-    let all_in_s = started.elapsed().as_secs_f64();
+    arrivals
+}
+
+/// Post-to-arrival in milliseconds of each accepted post that arrived, and the ids of
+/// those that did not.
+fn latencies(
+    accepted: &[&Post],
+    arrivals: &HashMap<String, SystemTime>,
+) -> (Vec<f64>, Vec<String>) {
     let mut latencies = Vec::with_capacity(arrivals.len());
     let mut missing = Vec::new();
-    for post in &accepted {
+    for post in accepted {
         match arrivals.get(&post.id) {
             Some(at) => latencies
                 .push(at.duration_since(post.at).unwrap_or_default().as_secs_f64() * 1000.0),
             None => missing.push(post.id.clone()),
         }
     }
-    if !missing.is_empty() {
-        eprintln!(
-            "isolation: {}: {} of {} events never reached the healthy receiver within {deadline:?}: {missing:?}",
-            neighbour.name(),
-            missing.len(),
-            ids.len()
-        );
-    }
-
-    // What the neighbour got meanwhile, and what its delivery log says.
-    let neighbour_json = match &other {
-        Some((receiver, webhook)) => {
-            let log = api.attempts(&webhook.id).await;
-            json!({
-                "received": requests_seen(receiver, &ids),
-                "log_first_page": log_summary(&log),
-            })
-        }
-        None => Value::Null,
-    };
-
-    // Out of the way of the next scenario: both webhooks deleted (pending deliveries to them
-    // are cancelled), then quiet receivers.
-    let removed_at = SystemTime::now();
-    let mut deleted = vec![api.delete_webhook(&healthy_webhook.id).await.status];
-    if let Some((_, webhook)) = &other {
-        deleted.push(api.delete_webhook(&webhook.id).await.status);
-    }
-    let probe = match probe {
-        Some(task) => task.await.expect("the probe's task"),
-        None => Value::Null,
-    };
-    let mut receivers = vec![&healthy];
-    if let Some((receiver, _)) = &other {
-        receivers.push(receiver);
-    }
-    let settled_s = settle(&receivers).await;
-    let after = |receiver: &Receiver| {
-        receiver
-            .requests()
-            .iter()
-            .filter(|r| r.at >= removed_at)
-            .count()
-    };
-
-    let json = json!({
-        "scenario": neighbour.name(),
-        "neighbour": neighbour.describe(),
-        "events_posted": posts.len(),
-        "events_refused": refused,
-        "posting_s": posting_s,
-        "ingest_latency": summary(posts.iter().map(|p| p.ingest_ms).collect()),
-        "healthy": summary(latencies.clone()),
-        "healthy_expected": ids.len(),
-        "healthy_missing": missing,
-        "healthy_all_in_s": all_in_s,
-        "neighbour_requests": neighbour_json,
-        "silent_probe": probe,
-        "removal": {
-            "delete_statuses": deleted,
-            "settled_s": settled_s,
-            "healthy_requests_after": after(&healthy),
-            "neighbour_requests_after": other.as_ref().map(|(r, _)| after(r)),
-        },
-    });
-    Outcome {
-        neighbour,
-        latencies,
-        expected: ids.len(),
-        json,
-    }
+    (latencies, missing)
 }
 
 /// Each event's first arrival at `receiver`, of those in `ids`.
