@@ -220,7 +220,7 @@ fn evidence(outcome: &Outcome, logs: &str) -> Vec<String> {
         .filter_map(|problem| {
             problem
                 .split(['#', ':', ' '])
-                .find(|w| w.starts_with("dlv_"))
+                .find(|w| w.starts_with(DeliveryId::PREFIX))
         })
         .collect();
     if named.is_empty() {
