@@ -22,17 +22,23 @@ async fn event_is_stored(id: &str) -> bool {
 async fn webhook_named_exists(name: &str) -> bool {
     let h = Harness::get();
     let ddb = aws_sdk_dynamodb::Client::new(&h.sdk_config().await);
-    let out = ddb
+    // Every page of the scan: a filter is applied per 1 MB page, and a shared table grows.
+    let pages: Vec<_> = ddb
         .scan()
         .table_name(h.env("WEBHOOKS_TABLE"))
         .filter_expression("#n = :n")
         .expression_attribute_names("#n", "name")
         .expression_attribute_values(":n", AttributeValue::S(name.to_owned()))
         .consistent_read(true)
+        .into_paginator()
         .send()
-        .await
-        .expect("scan");
-    out.count() > 0
+        .collect()
+        .await;
+    pages
+        .into_iter()
+        .map(|page| page.expect("scan").count())
+        .sum::<i32>()
+        > 0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
