@@ -260,6 +260,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_new_webhook_id_fits_a_dynamodb_idempotency_token() {
+        // The store sends it as TransactWriteItems' ClientRequestToken: 1 to 36 characters.
+        let id = new_webhook_id().to_string();
+        assert!(
+            (1..=36).contains(&id.len()),
+            "{id} is {} characters",
+            id.len()
+        );
+    }
+
+    #[test]
     fn delivery_ids_are_deterministic_distinct_and_sort_by_time() {
         let at = |ms: u64| SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(ms);
         let id =

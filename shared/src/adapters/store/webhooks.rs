@@ -59,9 +59,14 @@ impl Store {
         for event_type in &w.events {
             items.push(self.subscription_put(w, event_type)?);
         }
+        // The webhook's id as the idempotency token: when the SDK sends the transaction again
+        // after one that went through but whose answer was lost, DynamoDB answers it as done
+        // (for 10 minutes) instead of failing its condition, so the admin gets the 201 and
+        // the secret rather than a 503 for a webhook that exists. (moto ignores the token.)
         self.ddb
             .transact_write_items()
             .set_transact_items(Some(items))
+            .client_request_token(w.id.to_string())
             .send()
             .await?;
         Ok(())
