@@ -11,6 +11,9 @@ use crate::domain::retry::RetrySchedule;
 /// Attempts are kept this long by default before DynamoDB's TTL reaps them.
 pub const DEFAULT_RETENTION_DAYS: u32 = 30;
 
+/// The scope admin calls require when `WEBHOOKS_ADMIN_SCOPE` is unset or blank.
+pub const DEFAULT_ADMIN_SCOPE: &str = "webhooks/admin";
+
 #[derive(Debug, Error)]
 pub enum ConfigError {
     #[error("environment variable {0} is required")]
@@ -58,6 +61,28 @@ pub struct AlertSettings {
     pub gather: Duration,
 }
 
+/// The admin console: where admins open it, and how it signs them in. Plain values; admin-api
+/// makes its sign-in and its Content-Security-Policy of them, alerter its links.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConsoleConfig {
+    /// `WEBHOOKS_CONSOLE_URL`: the console's base URL, which alert digests link into. Unset,
+    /// empty or not an http(s) URL: none (a digest names the page's path only).
+    pub url: Option<String>,
+    /// `WEBHOOKS_CONSOLE_OIDC_ISSUER` and `WEBHOOKS_CONSOLE_OIDC_CLIENT_ID`, both set: the
+    /// console signs in with OpenID Connect; otherwise with a token.
+    pub oidc: Option<ConsoleOidc>,
+    /// `WEBHOOKS_CONSOLE_OIDC_ORIGINS` (comma-separated): origins besides the issuer's the
+    /// console may call while signing in, as given (admin-api keeps the http(s) origins).
+    pub oidc_origins: Vec<String>,
+}
+
+/// The identity provider the console signs admins in with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleOidc {
+    pub issuer: String,
+    pub client_id: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub resources: Resources,
@@ -68,6 +93,9 @@ pub struct Config {
     pub allow_private_targets: bool,
     /// Local-only: one more root CA (PEM file) trusted for deliveries.
     pub extra_ca_file: Option<PathBuf>,
+    /// `WEBHOOKS_ADMIN_SCOPE`: the OAuth scope admin calls require. Never empty.
+    pub admin_scope: String,
+    pub console: ConsoleConfig,
 }
 
 impl Config {
@@ -178,6 +206,31 @@ impl Config {
         let extra_ca_file = lookup("WEBHOOKS_EXTRA_CA_FILE")
             .filter(|v| !v.is_empty())
             .map(PathBuf::from);
+        let setting = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let admin_scope =
+            setting("WEBHOOKS_ADMIN_SCOPE").unwrap_or_else(|| DEFAULT_ADMIN_SCOPE.to_owned());
+        let console = ConsoleConfig {
+            url: setting("WEBHOOKS_CONSOLE_URL")
+                .filter(|u| u.starts_with("https://") || u.starts_with("http://")),
+            oidc: match (
+                setting("WEBHOOKS_CONSOLE_OIDC_ISSUER"),
+                setting("WEBHOOKS_CONSOLE_OIDC_CLIENT_ID"),
+            ) {
+                (Some(issuer), Some(client_id)) => Some(ConsoleOidc { issuer, client_id }),
+                _ => None,
+            },
+            oidc_origins: setting("WEBHOOKS_CONSOLE_OIDC_ORIGINS")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|o| !o.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        };
         Ok(Config {
             resources,
             retention: Duration::from_secs(u64::from(retention_days) * 86_400),
@@ -185,6 +238,8 @@ impl Config {
             alerts,
             allow_private_targets,
             extra_ca_file,
+            admin_scope,
+            console,
         })
     }
 }
@@ -240,6 +295,63 @@ mod tests {
         assert_eq!(cfg.alerts.window, Duration::from_secs(60));
         vars.insert("WEBHOOKS_ALERT_WINDOW_SECONDS", "0");
         assert!(load(&vars).is_err());
+    }
+
+    #[test]
+    fn the_admin_scope_defaults_when_unset_or_blank() {
+        assert_eq!(load(&base()).unwrap().admin_scope, DEFAULT_ADMIN_SCOPE);
+        let blank = load(&with_vars(&[("WEBHOOKS_ADMIN_SCOPE", "  ")])).unwrap();
+        assert_eq!(blank.admin_scope, DEFAULT_ADMIN_SCOPE);
+        let own = load(&with_vars(&[("WEBHOOKS_ADMIN_SCOPE", " api/admin ")])).unwrap();
+        assert_eq!(own.admin_scope, "api/admin");
+    }
+
+    #[test]
+    fn the_console_signs_in_with_oidc_only_with_an_issuer_and_a_client_id() {
+        let neither = load(&base()).unwrap();
+        assert_eq!(neither.console, ConsoleConfig::default());
+        let client_only = load(&with_vars(&[("WEBHOOKS_CONSOLE_OIDC_CLIENT_ID", "abc")])).unwrap();
+        assert_eq!(client_only.console.oidc, None);
+        let both = load(&with_vars(&[
+            (
+                "WEBHOOKS_CONSOLE_OIDC_ISSUER",
+                " https://issuer.example.com/ ",
+            ),
+            ("WEBHOOKS_CONSOLE_OIDC_CLIENT_ID", "client-1"),
+            (
+                "WEBHOOKS_CONSOLE_OIDC_ORIGINS",
+                "https://a.example.com, ,https://b.example.com",
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(
+            both.console.oidc,
+            Some(ConsoleOidc {
+                issuer: "https://issuer.example.com/".into(),
+                client_id: "client-1".into(),
+            })
+        );
+        assert_eq!(
+            both.console.oidc_origins,
+            ["https://a.example.com", "https://b.example.com"]
+        );
+    }
+
+    #[test]
+    fn an_empty_console_url_is_unset() {
+        for (value, expected) in [
+            ("", None),
+            ("  ", None),
+            ("console.example.com", None),
+            (
+                "https://console.example.com",
+                Some("https://console.example.com"),
+            ),
+            ("http://127.0.0.1:3000", Some("http://127.0.0.1:3000")),
+        ] {
+            let cfg = load(&with_vars(&[("WEBHOOKS_CONSOLE_URL", value)])).unwrap();
+            assert_eq!(cfg.console.url.as_deref(), expected, "{value:?}");
+        }
     }
 
     #[test]
