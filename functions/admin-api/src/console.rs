@@ -22,7 +22,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
-use crate::scope::AdminScope;
+use webhooks_shared::config::ConsoleConfig;
+use webhooks_shared::Config;
 
 const SHELL: &str = include_str!("../console/index.html");
 
@@ -77,7 +78,8 @@ pub enum SignIn {
     },
 }
 
-/// The console's settings, from the environment `template.yaml` sets.
+/// The console's settings, made of the `Config` (`WEBHOOKS_CONSOLE_OIDC_*`,
+/// `WEBHOOKS_ADMIN_SCOPE`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsoleSettings {
     pub sign_in: SignIn,
@@ -87,52 +89,37 @@ pub struct ConsoleSettings {
 }
 
 impl ConsoleSettings {
-    /// `WEBHOOKS_CONSOLE_OIDC_ISSUER` and `WEBHOOKS_CONSOLE_OIDC_CLIENT_ID` both set: OIDC
-    /// sign-in, asking for `openid` and `WEBHOOKS_ADMIN_SCOPE`; otherwise the token sign-in.
-    /// `WEBHOOKS_CONSOLE_OIDC_ORIGINS` (comma-separated) adds origins the script may call.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
-        let setting = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        match (
-            setting("WEBHOOKS_CONSOLE_OIDC_ISSUER"),
-            setting("WEBHOOKS_CONSOLE_OIDC_CLIENT_ID"),
-        ) {
-            (Some(issuer), Some(client_id)) => {
-                let issuer = issuer.trim_end_matches('/').to_owned();
-                // The scope admin-api itself requires (scope.rs), default included.
-                let admin_scope =
-                    AdminScope::from_setting(lookup("WEBHOOKS_ADMIN_SCOPE").as_deref());
-                let mut connect_origins: Vec<String> = origin_of(&issuer).into_iter().collect();
-                for extra in setting("WEBHOOKS_CONSOLE_OIDC_ORIGINS")
-                    .unwrap_or_default()
-                    .split(',')
-                    .filter_map(origin_of)
-                {
-                    if !connect_origins.contains(&extra) {
-                        connect_origins.push(extra);
-                    }
-                }
-                ConsoleSettings {
-                    sign_in: SignIn::Oidc {
-                        issuer,
-                        client_id,
-                        scope: format!("openid {}", admin_scope.as_str()),
-                    },
-                    connect_origins,
-                }
-            }
-            _ => ConsoleSettings {
-                sign_in: SignIn::Token,
-                connect_origins: Vec::new(),
-            },
-        }
+    /// The settings `config` holds: with an OIDC issuer and client id, OIDC sign-in asking
+    /// for `openid` and the admin scope; otherwise the token sign-in.
+    pub fn from_config(config: &Config) -> Self {
+        Self::new(&config.console, &config.admin_scope)
     }
 
-    pub fn from_env() -> Self {
-        Self::from_lookup(|name| std::env::var(name).ok())
+    /// The settings of `console`, signing in for `admin_scope` (the scope admin-api itself
+    /// requires, scope.rs). The script may call the issuer's origin and the extra origins
+    /// that are http(s) origins.
+    pub fn new(console: &ConsoleConfig, admin_scope: &str) -> Self {
+        let Some(oidc) = &console.oidc else {
+            return ConsoleSettings {
+                sign_in: SignIn::Token,
+                connect_origins: Vec::new(),
+            };
+        };
+        let issuer = oidc.issuer.trim_end_matches('/').to_owned();
+        let mut connect_origins: Vec<String> = origin_of(&issuer).into_iter().collect();
+        for extra in console.oidc_origins.iter().filter_map(|o| origin_of(o)) {
+            if !connect_origins.contains(&extra) {
+                connect_origins.push(extra);
+            }
+        }
+        ConsoleSettings {
+            sign_in: SignIn::Oidc {
+                issuer,
+                client_id: oidc.client_id.clone(),
+                scope: format!("openid {admin_scope}"),
+            },
+            connect_origins,
+        }
     }
 
     /// The policy of every console answer.
@@ -191,13 +178,8 @@ fn shell_text() -> String {
         .replace("{{version}}", version)
 }
 
-/// The console's routes, with its settings from the environment.
-pub fn router() -> Router {
-    router_with(ConsoleSettings::from_env())
-}
-
-/// The console's routes with `settings` (tests give an issuer of their own).
-pub fn router_with(settings: ConsoleSettings) -> Router {
+/// The console's routes with `settings`.
+pub fn router(settings: ConsoleSettings) -> Router {
     let policy = HeaderValue::from_str(&settings.content_security_policy())
         .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"));
     let console = Arc::new(Console {
@@ -294,19 +276,11 @@ mod tests {
     use axum::http::Request;
     use tower::ServiceExt;
 
-    fn lookup<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |name| {
-            pairs
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| (*v).to_owned())
-        }
-    }
+    use webhooks_shared::config::ConsoleOidc;
 
     #[test]
     fn without_an_issuer_the_console_signs_in_with_a_token() {
-        let settings =
-            ConsoleSettings::from_lookup(lookup(&[("WEBHOOKS_CONSOLE_OIDC_CLIENT_ID", "abc")]));
+        let settings = ConsoleSettings::new(&ConsoleConfig::default(), "webhooks/admin");
         assert_eq!(settings.sign_in, SignIn::Token);
         assert_eq!(
             settings.content_security_policy(),
@@ -317,18 +291,19 @@ mod tests {
 
     #[test]
     fn with_an_issuer_its_origins_may_be_called() {
-        let settings = ConsoleSettings::from_lookup(lookup(&[
-            (
-                "WEBHOOKS_CONSOLE_OIDC_ISSUER",
-                "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_abc/",
-            ),
-            ("WEBHOOKS_CONSOLE_OIDC_CLIENT_ID", "client-1"),
-            ("WEBHOOKS_ADMIN_SCOPE", "webhooks/admin"),
-            (
-                "WEBHOOKS_CONSOLE_OIDC_ORIGINS",
-                "https://comps.auth.eu-west-1.amazoncognito.com/x, not a url,javascript:alert(1)",
-            ),
-        ]));
+        let console = ConsoleConfig {
+            url: None,
+            oidc: Some(ConsoleOidc {
+                issuer: "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_abc/".into(),
+                client_id: "client-1".into(),
+            }),
+            oidc_origins: vec![
+                "https://comps.auth.eu-west-1.amazoncognito.com/x".into(),
+                "not a url".into(),
+                "javascript:alert(1)".into(),
+            ],
+        };
+        let settings = ConsoleSettings::new(&console, "webhooks/admin");
         assert_eq!(
             settings.sign_in,
             SignIn::Oidc {
@@ -350,7 +325,10 @@ mod tests {
     }
 
     async fn get(path: &str) -> (StatusCode, axum::http::HeaderMap, String) {
-        let app = router_with(ConsoleSettings::from_lookup(|_| None));
+        let app = router(ConsoleSettings::new(
+            &ConsoleConfig::default(),
+            "webhooks/admin",
+        ));
         let response = app
             .oneshot(Request::get(path).body(Body::empty()).unwrap())
             .await

@@ -116,10 +116,10 @@ async fn refuse_malformed_ids(
 
 /// Routes anyone may read: the API's own description, and the console's page shells and
 /// assets (they carry no data: every datum comes from the admin routes, with a token).
-pub fn public_router() -> Router {
+pub fn public_router(console: crate::console::ConsoleSettings) -> Router {
     Router::new()
         .route("/api/v1/openapi.json", get(openapi))
-        .merge(crate::console::router())
+        .merge(crate::console::router(console))
 }
 
 async fn not_found() -> ProblemResponse {

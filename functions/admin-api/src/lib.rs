@@ -8,6 +8,7 @@ pub mod scope;
 pub mod test_event;
 pub mod validation;
 pub mod views;
+pub mod wire;
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -36,6 +37,7 @@ use webhooks_shared::domain::{circuit, clock, ids};
 use webhooks_shared::Config;
 
 pub use http::{public_router, router};
+pub use wire::{wire, Handler};
 
 /// The log shows at most this many attempts per call (and this many by default).
 pub const MAX_LOG_LIMIT: u32 = 100;
@@ -77,7 +79,8 @@ fn paused(id: &WebhookId) -> Problem {
 }
 
 impl AdminApi {
-    pub fn new(adapters: Adapters, config: &Config) -> Self {
+    /// Built by [`wire`] (and the crate's own tests).
+    pub(crate) fn new(adapters: Adapters, config: &Config) -> Self {
         AdminApi {
             store: adapters.store,
             secrets: adapters.secrets,

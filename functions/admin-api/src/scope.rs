@@ -10,22 +10,19 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use webhooks_shared::domain::problem::Problem;
+use webhooks_shared::Config;
 
-/// The scope admin calls require when `WEBHOOKS_ADMIN_SCOPE` is unset or empty.
-pub const DEFAULT_ADMIN_SCOPE: &str = "webhooks/admin";
+pub use webhooks_shared::config::DEFAULT_ADMIN_SCOPE;
 
 /// The OAuth scope an access token must carry for admin calls. Never empty.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminScope(Arc<str>);
 
 impl AdminScope {
-    /// From the value of `WEBHOOKS_ADMIN_SCOPE`: unset or blank means [`DEFAULT_ADMIN_SCOPE`].
-    pub fn from_setting(setting: Option<&str>) -> Self {
-        let scope = setting
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .unwrap_or(DEFAULT_ADMIN_SCOPE);
-        AdminScope(scope.into())
+    /// The scope `WEBHOOKS_ADMIN_SCOPE` names ([`DEFAULT_ADMIN_SCOPE`] when unset or blank:
+    /// `Config` reads it).
+    pub fn from_config(config: &Config) -> Self {
+        AdminScope(config.admin_scope.as_str().into())
     }
 
     pub fn as_str(&self) -> &str {
@@ -136,19 +133,6 @@ mod tests {
     }
 
     #[test]
-    fn the_scope_setting_defaults_when_unset_or_blank() {
-        assert_eq!(AdminScope::from_setting(None).as_str(), DEFAULT_ADMIN_SCOPE);
-        assert_eq!(
-            AdminScope::from_setting(Some("  ")).as_str(),
-            DEFAULT_ADMIN_SCOPE
-        );
-        assert_eq!(
-            AdminScope::from_setting(Some(" api/admin ")).as_str(),
-            "api/admin"
-        );
-    }
-
-    #[test]
     fn a_scope_in_the_authorizer_scopes_is_granted() {
         assert!(has_scope(Some(&admin_token_in_scopes()), ADMIN));
     }
@@ -202,7 +186,7 @@ mod tests {
         Router::new()
             .route("/admin", get(|| async { "admin done" }))
             .layer(from_fn_with_state(
-                AdminScope::from_setting(None),
+                AdminScope(DEFAULT_ADMIN_SCOPE.into()),
                 require_admin_scope,
             ))
     }

@@ -23,7 +23,7 @@ use crate::window::{flush_delay, on_failure, on_flush, OnFailure, OnFlush, Timin
 use webhooks_shared::adapters::backoff::Backoff;
 use webhooks_shared::adapters::queue::{Queue, QueueError, Settle};
 use webhooks_shared::adapters::store::{RecordedFailure, Store, StoreError};
-use webhooks_shared::adapters::Adapters;
+use webhooks_shared::adapters::{Adapters, SdkConfig};
 use webhooks_shared::config::AlertSettings;
 use webhooks_shared::domain::alerts::{
     listed_of, AlertMessage, AlertWindow, FailureNotice, FailureReason, WindowState,
@@ -50,7 +50,7 @@ pub struct Alerter {
     /// How long a failed step waits before SQS hands its message back.
     retry_wait: Duration,
     retention: Duration,
-    /// The console's base URL, for the link to the webhook's page.
+    /// The console's base URL (`WEBHOOKS_CONSOLE_URL`), for the link to the webhook's page.
     console_url: Option<String>,
 }
 
@@ -58,8 +58,15 @@ fn now_secs() -> i64 {
     clock::unix_seconds(SystemTime::now())
 }
 
+/// Builds the alerter on `sdk`'s clients (SES for the mailer) with `config`, one way: for the
+/// Lambda's `main`, the local gateway and the tests.
+pub fn wire(sdk: &SdkConfig, config: &Config) -> Alerter {
+    let mailer = Mailer::new(aws_sdk_ses::Client::new(sdk));
+    Alerter::new(Adapters::new(sdk, config), mailer, config)
+}
+
 impl Alerter {
-    pub fn new(adapters: Adapters, mailer: Mailer, config: &Config) -> Self {
+    fn new(adapters: Adapters, mailer: Mailer, config: &Config) -> Self {
         Alerter {
             store: adapters.store,
             alerts: adapters.alerts,
@@ -67,15 +74,8 @@ impl Alerter {
             settings: config.alerts.clone(),
             retry_wait: lifecycle::internal_error_wait(&config.retry_schedule),
             retention: config.retention,
-            console_url: None,
+            console_url: config.console.url.clone(),
         }
-    }
-
-    /// Links each digest to the webhook's console page under `base` (`WEBHOOKS_CONSOLE_URL`,
-    /// the stack's `ConsoleUrl`); an empty one links nowhere.
-    pub fn with_console_url(mut self, base: Option<String>) -> Self {
-        self.console_url = base.filter(|b| b.starts_with("https://") || b.starts_with("http://"));
-        self
     }
 
     pub async fn handle_batch(&self, event: SqsEvent) -> SqsBatchResponse {

@@ -28,7 +28,7 @@ use webhooks_shared::adapters::backoff::Backoff;
 use webhooks_shared::adapters::queue::Queue;
 use webhooks_shared::adapters::secret_box::{SecretBox, SecretBoxError, SecretCache};
 use webhooks_shared::adapters::store::{Store, StoreError};
-use webhooks_shared::adapters::Adapters;
+use webhooks_shared::adapters::{Adapters, SdkConfig};
 use webhooks_shared::domain::alerts::FailureNotice;
 use webhooks_shared::domain::circuit::{self, Change, Gate};
 use webhooks_shared::domain::clock::{self, Timestamp};
@@ -65,8 +65,15 @@ pub struct Deliverer {
     events: Mutex<(HashMap<EventId, Arc<str>>, usize)>,
 }
 
+/// Builds deliver on `sdk`'s clients with `config`, one way: for the Lambda's `main`, the
+/// local gateway and the tests. Fails if the delivery client cannot be built (an extra CA
+/// file that is unreadable or holds no certificate).
+pub fn wire(sdk: &SdkConfig, config: &Config) -> Result<Deliverer, ClientError> {
+    Deliverer::new(Adapters::new(sdk, config), config)
+}
+
 impl Deliverer {
-    pub fn new(adapters: Adapters, config: &Config) -> Result<Self, ClientError> {
+    fn new(adapters: Adapters, config: &Config) -> Result<Self, ClientError> {
         Ok(Deliverer {
             store: adapters.store,
             queue: adapters.queue,

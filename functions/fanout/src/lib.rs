@@ -30,7 +30,7 @@ use webhooks_shared::adapters::store::{
     EncodedEvent, Paging, Store, StoreError, MAX_ITEM_BYTES, MAX_TRANSACTION_BYTES,
     MAX_TRANSACTION_ITEMS,
 };
-use webhooks_shared::adapters::{http_api, Adapters};
+use webhooks_shared::adapters::{http_api, Adapters, SdkConfig};
 use webhooks_shared::domain::clock;
 use webhooks_shared::domain::clock::Timestamp;
 use webhooks_shared::domain::ids::{EventId, WebhookId};
@@ -141,8 +141,14 @@ pub enum FanoutResponse {
     Http(Box<ApiGatewayV2httpResponse>),
 }
 
+/// Builds fanout on `sdk`'s clients with `config`, one way: for the Lambda's `main`, the
+/// local gateway and the tests. Its HTTP routes are [`router`] over it.
+pub fn wire(sdk: &SdkConfig, config: &Config) -> Fanout {
+    Fanout::new(Adapters::new(sdk, config), config)
+}
+
 impl Fanout {
-    pub fn new(adapters: Adapters, config: &Config) -> Self {
+    fn new(adapters: Adapters, config: &Config) -> Self {
         Fanout {
             store: adapters.store,
             queue: adapters.queue,

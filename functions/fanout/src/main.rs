@@ -5,17 +5,17 @@
 use std::sync::Arc;
 
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
-use webhooks_shared::adapters::{load_sdk_config, Adapters};
+use webhooks_shared::adapters::load_sdk_config;
 use webhooks_shared::{telemetry, Config};
 
-use fanout::{Fanout, FanoutEvent};
+use fanout::FanoutEvent;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = Config::from_env_or_log_error()?;
     let sdk = load_sdk_config().await;
-    let fanout = Arc::new(Fanout::new(Adapters::new(&sdk, &config), &config));
+    let fanout = Arc::new(fanout::wire(&sdk, &config));
     let router = fanout::router(Arc::clone(&fanout));
     run(service_fn(move |event: LambdaEvent<FanoutEvent>| {
         let (fanout, router) = (Arc::clone(&fanout), router.clone());

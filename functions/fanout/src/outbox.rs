@@ -392,10 +392,7 @@ mod tests {
             resource.then(|| format!("offline-{name}"))
         })
         .expect("config");
-        Fanout::new(
-            webhooks_shared::adapters::Adapters::new(&sdk, &config),
-            &config,
-        )
+        crate::wire(&sdk, &config)
     }
 
     fn batch(records: Vec<StreamRecord>) -> Event {

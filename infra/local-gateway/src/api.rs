@@ -18,7 +18,6 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use admin_api::AdminApi;
 use fanout::Fanout;
 use webhooks_shared::domain::problem::Problem;
 
@@ -30,7 +29,7 @@ use crate::{throttle, GatewayError, GatewayOptions, StackDescription};
 pub(crate) fn router(
     stack: &StackDescription,
     options: &GatewayOptions,
-    admin: Arc<AdminApi>,
+    admin: &admin_api::Handler,
     fanout: Arc<Fanout>,
     meter: &Meter,
 ) -> Router {
@@ -39,12 +38,14 @@ pub(crate) fn router(
     };
     // API Gateway throttles a route before its authorizer or function runs.
     let throttling = Arc::new(throttle::Throttling::new(&stack.http_api_throttling));
+    // The bearer token stands in for the JWT authorizer and its scopes, and passes no
+    // authorizer context: the admin routes go without admin-api's own scope check.
     let api = Router::new()
-        .merge(admin_api::public_router().layer(invoking("admin-api")))
+        .merge(admin.public_routes().layer(invoking("admin-api")))
         .merge(fanout::router(fanout).layer(invoking("fanout")).layer(
             middleware::from_fn_with_state(Arc::new(options.ingest_token.clone()), require_bearer),
         ))
-        .merge(admin_api::router(admin).layer(invoking("admin-api")).layer(
+        .merge(admin.admin_routes().layer(invoking("admin-api")).layer(
             middleware::from_fn_with_state(Arc::new(options.admin_token.clone()), require_bearer),
         ))
         .layer(middleware::from_fn_with_state(

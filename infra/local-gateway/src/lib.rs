@@ -28,12 +28,9 @@ use thiserror::Error;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use admin_api::AdminApi;
-use alerter::mailer::Mailer;
 use alerter::Alerter;
 use deliver::Deliverer;
 use fanout::Fanout;
-use webhooks_shared::adapters::Adapters;
 use webhooks_shared::Config;
 
 mod api;
@@ -207,8 +204,8 @@ impl RunningGateway {
     }
 }
 
-/// Builds the handlers exactly as their `main.rs` do, each with its own role's credentials,
-/// then serves them. `sdk` points at the emulator; the stack says who signs in.
+/// Builds the handlers with their crates' `wire`, as their `main.rs` do, each with its own
+/// role's credentials, then serves them. `sdk` points at the emulator; the stack says who signs in.
 pub async fn start(
     sdk: &SdkConfig,
     stack: &StackDescription,
@@ -219,13 +216,13 @@ pub async fn start(
     let config = settings(stack, &options)?;
     let stream_sources = stream_sources(stack)?;
     let roles = Roles::assume(sdk, stack).await?;
-    let functions = Functions::build(roles, &config, options.listen)?;
+    let functions = Functions::build(roles, &config)?;
 
     let meter = Meter::default();
     let app = api::router(
         stack,
         &options,
-        Arc::clone(&functions.admin),
+        &functions.admin,
         Arc::clone(&functions.fanout),
         &meter,
     );
@@ -256,9 +253,11 @@ pub async fn start(
 
 /// The settings the handlers read: explicit overrides first; then the `WEBHOOKS_*` settings
 /// of the person running it (e.g. `WEBHOOKS_ALERT_EMAILS=me@example.com make dev`); then
-/// what the template sets.
+/// what the template sets. The digest links to the console this gateway serves unless
+/// `WEBHOOKS_CONSOLE_URL` names one (a gateway on a port chosen at bind time has no
+/// address yet: then the path alone).
 fn settings(stack: &StackDescription, options: &GatewayOptions) -> Result<Config, GatewayError> {
-    let config = Config::from_lookup(|name| {
+    let mut config = Config::from_lookup(|name| {
         options.overrides.get(name).cloned().or_else(|| {
             let from_shell = || std::env::var(name).ok().filter(|v| !v.is_empty());
             let mine = name.starts_with("WEBHOOKS_").then(from_shell).flatten();
@@ -266,7 +265,15 @@ fn settings(stack: &StackDescription, options: &GatewayOptions) -> Result<Config
                 .or_else(from_shell)
         })
     })?;
+    if config.console.url.is_none() {
+        config.console.url = served_console_url(options.listen);
+    }
     Ok(config)
+}
+
+/// The console this gateway serves, when its address is known before it listens.
+fn served_console_url(listen: SocketAddr) -> Option<String> {
+    (listen.port() != 0).then(|| format!("http://{listen}"))
 }
 
 /// The enabled stream event sources, checked before anything starts: a stream source the
@@ -301,46 +308,27 @@ impl Roles {
     }
 }
 
-/// The handlers, built as their `main.rs` build them, each on its own role's credentials;
-/// the roles stay with them, since Lambda polls a function's event sources with its role.
+/// The handlers, built by their crates' `wire` as their `main.rs` build them, each on its
+/// own role's credentials; the roles stay with them, since Lambda polls a function's event
+/// sources with its role.
 struct Functions {
     roles: Roles,
-    admin: Arc<AdminApi>,
+    admin: admin_api::Handler,
     fanout: Arc<Fanout>,
     deliverer: Arc<Deliverer>,
     alerter: Arc<Alerter>,
 }
 
 impl Functions {
-    fn build(roles: Roles, config: &Config, listen: SocketAddr) -> Result<Self, GatewayError> {
-        let admin = Arc::new(AdminApi::new(Adapters::new(&roles.admin, config), config));
-        let fanout = Arc::new(Fanout::new(Adapters::new(&roles.fanout, config), config));
-        let deliverer = Arc::new(Deliverer::new(
-            Adapters::new(&roles.deliver, config),
-            config,
-        )?);
-        let mailer = Mailer::new(aws_sdk_ses::Client::new(&roles.alerter));
-        let alerter = Arc::new(
-            Alerter::new(Adapters::new(&roles.alerter, config), mailer, config)
-                .with_console_url(console_url(listen)),
-        );
+    fn build(roles: Roles, config: &Config) -> Result<Self, GatewayError> {
         Ok(Functions {
+            admin: admin_api::wire(&roles.admin, config),
+            fanout: Arc::new(fanout::wire(&roles.fanout, config)),
+            deliverer: Arc::new(deliver::wire(&roles.deliver, config)?),
+            alerter: Arc::new(alerter::wire(&roles.alerter, config)),
             roles,
-            admin,
-            fanout,
-            deliverer,
-            alerter,
         })
     }
-}
-
-/// The console the digest links to: the one this gateway serves (`WEBHOOKS_CONSOLE_URL`
-/// wins; a gateway on a port chosen at bind time has no address yet: then the path alone).
-fn console_url(listen: SocketAddr) -> Option<String> {
-    std::env::var("WEBHOOKS_CONSOLE_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .or_else(|| (listen.port() != 0).then(|| format!("http://{listen}")))
 }
 
 /// The receive loops of each enabled SQS event source whose function runs here
@@ -438,6 +426,43 @@ mod tests {
             ingest_token: ingest.into(),
             overrides: HashMap::new(),
         }
+    }
+
+    fn stack_with(env: &[(&str, &str)]) -> StackDescription {
+        let mut env: HashMap<&str, &str> = env.iter().copied().collect();
+        for name in [
+            "WEBHOOKS_TABLE",
+            "SUBSCRIPTIONS_TABLE",
+            "EVENTS_TABLE",
+            "DELIVERIES_TABLE",
+            "ATTEMPTS_TABLE",
+            "DELIVERY_QUEUE_URL",
+            "SECRETS_KEY_ID",
+            "ALERTS_TABLE",
+            "ALERT_QUEUE_URL",
+        ] {
+            env.entry(name).or_insert("x");
+        }
+        StackDescription::from_json(&serde_json::json!({ "env": env }).to_string()).unwrap()
+    }
+
+    #[test]
+    fn digests_link_to_the_console_served_here_unless_a_console_url_is_set() {
+        let stack = stack_with(&[("WEBHOOKS_CONSOLE_URL", "")]);
+        let url = |options: &GatewayOptions| settings(&stack, options).unwrap().console.url;
+        let mut fixed_port = options("127.0.0.1:3000", "a", "i");
+        assert_eq!(url(&fixed_port).as_deref(), Some("http://127.0.0.1:3000"));
+        fixed_port.overrides.insert(
+            "WEBHOOKS_CONSOLE_URL".into(),
+            "https://console.example.com".into(),
+        );
+        assert_eq!(
+            url(&fixed_port).as_deref(),
+            Some("https://console.example.com")
+        );
+        // A port chosen at bind time: no address yet, so the digest names the path alone.
+        let chosen_at_bind = options("127.0.0.1:0", "a", "i");
+        assert_eq!(url(&chosen_at_bind), None);
     }
 
     #[test]

@@ -20,7 +20,10 @@ use aws_config::environment::{
 };
 use aws_config::meta::region::ProvideRegion;
 use aws_config::retry::RetryConfig;
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::BehaviorVersion;
+/// What every function's `wire` builds its clients from, so the function crates need not name
+/// aws-config themselves.
+pub use aws_config::SdkConfig;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_smithy_async::rt::sleep::{SharedAsyncSleep, TokioSleep};
 use aws_smithy_async::time::{SharedTimeSource, SystemTimeSource};

@@ -125,7 +125,7 @@ async fn main() {
             ("EVENTS_TABLE", events_table.as_str()),
             ("DELIVERY_QUEUE_URL", queue_url),
         ]);
-        Arc::new(fanout::Fanout::new(Adapters::new(&sdk, &config), &config))
+        Arc::new(fanout::wire(&sdk, &config))
     };
     // Ingest does not queue: one fanout for it, any queue.
     let ingest_queue = h.own_fifo_queue("bench-subscribers-ingest", 30).await;

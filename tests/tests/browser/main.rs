@@ -260,7 +260,7 @@ async fn start_oidc_console(issuer: &str, gateway: &str) -> String {
     };
     let gateway = gateway.to_owned();
     let client = reqwest::Client::new();
-    let app = admin_api::console::router_with(settings).fallback(
+    let app = admin_api::console::router(settings).fallback(
         move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
             let (gateway, client) = (gateway.clone(), client.clone());
             async move {

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use alerter::mailer::Mailer;
 use integration_tests::chaos::counted_in;
 use integration_tests::delivery_id;
 use integration_tests::lambda_events::{received_record, sqs_event, sqs_record};
@@ -355,8 +354,7 @@ async fn an_ses_outage_delays_the_alert_but_sends_it_exactly_once() {
         ("WEBHOOKS_ALERT_GATHER_SECONDS", "0"),
         ("WEBHOOKS_RETRY_DELAYS", "1"),
     ]);
-    let alerter =
-        alerter::Alerter::new(h.adapters(&config).await, Mailer::new(ses.clone()), &config);
+    let alerter = alerter::wire(&sdk, &config);
 
     let name = unique("alert-outage");
     let id = api

@@ -13,7 +13,6 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use integration_tests::{delivery_id, unique, Api, Harness, Receiver, Reply};
 use serde_json::json;
 use webhooks_shared::adapters::store::Paging;
-use webhooks_shared::adapters::Adapters;
 
 /// Used by few other tests: their webhooks of this type get this test's event too.
 const TYPE: &str = "winner.prize_choice_made";
@@ -30,7 +29,7 @@ async fn fanout_with_pages(max_inline: usize, per_page: usize) -> fanout::Fanout
         .credentials_provider(SharedCredentialsProvider::new(credentials))
         .build();
     let config = h.config(&[]);
-    fanout::Fanout::new(Adapters::new(&sdk, &config), &config).with_paging(Paging {
+    fanout::wire(&sdk, &config).with_paging(Paging {
         max_inline,
         per_page,
     })

@@ -153,7 +153,6 @@ async fn a_batch_reads_each_webhook_and_opens_its_secret_once() {
     use integration_tests::fault_proxy::FaultProxy;
     use integration_tests::lambda_events::{sqs_event, sqs_record};
     use integration_tests::{Api, Receiver, Reply};
-    use webhooks_shared::adapters::Adapters;
     use webhooks_shared::domain::clock::Timestamp;
     use webhooks_shared::domain::ids;
     use webhooks_shared::domain::model::{DeliveryMessage, DeliveryRef};
@@ -172,8 +171,7 @@ async fn a_batch_reads_each_webhook_and_opens_its_secret_once() {
         ("WEBHOOKS_EXTRA_CA_FILE", &ca_file),
     ]);
     let sdk = h.sdk_config_via(&proxy.url).await;
-    let deliverer =
-        deliver::Deliverer::new(Adapters::new(&sdk, &config), &config).expect("deliverer");
+    let deliverer = deliver::wire(&sdk, &config).expect("deliverer");
 
     let event_ids: Vec<String> = (0..3).map(|_| unique("evt-batch-read")).collect();
     let records = event_ids

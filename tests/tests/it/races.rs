@@ -5,7 +5,6 @@ use std::time::Duration;
 use aws_sdk_dynamodb::config::SharedCredentialsProvider;
 use integration_tests::{delivery_id, eventually, Api, Harness, Receiver, Reply, WAIT};
 use serde_json::json;
-use webhooks_shared::adapters::Adapters;
 use webhooks_shared::domain::model::{DeliveryMessage, DeliveryRef};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -63,7 +62,7 @@ async fn a_rotated_secret_is_answered_even_if_the_log_cannot_be_read() {
         .credentials_provider(SharedCredentialsProvider::new(credentials))
         .build();
     let config = h.config(&[]);
-    let admin = admin_api::AdminApi::new(Adapters::new(&sdk, &config), &config);
+    let admin = admin_api::wire(&sdk, &config).api;
     assert!(
         admin.attempts(&id, 1).await.is_err(),
         "the log cannot be read"
