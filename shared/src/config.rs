@@ -1,6 +1,7 @@
 //! Configuration, read once per container from the environment that `template.yaml` sets
 //! (plus the local-only switches of SPEC §7).
 
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -113,134 +114,196 @@ impl Config {
     }
 
     /// Reads the configuration through `lookup`, so the local gateway and tests use the very
-    /// same parsing as the Lambda environment.
+    /// same parsing as the Lambda environment. The first bad setting is the error, in this
+    /// order: a local-only switch inside Lambda, a missing resource, then the others.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let required = |name: &'static str| -> Result<String, ConfigError> {
-            lookup(name)
-                .filter(|v| !v.trim().is_empty())
-                .ok_or(ConfigError::Missing(name))
-        };
-        let in_lambda = lookup("AWS_LAMBDA_FUNCTION_NAME").is_some_and(|v| !v.is_empty());
-        if in_lambda {
-            let switch_set = LOCAL_ONLY_SWITCHES
-                .into_iter()
-                .find(|name| lookup(name).is_some_and(|v| !v.is_empty()));
-            if let Some(name) = switch_set {
-                return Err(ConfigError::LocalOnlySwitch { name });
-            }
-        }
-        let resources = Resources {
-            webhooks_table: required("WEBHOOKS_TABLE")?,
-            subscriptions_table: required("SUBSCRIPTIONS_TABLE")?,
-            events_table: required("EVENTS_TABLE")?,
-            deliveries_table: required("DELIVERIES_TABLE")?,
-            attempts_table: required("ATTEMPTS_TABLE")?,
-            delivery_queue_url: required("DELIVERY_QUEUE_URL")?,
-            secrets_key_id: required("SECRETS_KEY_ID")?,
-            alerts_table: required("ALERTS_TABLE")?,
-            alert_queue_url: required("ALERT_QUEUE_URL")?,
-        };
-        let seconds =
-            |name: &'static str, default: u64, range: std::ops::RangeInclusive<u64>| match lookup(
-                name,
-            )
-            .filter(|v| !v.trim().is_empty())
-            {
-                None => Ok(Duration::from_secs(default)),
-                Some(v) => v
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| range.contains(n))
-                    .map(Duration::from_secs)
-                    .ok_or_else(|| ConfigError::Invalid {
-                        name,
-                        reason: format!(
-                            "{v:?} is not a number of seconds from {} to {}",
-                            range.start(),
-                            range.end()
-                        ),
-                    }),
-            };
-        let alerts = AlertSettings {
-            recipients: lookup("WEBHOOKS_ALERT_EMAILS")
-                .unwrap_or_default()
-                .split(',')
-                .map(str::trim)
-                .filter(|r| !r.is_empty())
-                .map(str::to_owned)
-                .collect(),
-            from: lookup("WEBHOOKS_ALERT_FROM").filter(|v| !v.trim().is_empty()),
-            window: seconds("WEBHOOKS_ALERT_WINDOW_SECONDS", 900, 1..=86_400)?,
-            gather: seconds("WEBHOOKS_ALERT_GATHER_SECONDS", 10, 0..=900)?,
-        };
-        let retention_days = match lookup("ATTEMPT_RETENTION_DAYS").filter(|v| !v.is_empty()) {
-            None => DEFAULT_RETENTION_DAYS,
-            Some(v) => v
-                .trim()
-                .parse::<u32>()
-                .ok()
-                .filter(|d| (1..=3650).contains(d))
-                .ok_or_else(|| ConfigError::Invalid {
-                    name: "ATTEMPT_RETENTION_DAYS",
-                    reason: format!("{v:?} is not a whole number of days between 1 and 3650"),
-                })?,
-        };
-        let retry_schedule = match lookup("WEBHOOKS_RETRY_DELAYS").filter(|v| !v.is_empty()) {
-            None => RetrySchedule::default(),
-            Some(v) => RetrySchedule::parse(&v).map_err(|reason| ConfigError::Invalid {
-                name: "WEBHOOKS_RETRY_DELAYS",
-                reason,
-            })?,
-        };
-        let allow_private_targets = match lookup("WEBHOOKS_ALLOW_PRIVATE_TARGETS").as_deref() {
-            None | Some("") | Some("0") | Some("false") => false,
-            Some("1") | Some("true") => true,
-            Some(other) => {
-                return Err(ConfigError::Invalid {
-                    name: "WEBHOOKS_ALLOW_PRIVATE_TARGETS",
-                    reason: format!("{other:?} is not 1 or 0"),
-                })
-            }
-        };
-        let extra_ca_file = lookup("WEBHOOKS_EXTRA_CA_FILE")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from);
-        let setting = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let admin_scope =
-            setting("WEBHOOKS_ADMIN_SCOPE").unwrap_or_else(|| DEFAULT_ADMIN_SCOPE.to_owned());
-        let console = ConsoleConfig {
-            url: setting("WEBHOOKS_CONSOLE_URL")
-                .filter(|u| u.starts_with("https://") || u.starts_with("http://")),
-            oidc: match (
-                setting("WEBHOOKS_CONSOLE_OIDC_ISSUER"),
-                setting("WEBHOOKS_CONSOLE_OIDC_CLIENT_ID"),
-            ) {
-                (Some(issuer), Some(client_id)) => Some(ConsoleOidc { issuer, client_id }),
-                _ => None,
-            },
-            oidc_origins: setting("WEBHOOKS_CONSOLE_OIDC_ORIGINS")
-                .unwrap_or_default()
-                .split(',')
-                .map(str::trim)
-                .filter(|o| !o.is_empty())
-                .map(str::to_owned)
-                .collect(),
-        };
+        let env = Env(&lookup);
+        refuse_local_only_switches_in_lambda(&env)?;
+        // Fields in the order their errors take precedence.
         Ok(Config {
-            resources,
-            retention: Duration::from_secs(u64::from(retention_days) * 86_400),
-            retry_schedule,
-            alerts,
-            allow_private_targets,
-            extra_ca_file,
-            admin_scope,
-            console,
+            resources: Resources::read(&env)?,
+            alerts: AlertSettings::read(&env)?,
+            retention: retention(&env)?,
+            retry_schedule: retry_schedule(&env)?,
+            allow_private_targets: allow_private_targets(&env)?,
+            extra_ca_file: env.non_empty("WEBHOOKS_EXTRA_CA_FILE").map(PathBuf::from),
+            admin_scope: env
+                .trimmed("WEBHOOKS_ADMIN_SCOPE")
+                .unwrap_or_else(|| DEFAULT_ADMIN_SCOPE.to_owned()),
+            console: ConsoleConfig::read(&env),
         })
+    }
+}
+
+/// The environment as [`Config::from_lookup`] reads it: unset and empty are one, and a value
+/// of one kind (a number of seconds, a list) is read one way. Whether a value of blanks is
+/// unset too stays as each setting had it (a blank window is the default, blank days an
+/// error): `non_empty` or `non_blank`.
+struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Env<'_> {
+    /// The value, unless unset or empty.
+    fn non_empty(&self, name: &str) -> Option<String> {
+        (self.0)(name).filter(|v| !v.is_empty())
+    }
+
+    /// The value as given, unless unset or only blanks.
+    fn non_blank(&self, name: &str) -> Option<String> {
+        (self.0)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    /// The value trimmed, unless unset or only blanks.
+    fn trimmed(&self, name: &str) -> Option<String> {
+        self.non_blank(name).map(|v| v.trim().to_owned())
+    }
+
+    /// The value as given; unset or blank is [`ConfigError::Missing`].
+    fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+        self.non_blank(name).ok_or(ConfigError::Missing(name))
+    }
+
+    /// A comma-separated list: its items trimmed, the empty ones left out.
+    fn list(&self, name: &str) -> Vec<String> {
+        self.non_blank(name)
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// A whole number of seconds within `range`; `default` when unset or blank.
+    fn seconds(
+        &self,
+        name: &'static str,
+        default: u64,
+        range: RangeInclusive<u64>,
+    ) -> Result<Duration, ConfigError> {
+        let Some(v) = self.non_blank(name) else {
+            return Ok(Duration::from_secs(default));
+        };
+        v.trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| range.contains(n))
+            .map(Duration::from_secs)
+            .ok_or_else(|| ConfigError::Invalid {
+                name,
+                reason: format!(
+                    "{v:?} is not a number of seconds from {} to {}",
+                    range.start(),
+                    range.end()
+                ),
+            })
+    }
+}
+
+/// Inside Lambda (`AWS_LAMBDA_FUNCTION_NAME` set) a local-only switch with any value, even
+/// turned off, is refused: it has no place in a function's environment.
+fn refuse_local_only_switches_in_lambda(env: &Env) -> Result<(), ConfigError> {
+    if env.non_empty("AWS_LAMBDA_FUNCTION_NAME").is_none() {
+        return Ok(());
+    }
+    match LOCAL_ONLY_SWITCHES
+        .into_iter()
+        .find(|name| env.non_empty(name).is_some())
+    {
+        Some(name) => Err(ConfigError::LocalOnlySwitch { name }),
+        None => Ok(()),
+    }
+}
+
+impl Resources {
+    /// Every resource is required: a function without one of them cannot work.
+    fn read(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Resources {
+            webhooks_table: env.required("WEBHOOKS_TABLE")?,
+            subscriptions_table: env.required("SUBSCRIPTIONS_TABLE")?,
+            events_table: env.required("EVENTS_TABLE")?,
+            deliveries_table: env.required("DELIVERIES_TABLE")?,
+            attempts_table: env.required("ATTEMPTS_TABLE")?,
+            delivery_queue_url: env.required("DELIVERY_QUEUE_URL")?,
+            secrets_key_id: env.required("SECRETS_KEY_ID")?,
+            alerts_table: env.required("ALERTS_TABLE")?,
+            alert_queue_url: env.required("ALERT_QUEUE_URL")?,
+        })
+    }
+}
+
+impl AlertSettings {
+    /// No recipients is allowed (the alerter logs each digest it cannot send); the window is
+    /// at least a second and at most a day, the gathering delay at most one default window.
+    fn read(env: &Env) -> Result<Self, ConfigError> {
+        Ok(AlertSettings {
+            recipients: env.list("WEBHOOKS_ALERT_EMAILS"),
+            from: env.non_blank("WEBHOOKS_ALERT_FROM"),
+            window: env.seconds("WEBHOOKS_ALERT_WINDOW_SECONDS", 900, 1..=86_400)?,
+            gather: env.seconds("WEBHOOKS_ALERT_GATHER_SECONDS", 10, 0..=900)?,
+        })
+    }
+}
+
+/// How long attempts are kept: `ATTEMPT_RETENTION_DAYS`, 1 to 3650 days (the template allows
+/// up to 365), [`DEFAULT_RETENTION_DAYS`] when unset.
+fn retention(env: &Env) -> Result<Duration, ConfigError> {
+    let days = match env.non_empty("ATTEMPT_RETENTION_DAYS") {
+        None => DEFAULT_RETENTION_DAYS,
+        Some(v) => v
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|d| (1..=3650).contains(d))
+            .ok_or_else(|| ConfigError::Invalid {
+                name: "ATTEMPT_RETENTION_DAYS",
+                reason: format!("{v:?} is not a whole number of days between 1 and 3650"),
+            })?,
+    };
+    Ok(Duration::from_secs(u64::from(days) * 86_400))
+}
+
+/// The waits between attempts: `WEBHOOKS_RETRY_DELAYS` (local-only) or the schedule of SPEC §5.
+fn retry_schedule(env: &Env) -> Result<RetrySchedule, ConfigError> {
+    match env.non_empty("WEBHOOKS_RETRY_DELAYS") {
+        None => Ok(RetrySchedule::default()),
+        Some(v) => RetrySchedule::parse(&v).map_err(|reason| ConfigError::Invalid {
+            name: "WEBHOOKS_RETRY_DELAYS",
+            reason,
+        }),
+    }
+}
+
+/// `WEBHOOKS_ALLOW_PRIVATE_TARGETS` (local-only): 1 or true, 0 or false; any other value is
+/// refused rather than guessed, since it loosens the SSRF guard.
+fn allow_private_targets(env: &Env) -> Result<bool, ConfigError> {
+    match env.non_empty("WEBHOOKS_ALLOW_PRIVATE_TARGETS").as_deref() {
+        None | Some("0") | Some("false") => Ok(false),
+        Some("1") | Some("true") => Ok(true),
+        Some(other) => Err(ConfigError::Invalid {
+            name: "WEBHOOKS_ALLOW_PRIVATE_TARGETS",
+            reason: format!("{other:?} is not 1 or 0"),
+        }),
+    }
+}
+
+impl ConsoleConfig {
+    /// Never an error: without an issuer and a client id the console signs in with a token,
+    /// and without a (http or https) URL the digests name the console's path only.
+    fn read(env: &Env) -> Self {
+        let oidc = match (
+            env.trimmed("WEBHOOKS_CONSOLE_OIDC_ISSUER"),
+            env.trimmed("WEBHOOKS_CONSOLE_OIDC_CLIENT_ID"),
+        ) {
+            (Some(issuer), Some(client_id)) => Some(ConsoleOidc { issuer, client_id }),
+            _ => None,
+        };
+        ConsoleConfig {
+            url: env
+                .trimmed("WEBHOOKS_CONSOLE_URL")
+                .filter(|u| u.starts_with("https://") || u.starts_with("http://")),
+            oidc,
+            oidc_origins: env.list("WEBHOOKS_CONSOLE_OIDC_ORIGINS"),
+        }
     }
 }
 
@@ -295,6 +358,70 @@ mod tests {
         assert_eq!(cfg.alerts.window, Duration::from_secs(60));
         vars.insert("WEBHOOKS_ALERT_WINDOW_SECONDS", "0");
         assert!(load(&vars).is_err());
+    }
+
+    /// What `read` makes of `value` as the only setting there is.
+    fn read_one<T>(value: Option<&str>, read: impl Fn(&Env) -> T) -> T {
+        let lookup = |_: &str| value.map(str::to_owned);
+        read(&Env(&lookup))
+    }
+
+    #[test]
+    fn seconds_are_whole_within_their_range_and_default_when_unset_or_blank() {
+        let seconds = |value| read_one(value, |env| env.seconds("S", 10, 0..=900));
+        for (value, expected) in [
+            (None, 10),
+            (Some(" "), 10),
+            (Some(" 0 "), 0),
+            (Some("900"), 900),
+        ] {
+            assert_eq!(
+                seconds(value).unwrap(),
+                Duration::from_secs(expected),
+                "{value:?}"
+            );
+        }
+        for bad in ["901", "-1", "1.5", "ten"] {
+            let message = seconds(Some(bad)).unwrap_err().to_string();
+            assert!(message.contains("S is invalid"), "{message}");
+            assert!(message.contains("from 0 to 900"), "{message}");
+        }
+    }
+
+    #[test]
+    fn a_list_drops_blank_items() {
+        let list = |value| read_one(value, |env| env.list("L"));
+        assert!(list(None).is_empty());
+        assert!(list(Some(" , ,")).is_empty());
+        assert_eq!(list(Some(" a@x.com,, b@x.com ")), ["a@x.com", "b@x.com"]);
+    }
+
+    #[test]
+    fn the_private_targets_switch_is_one_of_four_words() {
+        let switch = |value| read_one(value, allow_private_targets);
+        for (value, expected) in [
+            (None, false),
+            (Some(""), false),
+            (Some("0"), false),
+            (Some("false"), false),
+            (Some("1"), true),
+            (Some("true"), true),
+        ] {
+            assert_eq!(switch(value).unwrap(), expected, "{value:?}");
+        }
+        for guess in ["yes", "TRUE", " 1"] {
+            assert!(switch(Some(guess)).is_err(), "{guess:?}");
+        }
+    }
+
+    #[test]
+    fn a_missing_resource_is_reported_before_an_invalid_setting() {
+        let mut vars = with_vars(&[("WEBHOOKS_ALERT_WINDOW_SECONDS", "0")]);
+        vars.remove("ALERTS_TABLE");
+        assert!(matches!(
+            load(&vars),
+            Err(ConfigError::Missing("ALERTS_TABLE"))
+        ));
     }
 
     #[test]
