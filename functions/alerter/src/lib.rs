@@ -18,7 +18,7 @@ use futures::future::join_all;
 use thiserror::Error;
 
 use crate::digest::{compose_digest, WebhookSummary, LISTED_MAX};
-use crate::mailer::Mailer;
+use crate::mailer::{Email, MailError, Mailer};
 use crate::window::{flush_delay, on_failure, on_flush, OnFailure, OnFlush, Timing};
 use webhooks_shared::adapters::backoff::Backoff;
 use webhooks_shared::adapters::queue::{Queue, QueueError, Settle};
@@ -26,7 +26,7 @@ use webhooks_shared::adapters::store::{RecordedFailure, Store, StoreError};
 use webhooks_shared::adapters::{Adapters, SdkConfig};
 use webhooks_shared::config::AlertSettings;
 use webhooks_shared::domain::alerts::{
-    listed_of, AlertMessage, AlertWindow, FailureNotice, FailureReason, WindowState,
+    listed_of, AlertMessage, AlertWindow, DigestEpochs, FailureNotice, FailureReason, WindowState,
 };
 use webhooks_shared::domain::clock;
 use webhooks_shared::domain::ids::WebhookId;
@@ -40,6 +40,22 @@ enum AlertError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Queue(#[from] QueueError),
+}
+
+/// What a flush found its window in.
+enum FlushClaim {
+    /// This flush sends the window's digest.
+    Claimed(AlertWindow),
+    /// Nothing to send now: the flush is settled so.
+    Settled(Settle),
+}
+
+/// A digest ready to send, and what its log line says of it.
+struct Digest {
+    email: Email,
+    epochs: DigestEpochs,
+    total: u64,
+    listed: usize,
 }
 
 pub struct Alerter {
@@ -231,43 +247,91 @@ impl Alerter {
         window_id: &str,
         flush_id: &str,
     ) -> Result<Settle, AlertError> {
-        let Some(window) = self.store.get_alert_window(webhook_id).await? else {
-            return Ok(Settle::Delete);
+        let claimed = match self
+            .claim_for_flush(webhook_id, window_id, flush_id)
+            .await?
+        {
+            FlushClaim::Claimed(window) => window,
+            FlushClaim::Settled(settle) => return Ok(settle),
         };
-        let claimed = match on_flush(Some(&window), window_id, flush_id, now_secs()) {
-            OnFlush::Drop
-                if window.window_id == window_id && window.state == WindowState::Closed =>
-            {
-                return self.after_digest(webhook_id, Some(window)).await;
-            }
-            OnFlush::Drop => return Ok(Settle::Delete),
-            OnFlush::NotYet(wait) => return Ok(Settle::HideFor(wait)),
-            OnFlush::Claim => match self
-                .store
-                .claim_alert_window(webhook_id, window_id, flush_id)
-                .await?
-            {
-                Some(claimed) => claimed,
-                None => return Ok(Settle::Delete), // another flush of this window claimed it
-            },
-            OnFlush::Resend => window,
-        };
-        // Claimed before epochs existed (nothing this code can list), or nothing recorded.
-        let total = match claimed.digest() {
-            Some(epochs) => {
-                self.store
-                    .count_alert_failures(webhook_id, epochs.from, epochs.to)
-                    .await?
-            }
-            None => 0,
-        };
-        let Some(epochs) = claimed.digest().filter(|_| total > 0) else {
+        let Some((epochs, total)) = self.failures_to_report(webhook_id, &claimed).await? else {
+            // Nothing to report: the window closes without an email.
             let closed = self
                 .store
                 .finish_alert_digest(webhook_id, window_id, None)
                 .await?;
             return self.after_digest(webhook_id, closed).await;
         };
+        let digest = self.compose(webhook_id, epochs, total).await?;
+        if let Err(err) = self.send_digest(webhook_id, &digest).await {
+            // The window stays `sending`; this flush comes back and tries again.
+            tracing::error!(webhook_id = %webhook_id, error = %err, "alert digest not sent; will retry");
+            return Ok(Settle::HideFor(self.retry_wait));
+        }
+        self.close_sent_digest(webhook_id, window_id).await
+    }
+
+    /// Whether this flush sends its window's digest: it claims the window once due, or sends
+    /// again the digest of a window it claimed before; otherwise how the flush is settled.
+    async fn claim_for_flush(
+        &self,
+        webhook_id: &WebhookId,
+        window_id: &str,
+        flush_id: &str,
+    ) -> Result<FlushClaim, AlertError> {
+        let Some(window) = self.store.get_alert_window(webhook_id).await? else {
+            return Ok(FlushClaim::Settled(Settle::Delete));
+        };
+        let settle = match on_flush(Some(&window), window_id, flush_id, now_secs()) {
+            OnFlush::Claim => {
+                let claimed = self
+                    .store
+                    .claim_alert_window(webhook_id, window_id, flush_id)
+                    .await?;
+                return Ok(match claimed {
+                    Some(claimed) => FlushClaim::Claimed(claimed),
+                    // Another flush of this window claimed it.
+                    None => FlushClaim::Settled(Settle::Delete),
+                });
+            }
+            OnFlush::Resend => return Ok(FlushClaim::Claimed(window)),
+            OnFlush::Drop
+                if window.window_id == window_id && window.state == WindowState::Closed =>
+            {
+                self.after_digest(webhook_id, Some(window)).await?
+            }
+            OnFlush::Drop => Settle::Delete,
+            OnFlush::NotYet(wait) => Settle::HideFor(wait),
+        };
+        Ok(FlushClaim::Settled(settle))
+    }
+
+    /// The epochs a claimed window's digest covers and how many failures they hold; none
+    /// when there is nothing to report: the window was claimed before epochs existed
+    /// (nothing this code can list), or nothing was recorded.
+    async fn failures_to_report(
+        &self,
+        webhook_id: &WebhookId,
+        claimed: &AlertWindow,
+    ) -> Result<Option<(DigestEpochs, u64)>, AlertError> {
+        let Some(epochs) = claimed.digest() else {
+            return Ok(None);
+        };
+        let total = self
+            .store
+            .count_alert_failures(webhook_id, epochs.from, epochs.to)
+            .await?;
+        Ok((total > 0).then_some((epochs, total)))
+    }
+
+    /// The digest of the `total` failures recorded in `epochs`: only the first
+    /// [`LISTED_MAX`] are loaded, to be listed.
+    async fn compose(
+        &self,
+        webhook_id: &WebhookId,
+        epochs: DigestEpochs,
+        total: u64,
+    ) -> Result<Digest, AlertError> {
         let listed = self
             .store
             .listed_alert_failures(
@@ -277,7 +341,18 @@ impl Alerter {
                 listed_of(total, LISTED_MAX as u64),
             )
             .await?;
-        let webhook = match self.store.get_webhook(webhook_id).await? {
+        let webhook = self.webhook_summary(webhook_id).await?;
+        Ok(Digest {
+            email: compose_digest(&webhook, total, &listed, self.console_url.as_deref()),
+            epochs,
+            total,
+            listed: listed.len(),
+        })
+    }
+
+    /// The webhook as a digest names it; one deleted since, by its id alone.
+    async fn webhook_summary(&self, webhook_id: &WebhookId) -> Result<WebhookSummary, AlertError> {
+        Ok(match self.store.get_webhook(webhook_id).await? {
             Some(w) => WebhookSummary {
                 id: w.id,
                 name: w.name,
@@ -288,35 +363,39 @@ impl Alerter {
                 name: "(deleted webhook)".into(),
                 url: "-".into(),
             },
-        };
-        let email = compose_digest(&webhook, total, &listed, self.console_url.as_deref());
+        })
+    }
+
+    /// Emails the digest to the admins. With no recipients configured there is no one to
+    /// send it to, now or on a retry: that is logged as an error and the window moves on.
+    async fn send_digest(&self, webhook_id: &WebhookId, digest: &Digest) -> Result<(), MailError> {
         if self.settings.recipients.is_empty() {
             tracing::error!(
                 webhook_id = %webhook_id,
-                failures = total,
+                failures = digest.total,
                 "no alert recipients configured (WEBHOOKS_ALERT_EMAILS); digest not sent"
             );
-        } else {
-            match self
-                .mailer
-                .send(
-                    self.settings.from.as_deref(),
-                    &self.settings.recipients,
-                    &email,
-                )
-                .await
-            {
-                Ok(message_id) => {
-                    tracing::info!(webhook_id = %webhook_id, failures = total, listed = listed.len(), from_epoch = epochs.from, to_epoch = epochs.to, ses_message_id = %message_id, "alert digest sent")
-                }
-                Err(err) => {
-                    // The window stays `sending`; this flush comes back and tries again.
-                    tracing::error!(webhook_id = %webhook_id, error = %err, "alert digest not sent; will retry");
-                    return Ok(Settle::HideFor(self.retry_wait));
-                }
-            }
+            return Ok(());
         }
-        // The email is out: a passing fault here must not send it again with the retry.
+        let message_id = self
+            .mailer
+            .send(
+                self.settings.from.as_deref(),
+                &self.settings.recipients,
+                &digest.email,
+            )
+            .await?;
+        tracing::info!(webhook_id = %webhook_id, failures = digest.total, listed = digest.listed, from_epoch = digest.epochs.from, to_epoch = digest.epochs.to, ses_message_id = %message_id, "alert digest sent");
+        Ok(())
+    }
+
+    /// Closes the window whose digest went out, retrying a passing fault here: the email is
+    /// out, and the flush's retry must not send it again.
+    async fn close_sent_digest(
+        &self,
+        webhook_id: &WebhookId,
+        window_id: &str,
+    ) -> Result<Settle, AlertError> {
         let sent_at = now_secs();
         let closed = Backoff::RECORDING
             .retry(
