@@ -54,57 +54,114 @@ pub fn compose_digest(
     listed: &[FailureNotice],
     console_base: Option<&str>,
 ) -> Email {
-    let noun = if total == 1 { "delivery" } else { "deliveries" };
-    let subject = format!(
-        "[comps-webhooks] Webhook \"{}\": {total} {noun} permanently failed",
-        webhook.name
-    );
-    let log = format!("GET /api/v1/webhooks/{}/attempts", webhook.id);
-    let console = format!(
-        "{}/admin/webhooks/{}",
-        console_base.unwrap_or("").trim_end_matches('/'),
-        webhook.id
-    );
-    let page = console_base.map(|_| format!("{console}#deliveries"));
-    let recover = format!("POST /api/v1/webhooks/{}/recover", webhook.id);
-    let listed = &listed[..listed.len().min(LISTED_MAX)];
-    let rest = total.saturating_sub(listed.len() as u64);
+    let digest = DigestFacts::new(webhook, total, listed, console_base);
+    Email {
+        subject: format!(
+            "[comps-webhooks] Webhook \"{}\": {total} {} permanently failed",
+            webhook.name, digest.noun
+        ),
+        text: text_part(&digest),
+        html: html_part(&digest),
+    }
+}
 
+/// What both parts of a digest say, worked out once.
+struct DigestFacts<'a> {
+    webhook: &'a WebhookSummary,
+    total: u64,
+    /// "delivery" or "deliveries", as `total` needs.
+    noun: &'static str,
+    /// The failures shown: at most [`LISTED_MAX`].
+    listed: &'a [FailureNotice],
+    /// Failures counted but not listed.
+    rest: u64,
+    /// The API call that reads the webhook's delivery log.
+    log: String,
+    /// The webhook's console page: its path alone without the console's base URL.
+    console: String,
+    /// The link to the page's delivery history, with the console's base URL only.
+    page: Option<String>,
+    /// The API call that redelivers every failure at once.
+    recover: String,
+}
+
+impl<'a> DigestFacts<'a> {
+    fn new(
+        webhook: &'a WebhookSummary,
+        total: u64,
+        listed: &'a [FailureNotice],
+        console_base: Option<&str>,
+    ) -> Self {
+        let console = format!(
+            "{}/admin/webhooks/{}",
+            console_base.unwrap_or("").trim_end_matches('/'),
+            webhook.id
+        );
+        let listed = &listed[..listed.len().min(LISTED_MAX)];
+        DigestFacts {
+            webhook,
+            total,
+            noun: if total == 1 { "delivery" } else { "deliveries" },
+            listed,
+            rest: total.saturating_sub(listed.len() as u64),
+            log: format!("GET /api/v1/webhooks/{}/attempts", webhook.id),
+            page: console_base.map(|_| format!("{console}#deliveries")),
+            console,
+            recover: format!("POST /api/v1/webhooks/{}/recover", webhook.id),
+        }
+    }
+}
+
+/// The plain text part: the webhook, the page link, each listed failure, the rest counted,
+/// what to do.
+fn text_part(d: &DigestFacts) -> String {
+    let (webhook, total, noun) = (d.webhook, d.total, d.noun);
     let mut text = format!(
         "Webhook: {}\nURL: {}\nWebhook id: {}\n\n{total} {noun} failed permanently and will not be retried.\n",
         webhook.name, webhook.url, webhook.id
     );
-    if let Some(page) = &page {
+    if let Some(page) = &d.page {
         text.push_str(&format!("Its delivery history in the console: {page}\n"));
     }
-    if rest > 0 {
-        text.push_str(&format!("The first {}:\n", listed.len()));
+    if d.rest > 0 {
+        text.push_str(&format!("The first {}:\n", d.listed.len()));
     }
     text.push('\n');
-    for (i, f) in listed.iter().enumerate() {
-        text.push_str(&format!(
-            "{}. {} {} (event {})\n   Last answer: {}   Attempts: {}   At: {}   Why: {}\n   Delivery: {}\n   Payload: {}\n\n",
-            i + 1,
-            f.event_type,
-            f.resource_id.as_deref().map_or("-".to_owned(), |r| format!("resource {r}")),
-            f.event_id,
-            last_answer(f),
-            f.attempts,
-            f.failed_at,
-            f.reason.describe(),
-            f.delivery_id,
-            f.excerpt
-        ));
+    for (i, f) in d.listed.iter().enumerate() {
+        text.push_str(&text_item(i + 1, f));
     }
-    if rest > 0 {
+    if d.rest > 0 {
         text.push_str(&format!(
-            "…and {rest} more not listed here. See every attempt in the delivery log: {log} (console: {console}).\n\n"
+            "…and {} more not listed here. See every attempt in the delivery log: {} (console: {}).\n\n",
+            d.rest, d.log, d.console
         ));
     }
     text.push_str(&format!(
-        "Fix the receiver, then redeliver from the log, or all at once with {recover}.\n"
+        "Fix the receiver, then redeliver from the log, or all at once with {}.\n",
+        d.recover
     ));
+    text
+}
 
+/// One listed failure in the text part, numbered `n`.
+fn text_item(n: usize, f: &FailureNotice) -> String {
+    format!(
+        "{n}. {} {} (event {})\n   Last answer: {}   Attempts: {}   At: {}   Why: {}\n   Delivery: {}\n   Payload: {}\n\n",
+        f.event_type,
+        f.resource_id.as_deref().map_or("-".to_owned(), |r| format!("resource {r}")),
+        f.event_id,
+        last_answer(f),
+        f.attempts,
+        f.failed_at,
+        f.reason.describe(),
+        f.delivery_id,
+        f.excerpt
+    )
+}
+
+/// The HTML part: the same as the text, the failures in a table, every text escaped.
+fn html_part(d: &DigestFacts) -> String {
+    let (webhook, total, noun) = (d.webhook, d.total, d.noun);
     let mut html = format!(
         "<h2>Webhook &ldquo;{}&rdquo;: {total} {noun} permanently failed</h2>\
          <p>URL: <code>{}</code><br>Webhook id: <code>{}</code></p>\
@@ -114,43 +171,44 @@ pub fn compose_digest(
         escape(&webhook.url),
         escape(webhook.id.as_str())
     );
-    if let Some(page) = &page {
+    if let Some(page) = &d.page {
         html.push_str(&format!(
             "<p><a href=\"{}\">Open the webhook&rsquo;s delivery history in the console</a></p>",
             escape(page)
         ));
     }
-    for (i, f) in listed.iter().enumerate() {
-        html.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
-            i + 1,
-            escape(&f.event_type),
-            escape(f.resource_id.as_deref().unwrap_or("-")),
-            escape(f.event_id.as_str()),
-            escape(&last_answer(f)),
-            f.attempts,
-            escape(&f.failed_at.to_string()),
-            f.reason.describe(),
-            escape(&f.excerpt)
-        ));
+    for (i, f) in d.listed.iter().enumerate() {
+        html.push_str(&html_row(i + 1, f));
     }
     html.push_str("</table>");
-    if rest > 0 {
+    if d.rest > 0 {
         html.push_str(&format!(
-            "<p>&hellip;and {rest} more not listed here. See every attempt in the delivery log: <code>{}</code> (console: <code>{}</code>).</p>",
-            escape(&log),
-            escape(&console)
+            "<p>&hellip;and {} more not listed here. See every attempt in the delivery log: <code>{}</code> (console: <code>{}</code>).</p>",
+            d.rest,
+            escape(&d.log),
+            escape(&d.console)
         ));
     }
     html.push_str(&format!(
         "<p>Fix the receiver, then redeliver from the log, or all at once with <code>{}</code>.</p>",
-        escape(&recover)
+        escape(&d.recover)
     ));
-    Email {
-        subject,
-        text,
-        html,
-    }
+    html
+}
+
+/// One listed failure in the HTML part's table, numbered `n`.
+fn html_row(n: usize, f: &FailureNotice) -> String {
+    format!(
+        "<tr><td>{n}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+        escape(&f.event_type),
+        escape(f.resource_id.as_deref().unwrap_or("-")),
+        escape(f.event_id.as_str()),
+        escape(&last_answer(f)),
+        f.attempts,
+        escape(&f.failed_at.to_string()),
+        f.reason.describe(),
+        escape(&f.excerpt)
+    )
 }
 
 #[cfg(test)]
@@ -247,6 +305,24 @@ mod tests {
         );
         let unlinked = compose_digest(&webhook(), 1, &[failure(0)], None);
         assert!(!unlinked.html.contains("<a href"));
+    }
+
+    #[test]
+    fn the_facts_list_at_most_fifty_count_the_rest_and_link_only_with_a_base() {
+        let webhook = webhook();
+        let loaded: Vec<_> = (0..60).map(failure).collect();
+        let facts = DigestFacts::new(&webhook, 120, &loaded, None);
+        assert_eq!((facts.listed.len(), facts.rest), (LISTED_MAX, 70));
+        assert_eq!(facts.noun, "deliveries");
+        assert_eq!(facts.console, "/admin/webhooks/wh_1");
+        assert_eq!(facts.page, None);
+        let linked = DigestFacts::new(&webhook, 1, &loaded[..1], Some("https://a.example.com//"));
+        assert_eq!((linked.rest, linked.noun), (0, "delivery"));
+        assert_eq!(linked.console, "https://a.example.com/admin/webhooks/wh_1");
+        assert_eq!(
+            linked.page.as_deref(),
+            Some("https://a.example.com/admin/webhooks/wh_1#deliveries")
+        );
     }
 
     #[test]
