@@ -5,6 +5,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::{Credentials, ProvideCredentials};
 use aws_sdk_sqs::types::QueueAttributeName;
@@ -234,6 +235,14 @@ async fn sdk_config(endpoint: &str) -> SdkConfig {
         .endpoint_url(endpoint)
         .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
         .http_client(webhooks_shared::adapters::aws_http_client())
+        // A busy machine's emulator can sit silent past the SDK's 20 s grace mid-answer
+        // (moto writes out a long query slowly); that is not the stall AWS's protection is
+        // for, and it turned into 503s under load. A minute, still a bound.
+        .stalled_stream_protection(
+            StalledStreamProtectionConfig::enabled()
+                .grace_period(Duration::from_secs(60))
+                .build(),
+        )
         .load()
         .await
 }
