@@ -87,33 +87,17 @@ async fn main() {
     let batch = cli_arg("--batch", 10);
     let h = Harness::get();
     let mut checks = Checks::default();
-    let config = h.config(&[]);
-    let adapters = h.adapters(&config).await;
-
-    // ---- 10,000 webhooks of one type: the items admin-api writes (the webhook with its
-    // KMS-sealed secret, its subscription), written in batches. admin-api writes each in a
-    // transaction of its own; moto copies the tables a transaction touches, whole, for each
-    // one, which would make 10,000 of them take most of an hour.
-    eprintln!("making {webhooks} webhooks subscribed to {EVENT_TYPE}…");
-    let started = Instant::now();
-    let records: Vec<WebhookRecord> = stream::iter(0..webhooks)
-        .map(|i| webhook(&adapters, i))
-        .buffer_unordered(CONCURRENT_CREATES)
-        .collect()
-        .await;
     let ddb = aws_sdk_dynamodb::Client::new(&h.sdk_config().await);
-    write_webhooks(&ddb, &records).await;
-    let made: Vec<String> = records.iter().map(|w| w.id.to_string()).collect();
-    let create_s = started.elapsed().as_secs_f64();
-    eprintln!("made {} in {create_s:.1} s", made.len());
-
-    // ---- fanout over an events table and queues of the bench's own
     let sqs = aws_sdk_sqs::Client::new(&h.sdk_config().await);
+
+    let (made, create_s) = make_webhooks(&ddb, webhooks).await;
+
+    // fanout over an events table and queues of the bench's own. The runner's credentials:
+    // the bench's own table and queues are in no function's role. moto takes ~2.5 ms an
+    // item to write out a query's answer: the 10,000 subscriptions take ~25 s, past the
+    // SDK's stalled-stream grace period (DynamoDB answers the same 1 MB in well under a
+    // second), so the bench lifts that protection.
     let events_table = own_events_table(&ddb).await;
-    // The runner's credentials: the bench's own table and queues are in no function's role.
-    // moto takes ~2.5 ms an item to write out a query's answer: the 10,000 subscriptions
-    // take ~25 s, past the SDK's stalled-stream grace period (DynamoDB answers the same 1 MB
-    // in well under a second), so the bench lifts that protection.
     let sdk = h
         .sdk_config()
         .await
@@ -129,102 +113,20 @@ async fn main() {
     };
     // Ingest does not queue: one fanout for it, any queue.
     let ingest_queue = h.own_fifo_queue("bench-subscribers-ingest", 30).await;
-    let ingesting = fanout_for(&ingest_queue.url);
-    let router = fanout::router(Arc::clone(&ingesting));
+    let router = fanout::router(fanout_for(&ingest_queue.url));
 
-    // ---- ingest: single events, then one batch
-    let mut rng = StdRng::seed_from_u64(21);
-    let mut event_ids = Vec::new();
-    let mut ingest_ms = Vec::new();
-    for _ in 0..singles {
-        let event_id = unique("evt-subscribers");
-        let body = json!({"id": event_id, "type": EVENT_TYPE, "data": order_of_about_1_kb(&mut rng, &event_id)});
-        let started = Instant::now();
-        let (status, answer) = post(&router, "/api/v1/events", &body).await;
-        ingest_ms.push(started.elapsed().as_secs_f64() * 1000.0);
-        checks.expect(status == 202, || {
-            format!("ingest answered {status}: {answer}")
-        });
-        checks.expect(answer["deliveries"] == webhooks, || {
-            format!(
-                "ingest counted {} deliveries, not {webhooks}",
-                answer["deliveries"]
-            )
-        });
-        event_ids.push(event_id);
-    }
-    let batch_ids: Vec<String> = (0..batch)
-        .map(|_| unique("evt-subscribers-batch"))
-        .collect();
-    let events: Vec<Value> = batch_ids
-        .iter()
-        .map(|id| json!({"id": id, "type": EVENT_TYPE, "data": order_of_about_1_kb(&mut rng, id)}))
-        .collect();
-    let started = Instant::now();
-    let (batch_status, batch_answer) = post(
-        &router,
-        "/api/v1/events/batch",
-        &json!({ "events": events }),
-    )
-    .await;
-    let batch_ms = started.elapsed().as_secs_f64() * 1000.0;
-    checks.expect(batch_status == 202, || {
-        format!("batch ingest answered {batch_status}: {batch_answer}")
-    });
-    let batch_counts: Vec<Value> = batch_answer["events"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| e["deliveries"].clone())
-        .collect();
-    checks.expect(
-        batch_counts.len() == batch && batch_counts.iter().all(|d| *d == webhooks),
-        || format!("batch deliveries {batch_counts:?}, expected {batch} x {webhooks}"),
-    );
-    // Ingest answered again for a stored event: the same count, nothing written.
-    let again = json!({"id": event_ids[0], "type": EVENT_TYPE, "data": {}});
-    let (status, _) = post(&router, "/api/v1/events", &again).await;
-    checks.expect(status == 409, || {
-        format!("other data under a stored id answered {status}, not 409")
-    });
+    let ingested = ingest(&router, &mut checks, webhooks, singles, batch).await;
+    let layouts = stored_layouts(&ddb, &events_table, &ingested, webhooks, &mut checks).await;
 
-    // ---- how they are stored
-    let mut layouts = Vec::new();
-    for id in event_ids.iter().chain(&batch_ids) {
-        let (item, pages) = stored_items(&ddb, &events_table, id).await;
-        let listed: usize = pages
-            .iter()
-            .map(|p| {
-                p.get("webhooks")
-                    .and_then(|l| l.as_l().ok())
-                    .map_or(0, Vec::len)
-            })
-            .sum();
-        checks.expect(listed == webhooks && !item.contains_key("webhooks"), || {
-            format!("{id}: {listed} webhooks in {} pages", pages.len())
-        });
-        layouts.push(json!({
-            "pages": pages.len(),
-            "event_item_bytes": webhooks_shared::adapters::store::item_size(&item),
-            "page_item_bytes": pages.iter().map(webhooks_shared::adapters::store::item_size).collect::<Vec<_>>(),
-        }));
-    }
-
-    // ---- fan-out: the stream handler, one batch per event (its item and its pages)
+    // Fan-out: the stream handler, one batch per event (its item and its pages), each
+    // event onto a queue of its own.
     let mut fanout_ms = Vec::new();
     let mut counted = Vec::new();
     let mut handed_again = Value::Null;
-    for (n, id) in event_ids.iter().enumerate() {
+    for (n, id) in ingested.event_ids.iter().enumerate() {
         let queue = h.own_fifo_queue("bench-subscribers", 900).await;
         let fanout = fanout_for(&queue.url);
-        let (item, pages) = stored_items(&ddb, &events_table, id).await;
-        let records: Vec<Value> = std::iter::once(&item)
-            .chain(&pages)
-            .enumerate()
-            .map(|(i, image)| stream_record(image, &format!("{}{i:04}", 1000 + n)))
-            .collect();
-        let batch: dynamodb::Event =
-            serde_json::from_value(json!({ "Records": records })).expect("stream batch");
+        let batch = stream_batch(&ddb, &events_table, id, n).await;
         let started = Instant::now();
         let answer = fanout.handle_stream(batch.clone()).await;
         fanout_ms.push(started.elapsed().as_secs_f64() * 1000.0);
@@ -254,7 +156,191 @@ async fn main() {
         let _ = sqs.delete_queue().queue_url(&queue.url).send().await;
     }
 
-    // ---- the list, a page at a time, through the gateway
+    let list = list_every_page(&made, &mut checks).await;
+
+    let results = json!({
+        "bench": "subscribers",
+        "what": "one event type with this many active webhooks: ingest (fanout's handler via http_api::handle), fan-out (fanout's stream handler, messages counted on the queue), and the admin list paged through the gateway; against moto on this machine",
+        "webhooks": webhooks,
+        "event_type": EVENT_TYPE,
+        "create_webhooks": {"seconds": create_s, "per_second": webhooks as f64 / create_s},
+        "ingest_single": {"events": singles, "latency": summary(ingested.single_ms)},
+        "ingest_batch": {"events": batch, "status": ingested.batch_status, "ms": ingested.batch_ms, "deliveries": ingested.batch_counts},
+        "stored": layouts,
+        "fanout": {
+            "events": singles,
+            "messages_per_event": counted,
+            "expected_per_event": webhooks,
+            "latency": summary(fanout_ms.clone()),
+            "messages_per_second": fanout_ms.iter().map(|ms| webhooks as f64 / (ms / 1000.0)).sum::<f64>() / fanout_ms.len().max(1) as f64,
+            "handed_over_again": handed_again,
+        },
+        "list": list,
+        "deliveries_made": false,
+        "failed_checks": checks.0,
+    });
+    let text = serde_json::to_string_pretty(&results).expect("json");
+    let path = write_results(&h.root, "subscribers", &text);
+    println!("{text}");
+    eprintln!("results: {}", path.display());
+    if !checks.0.is_empty() {
+        std::process::exit(1);
+    }
+}
+
+/// `count` webhooks of one type: the items admin-api writes (the webhook with its
+/// KMS-sealed secret, its subscription), written in batches. admin-api writes each in a
+/// transaction of its own; moto copies the tables a transaction touches, whole, for each
+/// one, which would make 10,000 of them take most of an hour. Their ids, and the seconds.
+async fn make_webhooks(ddb: &aws_sdk_dynamodb::Client, count: usize) -> (Vec<String>, f64) {
+    let h = Harness::get();
+    let adapters = h.adapters(&h.config(&[])).await;
+    eprintln!("making {count} webhooks subscribed to {EVENT_TYPE}…");
+    let started = Instant::now();
+    let records: Vec<WebhookRecord> = stream::iter(0..count)
+        .map(|i| webhook(&adapters, i))
+        .buffer_unordered(CONCURRENT_CREATES)
+        .collect()
+        .await;
+    write_webhooks(ddb, &records).await;
+    let made: Vec<String> = records.iter().map(|w| w.id.to_string()).collect();
+    let create_s = started.elapsed().as_secs_f64();
+    eprintln!("made {} in {create_s:.1} s", made.len());
+    (made, create_s)
+}
+
+/// What ingest answered for the single events and the batch.
+struct Ingested {
+    event_ids: Vec<String>,
+    batch_ids: Vec<String>,
+    single_ms: Vec<f64>,
+    batch_status: i64,
+    batch_ms: f64,
+    batch_counts: Vec<Value>,
+}
+
+/// Ingest through fanout's own handler: `singles` events, one batch of `batch`, then a
+/// stored id with other data (409). Each answer must count `webhooks` deliveries.
+async fn ingest(
+    router: &axum::Router,
+    checks: &mut Checks,
+    webhooks: usize,
+    singles: usize,
+    batch: usize,
+) -> Ingested {
+    let mut rng = StdRng::seed_from_u64(21);
+    let mut event_ids = Vec::new();
+    let mut single_ms = Vec::new();
+    for _ in 0..singles {
+        let event_id = unique("evt-subscribers");
+        let body = json!({"id": event_id, "type": EVENT_TYPE, "data": order_of_about_1_kb(&mut rng, &event_id)});
+        let started = Instant::now();
+        let (status, answer) = post(router, "/api/v1/events", &body).await;
+        single_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        checks.expect(status == 202, || {
+            format!("ingest answered {status}: {answer}")
+        });
+        checks.expect(answer["deliveries"] == webhooks, || {
+            format!(
+                "ingest counted {} deliveries, not {webhooks}",
+                answer["deliveries"]
+            )
+        });
+        event_ids.push(event_id);
+    }
+    let batch_ids: Vec<String> = (0..batch)
+        .map(|_| unique("evt-subscribers-batch"))
+        .collect();
+    let events: Vec<Value> = batch_ids
+        .iter()
+        .map(|id| json!({"id": id, "type": EVENT_TYPE, "data": order_of_about_1_kb(&mut rng, id)}))
+        .collect();
+    let started = Instant::now();
+    let (batch_status, batch_answer) =
+        post(router, "/api/v1/events/batch", &json!({ "events": events })).await;
+    let batch_ms = started.elapsed().as_secs_f64() * 1000.0;
+    checks.expect(batch_status == 202, || {
+        format!("batch ingest answered {batch_status}: {batch_answer}")
+    });
+    let batch_counts: Vec<Value> = batch_answer["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| e["deliveries"].clone())
+        .collect();
+    checks.expect(
+        batch_counts.len() == batch && batch_counts.iter().all(|d| *d == webhooks),
+        || format!("batch deliveries {batch_counts:?}, expected {batch} x {webhooks}"),
+    );
+    // Ingest answered again for a stored event: the same count, nothing written.
+    if let Some(first) = event_ids.first() {
+        let again = json!({"id": first, "type": EVENT_TYPE, "data": {}});
+        let (status, _) = post(router, "/api/v1/events", &again).await;
+        checks.expect(status == 409, || {
+            format!("other data under a stored id answered {status}, not 409")
+        });
+    }
+    Ingested {
+        event_ids,
+        batch_ids,
+        single_ms,
+        batch_status,
+        batch_ms,
+        batch_counts,
+    }
+}
+
+/// How each ingested event is stored: its webhooks all in pages, none in the event's item.
+async fn stored_layouts(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    ingested: &Ingested,
+    webhooks: usize,
+    checks: &mut Checks,
+) -> Vec<Value> {
+    let mut layouts = Vec::new();
+    for id in ingested.event_ids.iter().chain(&ingested.batch_ids) {
+        let (item, pages) = stored_items(ddb, table, id).await;
+        let listed: usize = pages
+            .iter()
+            .map(|p| {
+                p.get("webhooks")
+                    .and_then(|l| l.as_l().ok())
+                    .map_or(0, Vec::len)
+            })
+            .sum();
+        checks.expect(listed == webhooks && !item.contains_key("webhooks"), || {
+            format!("{id}: {listed} webhooks in {} pages", pages.len())
+        });
+        layouts.push(json!({
+            "pages": pages.len(),
+            "event_item_bytes": webhooks_shared::adapters::store::item_size(&item),
+            "page_item_bytes": pages.iter().map(webhooks_shared::adapters::store::item_size).collect::<Vec<_>>(),
+        }));
+    }
+    layouts
+}
+
+/// The stream batch the events table's stream hands fanout for event `id` (the `n`th):
+/// its item and its pages' items as `INSERT` records.
+async fn stream_batch(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    id: &str,
+    n: usize,
+) -> dynamodb::Event {
+    let (item, pages) = stored_items(ddb, table, id).await;
+    let records: Vec<Value> = std::iter::once(&item)
+        .chain(&pages)
+        .enumerate()
+        .map(|(i, image)| stream_record(image, &format!("{}{i:04}", 1000 + n)))
+        .collect();
+    serde_json::from_value(json!({ "Records": records })).expect("stream batch")
+}
+
+/// `GET /api/v1/webhooks` through the gateway, page after page of 100 until `next_cursor`
+/// is null: every webhook of ours on exactly one page.
+async fn list_every_page(made: &[String], checks: &mut Checks) -> Value {
     let api = Api::new();
     let mut page_ms = Vec::new();
     let mut seen = HashSet::new();
@@ -281,46 +367,21 @@ async fn main() {
     }
     let list_s = started.elapsed().as_secs_f64();
     let ours_listed = made.iter().filter(|id| seen.contains(*id)).count();
-    checks.expect(ours_listed == webhooks && repeated == 0, || {
-        format!("list: {ours_listed} of {webhooks} listed, {repeated} twice")
+    checks.expect(ours_listed == made.len() && repeated == 0, || {
+        format!(
+            "list: {ours_listed} of {} listed, {repeated} twice",
+            made.len()
+        )
     });
-
-    let results = json!({
-        "bench": "subscribers",
-        "what": "one event type with this many active webhooks: ingest (fanout's handler via http_api::handle), fan-out (fanout's stream handler, messages counted on the queue), and the admin list paged through the gateway; against moto on this machine",
-        "webhooks": webhooks,
-        "event_type": EVENT_TYPE,
-        "create_webhooks": {"seconds": create_s, "per_second": webhooks as f64 / create_s},
-        "ingest_single": {"events": singles, "latency": summary(ingest_ms)},
-        "ingest_batch": {"events": batch, "status": batch_status, "ms": batch_ms, "deliveries": batch_counts},
-        "stored": layouts,
-        "fanout": {
-            "events": singles,
-            "messages_per_event": counted,
-            "expected_per_event": webhooks,
-            "latency": summary(fanout_ms.clone()),
-            "messages_per_second": fanout_ms.iter().map(|ms| webhooks as f64 / (ms / 1000.0)).sum::<f64>() / fanout_ms.len().max(1) as f64,
-            "handed_over_again": handed_again,
-        },
-        "list": {
-            "pages": page_ms.len(),
-            "page_size": 100,
-            "webhooks_listed": seen.len(),
-            "ours_listed": ours_listed,
-            "listed_twice": repeated,
-            "page_latency": summary(page_ms),
-            "total_seconds": list_s,
-        },
-        "deliveries_made": false,
-        "failed_checks": checks.0,
-    });
-    let text = serde_json::to_string_pretty(&results).expect("json");
-    let path = write_results(&h.root, "subscribers", &text);
-    println!("{text}");
-    eprintln!("results: {}", path.display());
-    if !checks.0.is_empty() {
-        std::process::exit(1);
-    }
+    json!({
+        "pages": page_ms.len(),
+        "page_size": 100,
+        "webhooks_listed": seen.len(),
+        "ours_listed": ours_listed,
+        "listed_twice": repeated,
+        "page_latency": summary(page_ms),
+        "total_seconds": list_s,
+    })
 }
 
 /// Webhook `i`, active, subscribed to [`EVENT_TYPE`], as admin-api makes it (its secret
