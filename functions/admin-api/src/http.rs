@@ -1,39 +1,21 @@
-//! Routes of the admin API onto [`AdminApi`]. Errors are problem+json throughout.
+//! The admin API's routes, each onto its feature's handler (`webhooks`, `secrets`,
+//! `attempts`, `recovery`, `test_events`, `event_types`), and the layers around them: ids
+//! checked before any AWS call (`path_ids`), problem+json for every refusal, `no-store` on
+//! every answer.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
-use axum::extract::rejection::{BytesRejection, RawPathParamsRejection};
-use axum::extract::{Path, RawPathParams, RawQuery, Request, State};
 use axum::http::{header, StatusCode};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use bytes::Bytes;
-use serde_json::{json, Value};
+use axum::Router;
 
-use crate::test_event::{TestEventCall, TestEventView};
-use crate::validation::{CreateWebhookRequest, RecoveryCall, UpdateWebhookRequest};
-use crate::views::{
-    AttemptDetailView, DeliveryView, RecoveryView, WebhookList, WebhookView, WebhookWithSecret,
-};
+use crate::problems::ProblemResponse;
+use crate::AdminApi;
+use crate::{attempts, event_types, path_ids, recovery, secrets, test_events, webhooks};
 use webhooks_shared::adapters::http_api;
-use webhooks_shared::domain::catalogue;
-use webhooks_shared::domain::ids::{DeliveryId, WebhookId};
 use webhooks_shared::domain::problem::Problem;
-
-use crate::{AdminApi, ApiResult, MAX_LOG_LIMIT, MAX_WEBHOOK_PAGE};
-
-pub mod path_ids;
-use path_ids::IdKind;
-
-/// A problem as the response that carries it (problem+json).
-pub type ProblemResponse = http::Response<String>;
-/// What a route answers: its value, or a problem.
-type RouteResult<T> = Result<T, ProblemResponse>;
 
 /// The OpenAPI 3.1 document of every route, kept in the repository beside this crate.
 pub const OPENAPI_DOCUMENT: &str = include_str!("../openapi.json");
@@ -41,33 +23,45 @@ pub const OPENAPI_DOCUMENT: &str = include_str!("../openapi.json");
 /// Routes that need an admin's credentials (the JWT authorizer on AWS).
 pub fn router(api: Arc<AdminApi>) -> Router {
     let routes = Router::new()
-        .route("/api/v1/webhooks", get(list_webhooks).post(create_webhook))
+        .route(
+            "/api/v1/webhooks",
+            get(webhooks::list_webhooks).post(webhooks::create_webhook),
+        )
         .route(
             "/api/v1/webhooks/{id}",
-            get(get_webhook)
-                .patch(update_webhook)
-                .delete(delete_webhook),
+            get(webhooks::get_webhook)
+                .patch(webhooks::update_webhook)
+                .delete(webhooks::delete_webhook),
         )
-        .route("/api/v1/webhooks/{id}/rotate-secret", post(rotate_secret))
-        .route("/api/v1/webhooks/{id}/attempts", get(list_attempts))
+        .route(
+            "/api/v1/webhooks/{id}/rotate-secret",
+            post(secrets::rotate_secret),
+        )
+        .route(
+            "/api/v1/webhooks/{id}/attempts",
+            get(attempts::list_attempts),
+        )
         .route(
             "/api/v1/webhooks/{id}/attempts/{attempt_id}",
-            get(get_attempt),
+            get(attempts::get_attempt),
         )
         .route(
             "/api/v1/webhooks/{id}/attempts/{attempt_id}/redeliver",
-            post(redeliver),
+            post(attempts::redeliver),
         )
         .route(
             "/api/v1/webhooks/{id}/deliveries/{delivery_id}",
-            get(get_delivery),
+            get(attempts::get_delivery),
         )
-        .route("/api/v1/webhooks/{id}/recover", post(recover))
-        .route("/api/v1/webhooks/{id}/test-event", post(send_test_event))
-        .route("/api/v1/event-types", get(event_types))
+        .route("/api/v1/webhooks/{id}/recover", post(recovery::recover))
+        .route(
+            "/api/v1/webhooks/{id}/test-event",
+            post(test_events::send_test_event),
+        )
+        .route("/api/v1/event-types", get(event_types::event_types))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .route_layer(middleware::from_fn(refuse_malformed_ids))
+        .route_layer(middleware::from_fn(path_ids::refuse_malformed_ids))
         .with_state(api);
     no_store(http_api::catch_panics(routes))
 }
@@ -87,31 +81,6 @@ async fn set_no_store(mut response: Response) -> Response {
         header::HeaderValue::from_static("no-store"),
     );
     response
-}
-
-/// A path naming an id that cannot be one of ours — empty, longer than any id, or of another
-/// form ([`IdKind`]) — is a 404 before any AWS call: DynamoDB refuses an empty or oversized
-/// key outright (a 503 for every try), and any other form is not an id we made.
-async fn refuse_malformed_ids(
-    params: Result<RawPathParams, RawPathParamsRejection>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let checked = match &params {
-        Ok(params) => params
-            .iter()
-            .filter_map(|(name, value)| IdKind::of_parameter(name).map(|kind| (kind, value)))
-            .try_for_each(|(kind, value)| kind.check(value)),
-        // A segment whose percent-encoding is not UTF-8 is no id of ours.
-        Err(_) => Err(Problem::not_found(
-            "no such resource: an id in the path is not valid UTF-8 once percent-decoded; \
-             ids are ASCII letters, digits, '_' and '.'",
-        )),
-    };
-    match checked {
-        Ok(()) => next.run(request).await,
-        Err(problem) => ProblemResponse::from(problem).into_response(),
-    }
 }
 
 /// Routes anyone may read: the API's own description, and the console's page shells and
@@ -134,215 +103,6 @@ async fn method_not_allowed() -> ProblemResponse {
     .into()
 }
 
-fn body_of(body: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
-    body.map_err(|rejection| Problem::new(rejection.status(), rejection.body_text()))
-}
-
-/// Parses `?limit=N` (1-100, default 100).
-fn parse_limit(query: Option<&str>) -> ApiResult<u32> {
-    let mut limit = MAX_LOG_LIMIT;
-    for (key, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-        match key.as_ref() {
-            "limit" => {
-                limit = value
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|n| (1..=MAX_LOG_LIMIT).contains(n))
-                    .ok_or_else(|| {
-                        Problem::bad_request(format!(
-                            "limit must be a whole number from 1 to {MAX_LOG_LIMIT} (got {value:?})"
-                        ))
-                    })?
-            }
-            other => {
-                return Err(Problem::bad_request(format!(
-                    "unknown query parameter {other:?}; only limit is accepted"
-                )))
-            }
-        }
-    }
-    Ok(limit)
-}
-
-/// The webhook list's query: `?limit=N` (1-100, default 100) and `?cursor=` (the
-/// `next_cursor` of the page before; absent: the first page).
-#[derive(Debug, PartialEq, Eq)]
-struct ListQuery {
-    limit: u32,
-    after: Option<WebhookId>,
-}
-
-fn parse_list_query(query: Option<&str>) -> ApiResult<ListQuery> {
-    let mut parsed = ListQuery {
-        limit: MAX_WEBHOOK_PAGE,
-        after: None,
-    };
-    for (key, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-        match key.as_ref() {
-            "limit" => {
-                parsed.limit = value
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|n| (1..=MAX_WEBHOOK_PAGE).contains(n))
-                    .ok_or_else(|| {
-                        Problem::bad_request(format!(
-                        "limit must be a whole number from 1 to {MAX_WEBHOOK_PAGE} (got {value:?})"
-                    ))
-                    })?
-            }
-            "cursor" => parsed.after = Some(decode_list_cursor(&value)?),
-            other => {
-                return Err(Problem::bad_request(format!(
-                    "unknown query parameter {other:?}; only limit and cursor are accepted"
-                )))
-            }
-        }
-    }
-    Ok(parsed)
-}
-
-/// The cursor after webhook `last`: opaque to callers (base64url of its id), so its form
-/// may change.
-fn encode_list_cursor(last: &WebhookId) -> String {
-    URL_SAFE_NO_PAD.encode(last.as_str())
-}
-
-/// The webhook a cursor from [`encode_list_cursor`] names. The webhook need not exist any
-/// more: the next page starts where it was.
-fn decode_list_cursor(text: &str) -> ApiResult<WebhookId> {
-    URL_SAFE_NO_PAD
-        .decode(text)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .filter(|id| IdKind::Webhook.admits(id))
-        .map(WebhookId::from)
-        .ok_or_else(|| {
-            Problem::bad_request(
-                "cursor is not one this API answered: pass next_cursor from the previous \
-                 page unchanged, or leave cursor out for the first page",
-            )
-        })
-}
-
-/// `GET /api/v1/webhooks`: one page, and `next_cursor` for the next (null after the last).
-async fn list_webhooks(
-    State(api): State<Arc<AdminApi>>,
-    RawQuery(query): RawQuery,
-) -> RouteResult<Json<WebhookList>> {
-    let query = parse_list_query(query.as_deref())?;
-    let (webhooks, next) = api.list_webhooks(query.limit, query.after.as_ref()).await?;
-    Ok(Json(WebhookList {
-        webhooks,
-        next_cursor: next.as_ref().map(encode_list_cursor),
-    }))
-}
-
-async fn create_webhook(
-    State(api): State<Arc<AdminApi>>,
-    body: Result<Bytes, BytesRejection>,
-) -> RouteResult<Response> {
-    let new = CreateWebhookRequest::parse(&body_of(body)?, api.targets)?;
-    let created = api.create_webhook(new).await?;
-    let location = format!("/api/v1/webhooks/{}", created.webhook.id);
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        Json(created),
-    )
-        .into_response())
-}
-
-async fn get_webhook(
-    State(api): State<Arc<AdminApi>>,
-    Path(id): Path<WebhookId>,
-) -> RouteResult<Json<WebhookView>> {
-    Ok(Json(api.get_webhook(&id).await?))
-}
-
-async fn update_webhook(
-    State(api): State<Arc<AdminApi>>,
-    Path(id): Path<WebhookId>,
-    body: Result<Bytes, BytesRejection>,
-) -> RouteResult<Json<WebhookView>> {
-    let change = UpdateWebhookRequest::parse(&body_of(body)?, api.targets)?;
-    Ok(Json(api.update_webhook(&id, change).await?))
-}
-
-async fn rotate_secret(
-    State(api): State<Arc<AdminApi>>,
-    Path(id): Path<WebhookId>,
-) -> RouteResult<Json<WebhookWithSecret>> {
-    Ok(Json(api.rotate_secret(&id).await?))
-}
-
-async fn delete_webhook(
-    State(api): State<Arc<AdminApi>>,
-    Path(id): Path<WebhookId>,
-) -> RouteResult<StatusCode> {
-    api.delete_webhook(&id).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn list_attempts(
-    State(api): State<Arc<AdminApi>>,
-    Path(id): Path<WebhookId>,
-    RawQuery(query): RawQuery,
-) -> RouteResult<Json<Value>> {
-    let limit = parse_limit(query.as_deref())?;
-    let attempts = api.attempts(&id, limit).await?;
-    Ok(Json(json!({ "attempts": attempts })))
-}
-
-async fn get_attempt(
-    State(api): State<Arc<AdminApi>>,
-    Path((id, attempt_id)): Path<(WebhookId, String)>,
-) -> RouteResult<Json<AttemptDetailView>> {
-    Ok(Json(api.attempt(&id, &attempt_id).await?))
-}
-
-async fn redeliver(
-    State(api): State<Arc<AdminApi>>,
-    Path((id, attempt_id)): Path<(WebhookId, String)>,
-) -> RouteResult<(StatusCode, Json<Value>)> {
-    let delivery_id = api.redeliver(&id, &attempt_id).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "delivery_id": delivery_id })),
-    ))
-}
-
-async fn get_delivery(
-    State(api): State<Arc<AdminApi>>,
-    Path((id, delivery_id)): Path<(WebhookId, DeliveryId)>,
-) -> RouteResult<Json<DeliveryView>> {
-    Ok(Json(api.delivery(&id, &delivery_id).await?))
-}
-
-async fn recover(
-    State(api): State<Arc<AdminApi>>,
-    Path(id): Path<WebhookId>,
-    body: Result<Bytes, BytesRejection>,
-) -> RouteResult<(StatusCode, Json<RecoveryView>)> {
-    let call = RecoveryCall::parse(&body_of(body)?, &id, SystemTime::now())?;
-    Ok((StatusCode::ACCEPTED, Json(api.recover(&id, call).await?)))
-}
-
-async fn send_test_event(
-    State(api): State<Arc<AdminApi>>,
-    Path(id): Path<WebhookId>,
-    body: Result<Bytes, BytesRejection>,
-) -> RouteResult<(StatusCode, Json<TestEventView>)> {
-    let call = TestEventCall::parse(&body_of(body)?)?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(api.send_test_event(&id, call).await?),
-    ))
-}
-
-async fn event_types() -> Json<Value> {
-    Json(json!({ "event_types": catalogue::views() }))
-}
-
 async fn openapi() -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
@@ -355,6 +115,8 @@ async fn openapi() -> Response {
 mod tests {
     use super::*;
     use axum::body::Body;
+    use axum::extract::Request;
+    use serde_json::Value;
     use tower::ServiceExt;
     use webhooks_shared::adapters::{load_sdk_config, Adapters};
     use webhooks_shared::Config;
@@ -524,56 +286,6 @@ mod tests {
         // were answered before any call.
         let answer = call(&router, "GET", "/api/v1/webhooks/wh_01abc/attempts", None).await;
         assert_eq!(answer.status, 503, "{}", answer.json);
-    }
-
-    #[test]
-    fn limit_parsing() {
-        assert_eq!(parse_limit(None).unwrap(), 100);
-        assert_eq!(parse_limit(Some("limit=5")).unwrap(), 5);
-        for bad in ["limit=0", "limit=101", "limit=x", "limit=", "page=2"] {
-            let p = parse_limit(Some(bad)).unwrap_err();
-            assert_eq!(p.status, 400, "{bad}");
-        }
-    }
-
-    #[test]
-    fn list_query_parsing() {
-        assert_eq!(
-            parse_list_query(None).unwrap(),
-            ListQuery {
-                limit: 100,
-                after: None
-            }
-        );
-        let id = WebhookId::from("wh_01jd8x9k4m2n3p4q5r6s7t8v9w");
-        let cursor = encode_list_cursor(&id);
-        assert!(cursor
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
-        assert_eq!(
-            parse_list_query(Some(&format!("limit=7&cursor={cursor}"))).unwrap(),
-            ListQuery {
-                limit: 7,
-                after: Some(id)
-            }
-        );
-        for bad in [
-            "limit=0",
-            "limit=101",
-            "limit=x",
-            "page=2",
-            "cursor=",
-            "cursor=%2A",
-        ] {
-            let p = parse_list_query(Some(bad)).unwrap_err();
-            assert_eq!(p.status, 400, "{bad}");
-        }
-        // Base64 of something that is no webhook id: not a cursor of ours.
-        for not_ours in ["wh_UPPER", "dlv_01jd8x9k4m2n3p4q5r6s7t8v9w", "", "wh_1 x"] {
-            let cursor = URL_SAFE_NO_PAD.encode(not_ours);
-            let p = parse_list_query(Some(&format!("cursor={cursor}"))).unwrap_err();
-            assert!(p.detail.contains("next_cursor"), "{}", p.detail);
-        }
     }
 
     #[test]

@@ -22,8 +22,9 @@ fn document() -> Value {
 /// (METHOD, path) of every `.route(...)` in the handlers' source.
 fn routes_in_source() -> BTreeSet<(String, String)> {
     let root = &Harness::get().root;
-    let route = regex::Regex::new(r#"(?s)\.route\(\s*"([^"]+)",\s*((?:\s*\.?[a-z]+\([a-z_]+\))+)"#)
-        .expect("regex");
+    let route =
+        regex::Regex::new(r#"(?s)\.route\(\s*"([^"]+)",\s*((?:\s*\.?[a-z]+\([a-z_:]+\))+)"#)
+            .expect("regex");
     let method = regex::Regex::new(r"([a-z]+)\(").expect("regex");
     let mut routes = BTreeSet::new();
     for file in [
@@ -336,7 +337,7 @@ async fn the_name_pattern_and_the_api_agree_on_every_character() {
         for &c in &characters {
             for name in [c.to_string(), format!("a{c}b"), format!("{c} Orders")] {
                 let documented = validator.is_valid(&json!(name));
-                let api = admin_api::validation::validate_name(&name);
+                let api = admin_api::webhooks::validate_name(&name);
                 if let Err(p) = &api {
                     assert_eq!((p.status, p.field.as_deref()), (422, Some("name")));
                 }

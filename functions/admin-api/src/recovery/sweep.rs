@@ -1,28 +1,29 @@
-//! `recover`'s pure parts: which log lines owe a recovery delivery, gathered in chunks of one
-//! queue batch, and the cursor a call answers when the window holds more than it read.
+//! `recover`'s pure parts: which log lines of a window owe a recovery delivery, gathered in
+//! chunks of one queue batch, and the cursor a call answers when the window holds more than
+//! it read.
 
 use std::collections::HashSet;
-use std::time::Duration;
+use std::time::SystemTime;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
-use crate::validation::RecoveryWindow;
 use webhooks_shared::adapters::store::LogPosition;
 use webhooks_shared::domain::clock::Timestamp;
 use webhooks_shared::domain::ids::{self, DeliveryId, WebhookId};
 use webhooks_shared::domain::model::{AttemptRecord, DeliveryRef, DeliveryState};
 use webhooks_shared::domain::problem::Problem;
 
-/// A call reads at most this many log lines (and this many by default): each may cost a
-/// write and a queue message, and the call must answer within API Gateway's 30 s.
-pub const MAX_RECOVERY_LINES: u32 = 1_000;
 /// Deliveries are written, then queued, this many at a time (one SendMessageBatch): a call
 /// cut short leaves at most one chunk written and not queued, which the next call queues.
 pub const RECOVERY_CHUNK: usize = 10;
-/// A call stops reading after this long and answers a cursor, whatever its line limit: the
-/// backing services may be slow, and the answer must beat API Gateway's 30 s.
-pub const RECOVERY_TIME_BUDGET: Duration = Duration::from_secs(10);
+/// The part of a webhook's log a recovery reads: lines that ended a delivery from `since`
+/// to `until`, both included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecoveryWindow {
+    pub since: SystemTime,
+    pub until: SystemTime,
+}
 
 /// Gathers, from log lines in order, the deliveries a recovery owes — each delivery whose line
 /// ended it `permanently_failed` or `cancelled`, once — as recovery deliveries, handed over
@@ -106,6 +107,7 @@ pub fn decode_cursor(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn line(delivery: &str, state: DeliveryState, at: &str) -> AttemptRecord {
         let mut line = AttemptRecord::line(
@@ -135,7 +137,7 @@ mod tests {
 
     const AT: &str = "2026-11-27T03:00:00.123Z";
 
-    fn at(text: &str) -> std::time::SystemTime {
+    fn at(text: &str) -> SystemTime {
         Timestamp::parse(text).expect("time").system_time()
     }
 

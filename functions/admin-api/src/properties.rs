@@ -1,4 +1,5 @@
-//! Property tests of admin input: whatever an admin sends, the answer is a validated value
+//! Property tests of admin input, across the features that take a body (webhooks, recovery):
+//! whatever an admin sends, the answer is a validated value
 //! or a 4xx problem naming the field at fault — never a panic — and a URL that passes is
 //! what the API stores and requests.
 
@@ -8,7 +9,11 @@ use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 use url::Url;
 
-use super::*;
+use crate::recovery::RecoveryCall;
+use crate::webhooks::{
+    validate_url, CreateWebhookRequest, Targets, UpdateWebhookRequest, MAX_URL_LEN,
+};
+use webhooks_shared::domain::ids::WebhookId;
 use webhooks_shared::domain::targets;
 
 fn any_json() -> impl Strategy<Value = Value> {

@@ -1,10 +1,18 @@
 //! The ids a request path names: what each can look like (`shared/src/domain/ids.rs` makes
 //! them), so that a path segment that cannot be one of ours — empty, too long, or of another
 //! form — is a 404 before any AWS call. DynamoDB refuses an empty or oversized key outright,
-//! which answered 503 (and logged an error) on every try.
+//! which answered 503 (and logged an error) on every try. [`refuse_malformed_ids`] checks
+//! every id parameter of the matched route by its name, so a new route naming its ids so
+//! (`{id}`, `{attempt_id}`, `{delivery_id}`) is covered without more code.
 
+use axum::extract::rejection::RawPathParamsRejection;
+use axum::extract::{RawPathParams, Request};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use webhooks_shared::domain::ids::{AttemptId, DeliveryId, WebhookId};
 use webhooks_shared::domain::problem::Problem;
+
+use crate::problems::ProblemResponse;
 
 /// The longest path segment an id of ours can be (`dlv_<ulid>.<attempt>` is 35 characters).
 pub const MAX_ID_CHARS: usize = 64;
@@ -92,6 +100,32 @@ impl IdKind {
             format!("no {noun} with id {text:?}: {}", self.form())
         };
         Err(Problem::not_found(detail))
+    }
+}
+
+/// A path naming an id that cannot be one of ours — empty, longer than any id, or of another
+/// form ([`IdKind`]) — is a 404 before any AWS call: DynamoDB refuses an empty or oversized
+/// key outright (a 503 for every try), and any other form is not an id we made. A route
+/// layer of the admin router.
+pub(crate) async fn refuse_malformed_ids(
+    params: Result<RawPathParams, RawPathParamsRejection>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let checked = match &params {
+        Ok(params) => params
+            .iter()
+            .filter_map(|(name, value)| IdKind::of_parameter(name).map(|kind| (kind, value)))
+            .try_for_each(|(kind, value)| kind.check(value)),
+        // A segment whose percent-encoding is not UTF-8 is no id of ours.
+        Err(_) => Err(Problem::not_found(
+            "no such resource: an id in the path is not valid UTF-8 once percent-decoded; \
+             ids are ASCII letters, digits, '_' and '.'",
+        )),
+    };
+    match checked {
+        Ok(()) => next.run(request).await,
+        Err(problem) => ProblemResponse::from(problem).into_response(),
     }
 }
 

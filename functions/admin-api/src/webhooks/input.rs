@@ -1,14 +1,12 @@
-//! Validation of admin input (SPEC §6): what a webhook may look like.
+//! What a webhook may look like (SPEC §6): the create and PATCH bodies, and the rules for a
+//! webhook's name, URL and events.
 
 use std::collections::HashSet;
 
 use serde::Deserialize;
 use url::{Host, Url};
 
-use crate::recovery::{decode_cursor, MAX_RECOVERY_LINES};
-use webhooks_shared::adapters::store::LogPosition;
 use webhooks_shared::domain::catalogue;
-use webhooks_shared::domain::ids::WebhookId;
 use webhooks_shared::domain::problem::{self, Problem};
 use webhooks_shared::domain::targets;
 
@@ -122,103 +120,6 @@ impl UpdateWebhookRequest {
             active: request.active,
         })
     }
-}
-
-/// `POST …/recover`: a window of time, `until` defaulting to now; `cursor` continues a
-/// recovery where the previous call's answer stopped; `limit` caps the log lines one call reads.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RecoverRequest {
-    since: String,
-    #[serde(default)]
-    until: Option<String>,
-    #[serde(default)]
-    cursor: Option<String>,
-    /// A number, not `u64`: JSON Schema's integers include `296.0`.
-    #[serde(default)]
-    limit: Option<serde_json::Number>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RecoveryWindow {
-    pub since: std::time::SystemTime,
-    pub until: std::time::SystemTime,
-}
-
-/// A recover call that passed validation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecoveryCall {
-    pub window: RecoveryWindow,
-    /// Where the previous call stopped; `None` starts at `since`.
-    pub resume_after: Option<LogPosition>,
-    /// Log lines this call reads at most.
-    pub max_lines: u32,
-}
-
-impl RecoveryCall {
-    pub fn parse(
-        body: &[u8],
-        webhook: &WebhookId,
-        now: std::time::SystemTime,
-    ) -> Result<Self, Problem> {
-        let request: RecoverRequest = problem::parse_object(
-            body,
-            r#"the body must be a JSON object: {"since": "<RFC 3339>", ...}"#,
-        )?;
-        let parse = |field: &str, text: &str| {
-            crate::clock::parse_rfc3339(text)
-                .map_err(|err| Problem::invalid_field(field, format!("{field} {text:?} {err}")))
-        };
-        let since = parse("since", &request.since)?;
-        let until = match request.until.as_deref() {
-            Some(text) => parse("until", text)?,
-            None => now,
-        };
-        // `since` = `until` is a window of one instant (most often empty): schema-valid, and
-        // harmless, so answered like any other window.
-        if since > until {
-            return Err(Problem::invalid_field(
-                "since",
-                "since must not be later than until",
-            ));
-        }
-        let window = RecoveryWindow { since, until };
-        let max_lines = match request.limit {
-            None => MAX_RECOVERY_LINES,
-            Some(n) => whole_number(&n)
-                .and_then(|n| u32::try_from(n).ok())
-                .filter(|n| (1..=MAX_RECOVERY_LINES).contains(n))
-                .ok_or_else(|| {
-                    Problem::invalid_field(
-                        "limit",
-                        format!(
-                            "limit must be a whole number of log lines from 1 to \
-                             {MAX_RECOVERY_LINES} (got {n})"
-                        ),
-                    )
-                })?,
-        };
-        let resume_after = request
-            .cursor
-            .as_deref()
-            .map(|cursor| decode_cursor(cursor, webhook, &window))
-            .transpose()?;
-        Ok(RecoveryCall {
-            window,
-            resume_after,
-            max_lines,
-        })
-    }
-}
-
-/// A JSON number with no fraction (`12` or `12.0`) and not negative, as a `u64`; one
-/// written with a fraction part counts only up to `u32::MAX` (all a limit can use).
-fn whole_number(n: &serde_json::Number) -> Option<u64> {
-    n.as_u64().or_else(|| {
-        n.as_f64()
-            .filter(|f| f.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(f))
-            .map(|f| f as u64)
-    })
 }
 
 /// Characters a name may not hold though they are not control characters, with what they
@@ -372,9 +273,6 @@ pub fn validate_events(events: &[String]) -> Result<Vec<String>, Problem> {
 }
 
 #[cfg(test)]
-mod properties;
-
-#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -464,18 +362,12 @@ mod tests {
 
     #[test]
     fn a_body_must_be_an_object_not_an_array_of_the_fields() {
-        let wh = WebhookId::from("wh_1".to_owned());
         let create = CreateWebhookRequest::parse(
             br#"["n", "https://example.com/", ["user.registered"], true]"#,
             Targets::PublicOnly,
         );
         let update = UpdateWebhookRequest::parse(br#"["n"]"#, Targets::PublicOnly);
-        let recover = RecoveryCall::parse(
-            br#"["2026-11-27T02:00:00Z"]"#,
-            &wh,
-            std::time::SystemTime::UNIX_EPOCH,
-        );
-        for p in [create.err(), update.err(), recover.err()] {
+        for p in [create.err(), update.err()] {
             let p = p.expect("refused");
             assert_eq!(p.status, 400);
             assert!(p.detail.contains("JSON object"), "{}", p.detail);
@@ -621,71 +513,6 @@ mod tests {
                 .status,
             400
         );
-    }
-
-    #[test]
-    fn recovery_calls() {
-        let now = crate::clock::parse_rfc3339("2026-11-27T03:00:00Z").unwrap();
-        let wh = WebhookId::from("wh_1");
-        let parse = |body: &[u8]| RecoveryCall::parse(body, &wh, now);
-        for beyond in ["9999-12-31T23:59:59-23:59", "9999-12-31T23:00:00-01:01"] {
-            let body = format!(r#"{{"since":"2026-11-27T02:00:00Z","until":"{beyond}"}}"#);
-            let p = parse(body.as_bytes()).unwrap_err();
-            assert_eq!(
-                (p.status, p.field.as_deref()),
-                (422, Some("until")),
-                "{p:?}"
-            );
-            assert!(p.detail.contains("outside the years"), "{}", p.detail);
-        }
-        let call = parse(br#"{"since":"2026-11-27T02:00:00Z"}"#).unwrap();
-        assert_eq!(call.window.until, now);
-        assert_eq!(call.max_lines, MAX_RECOVERY_LINES);
-        assert_eq!(call.resume_after, None);
-        let p = parse(br#"{"since":"2026-11-27T04:00:00Z"}"#).unwrap_err();
-        assert_eq!((p.status, p.field.as_deref()), (422, Some("since")));
-        assert!(p.detail.contains("not be later than until"), "{}", p.detail);
-        // An empty window (one instant) is a window: the document allows it.
-        let call =
-            parse(br#"{"since":"2026-11-27T02:00:00Z","until":"2026-11-27T02:00:00Z"}"#).unwrap();
-        assert_eq!(call.window.since, call.window.until);
-        let call = parse(br#"{"since":"2026-11-27T03:00:00Z"}"#).unwrap();
-        assert_eq!((call.window.since, call.window.until), (now, now));
-        // The same instant however written.
-        let call =
-            parse(br#"{"since":"2026-11-27T04:00:00+01:00","until":"2026-11-27T03:00:00Z"}"#)
-                .unwrap();
-        assert_eq!(call.window.since, call.window.until);
-        let p = parse(br#"{"since":"yesterday"}"#).unwrap_err();
-        assert_eq!((p.status, p.field.as_deref()), (422, Some("since")));
-        assert_eq!(parse(br#"{}"#).unwrap_err().status, 400);
-
-        let call = parse(br#"{"since":"2026-11-27T02:00:00Z","limit":2}"#).unwrap();
-        assert_eq!(call.max_lines, 2);
-        // JSON Schema's integers (what the OpenAPI document says) include 2.0.
-        let call = parse(br#"{"since":"2026-11-27T02:00:00Z","limit":296.0}"#).unwrap();
-        assert_eq!(call.max_lines, 296);
-        let call =
-            parse(br#"{"since":"2026-11-27T02:00:00Z","until":null,"cursor":null,"limit":null}"#)
-                .unwrap();
-        assert_eq!(
-            (call.max_lines, call.window.until),
-            (MAX_RECOVERY_LINES, now)
-        );
-        for limit in ["0", "1001", "4294967297", "2.5", "-1", "1e300"] {
-            let body = format!(r#"{{"since":"2026-11-27T02:00:00Z","limit":{limit}}}"#);
-            let p = parse(body.as_bytes()).unwrap_err();
-            assert_eq!(
-                (p.status, p.field.as_deref()),
-                (422, Some("limit")),
-                "{limit}"
-            );
-        }
-        let p = parse(br#"{"since":"2026-11-27T02:00:00Z","limit":"2"}"#).unwrap_err();
-        assert_eq!(p.status, 400);
-        let p = parse(br#"{"since":"2026-11-27T02:00:00Z","cursor":"??"}"#).unwrap_err();
-        assert_eq!(p.status, 400);
-        assert!(p.detail.contains("cursor"), "{}", p.detail);
     }
 
     #[test]

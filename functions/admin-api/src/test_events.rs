@@ -8,11 +8,25 @@
 //! and the log tells test deliveries apart by their event id alone (no field added to the
 //! stored records or the queue's messages).
 
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+
+use crate::problems::{body_of, paused, unavailable, ApiResult, RouteResult};
+use crate::AdminApi;
 use webhooks_shared::domain::catalogue;
-use webhooks_shared::domain::ids::{DeliveryId, EventId};
-use webhooks_shared::domain::model::EventBody;
+use webhooks_shared::domain::clock::{self, Timestamp};
+use webhooks_shared::domain::ids::{self, DeliveryId, EventId, WebhookId};
+use webhooks_shared::domain::model::{
+    DeliveryRecord, DeliveryRef, EventBody, EventRecord, WebhookStatus,
+};
 use webhooks_shared::domain::problem::{self, Problem};
 
 /// What marks a test event's id.
@@ -94,6 +108,87 @@ pub struct TestEventView {
     pub delivery_id: DeliveryId,
     pub event_id: EventId,
     pub event_type: String,
+}
+
+/// `POST /api/v1/webhooks/{id}/test-event` (202).
+pub(crate) async fn send_test_event(
+    State(api): State<Arc<AdminApi>>,
+    Path(id): Path<WebhookId>,
+    body: Result<Bytes, BytesRejection>,
+) -> RouteResult<(StatusCode, Json<TestEventView>)> {
+    let call = TestEventCall::parse(&body_of(body)?)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(api.send_test_event(&id, call).await?),
+    ))
+}
+
+impl AdminApi {
+    /// Sends the catalogue's example of `call.event_type` to this webhook only: the event is
+    /// stored with no webhooks of its own (the stream delivers it nowhere) and one manual
+    /// delivery of it is queued, with the full retry schedule (see the module's comment).
+    pub async fn send_test_event(
+        &self,
+        id: &WebhookId,
+        call: TestEventCall,
+    ) -> ApiResult<TestEventView> {
+        let webhook = self.webhook(id).await?;
+        if webhook.status == WebhookStatus::Paused {
+            return Err(paused(id));
+        }
+        let now = SystemTime::now();
+        let event_id = new_test_event_id();
+        let (payload, resource_id) =
+            payload(&event_id, call.event_type, &clock::rfc3339_seconds(now))
+                .map_err(unavailable)?;
+        let event = EventRecord {
+            id: event_id.clone(),
+            event_type: call.event_type.to_owned(),
+            resource_id: resource_id.clone(),
+            payload,
+            fingerprint: format!("test:{}", call.event_type),
+            received_at: Timestamp::from(now),
+            webhooks: Some(Vec::new()),
+            deliveries: None,
+            webhook_pages: 0,
+            expires_at: clock::expiry(now, self.retention),
+        };
+        if self
+            .store
+            .put_event_if_new(&event)
+            .await
+            .map_err(unavailable)?
+            .is_some()
+        {
+            // A fresh ULID already taken: nothing is written, and a second call makes another.
+            return Err(Problem::conflict(
+                "a test event with the same id exists already; send the request again",
+            ));
+        }
+        let delivery = DeliveryRecord::new(
+            DeliveryRef {
+                delivery_id: ids::new_manual_delivery_id(),
+                webhook_id: id.clone(),
+                event_id: event_id.clone(),
+                event_type: call.event_type.to_owned(),
+                resource_id,
+                manual: true,
+            },
+            now,
+            self.retention,
+        );
+        self.store
+            .put_delivery_if_new(&delivery)
+            .await
+            .map_err(unavailable)?;
+        self.send_or_undo(std::slice::from_ref(&delivery)).await?;
+        tracing::info!(webhook_id = %id, delivery_id = %delivery.id, event_id = %event_id, "test event queued");
+        Ok(TestEventView {
+            delivery_id: delivery.id,
+            event_id,
+            event_type: call.event_type.to_owned(),
+        })
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,35 @@
+//! Secrets (the user guide's "Rotate secret"): a new signing secret, shown once; the old one
+//! stops signing on the very next attempt.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::Json;
+
+use crate::problems::{unavailable, ApiResult, RouteResult};
+use crate::webhooks::WebhookWithSecret;
+use crate::AdminApi;
+use webhooks_shared::domain::ids::WebhookId;
+use webhooks_shared::domain::signing::SigningSecret;
+
+/// `POST /api/v1/webhooks/{id}/rotate-secret`.
+pub(crate) async fn rotate_secret(
+    State(api): State<Arc<AdminApi>>,
+    Path(id): Path<WebhookId>,
+) -> RouteResult<Json<WebhookWithSecret>> {
+    Ok(Json(api.rotate_secret(&id).await?))
+}
+
+impl AdminApi {
+    /// A new secret, shown once; the old one stops signing on the very next attempt.
+    pub async fn rotate_secret(&self, id: &WebhookId) -> ApiResult<WebhookWithSecret> {
+        let current = self.webhook(id).await?;
+        let secret = SigningSecret::generate();
+        let mut updated = current.clone();
+        updated.secret_ciphertext = self.secrets.seal(id, &secret).await.map_err(unavailable)?;
+        updated.secret_hint = secret.hint();
+        let updated = self.save(&current, updated).await?;
+        tracing::info!(webhook_id = %id, "signing secret rotated");
+        Ok(self.with_secret(&updated, &secret).await)
+    }
+}
