@@ -10,6 +10,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::paging;
 use crate::problems::{paused, unavailable, ApiResult, RouteResult};
@@ -119,8 +120,11 @@ pub struct AttemptList {
 }
 
 /// `POST …/redeliver`: the new delivery.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Redelivery {
+    /// The new (manual) delivery.
+    #[schema(value_type = String, pattern = "^dlv_")]
     pub delivery_id: DeliveryId,
 }
 

@@ -15,6 +15,7 @@ pub mod console;
 pub mod event_types;
 pub mod http;
 pub mod manual;
+pub mod openapi;
 pub mod paging;
 pub mod path_ids;
 pub mod problems;

@@ -19,6 +19,9 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use utoipa::ToSchema;
+
+use crate::event_types::EventTypeName;
 use crate::problems::{body_of, paused, unavailable, ApiResult, RouteResult};
 use crate::AdminApi;
 use webhooks_shared::domain::catalogue;
@@ -42,10 +45,11 @@ pub fn is_test_event(id: &EventId) -> bool {
     id.as_str().starts_with(TEST_EVENT_ID_PREFIX)
 }
 
-/// `POST /api/v1/webhooks/{id}/test-event` `{"event_type": "..."}`.
-#[derive(Debug, Clone, Deserialize)]
+/// The body of `POST …/test-event`: the catalogue type whose example to send.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct TestEventRequest {
+pub(crate) struct TestEventRequest {
+    #[schema(value_type = EventTypeName)]
     event_type: String,
 }
 
@@ -102,11 +106,17 @@ pub fn payload(
     Ok((body, resource_id))
 }
 
-/// What the route answers (202).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What `POST …/test-event` answers (202): the test event and its one delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = TestEventAccepted)]
 pub struct TestEventView {
+    /// The test event's one delivery (manual).
+    #[schema(value_type = String, pattern = "^dlv_")]
     pub delivery_id: DeliveryId,
+    #[schema(value_type = String, pattern = "^test~[0-9A-Z]{26}$")]
     pub event_id: EventId,
+    #[schema(value_type = EventTypeName)]
     pub event_type: String,
 }
 

@@ -3,6 +3,7 @@
 use std::time::SystemTime;
 
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::sweep::{decode_cursor, RecoveryWindow};
 use webhooks_shared::adapters::store::LogPosition;
@@ -16,16 +17,28 @@ pub const MAX_RECOVERY_LINES: u32 = 1_000;
 
 /// `POST …/recover`: a window of time, `until` defaulting to now; `cursor` continues a
 /// recovery where the previous call's answer stopped; `limit` caps the log lines one call reads.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RecoverRequest {
+pub(crate) struct RecoverRequest {
+    /// Start of the window (RFC 3339). Must not be later than `until` (a 422 naming `since`);
+    /// equal to it, the window is that one instant (most often empty: `{"deliveries": 0}`).
+    #[schema(format = DateTime)]
     since: String,
+    /// End of the window (RFC 3339); defaults to now. Must not be earlier than `since`. When
+    /// continuing with a `cursor`, pass the same `until` as the first call (a default `until`
+    /// moves with the clock). `null` is the same as leaving it out.
     #[serde(default)]
+    #[schema(format = DateTime)]
     until: Option<String>,
+    /// `next_cursor` from the previous answer, unchanged, to continue where it stopped (with
+    /// the same `since` and `until`). Opaque. `null` is the same as leaving it out.
     #[serde(default)]
+    #[schema(min_length = 1)]
     cursor: Option<String>,
-    /// A number, not `u64`: JSON Schema's integers include `296.0`.
+    /// Log lines this call reads at most. `null` is the same as leaving it out.
+    // A number, not `u64`: JSON Schema's integers include `296.0`.
     #[serde(default)]
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 1000, default = 1000)]
     limit: Option<serde_json::Number>,
 }
 

@@ -15,7 +15,9 @@ use axum::Json;
 use bytes::Bytes;
 use futures::future::try_join_all;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
+pub(crate) use call::RecoverRequest;
 pub use call::{RecoveryCall, MAX_RECOVERY_LINES};
 use sweep::{encode_cursor, Sweep};
 pub use sweep::{RecoveryWindow, RECOVERY_CHUNK};
@@ -32,7 +34,9 @@ use webhooks_shared::domain::model::{DeliveryMessage, DeliveryRecord, DeliveryRe
 pub const RECOVERY_TIME_BUDGET: Duration = Duration::from_secs(10);
 
 /// What `recover` answers: how far it got, and where to continue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = RecoverAccepted)]
 pub struct RecoveryView {
     /// Distinct deliveries that ended `permanently_failed` or `cancelled` in the part of the
     /// window this call read (each found again by a later call over the same lines).
@@ -41,10 +45,12 @@ pub struct RecoveryView {
     /// (an earlier call wrote them and may not have queued them; the queue drops a copy sent
     /// within 5 minutes of the first). One already attempted is under way and not sent.
     pub queued: u32,
-    /// `queued`, under the name SPEC §6 gives it.
+    /// Same as `queued` (kept for existing callers).
+    // (The name SPEC §6 gives it.)
     pub deliveries: u32,
     /// Pass back as `cursor` (with the same `since` and `until`) to continue; `null` once the
     /// window is read to its end.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 

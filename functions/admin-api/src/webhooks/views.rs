@@ -2,16 +2,21 @@
 //! its last delivery, its endpoint's circuit), and the one answer that carries the secret.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use webhooks_shared::domain::circuit::{self, CircuitView};
 use webhooks_shared::domain::clock::Timestamp;
 use webhooks_shared::domain::ids::WebhookId;
 use webhooks_shared::domain::model::{AttemptOutcome, AttemptRecord, WebhookRecord, WebhookStatus};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LastDelivery {
+    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
     pub ok: bool,
+    #[schema(required = true, minimum = 100, maximum = 599)]
     pub response_status: Option<u16>,
+    #[schema(required = true)]
     pub error: Option<String>,
 }
 
