@@ -281,8 +281,12 @@ async fn a_poison_message_ends_in_the_dead_letter_queue_failed_and_alerted() {
     let api = Api::new();
     let name = unique("alert-poison");
     let event_type = "winner.prize_choice_made";
+    // A receiver that answers: other tests post this type too, and their deliveries to an
+    // endpoint that cannot be reached would open its circuit, so the poison message would be
+    // deferred unsent instead of failing in deliver.
+    let receiver = Receiver::start(vec![Reply::status(200)]).await;
     let id = api
-        .create_webhook(&name, "https://poison.example.com/h", &[event_type])
+        .create_webhook(&name, &receiver.url, &[event_type])
         .await
         .id;
     // A delivery of an event that was never stored: `deliver` fails on it every time.
