@@ -51,8 +51,30 @@ pub(crate) fn router(
         .layer(middleware::from_fn_with_state(
             throttling,
             throttle::throttle,
-        ));
+        ))
+        .layer(middleware::from_fn(read_whole_request));
     Router::new().route("/health", get(health)).merge(api)
+}
+
+/// HTTP API's payload limit: a request body over it is refused before any function runs.
+const PAYLOAD_LIMIT_BYTES: usize = 10 * 1024 * 1024;
+
+/// API Gateway reads a request whole before it invokes a function, so a function that
+/// refuses a large body (413) answers a client that has finished sending. Handed the
+/// stream, a function's 413 closed the connection mid-upload, and the client saw a broken
+/// pipe instead of the answer.
+async fn read_whole_request(request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    match axum::body::to_bytes(body, PAYLOAD_LIMIT_BYTES).await {
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                .await
+        }
+        Err(_) => http::Response::from(Problem::payload_too_large(
+            "the request body is over HTTP API's 10 MB payload limit; send less",
+        ))
+        .into_response(),
+    }
 }
 
 /// Listens on `listen` and serves `app` until the gateway stops; the address it listens on
@@ -122,6 +144,30 @@ async fn require_bearer(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_request_is_read_whole_up_to_the_payload_limit_before_a_function_sees_it() {
+        let app = Router::new()
+            .route(
+                "/",
+                axum::routing::post(
+                    |body: axum::body::Bytes| async move { body.len().to_string() },
+                ),
+            )
+            .layer(axum::extract::DefaultBodyLimit::disable())
+            .layer(middleware::from_fn(read_whole_request));
+        for (size, status) in [(3 * 1024 * 1024, 200), (PAYLOAD_LIMIT_BYTES + 1, 413)] {
+            let request = Request::builder()
+                .method("POST")
+                .uri("/")
+                .body(axum::body::Body::from(vec![b'x'; size]))
+                .unwrap();
+            let response = tower::ServiceExt::oneshot(app.clone(), request)
+                .await
+                .unwrap();
+            assert_eq!(response.status().as_u16(), status, "{size} bytes");
+        }
+    }
 
     #[tokio::test]
     async fn only_the_exact_token_passes() {
