@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help dev test lint fmt check-template package deploy check-readme bench bench-isolation bench-subscribers baseline chaos spec venv clean
+.PHONY: help dev test lint fmt check-template package deploy check-readme bench bench-isolation bench-subscribers baseline chaos openapi spec venv clean
 
 help:
 	@echo "make dev             run everything locally (moto on :4566 enforcing IAM, API on :3000)"
@@ -26,6 +26,8 @@ help:
 	@echo "make baseline        gather the latest bench results into docs/bench-baseline.json"
 	@echo "make chaos           the pipeline under faults at scale: 2,000 events x 3 webhooks per fault"
 	@echo "                     kind, 25 % of AWS calls failing (bench-results/chaos-latest.json)"
+	@echo "make openapi         write functions/admin-api/openapi.json from the code (a test fails while"
+	@echo "                     the file differs from what the code derives)"
 	@echo "make spec            refresh docs/spec/ (SPEC.md, the user guide) from ../shared/spec"
 
 venv:
@@ -43,6 +45,9 @@ lint:
 
 fmt:
 	cargo fmt --all
+
+openapi:
+	cargo run --quiet -p integration-tests --bin openapi
 
 check-template: venv
 	@bash infra/check-template.sh

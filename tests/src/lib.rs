@@ -10,6 +10,7 @@ pub mod fault_proxy;
 pub mod functions;
 pub mod harness;
 pub mod lambda_events;
+pub mod openapi;
 pub mod receiver;
 pub mod runtime_api;
 pub mod tls;

@@ -34,3 +34,8 @@ impl ToSchema for EventTypeName {
 pub(crate) async fn event_types() -> Json<Value> {
     Json(json!({ "event_types": catalogue::views() }))
 }
+
+/// This feature's routes in the API document (see `crate::openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi()]
+pub struct Routes;

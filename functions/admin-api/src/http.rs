@@ -111,6 +111,11 @@ async fn openapi() -> Response {
         .into_response()
 }
 
+/// This feature's routes in the API document (see `crate::openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi()]
+pub struct Routes;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,13 +9,10 @@ use axum::extract::rejection::RawPathParamsRejection;
 use axum::extract::{RawPathParams, Request};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use webhooks_shared::domain::ids::{AttemptId, DeliveryId, WebhookId};
+use webhooks_shared::domain::ids::{AttemptId, DeliveryId, WebhookId, MAX_ID_CHARS};
 use webhooks_shared::domain::problem::Problem;
 
 use crate::problems::ProblemResponse;
-
-/// The longest path segment an id of ours can be (`dlv_<ulid>.<attempt>` is 35 characters).
-pub const MAX_ID_CHARS: usize = 64;
 
 /// The route parameters that hold ids, and the kind of id each holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -33,3 +33,8 @@ impl AdminApi {
         Ok(self.with_secret(&updated, &secret).await)
     }
 }
+
+/// This feature's routes in the API document (see `crate::openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi()]
+pub struct Routes;

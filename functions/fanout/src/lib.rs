@@ -5,6 +5,7 @@
 //! to send one message per delivery to the deliveries queue, which `deliver` consumes.
 
 pub mod ingest;
+pub mod openapi;
 pub mod outbox;
 
 use std::collections::HashMap;

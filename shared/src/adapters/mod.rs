@@ -10,6 +10,8 @@
 pub mod aws_error;
 pub mod backoff;
 pub mod http_api;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod queue;
 pub mod sdk_http;
 pub mod secret_box;

@@ -70,22 +70,32 @@ pub enum Change {
 
 /// Whether an endpoint's due attempts are sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CircuitState {
     Closed,
     Open,
 }
 
-/// The state shown on the webhook in the API and the console.
+/// The endpoint's circuit breaker. After 5 attempts in a row that got no answer (timeouts,
+/// refused connections, DNS or TLS failures) it opens: due attempts are then logged as failed
+/// and not sent (their `error` says so and why), and one test request goes per interval; a
+/// 2xx answer closes it. Any answer while closed ends a run of failures.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Circuit))]
+#[serde(deny_unknown_fields)]
 pub struct CircuitView {
     pub state: CircuitState,
     /// Attempts in a row that got no answer.
     pub failures_in_row: u32,
+    /// Since when it is open; null while closed.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime, required = true))]
     pub opened_at: Option<Timestamp>,
-    /// When the next real attempt may be sent, while open.
+    /// When the next test request may go, while open; null while closed.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime, required = true))]
     pub next_probe_at: Option<Timestamp>,
-    /// The last attempt's error that counted.
+    /// The error of the last attempt that counted.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub last_error: Option<String>,
 }
 

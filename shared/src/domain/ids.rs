@@ -8,6 +8,10 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+/// The longest webhook, delivery or attempt id a path may carry (the ids made here are about
+/// 30 characters); a longer one cannot be ours.
+pub const MAX_ID_CHARS: usize = 64;
+
 /// A string id with a type of its own: stored and sent as the plain string.
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
@@ -99,6 +103,76 @@ string_id! {
 string_id! {
     /// A delivery's id: `dlv_` and a lowercase ULID (older ones a hash).
     DeliveryId, "dlv_"
+}
+
+/// The ids as the API document shows them (`components.schemas`): a string of the id's form,
+/// at most as long as a path id may be (`admin-api`'s `path_ids` refuses longer ones with a
+/// 404 before any lookup).
+#[cfg(feature = "openapi")]
+mod schemas {
+    use std::borrow::Cow;
+
+    use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+    use utoipa::openapi::RefOr;
+    use utoipa::{PartialSchema, ToSchema};
+
+    use super::{AttemptId, DeliveryId, EventId, WebhookId, MAX_ID_CHARS};
+
+    macro_rules! id_schema {
+        ($name:ident, $pattern:expr, $min:expr, $max:expr, $example:literal, $description:literal) => {
+            impl PartialSchema for $name {
+                fn schema() -> RefOr<Schema> {
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .min_length(Some($min))
+                        .max_length(Some($max))
+                        .pattern(Some($pattern))
+                        .description(Some($description))
+                        .examples([$example])
+                        .into()
+                }
+            }
+
+            impl ToSchema for $name {
+                fn name() -> Cow<'static, str> {
+                    Cow::Borrowed(stringify!($name))
+                }
+            }
+        };
+    }
+
+    id_schema!(
+        WebhookId,
+        "^wh_[0-9a-z]+$",
+        4,
+        MAX_ID_CHARS,
+        "wh_01jd8x9k4m2n3p4q5r6s7t8v9w",
+        "A webhook's id: `wh_` and a lowercase ULID."
+    );
+    id_schema!(
+        DeliveryId,
+        "^dlv_[0-9a-z]+$",
+        5,
+        MAX_ID_CHARS,
+        "dlv_01jd8x9k4m2n3p4q5r6s7t8v9w",
+        "A delivery's id: `dlv_` and a lowercase ULID."
+    );
+    id_schema!(
+        AttemptId,
+        "^dlv_[0-9a-z]+\\.[1-9][0-9]{0,9}$",
+        7,
+        MAX_ID_CHARS,
+        "dlv_01jd8x9k4m2n3p4q5r6s7t8v9w.2",
+        "An attempt's id: its delivery's id, `.` and its number from 1."
+    );
+    id_schema!(
+        EventId,
+        "^([A-Za-z0-9_.:-]{1,128}|test~[0-9A-Z]{26})$",
+        1,
+        128,
+        "evt_01JD8X9K4M2N3P4Q5R6S7T8V9W",
+        "An event's id: the platform's, or `evt_` and a ULID when it gave none; a test event's (`POST …/test-event`) is `test~` and a ULID, which no posted event can have."
+    );
 }
 
 pub fn new_webhook_id() -> WebhookId {

@@ -9,6 +9,7 @@ use crate::domain::clock::{self, Timestamp};
 use crate::domain::ids::{DeliveryId, EventId, WebhookId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum WebhookStatus {
     Active,
@@ -111,6 +112,7 @@ impl EventBody<'_> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryState {
     Pending,
@@ -255,6 +257,7 @@ impl From<&DeliveryRecord> for DeliveryMessage {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AttemptOutcome {
     Succeeded,
@@ -267,12 +270,17 @@ pub struct RecordedRequest {
     pub headers: BTreeMap<String, String>,
 }
 
+/// The receiver's answer as the log keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RecordedResponse {
+    #[cfg_attr(feature = "openapi", schema(minimum = 100, maximum = 599))]
     pub status: u16,
     pub headers: BTreeMap<String, String>,
-    /// At most 16 KiB of the body (lossy UTF-8).
+    /// At most 16 KiB of the response body (lossy UTF-8).
+    #[cfg_attr(feature = "openapi", schema(max_length = 16384))]
     pub body: String,
+    /// True when the body was cut at 16 KiB.
     pub truncated: bool,
 }
 

@@ -20,15 +20,24 @@ macro_rules! problems {
     };
 }
 
+/// RFC 9457 problem details; every error answer uses `application/problem+json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+// Closed in the API document (`additionalProperties: false`); a problem is never read.
+#[serde(deny_unknown_fields)]
 pub struct Problem {
     #[serde(rename = "type")]
+    #[cfg_attr(feature = "openapi", schema(examples("about:blank")))]
     pub problem_type: String,
+    #[cfg_attr(feature = "openapi", schema(examples("Unprocessable Entity")))]
     pub title: String,
+    #[cfg_attr(feature = "openapi", schema(minimum = 400, maximum = 599))]
     pub status: u16,
+    /// What went wrong and what to change.
     pub detail: String,
-    /// The request field at fault, for validation errors.
+    /// The request field at fault (on 422).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub field: Option<String>,
 }
 

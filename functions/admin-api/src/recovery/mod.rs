@@ -17,7 +17,6 @@ use futures::future::try_join_all;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-pub(crate) use call::RecoverRequest;
 pub use call::{RecoveryCall, MAX_RECOVERY_LINES};
 use sweep::{encode_cursor, Sweep};
 pub use sweep::{RecoveryWindow, RECOVERY_CHUNK};
@@ -150,3 +149,8 @@ impl AdminApi {
         Ok(messages.len() as u32)
     }
 }
+
+/// This feature's routes in the API document (see `crate::openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi()]
+pub struct Routes;

@@ -334,6 +334,11 @@ impl AdminApi {
     }
 }
 
+/// This feature's routes in the API document (see `crate::openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi()]
+pub struct Routes;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,196 @@
+//! The API document, put together from the code: admin-api's frame, fanout's ingest routes and
+//! admin-api's routes, feature by feature (each described beside its handlers). `make
+//! openapi` writes it to `functions/admin-api/openapi.json`, which admin-api serves; a test
+//! fails while that file is not what this derives.
+
+use serde_json::{Map, Value};
+use utoipa::OpenApi;
+
+/// Where the document is kept (relative to the repository root).
+pub const DOCUMENT_PATH: &str = "functions/admin-api/openapi.json";
+
+/// The document as JSON.
+pub fn document() -> Value {
+    let mut document = admin_api::openapi::Frame::openapi();
+    document.merge(fanout::openapi::IngestRoutes::openapi());
+    document.merge(admin_api::openapi::admin_routes());
+    let mut document = serde_json::to_value(&document).unwrap_or_default();
+    flatten_all_of(&mut document);
+    unwrap_descriptions(&mut document);
+    document
+}
+
+/// The document as `openapi.json` holds it.
+pub fn text() -> String {
+    let mut text = serde_json::to_string_pretty(&document()).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// A type with a `#[serde(flatten)]` field derives as `allOf` of its parts, and `allOf` of
+/// closed objects (`additionalProperties: false`) accepts nothing: each part refuses the
+/// other's properties. So each component schema that is `allOf` of objects becomes the one
+/// object they describe together, closed when its parts are.
+fn flatten_all_of(document: &mut Value) {
+    let Some(schemas) = document
+        .pointer("/components/schemas")
+        .and_then(Value::as_object)
+        .cloned()
+    else {
+        return;
+    };
+    for (name, schema) in &schemas {
+        let Some(parts) = schema["allOf"].as_array() else {
+            continue;
+        };
+        let parts: Option<Vec<&Map<String, Value>>> = parts
+            .iter()
+            .map(|part| resolved(&schemas, part).as_object())
+            .collect();
+        let Some(parts) =
+            parts.filter(|p| p.iter().all(|p| p.get("type") == Some(&"object".into())))
+        else {
+            continue;
+        };
+        let mut properties = Map::new();
+        let mut required = Vec::new();
+        let mut closed = true;
+        for part in parts {
+            if let Some(own) = part.get("properties").and_then(Value::as_object) {
+                properties.extend(own.clone());
+            }
+            required.extend(
+                part.get("required")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+            closed &= part.get("additionalProperties") == Some(&Value::Bool(false));
+        }
+        let mut object = Map::new();
+        object.insert("type".into(), "object".into());
+        if let Some(description) = schema.get("description") {
+            object.insert("description".into(), description.clone());
+        }
+        object.insert("properties".into(), Value::Object(properties));
+        object.insert("required".into(), Value::Array(required));
+        if closed {
+            object.insert("additionalProperties".into(), Value::Bool(false));
+        }
+        document["components"]["schemas"][name] = Value::Object(object);
+    }
+}
+
+/// Descriptions come from doc comments, wrapped at 100 columns. In Markdown a line break
+/// inside a paragraph is a space, so it is written as one; paragraphs, list items and
+/// headings keep their own lines.
+fn unwrap_descriptions(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, value) in map.iter_mut() {
+                match value {
+                    Value::String(text) if key == "description" => *text = unwrapped(text),
+                    _ => unwrap_descriptions(value),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(unwrap_descriptions),
+        _ => {}
+    }
+}
+
+fn unwrapped(text: &str) -> String {
+    let starts_a_block = |line: &str| {
+        let line = line.trim_start();
+        line.is_empty()
+            || line.starts_with("- ")
+            || line.starts_with("* ")
+            || line.starts_with('#')
+            || line
+                .split_once(". ")
+                .is_some_and(|(n, _)| n.parse::<u32>().is_ok())
+    };
+    // A heading is a line of its own; a blank line ends a paragraph.
+    let joins =
+        |previous: &str| !previous.trim().is_empty() && !previous.trim_start().starts_with('#');
+    let mut out = String::with_capacity(text.len());
+    let mut previous: Option<&str> = None;
+    for line in text.lines() {
+        match previous {
+            None => out.push_str(line),
+            Some(p) if joins(p) && !starts_a_block(line) => {
+                out.push(' ');
+                out.push_str(line.trim_start());
+            }
+            Some(_) => {
+                out.push('\n');
+                out.push_str(line);
+            }
+        }
+        previous = Some(line);
+    }
+    out
+}
+
+/// `schema`, or the component its `$ref` names.
+fn resolved<'a>(schemas: &'a Map<String, Value>, schema: &'a Value) -> &'a Value {
+    match schema["$ref"].as_str() {
+        Some(reference) => reference
+            .strip_prefix("#/components/schemas/")
+            .and_then(|name| schemas.get(name))
+            .unwrap_or(schema),
+        None => schema,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn an_all_of_of_closed_objects_becomes_one_closed_object() {
+        let mut document = json!({"components": {"schemas": {
+            "Base": {"type": "object", "properties": {"id": {"type": "string"}},
+                "required": ["id"], "additionalProperties": false},
+            "WithSecret": {"description": "Base and a secret.", "allOf": [
+                {"$ref": "#/components/schemas/Base"},
+                {"type": "object", "properties": {"secret": {"type": "string"}},
+                    "required": ["secret"], "additionalProperties": false}]}
+        }}});
+        flatten_all_of(&mut document);
+        assert_eq!(
+            document["components"]["schemas"]["WithSecret"],
+            json!({"type": "object", "description": "Base and a secret.",
+                "properties": {"id": {"type": "string"}, "secret": {"type": "string"}},
+                "required": ["id", "secret"], "additionalProperties": false})
+        );
+        assert_eq!(
+            document["components"]["schemas"]["Base"]["required"],
+            json!(["id"])
+        );
+    }
+
+    #[test]
+    fn a_line_break_inside_a_paragraph_is_a_space_and_blocks_keep_their_lines() {
+        assert_eq!(
+            unwrapped("Malformed request: bad JSON,\nunknown fields.\n\n## Auth\nEvery call:\n- one\n- two\n  more\n1. first"),
+            "Malformed request: bad JSON, unknown fields.\n\n## Auth\nEvery call:\n- one\n- two more\n1. first"
+        );
+    }
+
+    #[test]
+    fn an_open_part_leaves_the_object_open_and_a_non_object_all_of_is_kept() {
+        let mut document = json!({"components": {"schemas": {
+            "Open": {"allOf": [{"type": "object", "properties": {"a": {}}},
+                {"type": "object", "properties": {"b": {}}, "additionalProperties": false}]},
+            "Strings": {"allOf": [{"type": "string"}, {"type": "string", "maxLength": 3}]}
+        }}});
+        let strings = document["components"]["schemas"]["Strings"].clone();
+        flatten_all_of(&mut document);
+        let open = &document["components"]["schemas"]["Open"];
+        assert_eq!(open["properties"], json!({"a": {}, "b": {}}));
+        assert_eq!(open.get("additionalProperties"), None);
+        assert_eq!(document["components"]["schemas"]["Strings"], strings);
+    }
+}
