@@ -30,7 +30,8 @@ pub fn text() -> String {
 /// A type with a `#[serde(flatten)]` field derives as `allOf` of its parts, and `allOf` of
 /// closed objects (`additionalProperties: false`) accepts nothing: each part refuses the
 /// other's properties. So each component schema that is `allOf` of objects becomes the one
-/// object they describe together, closed when its parts are.
+/// object they describe together, closed when the types it flattens are (utoipa drops the
+/// type's own `deny_unknown_fields` from an `allOf`, so its inline part never says).
 fn flatten_all_of(document: &mut Value) {
     let Some(schemas) = document
         .pointer("/components/schemas")
@@ -55,7 +56,13 @@ fn flatten_all_of(document: &mut Value) {
         let mut properties = Map::new();
         let mut required = Vec::new();
         let mut closed = true;
-        for part in parts {
+        for (part, written) in parts
+            .iter()
+            .zip(schema["allOf"].as_array().into_iter().flatten())
+        {
+            if written.get("$ref").is_some() {
+                closed &= part.get("additionalProperties") == Some(&Value::Bool(false));
+            }
             if let Some(own) = part.get("properties").and_then(Value::as_object) {
                 properties.extend(own.clone());
             }
@@ -65,7 +72,6 @@ fn flatten_all_of(document: &mut Value) {
                     .cloned()
                     .unwrap_or_default(),
             );
-            closed &= part.get("additionalProperties") == Some(&Value::Bool(false));
         }
         let mut object = Map::new();
         object.insert("type".into(), "object".into());
@@ -156,7 +162,7 @@ mod tests {
             "WithSecret": {"description": "Base and a secret.", "allOf": [
                 {"$ref": "#/components/schemas/Base"},
                 {"type": "object", "properties": {"secret": {"type": "string"}},
-                    "required": ["secret"], "additionalProperties": false}]}
+                    "required": ["secret"]}]}
         }}});
         flatten_all_of(&mut document);
         assert_eq!(
@@ -180,10 +186,11 @@ mod tests {
     }
 
     #[test]
-    fn an_open_part_leaves_the_object_open_and_a_non_object_all_of_is_kept() {
+    fn an_open_flattened_type_leaves_the_object_open_and_a_non_object_all_of_is_kept() {
         let mut document = json!({"components": {"schemas": {
-            "Open": {"allOf": [{"type": "object", "properties": {"a": {}}},
-                {"type": "object", "properties": {"b": {}}, "additionalProperties": false}]},
+            "OpenBase": {"type": "object", "properties": {"a": {}}},
+            "Open": {"allOf": [{"$ref": "#/components/schemas/OpenBase"},
+                {"type": "object", "properties": {"b": {}}}]},
             "Strings": {"allOf": [{"type": "string"}, {"type": "string", "maxLength": 3}]}
         }}});
         let strings = document["components"]["schemas"]["Strings"].clone();

@@ -6,7 +6,9 @@ use std::time::SystemTime;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
 
+use webhooks_shared::domain::catalogue::EventTypeName;
 use webhooks_shared::domain::ids::EventId;
 use webhooks_shared::domain::model::EventBody;
 use webhooks_shared::domain::problem::{self, Problem};
@@ -26,25 +28,46 @@ pub const MAX_BATCH_EVENTS: usize = 100;
 /// would make every delivery of the event fail at such a receiver, for good.
 pub const MAX_DATA_DEPTH: usize = 32;
 
-#[derive(Debug, Deserialize)]
+/// An event from the platform. The whole body is at most 256 KiB.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = IngestEvent)]
 #[serde(deny_unknown_fields)]
-struct IngestRequest {
+pub(crate) struct IngestRequest {
+    /// Optional unique event id; when absent one is assigned (`evt_` + a sortable unique
+    /// id). Posting the same id again with the same content is idempotent (same answer, no
+    /// second fan-out); with different content it is a 409. `null` is the same as leaving it
+    /// out.
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_.:-]{1,128}$")]
     id: Option<String>,
     #[serde(rename = "type")]
+    #[schema(value_type = EventTypeName)]
     event_type: String,
-    /// Kept as the platform wrote it: a relay hands on what it was given, big numbers and
-    /// all (a parsed `Value` would turn 12345678901234567890123 into 1.2345678901234568e22).
+    /// The event payload, relayed to receivers byte for byte. At most 32 levels of nested
+    /// arrays and objects, its own object being the first (deeper is a 422 naming `data`).
+    /// Its `id` (string or number), when present, is the event's resource id (at most 256
+    /// characters).
+    // Kept as the platform wrote it: a relay hands on what it was given, big numbers and
+    // all (a parsed `Value` would turn 12345678901234567890123 into 1.2345678901234568e22).
+    #[schema(value_type = Object)]
     data: Box<RawValue>,
+    /// Optional RFC 3339 time the event happened (at most 9999-12-31T23:59:59Z in UTC);
+    /// `null` is the same as leaving it out.
     #[serde(default)]
+    #[schema(format = DateTime)]
     occurred_at: Option<String>,
 }
 
-/// `POST /api/v1/events/batch`: each event is kept as written, for [`IncomingEvent::parse`].
-#[derive(Debug, Deserialize)]
+/// Events from the platform, each as `POST /api/v1/events` takes it. The whole body is at
+/// most 4 MiB.
+// Each event is kept as written, for [`IncomingEvent::parse`]; the document shows what the
+// parse requires of them.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = IngestBatch)]
 #[serde(deny_unknown_fields)]
-struct BatchRequest<'a> {
+pub(crate) struct BatchRequest<'a> {
     #[serde(borrow, default)]
+    #[schema(value_type = Vec<IngestRequest>, min_items = 1, max_items = 100, required = true)]
     events: Option<&'a RawValue>,
 }
 

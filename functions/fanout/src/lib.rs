@@ -24,8 +24,16 @@ use bytes::Bytes;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize, Serializer};
+use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{PartialSchema, ToSchema};
 
-use crate::ingest::{batch_too_large, IncomingBatch, IncomingEvent, MAX_BATCH_BYTES};
+use crate::ingest::{
+    batch_too_large, BatchRequest, IncomingBatch, IncomingEvent, IngestRequest, MAX_BATCH_BYTES,
+};
+use webhooks_shared::adapters::openapi::{
+    BadRequest, PayloadTooLarge, ServiceUnavailable, Unauthorized, UnprocessableEntity,
+};
 use webhooks_shared::adapters::queue::Queue;
 use webhooks_shared::adapters::store::{
     EncodedEvent, Paging, Store, StoreError, MAX_ITEM_BYTES, MAX_TRANSACTION_BYTES,
@@ -44,9 +52,12 @@ const BODY_READ_LIMIT: usize = 1024 * 1024;
 /// How many DynamoDB writes of one request are in flight at once.
 const CONCURRENT_WRITES: usize = 16;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Accepted {
+    /// The event id (given or assigned).
     pub id: EventId,
+    /// Deliveries created: one per subscribed active webhook.
     pub deliveries: u32,
 }
 
@@ -69,6 +80,41 @@ impl Outcome {
 }
 
 /// As a batch answer lists it: `{"id", "deliveries"}` or `{"id", "conflict": true}`.
+impl utoipa::PartialSchema for Outcome {
+    fn schema() -> RefOr<Schema> {
+        let conflict = ObjectBuilder::new()
+            .description(Some(
+                "This id was already used for a different event: nothing was done with it.",
+            ))
+            .property("id", Ref::from_schema_name(EventId::name()))
+            .property(
+                "conflict",
+                ObjectBuilder::new()
+                    .schema_type(Type::Boolean)
+                    .enum_values(Some([true])),
+            )
+            .required("id")
+            .required("conflict")
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+        OneOfBuilder::new()
+            .item(RefOr::Ref(Ref::from_schema_name(Accepted::name())))
+            .item(conflict)
+            .into()
+    }
+}
+
+impl ToSchema for Outcome {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("BatchEventResult")
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((Accepted::name().into(), Accepted::schema()));
+        schemas.push((EventId::name().into(), EventId::schema()));
+    }
+}
+
+/// As a batch answer lists it: `{"id", "deliveries"}` or `{"id", "conflict": true}`.
 impl Serialize for Outcome {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -83,10 +129,28 @@ impl Serialize for Outcome {
     }
 }
 
-/// The outcome of each event of a batch, in request order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The outcome of each event of a batch, in request order (the 202's `BatchAccepted`: every
+/// outcome is `Accepted` there, as any conflict makes the answer a [`BatchConflict`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(
+    as = BatchAccepted,
+    description = "Every event of the batch accepted, one result each, in request order."
+)]
+#[serde(deny_unknown_fields)]
 pub struct BatchOutcome {
+    /// One result per event of the request, in request order.
+    #[schema(value_type = Vec<Accepted>)]
     pub events: Vec<Outcome>,
+}
+
+/// The 409 problem of a batch (RFC 9457 problem details plus `events`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchConflict<'a> {
+    #[serde(flatten)]
+    pub problem: &'a Problem,
+    /// One result per event of the request, in request order.
+    pub events: &'a [Outcome],
 }
 
 impl BatchOutcome {
@@ -387,6 +451,33 @@ pub fn router(fanout: Arc<Fanout>) -> Router {
 /// `Problem` as the response that carries it (problem+json).
 type ProblemResponse = http::Response<String>;
 
+/// Ingest an event and fan it out to subscribed webhooks
+///
+/// Stores the event once and creates one delivery per subscribed active webhook. Answers 202
+/// once the event and its deliveries are durable. Idempotent on `id`. `data` may nest arrays
+/// and objects at most 32 levels deep, its own object being the first: receivers' JSON
+/// parsers have limits of their own (Python's `json` raises RecursionError near 1,000 levels,
+/// jq 1.6 stops at 256), so deeper data is a 422 naming `data` rather than an event some
+/// receivers cannot read. An `occurred_at` past 9999-12-31T23:59:59Z in UTC and a `data.id`
+/// over 256 characters are 422s too.
+#[utoipa::path(
+    post,
+    path = "/api/v1/events",
+    operation_id = "ingestEvent",
+    tag = "ingest",
+    security(("ingestBearer" = [])),
+    request_body(content = IngestRequest, description = "At most 256 KiB."),
+    responses(
+        (status = 202, body = Accepted, description = "Accepted: the event and its deliveries are durable (or this id was already accepted with the same content)."),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 409, body = Problem, content_type = "application/problem+json",
+            description = "The same event id was already used for different content."),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = UnprocessableEntity),
+        (status = 503, response = ServiceUnavailable),
+    )
+)]
 async fn ingest(
     State(fanout): State<Arc<Fanout>>,
     body: Result<Bytes, BytesRejection>,
@@ -396,6 +487,38 @@ async fn ingest(
     Ok((StatusCode::ACCEPTED, Json(accepted)))
 }
 
+/// Ingest up to 100 events in one request
+///
+/// Each event is what `POST /api/v1/events` takes, with the same rules and its own
+/// idempotency by `id`. Every event is validated before any is stored: one bad event refuses
+/// the whole batch (400, 413 or 422 naming `events[i]`, e.g. `events[2].data` nested deeper
+/// than 32 levels) and nothing is stored. The same `id` twice in one batch with the same
+/// content is one event (both positions get the same answer); with different content it is a
+/// 400. Answers 202 once every event and its deliveries are durable, with one result per
+/// event in request order. Resending the batch is safe.
+#[utoipa::path(
+    post,
+    path = "/api/v1/events/batch",
+    operation_id = "ingestEventBatch",
+    tag = "ingest",
+    security(("ingestBearer" = [])),
+    request_body(
+        content = BatchRequest,
+        description = "At most 4 MiB; each event at most 256 KiB (its own JSON text)."
+    ),
+    responses(
+        (status = 202, body = BatchOutcome, description = "Accepted: every event and its deliveries are durable (events whose id was already accepted with the same content answer as they did then)."),
+        (status = 400, body = Problem, content_type = "application/problem+json",
+            description = "Malformed batch: bad JSON, unknown top-level fields, `events` not an array of 1 to 100 events, an event that `POST /api/v1/events` would refuse (the detail starts with `events[i]: `), or an id repeated in the batch with different content (`events[j].id: repeats events[i].id with different content`). Nothing is stored."),
+        (status = 401, response = Unauthorized),
+        (status = 409, body = BatchConflict, content_type = "application/problem+json",
+            description = "Some event ids were already used for different content: the detail names their indexes and ids, and `events` gives every position's result. The other events are stored and fanned out all the same; resending the batch is safe."),
+        (status = 413, body = Problem, content_type = "application/problem+json",
+            description = "The body is larger than 4 MiB, or one event is larger than 256 KiB (the detail names its index). Nothing is stored."),
+        (status = 422, response = UnprocessableEntity),
+        (status = 503, response = ServiceUnavailable),
+    )
+)]
 async fn ingest_batch(
     State(fanout): State<Arc<Fanout>>,
     body: Result<Bytes, BytesRejection>,
@@ -413,13 +536,7 @@ async fn ingest_batch(
 
 /// A 409 problem that also lists each event's outcome (`events`).
 fn conflict_response(conflict: Problem, outcome: &BatchOutcome) -> ProblemResponse {
-    #[derive(Serialize)]
-    struct Document<'a> {
-        #[serde(flatten)]
-        problem: &'a Problem,
-        events: &'a [Outcome],
-    }
-    let document = Document {
+    let document = BatchConflict {
         problem: &conflict,
         events: &outcome.events,
     };

@@ -109,6 +109,29 @@ pub fn views() -> Vec<EventTypeView> {
         .collect()
 }
 
+/// An event type's name, one of the catalogue's, as the API document shows it (`EventType`):
+/// its enum is the catalogue's names, so a type added here is in the document too.
+#[cfg(feature = "openapi")]
+pub struct EventTypeName;
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for EventTypeName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(names()))
+            .description(Some("The event catalogue; unknown types are rejected."))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for EventTypeName {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("EventType")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
