@@ -154,6 +154,32 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// `make openapi` after a change to a route or a type the document describes; the diff
+    /// of `openapi.json` then shows what the change did to the API.
+    #[test]
+    fn the_document_in_the_repository_is_the_one_the_code_derives() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(DOCUMENT_PATH);
+        let kept = std::fs::read_to_string(&path).expect("openapi.json");
+        let start = |line: &str| line.chars().take(120).collect::<String>();
+        let derived = text();
+        if kept != derived {
+            let line = kept
+                .lines()
+                .zip(derived.lines())
+                .position(|(k, d)| k != d)
+                .unwrap_or(kept.lines().count().min(derived.lines().count()));
+            panic!(
+                "{DOCUMENT_PATH} is not what the code derives (first difference at line {}: \
+                 kept {:?}, derived {:?}); run `make openapi`",
+                line + 1,
+                start(kept.lines().nth(line).unwrap_or("")),
+                start(derived.lines().nth(line).unwrap_or(""))
+            );
+        }
+    }
+
     #[test]
     fn an_all_of_of_closed_objects_becomes_one_closed_object() {
         let mut document = json!({"components": {"schemas": {
