@@ -17,6 +17,7 @@ pub fn document() -> Value {
     let mut document = serde_json::to_value(&document).unwrap_or_default();
     flatten_all_of(&mut document);
     unwrap_descriptions(&mut document);
+    camel_case_links(&mut document);
     document
 }
 
@@ -138,6 +139,53 @@ fn unwrapped(text: &str) -> String {
     out
 }
 
+/// utoipa 5's `Link` is written with its Rust field names (`operation_id`, fixed in utoipa 6),
+/// which OpenAPI tools do not read, so a link would lead nowhere: its fields get their
+/// OpenAPI names (`operationId`, `operationRef`, `requestBody`).
+fn camel_case_links(document: &mut Value) {
+    let Some(document) = document.as_object_mut() else {
+        return;
+    };
+    // Each operation's responses, and the shared ones.
+    let mut responses = Vec::new();
+    for (key, value) in document.iter_mut() {
+        match key.as_str() {
+            "paths" => responses.extend(
+                value
+                    .as_object_mut()
+                    .into_iter()
+                    .flat_map(|paths| paths.values_mut())
+                    .filter_map(Value::as_object_mut)
+                    .flat_map(|item| item.values_mut())
+                    .filter_map(|operation| operation.get_mut("responses")),
+            ),
+            "components" => responses.extend(value.get_mut("responses")),
+            _ => {}
+        }
+    }
+    let links = responses
+        .into_iter()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|responses| responses.values_mut())
+        .filter_map(|response| response.get_mut("links"))
+        .filter_map(Value::as_object_mut)
+        .flat_map(|links| links.values_mut())
+        .filter_map(Value::as_object_mut);
+    let openapi_name = |field: String| match field.as_str() {
+        "operation_id" => "operationId".to_owned(),
+        "operation_ref" => "operationRef".to_owned(),
+        "request_body" => "requestBody".to_owned(),
+        _ => field,
+    };
+    for link in links {
+        // Rebuilt rather than renamed in place, so the fields keep their order.
+        *link = std::mem::take(link)
+            .into_iter()
+            .map(|(field, value)| (openapi_name(field), value))
+            .collect();
+    }
+}
+
 /// `schema`, or the component its `$ref` names.
 fn resolved<'a>(schemas: &'a Map<String, Value>, schema: &'a Value) -> &'a Value {
     match schema["$ref"].as_str() {
@@ -178,6 +226,25 @@ mod tests {
                 start(derived.lines().nth(line).unwrap_or(""))
             );
         }
+    }
+
+    #[test]
+    fn links_fields_get_their_openapi_names() {
+        let link =
+            json!({"operation_id": "getWebhook", "parameters": {"path.id": "$response.body#/id"}});
+        let mut document = json!({
+            "paths": {"/a": {"parameters": [], "post": {"responses": {"201": {"links": {"Get": link}}}}}},
+            "components": {"responses": {"Made": {"links": {"Get": {"operation_ref": "#/x", "request_body": 1}}}}}
+        });
+        camel_case_links(&mut document);
+        assert_eq!(
+            document["paths"]["/a"]["post"]["responses"]["201"]["links"]["Get"],
+            json!({"operationId": "getWebhook", "parameters": {"path.id": "$response.body#/id"}})
+        );
+        assert_eq!(
+            document["components"]["responses"]["Made"]["links"]["Get"],
+            json!({"operationRef": "#/x", "requestBody": 1})
+        );
     }
 
     #[test]
