@@ -7,12 +7,44 @@ use axum::extract::{Path, State};
 use axum::Json;
 
 use crate::problems::{unavailable, ApiResult, RouteResult};
-use crate::webhooks::WebhookWithSecret;
+use crate::webhooks::{WebhookWithSecret, ANSWERED_ID, WEBHOOK_ID_DESCRIPTION};
 use crate::AdminApi;
+use webhooks_shared::adapters::openapi::{NotFound, ServiceUnavailable, Unauthorized};
 use webhooks_shared::domain::ids::WebhookId;
+use webhooks_shared::domain::problem::Problem;
 use webhooks_shared::domain::signing::SigningSecret;
 
-/// `POST /api/v1/webhooks/{id}/rotate-secret`.
+/// Rotate a webhook's signing secret
+///
+/// Answers with the new full secret (the only time it is shown); the old secret stops signing
+/// at once.
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks/{id}/rotate-secret",
+    operation_id = "rotateWebhookSecret",
+    tag = "webhooks",
+    params(("id" = WebhookId, Path, description = WEBHOOK_ID_DESCRIPTION)),
+    responses(
+        (status = 200, body = WebhookWithSecret, description = "The webhook with its new secret.",
+            links(
+                ("GetWebhook" = (operation_id = "getWebhook", description = "Read this webhook.",
+                    parameters(("path.id" = ANSWERED_ID)))),
+                ("UpdateWebhook" = (operation_id = "updateWebhook", description = "Change this webhook.",
+                    parameters(("path.id" = ANSWERED_ID)))),
+                ("DeleteWebhook" = (operation_id = "deleteWebhook", description = "Delete this webhook.",
+                    parameters(("path.id" = ANSWERED_ID)))),
+                ("SendTestEvent" = (operation_id = "sendTestEvent",
+                    description = "Send this webhook a test event.",
+                    parameters(("path.id" = ANSWERED_ID)))),
+            )
+        ),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 409, body = Problem, content_type = "application/problem+json",
+            description = "The webhook was changed concurrently; retry."),
+        (status = 503, response = ServiceUnavailable),
+    )
+)]
 pub(crate) async fn rotate_secret(
     State(api): State<Arc<AdminApi>>,
     Path(id): Path<WebhookId>,
@@ -36,5 +68,5 @@ impl AdminApi {
 
 /// This feature's routes in the API document (see `crate::openapi`).
 #[derive(utoipa::OpenApi)]
-#[openapi()]
+#[openapi(paths(rotate_secret))]
 pub struct Routes;

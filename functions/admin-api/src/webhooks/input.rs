@@ -5,8 +5,11 @@ use std::collections::HashSet;
 
 use serde::Deserialize;
 use url::{Host, Url};
+use utoipa::openapi::schema::{Array, ArrayBuilder, Object, ObjectBuilder, Type};
+use utoipa::openapi::{Ref, SchemaFormat};
+use utoipa::ToSchema;
 
-use webhooks_shared::domain::catalogue;
+use webhooks_shared::domain::catalogue::{self, EventTypeName};
 use webhooks_shared::domain::problem::{self, Problem};
 use webhooks_shared::domain::targets;
 
@@ -37,13 +40,19 @@ fn default_true() -> bool {
     true
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[schema(as = CreateWebhook)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhookRequest {
+    #[schema(schema_with = name_schema)]
     pub name: String,
+    #[schema(schema_with = url_schema)]
     pub url: String,
+    #[schema(schema_with = events_schema)]
     pub events: Vec<String>,
+    /// false creates the webhook paused.
     #[serde(default = "default_true")]
+    #[schema(default = true)]
     pub active: bool,
 }
 
@@ -71,17 +80,24 @@ impl CreateWebhookRequest {
     }
 }
 
-/// `PATCH /api/v1/webhooks/{id}`: any of the fields; absent ones stay as they are.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// Any of the fields; only those present change (`null` is refused: leave a field out to keep
+/// it). An empty object is a 400.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[schema(as = UpdateWebhook)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateWebhookRequest {
     #[serde(default, deserialize_with = "problem::present")]
+    #[schema(schema_with = name_schema)]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "problem::present")]
+    #[schema(schema_with = url_schema)]
     pub url: Option<String>,
     #[serde(default, deserialize_with = "problem::present")]
+    #[schema(schema_with = events_schema)]
     pub events: Option<Vec<String>>,
+    /// false pauses the webhook, true resumes it.
     #[serde(default, deserialize_with = "problem::present")]
+    #[schema(nullable = false)]
     pub active: Option<bool>,
 }
 
@@ -122,6 +138,61 @@ impl UpdateWebhookRequest {
     }
 }
 
+/// `name` in the create and PATCH bodies' schemas: [`validate_name`]'s rule.
+fn name_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(MAX_NAME_CHARS))
+        .pattern(Some(NAME_PATTERN))
+        .description(Some(format!(
+            "Display name, 1-{MAX_NAME_CHARS} characters, not blank, no control characters, and \
+             no invisible or direction-changing ones: bidi controls (U+061C, U+200E, U+200F, \
+             U+202A-U+202E, U+2066-U+2069), zero-width characters (U+200B-U+200D, U+2060, \
+             U+FEFF), U+2028 and U+2029, and noncharacters (U+FDD0-U+FDEF and the last two \
+             code points of every plane; the pattern states those of the first plane only, the \
+             API refuses all of them); a 422 names the code point. Stored without leading and \
+             trailing white space."
+        )))
+        .build()
+}
+
+/// What every webhook URL looks like (the answers' `url` too): [`validate_url`]'s rule, as
+/// far as a schema can state it.
+pub(super) fn url_form() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        // `KnownFormat::Uri` would take utoipa's `url` feature for this one word.
+        .format(Some(SchemaFormat::Custom("uri".into())))
+        .max_length(Some(MAX_URL_LEN))
+        .pattern(Some("^https://"))
+}
+
+/// `url` in the create and PATCH bodies' schemas.
+fn url_schema() -> Object {
+    url_form()
+        .description(Some(format!(
+            "Receiver URL: `https://` only, at most {MAX_URL_LEN} characters, a host is \
+             required, no user-info, no `#fragment`. Redirects from it are never followed."
+        )))
+        .build()
+}
+
+/// `events` in the create and PATCH bodies' schemas: [`validate_events`]'s rule (the
+/// `EventType` component lists the catalogue; `Routes` registers it, as a `schema_with`
+/// field's references are not collected).
+fn events_schema() -> Array {
+    ArrayBuilder::new()
+        .items(Ref::from_schema_name(EventTypeName::name()))
+        .min_items(Some(1))
+        .unique_items(true)
+        .description(Some(
+            "Event types this webhook subscribes to: non-empty, each in the catalogue, no \
+             duplicates.",
+        ))
+        .build()
+}
+
 /// Characters a name may not hold though they are not control characters, with what they
 /// are: bidi controls reorder what is shown (a name could read as another, or hide text);
 /// zero-width characters, line and paragraph separators and noncharacters are invisible or
@@ -158,9 +229,20 @@ fn is_noncharacter(c: char) -> bool {
     (0xFDD0..=0xFDEF).contains(&n) || n & 0xFFFE == 0xFFFE
 }
 
-/// 1-100 characters as posted (the OpenAPI document's rule), not blank, no control
-/// characters, no invisible or direction-changing ones ([`invisible_character`]); stored
-/// trimmed.
+/// [`validate_name`]'s rule as the API document states it (`name`'s `pattern`), in the regular
+/// expression dialect ECMA-262 and Python's `re` share: no control character (C0, DEL, C1), no
+/// character [`invisible_character`] names, and at least one that is not white space. Of the
+/// noncharacters it names those of the first plane only (the dialects share no spelling for
+/// the others); `integration-tests` checks every character against [`validate_name`].
+pub const NAME_PATTERN: &str = "^\
+    [^\\u0000-\\u001f\\u007f-\\u009f\\u061c\\u200b-\\u200f\\u2028-\\u202e\\u2060\\u2066-\\u2069\\ufdd0-\\ufdef\\ufeff\\ufffe\\uffff]*\
+    [^\\u0000-\\u0020\\u007f-\\u00a0\\u061c\\u1680\\u2000-\\u200f\\u2028-\\u202f\\u205f\\u2060\\u2066-\\u2069\\u3000\\ufdd0-\\ufdef\\ufeff\\ufffe\\uffff]\
+    [^\\u0000-\\u001f\\u007f-\\u009f\\u061c\\u200b-\\u200f\\u2028-\\u202e\\u2060\\u2066-\\u2069\\ufdd0-\\ufdef\\ufeff\\ufffe\\uffff]*\
+    $";
+
+/// 1-100 characters as posted (the API document's rule, with [`NAME_PATTERN`]), not blank, no
+/// control characters, no invisible or direction-changing ones ([`invisible_character`]);
+/// stored trimmed.
 pub fn validate_name(name: &str) -> Result<String, Problem> {
     let chars = name.chars().count();
     if chars == 0 || chars > MAX_NAME_CHARS {

@@ -16,10 +16,14 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use bytes::Bytes;
 use futures::stream::{self, StreamExt, TryStreamExt};
+use utoipa::openapi::schema::Schema;
+use utoipa::openapi::{OpenApi as Document, RefOr};
+use utoipa::{IntoParams, Modify, ToSchema};
 
 pub use input::{
     invisible_character, validate_events, validate_name, validate_url, CreateWebhookRequest,
     NewWebhook, Targets, UpdateWebhookRequest, WebhookChange, MAX_NAME_CHARS, MAX_URL_LEN,
+    NAME_PATTERN,
 };
 pub use views::{LastDelivery, WebhookList, WebhookView, WebhookWithSecret};
 
@@ -27,6 +31,10 @@ use crate::paging;
 use crate::path_ids::IdKind;
 use crate::problems::{body_of, unavailable, ApiResult, RouteResult};
 use crate::AdminApi;
+use webhooks_shared::adapters::openapi::{
+    BadRequest, NotFound, ServiceUnavailable, Unauthorized, UnprocessableEntity,
+};
+use webhooks_shared::domain::catalogue::EventTypeName;
 use webhooks_shared::domain::circuit;
 use webhooks_shared::domain::clock::Timestamp;
 use webhooks_shared::domain::ids::{self, WebhookId};
@@ -49,11 +57,35 @@ fn changed_concurrently(id: &WebhookId) -> Problem {
     ))
 }
 
+/// The `{id}` of the webhook routes, as the API document describes it.
+pub(crate) const WEBHOOK_ID_DESCRIPTION: &str =
+    "Webhook id (`wh_…`). A path id that cannot be one of ours \
+    (empty, longer than 64 characters, or of another form) is a 404.";
+
+/// A link's value for the webhook an answer shows (its `id`).
+pub(crate) const ANSWERED_ID: &str = "$response.body#/id";
+/// A link's value for the webhook the request's path named.
+const REQUESTED_ID: &str = "$request.path.id";
+
 /// The webhook list's query: `?limit=N` (1-100, default 100) and `?cursor=` (the
-/// `next_cursor` of the page before; absent: the first page).
-#[derive(Debug, PartialEq, Eq)]
+/// `next_cursor` of the page before; absent: the first page). Parsed by [`parse_list_query`]
+/// (which refuses other parameters); the derive documents it.
+#[derive(Debug, PartialEq, Eq, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// How many webhooks to return at most, 1-100.
+    #[param(required = false, minimum = 1, maximum = 100, default = json!(MAX_WEBHOOK_PAGE))]
     limit: u32,
+    /// `next_cursor` from the previous page, unchanged. Opaque; leave it out for the first
+    /// page. One this API did not answer is a 400.
+    // At most base64url of a path id (`MAX_ID_CHARS`), with room to change the form.
+    #[param(
+        rename = "cursor",
+        value_type = Option<String>,
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[A-Za-z0-9_-]+$"
+    )]
     after: Option<WebhookId>,
 }
 
@@ -95,7 +127,25 @@ fn decode_list_cursor(text: &str) -> ApiResult<WebhookId> {
         })
 }
 
-/// `GET /api/v1/webhooks`: one page, and `next_cursor` for the next (null after the last).
+/// List webhooks, a page at a time
+///
+/// One page of at most `limit` webhooks (default and most 100), each with its last delivery.
+/// While `next_cursor` is not null, pass it as `cursor` for the next page; every webhook is on
+/// exactly one page (one created or deleted meanwhile may or may not be). The order is the
+/// store's: stable from page to page, not by name or time.
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhooks",
+    operation_id = "listWebhooks",
+    tag = "webhooks",
+    params(ListQuery),
+    responses(
+        (status = 200, body = WebhookList, description = "One page of webhooks."),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = ServiceUnavailable),
+    )
+)]
 pub(crate) async fn list_webhooks(
     State(api): State<Arc<AdminApi>>,
     RawQuery(query): RawQuery,
@@ -108,7 +158,45 @@ pub(crate) async fn list_webhooks(
     }))
 }
 
-/// `POST /api/v1/webhooks` (201, with the secret and a `Location`).
+/// Create a webhook
+///
+/// Answers with the full signing secret: the only time it is shown.
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks",
+    operation_id = "createWebhook",
+    tag = "webhooks",
+    request_body = CreateWebhookRequest,
+    responses(
+        (status = 201, body = WebhookWithSecret,
+            description = "Created; the answer carries the full secret.",
+            headers(("Location" = String, description = "`/api/v1/webhooks/{id}` of the new webhook.")),
+            links(
+                ("GetWebhook" = (operation_id = "getWebhook", description = "Read this webhook.",
+                    parameters(("path.id" = ANSWERED_ID)))),
+                ("UpdateWebhook" = (operation_id = "updateWebhook", description = "Change this webhook.",
+                    parameters(("path.id" = ANSWERED_ID)))),
+                ("RotateSecret" = (operation_id = "rotateWebhookSecret",
+                    description = "Give this webhook a new signing secret.",
+                    parameters(("path.id" = ANSWERED_ID)))),
+                ("DeleteWebhook" = (operation_id = "deleteWebhook", description = "Delete this webhook.",
+                    parameters(("path.id" = ANSWERED_ID)))),
+                ("ListAttempts" = (operation_id = "listAttempts", description = "This webhook's delivery log.",
+                    parameters(("path.id" = ANSWERED_ID)))),
+                ("SendTestEvent" = (operation_id = "sendTestEvent",
+                    description = "Send this webhook a test event.",
+                    parameters(("path.id" = ANSWERED_ID)))),
+                ("RecoverDeliveries" = (operation_id = "recoverDeliveries",
+                    description = "Redeliver this webhook's failed deliveries in a window.",
+                    parameters(("path.id" = ANSWERED_ID)))),
+            )
+        ),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 422, response = UnprocessableEntity),
+        (status = 503, response = ServiceUnavailable),
+    )
+)]
 pub(crate) async fn create_webhook(
     State(api): State<Arc<AdminApi>>,
     body: Result<Bytes, BytesRejection>,
@@ -124,7 +212,38 @@ pub(crate) async fn create_webhook(
         .into_response())
 }
 
-/// `GET /api/v1/webhooks/{id}`.
+/// Get a webhook (never its secret)
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhooks/{id}",
+    operation_id = "getWebhook",
+    tag = "webhooks",
+    params(("id" = WebhookId, Path, description = WEBHOOK_ID_DESCRIPTION)),
+    responses(
+        (status = 200, body = WebhookView, description = "The webhook.",
+            links(
+                ("UpdateWebhook" = (operation_id = "updateWebhook", description = "Change this webhook.",
+                    parameters(("path.id" = ANSWERED_ID)))),
+                ("RotateSecret" = (operation_id = "rotateWebhookSecret",
+                    description = "Give this webhook a new signing secret.",
+                    parameters(("path.id" = ANSWERED_ID)))),
+                ("DeleteWebhook" = (operation_id = "deleteWebhook", description = "Delete this webhook.",
+                    parameters(("path.id" = ANSWERED_ID)))),
+                ("ListAttempts" = (operation_id = "listAttempts", description = "This webhook's delivery log.",
+                    parameters(("path.id" = ANSWERED_ID)))),
+                ("SendTestEvent" = (operation_id = "sendTestEvent",
+                    description = "Send this webhook a test event.",
+                    parameters(("path.id" = ANSWERED_ID)))),
+                ("RecoverDeliveries" = (operation_id = "recoverDeliveries",
+                    description = "Redeliver this webhook's failed deliveries in a window.",
+                    parameters(("path.id" = ANSWERED_ID)))),
+            )
+        ),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 503, response = ServiceUnavailable),
+    )
+)]
 pub(crate) async fn get_webhook(
     State(api): State<Arc<AdminApi>>,
     Path(id): Path<WebhookId>,
@@ -132,7 +251,43 @@ pub(crate) async fn get_webhook(
     Ok(Json(api.get_webhook(&id).await?))
 }
 
-/// `PATCH /api/v1/webhooks/{id}`.
+/// Change a webhook's name, URL, events or active state
+#[utoipa::path(
+    patch,
+    path = "/api/v1/webhooks/{id}",
+    operation_id = "updateWebhook",
+    tag = "webhooks",
+    params(("id" = WebhookId, Path, description = WEBHOOK_ID_DESCRIPTION)),
+    request_body = UpdateWebhookRequest,
+    responses(
+        (status = 200, body = WebhookView, description = "The updated webhook.",
+            links(
+                ("GetWebhook" = (operation_id = "getWebhook", description = "Read this webhook.",
+                    parameters(("path.id" = ANSWERED_ID)))),
+                ("RotateSecret" = (operation_id = "rotateWebhookSecret",
+                    description = "Give this webhook a new signing secret.",
+                    parameters(("path.id" = ANSWERED_ID)))),
+                ("DeleteWebhook" = (operation_id = "deleteWebhook", description = "Delete this webhook.",
+                    parameters(("path.id" = ANSWERED_ID)))),
+                ("ListAttempts" = (operation_id = "listAttempts", description = "This webhook's delivery log.",
+                    parameters(("path.id" = ANSWERED_ID)))),
+                ("SendTestEvent" = (operation_id = "sendTestEvent",
+                    description = "Send this webhook a test event.",
+                    parameters(("path.id" = ANSWERED_ID)))),
+                ("RecoverDeliveries" = (operation_id = "recoverDeliveries",
+                    description = "Redeliver this webhook's failed deliveries in a window.",
+                    parameters(("path.id" = ANSWERED_ID)))),
+            )
+        ),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 409, body = Problem, content_type = "application/problem+json",
+            description = "The webhook was changed concurrently; read it again and retry."),
+        (status = 422, response = UnprocessableEntity),
+        (status = 503, response = ServiceUnavailable),
+    )
+)]
 pub(crate) async fn update_webhook(
     State(api): State<Arc<AdminApi>>,
     Path(id): Path<WebhookId>,
@@ -142,7 +297,31 @@ pub(crate) async fn update_webhook(
     Ok(Json(api.update_webhook(&id, change).await?))
 }
 
-/// `DELETE /api/v1/webhooks/{id}` (204).
+/// Delete a webhook
+///
+/// Its queued deliveries end `cancelled`.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/webhooks/{id}",
+    operation_id = "deleteWebhook",
+    tag = "webhooks",
+    params(("id" = WebhookId, Path, description = WEBHOOK_ID_DESCRIPTION)),
+    responses(
+        (status = 204, description = "Deleted.",
+            links(
+                ("GetWebhook" = (operation_id = "getWebhook",
+                    description = "The deleted webhook: a 404 from now on.",
+                    parameters(("path.id" = REQUESTED_ID)))),
+            )
+        ),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 409, body = Problem, content_type = "application/problem+json",
+            description = "The webhook was changed concurrently (e.g. a PATCH landed meanwhile); \
+                read it again and retry."),
+        (status = 503, response = ServiceUnavailable),
+    )
+)]
 pub(crate) async fn delete_webhook(
     State(api): State<Arc<AdminApi>>,
     Path(id): Path<WebhookId>,
@@ -334,14 +513,72 @@ impl AdminApi {
     }
 }
 
-/// This feature's routes in the API document (see `crate::openapi`).
+/// This feature's routes in the API document (see `crate::openapi`). `EventType` and
+/// `LastDelivery` are listed because schemas refer to them from `schema_with` functions, whose
+/// references are not collected.
 #[derive(utoipa::OpenApi)]
-#[openapi()]
+#[openapi(
+    paths(list_webhooks, create_webhook, get_webhook, update_webhook, delete_webhook),
+    components(schemas(EventTypeName, LastDelivery)),
+    modifiers(&AtLeastOneChange)
+)]
 pub struct Routes;
+
+/// `UpdateWebhook` holds at least one field (`minProperties: 1`). Set here because utoipa
+/// 5.5's `#[schema(min_properties = 1)]` writes `maxProperties` instead.
+struct AtLeastOneChange;
+
+impl Modify for AtLeastOneChange {
+    fn modify(&self, document: &mut Document) {
+        let update = document
+            .components
+            .as_mut()
+            .and_then(|components| components.schemas.get_mut(&*UpdateWebhookRequest::name()));
+        if let Some(RefOr::T(Schema::Object(update))) = update {
+            update.min_properties = Some(1);
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
+    use utoipa::OpenApi;
+    use webhooks_shared::domain::ids::MAX_ID_CHARS;
+
+    /// Attributes take literals, not constants: the document's numbers are held to the ones
+    /// the routes enforce. And `AtLeastOneChange` did its work.
+    #[test]
+    fn the_document_states_the_limits_the_routes_enforce() {
+        let document = serde_json::to_value(Routes::openapi()).expect("JSON");
+        let schemas = &document["components"]["schemas"];
+        let text = |value: &Value| value.as_str().unwrap_or_default().to_owned();
+        let name = &schemas["Webhook"]["properties"]["name"];
+        assert_eq!(name["maxLength"], MAX_NAME_CHARS);
+        assert!(text(&name["description"]).contains(&format!("1-{MAX_NAME_CHARS} ")));
+        let page = &schemas["WebhookList"]["properties"]["webhooks"];
+        assert_eq!(page["maxItems"], MAX_WEBHOOK_PAGE);
+        let list = &document["paths"]["/api/v1/webhooks"]["get"];
+        assert!(text(&list["description"]).contains(&format!("most {MAX_WEBHOOK_PAGE})")));
+        let limit = &list["parameters"][0];
+        assert_eq!(limit["name"], "limit");
+        assert_eq!(limit["schema"]["maximum"], MAX_WEBHOOK_PAGE);
+        assert_eq!(limit["schema"]["default"], MAX_WEBHOOK_PAGE);
+        assert!(text(&limit["description"]).contains(&format!("1-{MAX_WEBHOOK_PAGE}.")));
+        // The longest id a path may carry still has a cursor the document allows.
+        let cursor = &list["parameters"][1];
+        assert_eq!(cursor["name"], "cursor");
+        let longest = WebhookId::from(format!("wh_{}", "0".repeat(MAX_ID_CHARS - 3)));
+        assert!(
+            cursor["schema"]["maxLength"].as_u64()
+                >= Some(encode_list_cursor(&longest).len() as u64)
+        );
+        assert!(WEBHOOK_ID_DESCRIPTION.contains(&format!("longer than {MAX_ID_CHARS} characters")));
+        let update = &schemas["UpdateWebhook"];
+        assert_eq!(update["minProperties"], 1);
+        assert_eq!(update.get("maxProperties"), None);
+    }
 
     #[test]
     fn the_webhook_list_takes_a_limit_and_the_cursor_it_answered() {
