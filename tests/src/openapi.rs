@@ -16,6 +16,7 @@ pub fn document() -> Value {
     document.merge(admin_api::openapi::admin_routes());
     let mut document = serde_json::to_value(&document).unwrap_or_default();
     flatten_all_of(&mut document);
+    hoist_optional_ref_descriptions(&mut document);
     unwrap_descriptions(&mut document);
     camel_case_links(&mut document);
     document
@@ -86,6 +87,37 @@ fn flatten_all_of(document: &mut Value) {
         }
         document["components"]["schemas"][name] = Value::Object(object);
     }
+}
+
+/// An optional field of a component type derives as `oneOf: [{"type": "null"}, {"$ref": …,
+/// "description": …}]`: the field's doc comment lands beside the `$ref`, though it describes
+/// the field (null included), so it moves up to the field.
+fn hoist_optional_ref_descriptions(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if !map.contains_key("description") {
+                if let Some(description) = take_optional_ref_description(map) {
+                    map.insert("description".into(), description);
+                }
+            }
+            map.values_mut().for_each(hoist_optional_ref_descriptions);
+        }
+        Value::Array(items) => items.iter_mut().for_each(hoist_optional_ref_descriptions),
+        _ => {}
+    }
+}
+
+/// The description beside the `$ref` of `schema`'s `oneOf: [null, $ref]`, taken out.
+fn take_optional_ref_description(schema: &mut Map<String, Value>) -> Option<Value> {
+    let items = schema.get_mut("oneOf")?.as_array_mut()?;
+    if items.len() != 2 || !items.contains(&serde_json::json!({"type": "null"})) {
+        return None;
+    }
+    items
+        .iter_mut()
+        .find(|item| item.get("$ref").is_some())?
+        .as_object_mut()?
+        .remove("description")
 }
 
 /// Descriptions come from doc comments, wrapped at 100 columns. In Markdown a line break
@@ -268,6 +300,28 @@ mod tests {
             document["components"]["schemas"]["Base"]["required"],
             json!(["id"])
         );
+    }
+
+    #[test]
+    fn an_optional_refs_description_is_the_fields() {
+        let mut document = json!({"properties": {
+            "request": {"oneOf": [{"type": "null"},
+                {"$ref": "#/components/schemas/Req", "description": "What was sent."}]},
+            "own": {"description": "Its own.", "oneOf": [{"type": "null"},
+                {"$ref": "#/components/schemas/Req", "description": "Beside."}]},
+            "either": {"oneOf": [{"$ref": "#/components/schemas/A", "description": "A."},
+                {"$ref": "#/components/schemas/B"}]}
+        }});
+        let untouched = document["properties"]["own"].clone();
+        let either = document["properties"]["either"].clone();
+        hoist_optional_ref_descriptions(&mut document);
+        assert_eq!(
+            document["properties"]["request"],
+            json!({"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/Req"}],
+                "description": "What was sent."})
+        );
+        assert_eq!(document["properties"]["own"], untouched);
+        assert_eq!(document["properties"]["either"], either);
     }
 
     #[test]
