@@ -9,13 +9,16 @@ use std::time::SystemTime;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use serde::Serialize;
+use utoipa::{IntoParams, ToSchema};
 
+use crate::event_types::EventTypeName;
 use crate::paging;
 use crate::problems::{paused, unavailable, ApiResult, RouteResult};
 use crate::test_events::is_test_event;
+use crate::webhooks::WEBHOOK_ID_DESCRIPTION;
 use crate::AdminApi;
+use webhooks_shared::adapters::openapi::{BadRequest, NotFound, ServiceUnavailable, Unauthorized};
 use webhooks_shared::domain::clock::Timestamp;
 use webhooks_shared::domain::ids::{self, AttemptId, DeliveryId, EventId, WebhookId};
 use webhooks_shared::domain::lifecycle::Progress;
@@ -28,22 +31,49 @@ use webhooks_shared::domain::problem::Problem;
 /// The log shows at most this many attempts per call (and this many by default).
 pub const MAX_LOG_LIMIT: u32 = 100;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The `{attempt_id}` of the routes, as the API document describes it.
+const ATTEMPT_ID_DESCRIPTION: &str = "Attempt id (`<delivery_id>.<attempt>`, e.g. \
+    `dlv_01jd8x9k4m2n3p4q5r6s7t8v9w.2`). A path id that cannot be one of ours is a 404.";
+/// The `{delivery_id}` of the routes, as the API document describes it.
+const DELIVERY_ID_DESCRIPTION: &str =
+    "Delivery id (`dlv_…`). A path id that cannot be one of ours is a 404.";
+
+/// One line of the delivery log.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Attempt)]
 pub struct AttemptView {
+    /// Attempt id: `<delivery_id>.<attempt>`.
     pub id: AttemptId,
     pub delivery_id: DeliveryId,
+    /// The event's id; a test event's (`POST …/test-event`) is `test~` and a ULID, which no
+    /// posted event can have.
     pub event_id: EventId,
+    #[schema(value_type = EventTypeName)]
     pub event_type: String,
+    /// The event's `data.id` (as a string), when it had one.
+    #[schema(required = true)]
     pub resource_id: Option<String>,
+    /// Attempt number within its delivery (1-6).
+    #[schema(minimum = 1)]
     pub attempt: u32,
+    /// A delivery cancelled at its turn (webhook paused or deleted) is logged as a `failed`
+    /// line whose `error` starts with `cancelled:` and that made no request.
     pub outcome: AttemptOutcome,
+    /// HTTP status of the receiver's answer; null when there was none (timeout, connection
+    /// error, cancelled).
+    #[schema(required = true, minimum = 100, maximum = 599)]
     pub response_status: Option<u16>,
+    /// Why the attempt failed, when it did; null on success.
+    #[schema(required = true)]
     pub error: Option<String>,
     pub duration_ms: u64,
+    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
+    /// True for deliveries made by redeliver, recover or a test event.
     pub manual: bool,
-    /// A delivery of a test event (`POST …/test-event`), told apart by its event id.
-    #[serde(default)]
+    /// True for a delivery of a test event (`POST /api/v1/webhooks/{id}/test-event`); such
+    /// deliveries are also `manual`.
     pub test: bool,
 }
 
@@ -69,31 +99,84 @@ impl From<&AttemptRecord> for AttemptView {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The request an attempt sent.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = RecordedRequest)]
 pub struct RequestView {
+    #[schema(format = "uri")]
     pub url: String,
+    /// Every header sent, signatures included.
     pub headers: BTreeMap<String, String>,
+    /// The exact JSON body sent (identical on every attempt and redelivery of the event).
     pub body: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The receiver's answer as the log keeps it.
+// Not the stored `RecordedResponse` itself: that stays open to fields it may gain (it is
+// read back from the store), where this answer is closed.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = RecordedResponse)]
+pub struct ResponseView {
+    #[schema(minimum = 100, maximum = 599)]
+    pub status: u16,
+    pub headers: BTreeMap<String, String>,
+    /// At most 16 KiB of the response body (lossy UTF-8).
+    #[schema(max_length = 16384)]
+    pub body: String,
+    /// True when the body was cut at 16 KiB.
+    pub truncated: bool,
+}
+
+impl From<RecordedResponse> for ResponseView {
+    fn from(r: RecordedResponse) -> Self {
+        ResponseView {
+            status: r.status,
+            headers: r.headers,
+            body: r.body,
+            truncated: r.truncated,
+        }
+    }
+}
+
+/// A delivery-log line with the request sent and the response received.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+// Closes the schema (see `crate::openapi`). Never read back, nor could it be: the flattened
+// `AttemptView` denies unknown fields, `request` and `response` among them.
+#[serde(deny_unknown_fields)]
+#[schema(as = AttemptDetail)]
 pub struct AttemptDetailView {
     #[serde(flatten)]
     pub attempt: AttemptView,
+    /// What was sent; null for a cancelled line (no request was made).
+    #[schema(required = true)]
     pub request: Option<RequestView>,
-    pub response: Option<RecordedResponse>,
+    /// What came back; null when there was no HTTP answer (timeout, connection error,
+    /// cancelled).
+    #[schema(required = true)]
+    pub response: Option<ResponseView>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A delivery as its attempts tell it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Delivery)]
 pub struct DeliveryView {
     pub id: DeliveryId,
+    /// The event's id; a test event's (`POST …/test-event`) is `test~` and a ULID, which no
+    /// posted event can have.
     pub event_id: EventId,
     pub state: DeliveryState,
+    /// Attempts made so far.
     pub attempts: u32,
+    /// When the next retry is due; null unless `retrying`.
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub next_attempt_at: Option<Timestamp>,
+    /// True for deliveries made by redeliver, recover or a test event.
     pub manual: bool,
-    /// A delivery of a test event (`POST …/test-event`).
-    #[serde(default)]
+    /// True for a delivery of a test event (`POST /api/v1/webhooks/{id}/test-event`); such
+    /// deliveries are also `manual`.
     pub test: bool,
 }
 
@@ -114,44 +197,134 @@ impl DeliveryView {
 }
 
 /// `GET …/attempts`: the log, newest first.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct AttemptList {
+    /// Newest first.
+    // `MAX_LOG_LIMIT` (a literal here too; the same test holds it to it).
+    #[schema(max_items = 100)]
     pub attempts: Vec<AttemptView>,
 }
 
 /// `POST …/redeliver`: the new delivery.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Redelivery {
     /// The new (manual) delivery.
-    #[schema(value_type = String, pattern = "^dlv_")]
     pub delivery_id: DeliveryId,
 }
 
-/// Parses `?limit=N` (1-100, default 100).
-fn parse_limit(query: Option<&str>) -> ApiResult<u32> {
-    let mut limit = MAX_LOG_LIMIT;
-    for (key, value) in paging::pairs(query) {
-        match key.as_ref() {
-            "limit" => limit = paging::limit(&value, MAX_LOG_LIMIT)?,
-            other => return Err(paging::unknown_parameter(other, "limit is")),
-        }
-    }
-    Ok(limit)
+/// `GET …/attempts`' query: `?limit=N` (1-100, default 100); any other parameter is a 400.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct LogQuery {
+    /// How many attempts to return (newest first), 1-100.
+    // `maximum` takes only a literal: a test holds it to `MAX_LOG_LIMIT`.
+    #[param(required = false, minimum = 1, maximum = 100, default = json!(MAX_LOG_LIMIT))]
+    limit: u32,
 }
 
-/// `GET /api/v1/webhooks/{id}/attempts?limit=`.
+impl LogQuery {
+    fn parse(query: Option<&str>) -> ApiResult<Self> {
+        let mut limit = MAX_LOG_LIMIT;
+        for (key, value) in paging::pairs(query) {
+            match key.as_ref() {
+                "limit" => limit = paging::limit(&value, MAX_LOG_LIMIT)?,
+                other => return Err(paging::unknown_parameter(other, "limit is")),
+            }
+        }
+        Ok(LogQuery { limit })
+    }
+}
+
+/// The webhook's delivery log, newest first
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhooks/{id}/attempts",
+    operation_id = "listAttempts",
+    tag = "delivery log",
+    params(("id" = WebhookId, Path, description = WEBHOOK_ID_DESCRIPTION), LogQuery),
+    responses(
+        (status = 200, description = "The newest attempts, newest first.", body = AttemptList,
+            links(
+                ("GetAttempt" = (
+                    operation_id = "getAttempt",
+                    description = "The newest attempt in full.",
+                    parameters(
+                        ("path.id" = "$request.path.id"),
+                        ("path.attempt_id" = "$response.body#/attempts/0/id"),
+                    ),
+                )),
+                ("RedeliverAttempt" = (
+                    operation_id = "redeliverAttempt",
+                    description = "Deliver the newest attempt's event again.",
+                    parameters(
+                        ("path.id" = "$request.path.id"),
+                        ("path.attempt_id" = "$response.body#/attempts/0/id"),
+                    ),
+                )),
+                ("GetDelivery" = (
+                    operation_id = "getDelivery",
+                    description = "The newest attempt's delivery.",
+                    parameters(
+                        ("path.id" = "$request.path.id"),
+                        ("path.delivery_id" = "$response.body#/attempts/0/delivery_id"),
+                    ),
+                )),
+            ),
+        ),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 503, response = ServiceUnavailable),
+    ),
+)]
 pub(crate) async fn list_attempts(
     State(api): State<Arc<AdminApi>>,
     Path(id): Path<WebhookId>,
     RawQuery(query): RawQuery,
 ) -> RouteResult<Json<AttemptList>> {
-    let limit = parse_limit(query.as_deref())?;
+    let LogQuery { limit } = LogQuery::parse(query.as_deref())?;
     let attempts = api.attempts(&id, limit).await?;
     Ok(Json(AttemptList { attempts }))
 }
 
-/// `GET /api/v1/webhooks/{id}/attempts/{attempt_id}`.
+/// Inspect one attempt: the request sent and the response received
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhooks/{id}/attempts/{attempt_id}",
+    operation_id = "getAttempt",
+    tag = "delivery log",
+    params(
+        ("id" = WebhookId, Path, description = WEBHOOK_ID_DESCRIPTION),
+        ("attempt_id" = AttemptId, Path, description = ATTEMPT_ID_DESCRIPTION),
+    ),
+    responses(
+        (status = 200, description = "The attempt in detail.", body = AttemptDetailView,
+            links(
+                ("RedeliverAttempt" = (
+                    operation_id = "redeliverAttempt",
+                    description = "Deliver this attempt's event again.",
+                    parameters(
+                        ("path.id" = "$request.path.id"),
+                        ("path.attempt_id" = "$response.body#/id"),
+                    ),
+                )),
+                ("GetDelivery" = (
+                    operation_id = "getDelivery",
+                    description = "This attempt's delivery.",
+                    parameters(
+                        ("path.id" = "$request.path.id"),
+                        ("path.delivery_id" = "$response.body#/delivery_id"),
+                    ),
+                )),
+            ),
+        ),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 503, response = ServiceUnavailable),
+    ),
+)]
 pub(crate) async fn get_attempt(
     State(api): State<Arc<AdminApi>>,
     Path((id, attempt_id)): Path<(WebhookId, String)>,
@@ -159,7 +332,43 @@ pub(crate) async fn get_attempt(
     Ok(Json(api.attempt(&id, &attempt_id).await?))
 }
 
-/// `POST /api/v1/webhooks/{id}/attempts/{attempt_id}/redeliver` (202).
+/// Redeliver an attempt's event
+///
+/// Sends the same body bytes as a new delivery (`manual: true`) with the full retry schedule.
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks/{id}/attempts/{attempt_id}/redeliver",
+    operation_id = "redeliverAttempt",
+    tag = "delivery log",
+    params(
+        ("id" = WebhookId, Path, description = WEBHOOK_ID_DESCRIPTION),
+        ("attempt_id" = AttemptId, Path, description = ATTEMPT_ID_DESCRIPTION),
+    ),
+    responses(
+        (status = 202, description = "The new delivery is queued.", body = Redelivery,
+            links(
+                ("GetDelivery" = (
+                    operation_id = "getDelivery",
+                    description = "The new (manual) delivery.",
+                    parameters(
+                        ("path.id" = "$request.path.id"),
+                        ("path.delivery_id" = "$response.body#/delivery_id"),
+                    ),
+                )),
+                ("ListAttempts" = (
+                    operation_id = "listAttempts",
+                    description = "This webhook's delivery log.",
+                    parameters(("path.id" = "$request.path.id")),
+                )),
+            ),
+        ),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 409, description = "The webhook is paused; resume it first.", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 503, response = ServiceUnavailable),
+    ),
+)]
 pub(crate) async fn redeliver(
     State(api): State<Arc<AdminApi>>,
     Path((id, attempt_id)): Path<(WebhookId, String)>,
@@ -168,7 +377,27 @@ pub(crate) async fn redeliver(
     Ok((StatusCode::ACCEPTED, Json(Redelivery { delivery_id })))
 }
 
-/// `GET /api/v1/webhooks/{id}/deliveries/{delivery_id}`.
+/// A delivery's state
+///
+/// A delivery's state, from its attempts. A delivery made by fan-out is found from its first
+/// attempt on (404 before); a manual one (redeliver, recover) from the moment it is made
+/// (`pending` until its first attempt).
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhooks/{id}/deliveries/{delivery_id}",
+    operation_id = "getDelivery",
+    tag = "delivery log",
+    params(
+        ("id" = WebhookId, Path, description = WEBHOOK_ID_DESCRIPTION),
+        ("delivery_id" = DeliveryId, Path, description = DELIVERY_ID_DESCRIPTION),
+    ),
+    responses(
+        (status = 200, description = "The delivery.", body = DeliveryView),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 503, response = ServiceUnavailable),
+    ),
+)]
 pub(crate) async fn get_delivery(
     State(api): State<Arc<AdminApi>>,
     Path((id, delivery_id)): Path<(WebhookId, DeliveryId)>,
@@ -226,7 +455,7 @@ impl AdminApi {
         Ok(AttemptDetailView {
             attempt: AttemptView::from(&attempt),
             request,
-            response: attempt.response.clone(),
+            response: attempt.response.clone().map(ResponseView::from),
         })
     }
 
@@ -296,7 +525,7 @@ impl AdminApi {
 
 /// This feature's routes in the API document (see `crate::openapi`).
 #[derive(utoipa::OpenApi)]
-#[openapi()]
+#[openapi(paths(list_attempts, get_attempt, redeliver, get_delivery))]
 pub struct Routes;
 
 #[cfg(test)]
@@ -356,11 +585,27 @@ mod tests {
 
     #[test]
     fn the_log_limit_is_1_to_100_and_100_by_default() {
-        assert_eq!(parse_limit(None).unwrap(), 100);
-        assert_eq!(parse_limit(Some("limit=5")).unwrap(), 5);
+        let limit = |query| LogQuery::parse(query).map(|q| q.limit);
+        assert_eq!(limit(None).unwrap(), 100);
+        assert_eq!(limit(Some("limit=5")).unwrap(), 5);
         for bad in ["limit=0", "limit=101", "limit=x", "limit=", "page=2"] {
-            let p = parse_limit(Some(bad)).unwrap_err();
+            let p = limit(Some(bad)).unwrap_err();
             assert_eq!(p.status, 400, "{bad}");
         }
+    }
+
+    #[test]
+    fn the_document_says_the_log_limit_the_code_takes() {
+        let parameters = serde_json::to_value(LogQuery::into_params(|| None)).unwrap();
+        let max = serde_json::json!(MAX_LOG_LIMIT);
+        assert_eq!(parameters[0]["name"], "limit");
+        assert_eq!(parameters[0]["required"], false);
+        let schema = &parameters[0]["schema"];
+        assert_eq!(
+            (&schema["minimum"], &schema["maximum"], &schema["default"]),
+            (&serde_json::json!(1), &max, &max)
+        );
+        let list = serde_json::to_value(<AttemptList as utoipa::PartialSchema>::schema()).unwrap();
+        assert_eq!(list["properties"]["attempts"]["maxItems"], max);
     }
 }

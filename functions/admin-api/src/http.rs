@@ -103,6 +103,16 @@ async fn method_not_allowed() -> ProblemResponse {
     .into()
 }
 
+/// This OpenAPI document
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    operation_id = "getOpenApi",
+    tag = "catalogue",
+    // Anyone may read it (`public_router`).
+    security(),
+    responses((status = 200, description = "The OpenAPI 3.1 document of this API.", body = Object)),
+)]
 async fn openapi() -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
@@ -113,7 +123,7 @@ async fn openapi() -> Response {
 
 /// This feature's routes in the API document (see `crate::openapi`).
 #[derive(utoipa::OpenApi)]
-#[openapi()]
+#[openapi(paths(openapi))]
 pub struct Routes;
 
 #[cfg(test)]

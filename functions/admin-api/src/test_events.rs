@@ -18,12 +18,15 @@ use axum::Json;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-
 use utoipa::ToSchema;
 
 use crate::event_types::EventTypeName;
 use crate::problems::{body_of, paused, unavailable, ApiResult, RouteResult};
+use crate::webhooks::WEBHOOK_ID_DESCRIPTION;
 use crate::AdminApi;
+use webhooks_shared::adapters::openapi::{
+    BadRequest, NotFound, ServiceUnavailable, Unauthorized, UnprocessableEntity,
+};
 use webhooks_shared::domain::catalogue;
 use webhooks_shared::domain::clock::{self, Timestamp};
 use webhooks_shared::domain::ids::{self, DeliveryId, EventId, WebhookId};
@@ -112,7 +115,6 @@ pub fn payload(
 #[schema(as = TestEventAccepted)]
 pub struct TestEventView {
     /// The test event's one delivery (manual).
-    #[schema(value_type = String, pattern = "^dlv_")]
     pub delivery_id: DeliveryId,
     #[schema(value_type = String, pattern = "^test~[0-9A-Z]{26}$")]
     pub event_id: EventId,
@@ -120,7 +122,49 @@ pub struct TestEventView {
     pub event_type: String,
 }
 
-/// `POST /api/v1/webhooks/{id}/test-event` (202).
+/// Send a test event to this webhook only
+///
+/// Beyond the guide: stores the catalogue's example of `event_type` (`GET
+/// /api/v1/event-types`) as an event whose id is `test~` and a ULID, and queues one manual
+/// delivery of it to this webhook only (no other webhook gets it, whatever it subscribes to),
+/// signed as usual, with the full retry schedule. Its attempts show in the log with `test:
+/// true`. Any type of the catalogue may be sent, subscribed or not.
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks/{id}/test-event",
+    operation_id = "sendTestEvent",
+    tag = "delivery log",
+    params(("id" = WebhookId, Path, description = WEBHOOK_ID_DESCRIPTION)),
+    request_body = TestEventRequest,
+    responses(
+        (status = 202, description = "The test event is stored and its delivery queued.",
+            body = TestEventView,
+            links(
+                ("GetDelivery" = (
+                    operation_id = "getDelivery",
+                    description = "The test event's delivery.",
+                    parameters(
+                        ("path.id" = "$request.path.id"),
+                        ("path.delivery_id" = "$response.body#/delivery_id"),
+                    ),
+                )),
+                ("ListAttempts" = (
+                    operation_id = "listAttempts",
+                    description = "This webhook's delivery log, where the test event's \
+                                   attempts appear.",
+                    parameters(("path.id" = "$request.path.id")),
+                )),
+            ),
+        ),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 409, description = "The webhook is paused; resume it first.", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 422, response = UnprocessableEntity),
+        (status = 503, response = ServiceUnavailable),
+    ),
+)]
 pub(crate) async fn send_test_event(
     State(api): State<Arc<AdminApi>>,
     Path(id): Path<WebhookId>,
@@ -203,7 +247,7 @@ impl AdminApi {
 
 /// This feature's routes in the API document (see `crate::openapi`).
 #[derive(utoipa::OpenApi)]
-#[openapi()]
+#[openapi(paths(send_test_event))]
 pub struct Routes;
 
 #[cfg(test)]

@@ -17,16 +17,22 @@ use futures::future::try_join_all;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use call::RecoverRequest;
 pub use call::{RecoveryCall, MAX_RECOVERY_LINES};
 use sweep::{encode_cursor, Sweep};
 pub use sweep::{RecoveryWindow, RECOVERY_CHUNK};
 
 use crate::problems::{body_of, paused, unavailable, ApiResult, RouteResult};
+use crate::webhooks::WEBHOOK_ID_DESCRIPTION;
 use crate::AdminApi;
+use webhooks_shared::adapters::openapi::{
+    NotFound, ServiceUnavailable, Unauthorized, UnprocessableEntity,
+};
 use webhooks_shared::adapters::store::{LogPosition, StoreError};
 use webhooks_shared::domain::clock::Timestamp;
 use webhooks_shared::domain::ids::WebhookId;
 use webhooks_shared::domain::model::{DeliveryMessage, DeliveryRecord, DeliveryRef, WebhookStatus};
+use webhooks_shared::domain::problem::Problem;
 
 /// A call stops reading after this long and answers a cursor, whatever its line limit: the
 /// backing services may be slow, and the answer must beat API Gateway's 30 s.
@@ -53,7 +59,47 @@ pub struct RecoveryView {
     pub next_cursor: Option<String>,
 }
 
-/// `POST /api/v1/webhooks/{id}/recover` (202).
+/// Redeliver every failed or cancelled delivery in a time window, a page at a time
+///
+/// Beyond the user guide: redelivers (as new manual deliveries with the full retry schedule)
+/// every delivery of this webhook that ended `permanently_failed` or `cancelled` between
+/// `since` and `until` (default now), once each: a recovery delivery's id is derived from the
+/// original's, so recovering the same window again queues nothing new. One call reads at
+/// most `limit` log lines (1,000 by default and at most) and stops early after about 10 s;
+/// deliveries are queued as they are written, ten at a time. When more of the window may
+/// remain, the answer carries `next_cursor`: call again with the same `since` and `until` and
+/// that `cursor` until `next_cursor` is null (a last call may find nothing). A call that
+/// failed (503) or timed out is simply made again: deliveries it wrote but did not queue are
+/// queued by the next call (a recovery delivery without any attempt is queued again; one
+/// with an attempt is under way and left alone).
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks/{id}/recover",
+    operation_id = "recoverDeliveries",
+    tag = "delivery log",
+    params(("id" = WebhookId, Path, description = WEBHOOK_ID_DESCRIPTION)),
+    request_body = RecoverRequest,
+    responses(
+        (status = 202, description = "What this call found and queued, and where to continue.",
+            body = RecoveryView,
+            links(("ListAttempts" = (
+                operation_id = "listAttempts",
+                description = "This webhook's delivery log, where the recovered deliveries' \
+                               attempts appear.",
+                parameters(("path.id" = "$request.path.id")),
+            ))),
+        ),
+        (status = 400, description = "Malformed request, or a `cursor` this API did not answer \
+                                      for this webhook and window (the detail says what to fix).",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 409, description = "The webhook is paused; resume it first.", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 422, response = UnprocessableEntity),
+        (status = 503, response = ServiceUnavailable),
+    ),
+)]
 pub(crate) async fn recover(
     State(api): State<Arc<AdminApi>>,
     Path(id): Path<WebhookId>,
@@ -152,5 +198,5 @@ impl AdminApi {
 
 /// This feature's routes in the API document (see `crate::openapi`).
 #[derive(utoipa::OpenApi)]
-#[openapi()]
+#[openapi(paths(recover))]
 pub struct Routes;
