@@ -200,3 +200,37 @@ impl AdminApi {
 #[derive(utoipa::OpenApi)]
 #[openapi(paths(recover))]
 pub struct Routes;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use utoipa::OpenApi;
+
+    /// The route's description states figures the code holds as constants.
+    #[test]
+    fn the_document_says_the_recovery_limits_the_code_keeps() {
+        let document = serde_json::to_value(Routes::openapi()).expect("JSON");
+        let description = document["paths"]["/api/v1/webhooks/{id}/recover"]["post"]["description"]
+            .as_str()
+            .expect("a description");
+        let lines = MAX_RECOVERY_LINES
+            .to_string()
+            .as_bytes()
+            .rchunks(3)
+            .rev()
+            .map(|digits| String::from_utf8_lossy(digits).into_owned())
+            .collect::<Vec<_>>()
+            .join(",");
+        for figure in [
+            format!("{lines} by default and at most"),
+            format!("about {} s", RECOVERY_TIME_BUDGET.as_secs()),
+        ] {
+            assert!(
+                description.contains(&figure),
+                "{figure:?} in {description:?}"
+            );
+        }
+        assert_eq!(RECOVERY_CHUNK, 10, "the description says \"ten at a time\"");
+        assert!(description.contains("ten at a time"));
+    }
+}

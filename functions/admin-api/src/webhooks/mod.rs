@@ -513,13 +513,13 @@ impl AdminApi {
     }
 }
 
-/// This feature's routes in the API document (see `crate::openapi`). `EventType` and
-/// `LastDelivery` are listed because schemas refer to them from `schema_with` functions, whose
-/// references are not collected.
+/// This feature's routes in the API document (see `crate::openapi`). `EventType` is listed
+/// because schemas refer to it from `schema_with` functions, whose references are not
+/// collected.
 #[derive(utoipa::OpenApi)]
 #[openapi(
     paths(list_webhooks, create_webhook, get_webhook, update_webhook, delete_webhook),
-    components(schemas(EventTypeName, LastDelivery)),
+    components(schemas(EventTypeName)),
     modifiers(&AtLeastOneChange)
 )]
 pub struct Routes;

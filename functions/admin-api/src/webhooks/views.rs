@@ -2,8 +2,7 @@
 //! its last delivery, its endpoint's circuit), and the one answer that carries the secret.
 
 use serde::{Deserialize, Serialize};
-use utoipa::openapi::schema::{Object, OneOfBuilder, Schema, Type};
-use utoipa::openapi::Ref;
+use utoipa::openapi::schema::Object;
 use utoipa::ToSchema;
 use webhooks_shared::domain::catalogue::EventTypeName;
 use webhooks_shared::domain::circuit::{self, CircuitView};
@@ -59,25 +58,12 @@ pub struct WebhookView {
     pub created_at: Timestamp,
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
-    /// The newest line of this webhook's delivery log, if it has any.
-    #[schema(schema_with = last_delivery_schema, required = true)]
+    /// The newest line of this webhook's delivery log, or null when it has none.
+    #[schema(required = true)]
     pub last_delivery: Option<LastDelivery>,
     /// The endpoint's circuit breaker: while `open`, due attempts are logged as not sent
     /// and one test request goes per interval (`next_probe_at`).
     pub circuit: CircuitView,
-}
-
-/// `last_delivery`: described as a whole rather than on its `LastDelivery` branch, where
-/// utoipa puts a field's doc comment. (`Routes` registers `LastDelivery`, as a `schema_with`
-/// field's references are not collected.)
-fn last_delivery_schema() -> Schema {
-    OneOfBuilder::new()
-        .item(Ref::from_schema_name(LastDelivery::name()))
-        .item(Object::with_type(Type::Null))
-        .description(Some(
-            "The newest line of this webhook's delivery log, or null when it has none.",
-        ))
-        .into()
 }
 
 /// `url` as answered: the form every stored URL has (see [`super::input::url_form`]).
