@@ -190,29 +190,26 @@ pub fn view(webhook: &WebhookRecord) -> CircuitView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::model::WebhookStatus;
+    use crate::domain::model::{NewWebhook, StoredSecret};
 
     fn at(seconds: u64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_790_000_000 + seconds)
     }
 
     fn webhook() -> WebhookRecord {
-        WebhookRecord {
-            id: "wh_1".into(),
+        let new = NewWebhook {
             name: "n".into(),
             url: "https://example.com/hook".into(),
             events: vec!["order.completed".into()],
-            status: WebhookStatus::Active,
-            secret_ciphertext: String::new(),
-            secret_hint: String::new(),
-            created_at: Timestamp::from(at(0)),
-            updated_at: Timestamp::from(at(0)),
+            active: true,
+        };
+        let secret = StoredSecret {
+            ciphertext: String::new(),
+            hint: String::new(),
+        };
+        WebhookRecord {
             revision: 1,
-            failures_in_row: 0,
-            circuit_opened_at: None,
-            probe_at: None,
-            last_failure: None,
-            awaiting_answer_since: None,
+            ..WebhookRecord::created("wh_1".into(), new, secret, Timestamp::from(at(0)))
         }
     }
 

@@ -353,6 +353,7 @@ pub fn recorded_request(url: &str, headers: &[(String, String)]) -> RecordedRequ
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::model::{NewWebhook, StoredSecret};
 
     const RETENTION: Duration = Duration::from_secs(86_400);
 
@@ -379,23 +380,17 @@ mod tests {
     }
 
     fn webhook(status: WebhookStatus) -> WebhookRecord {
-        WebhookRecord {
-            id: "wh_1".into(),
+        let new = NewWebhook {
             name: "CRM".into(),
             url: "https://crm.example.com/hook".into(),
             events: vec!["order.completed".into()],
-            status,
-            secret_ciphertext: String::new(),
-            secret_hint: String::new(),
-            created_at: Timestamp::from(at(0)),
-            updated_at: Timestamp::from(at(0)),
-            revision: 0,
-            failures_in_row: 0,
-            circuit_opened_at: None,
-            probe_at: None,
-            last_failure: None,
-            awaiting_answer_since: None,
-        }
+            active: status == WebhookStatus::Active,
+        };
+        let secret = StoredSecret {
+            ciphertext: String::new(),
+            hint: String::new(),
+        };
+        WebhookRecord::created("wh_1".into(), new, secret, Timestamp::from(at(0)))
     }
 
     #[test]

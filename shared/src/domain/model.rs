@@ -51,6 +51,52 @@ pub struct WebhookRecord {
     pub awaiting_answer_since: Option<Timestamp>,
 }
 
+impl WebhookRecord {
+    /// A webhook as created: revision 0, and its endpoint's circuit closed with nothing
+    /// counted.
+    pub fn created(id: WebhookId, new: NewWebhook, secret: StoredSecret, at: Timestamp) -> Self {
+        WebhookRecord {
+            id,
+            name: new.name,
+            url: new.url,
+            events: new.events,
+            status: if new.active {
+                WebhookStatus::Active
+            } else {
+                WebhookStatus::Paused
+            },
+            secret_ciphertext: secret.ciphertext,
+            secret_hint: secret.hint,
+            created_at: at,
+            updated_at: at,
+            revision: 0,
+            failures_in_row: 0,
+            circuit_opened_at: None,
+            probe_at: None,
+            last_failure: None,
+            awaiting_answer_since: None,
+        }
+    }
+}
+
+/// What an admin chooses for a new webhook, checked (admin-api's create).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewWebhook {
+    pub name: String,
+    pub url: String,
+    pub events: Vec<String>,
+    /// false creates it paused.
+    pub active: bool,
+}
+
+/// A webhook's signing secret as its record keeps it: sealed, and the hint admins see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSecret {
+    /// Base64 of the KMS ciphertext (encryption context: the webhook's id).
+    pub ciphertext: String,
+    pub hint: String,
+}
+
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }
@@ -352,6 +398,42 @@ mod tests {
     use aws_sdk_dynamodb::types::AttributeValue;
 
     use super::*;
+
+    #[test]
+    fn a_webhook_as_created_is_at_revision_0_with_its_circuit_closed() {
+        let at = Timestamp::from(SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_000_000));
+        let created = |active| {
+            let new = NewWebhook {
+                name: "CRM".into(),
+                url: "https://crm.example.com/hook".into(),
+                events: vec!["order.completed".into()],
+                active,
+            };
+            let secret = StoredSecret {
+                ciphertext: "c2VhbGVk".into(),
+                hint: "whsec_…Qk0=".into(),
+            };
+            WebhookRecord::created("wh_1".into(), new, secret, at)
+        };
+        let webhook = created(true);
+        assert_eq!(webhook.status, WebhookStatus::Active);
+        assert_eq!(created(false).status, WebhookStatus::Paused);
+        assert_eq!((webhook.created_at, webhook.updated_at), (at, at));
+        assert_eq!(
+            (
+                webhook.secret_ciphertext.as_str(),
+                webhook.secret_hint.as_str()
+            ),
+            ("c2VhbGVk", "whsec_…Qk0=")
+        );
+        assert_eq!(webhook.revision, 0);
+        assert_eq!(
+            crate::domain::circuit::view(&webhook).state,
+            crate::domain::circuit::CircuitState::Closed
+        );
+        assert_eq!(webhook.failures_in_row, 0);
+        assert_eq!(webhook.awaiting_answer_since, None);
+    }
 
     fn delivery(resource_id: Option<&str>) -> DeliveryRef {
         DeliveryRef {

@@ -56,7 +56,7 @@ use serde_json::{json, Value};
 use webhooks_shared::adapters::{http_api, Adapters};
 use webhooks_shared::domain::clock::Timestamp;
 use webhooks_shared::domain::ids;
-use webhooks_shared::domain::model::{SubscriptionRecord, WebhookRecord, WebhookStatus};
+use webhooks_shared::domain::model::{NewWebhook, StoredSecret, SubscriptionRecord, WebhookRecord};
 use webhooks_shared::domain::signing::SigningSecret;
 
 const EVENT_TYPE: &str = "competition.created";
@@ -389,29 +389,22 @@ async fn list_every_page(made: &[String], checks: &mut Checks) -> Value {
 async fn webhook(adapters: &Adapters, i: usize) -> WebhookRecord {
     let id = ids::new_webhook_id();
     let secret = SigningSecret::generate();
-    let now = Timestamp::now();
     let sealed = adapters
         .secrets
         .seal(&id, &secret)
         .await
         .unwrap_or_else(|err| panic!("webhook {i}: sealing its secret: {err}"));
-    WebhookRecord {
-        id,
+    let new = NewWebhook {
         name: format!("subscriber {i}"),
         url: format!("https://subscriber-{i}.example.invalid/hook"),
         events: vec![EVENT_TYPE.to_owned()],
-        status: WebhookStatus::Active,
-        secret_ciphertext: sealed,
-        secret_hint: secret.hint(),
-        created_at: now,
-        updated_at: now,
-        revision: 0,
-        failures_in_row: 0,
-        circuit_opened_at: None,
-        probe_at: None,
-        last_failure: None,
-        awaiting_answer_since: None,
-    }
+        active: true,
+    };
+    let sealed = StoredSecret {
+        ciphertext: sealed,
+        hint: secret.hint(),
+    };
+    WebhookRecord::created(id, new, sealed, Timestamp::now())
 }
 
 /// The webhooks' items and their subscriptions' items, 25 a `BatchWriteItem`.

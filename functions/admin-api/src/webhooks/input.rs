@@ -10,6 +10,8 @@ use utoipa::openapi::{Ref, SchemaFormat};
 use utoipa::ToSchema;
 
 use webhooks_shared::domain::catalogue::{self, EventTypeName};
+/// A create request that passed validation.
+pub use webhooks_shared::domain::model::NewWebhook;
 use webhooks_shared::domain::problem::{self, Problem};
 use webhooks_shared::domain::targets;
 
@@ -53,15 +55,6 @@ pub struct CreateWebhookRequest {
     /// false creates the webhook paused.
     #[serde(default = "default_true")]
     #[schema(default = true)]
-    pub active: bool,
-}
-
-/// A create request that passed validation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewWebhook {
-    pub name: String,
-    pub url: String,
-    pub events: Vec<String>,
     pub active: bool,
 }
 

@@ -38,7 +38,7 @@ use webhooks_shared::domain::catalogue::EventTypeName;
 use webhooks_shared::domain::circuit;
 use webhooks_shared::domain::clock::Timestamp;
 use webhooks_shared::domain::ids::{self, WebhookId};
-use webhooks_shared::domain::model::{WebhookRecord, WebhookStatus};
+use webhooks_shared::domain::model::{StoredSecret, WebhookRecord, WebhookStatus};
 use webhooks_shared::domain::problem::Problem;
 use webhooks_shared::domain::signing::SigningSecret;
 
@@ -382,28 +382,11 @@ impl AdminApi {
         let id = ids::new_webhook_id();
         let secret = SigningSecret::generate();
         let secret_ciphertext = self.secrets.seal(&id, &secret).await.map_err(unavailable)?;
-        let now = Timestamp::now();
-        let record = WebhookRecord {
-            id,
-            name: new.name,
-            url: new.url,
-            events: new.events,
-            status: if new.active {
-                WebhookStatus::Active
-            } else {
-                WebhookStatus::Paused
-            },
-            secret_ciphertext,
-            secret_hint: secret.hint(),
-            created_at: now,
-            updated_at: now,
-            revision: 0,
-            failures_in_row: 0,
-            circuit_opened_at: None,
-            probe_at: None,
-            last_failure: None,
-            awaiting_answer_since: None,
+        let sealed = StoredSecret {
+            ciphertext: secret_ciphertext,
+            hint: secret.hint(),
         };
+        let record = WebhookRecord::created(id, new, sealed, Timestamp::now());
         self.store
             .create_webhook(&record)
             .await
