@@ -13,7 +13,7 @@
 //! documenting it fails the contract tests.
 
 use utoipa::openapi::OpenApi as Document;
-use utoipa::OpenApi;
+use utoipa::{Modify, OpenApi};
 
 use webhooks_shared::adapters::openapi::{
     BadRequest, Conflict, NotFound, PayloadTooLarge, SecuritySchemes, ServiceUnavailable,
@@ -60,5 +60,6 @@ pub fn admin_routes() -> Document {
     ] {
         routes.merge(feature);
     }
+    webhooks::WebhookLinks.modify(&mut routes);
     routes
 }

@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::Json;
 
 use crate::problems::{unavailable, ApiResult, RouteResult};
-use crate::webhooks::{WebhookWithSecret, ANSWERED_ID, WEBHOOK_ID_DESCRIPTION};
+use crate::webhooks::{WebhookWithSecret, WEBHOOK_ID_DESCRIPTION};
 use crate::AdminApi;
 use webhooks_shared::adapters::openapi::{NotFound, ServiceUnavailable, Unauthorized};
 use webhooks_shared::domain::ids::WebhookId;
@@ -25,19 +25,7 @@ use webhooks_shared::domain::signing::SigningSecret;
     tag = "webhooks",
     params(("id" = WebhookId, Path, description = WEBHOOK_ID_DESCRIPTION)),
     responses(
-        (status = 200, body = WebhookWithSecret, description = "The webhook with its new secret.",
-            links(
-                ("GetWebhook" = (operation_id = "getWebhook", description = "Read this webhook.",
-                    parameters(("path.id" = ANSWERED_ID)))),
-                ("UpdateWebhook" = (operation_id = "updateWebhook", description = "Change this webhook.",
-                    parameters(("path.id" = ANSWERED_ID)))),
-                ("DeleteWebhook" = (operation_id = "deleteWebhook", description = "Delete this webhook.",
-                    parameters(("path.id" = ANSWERED_ID)))),
-                ("SendTestEvent" = (operation_id = "sendTestEvent",
-                    description = "Send this webhook a test event.",
-                    parameters(("path.id" = ANSWERED_ID)))),
-            )
-        ),
+        (status = 200, body = WebhookWithSecret, description = "The webhook with its new secret."),
         (status = 401, response = Unauthorized),
         (status = 404, response = NotFound),
         (status = 409, body = Problem, content_type = "application/problem+json",

@@ -16,8 +16,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use bytes::Bytes;
 use futures::stream::{self, StreamExt, TryStreamExt};
+use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::schema::Schema;
-use utoipa::openapi::{OpenApi as Document, RefOr};
+use utoipa::openapi::{OpenApi as Document, Ref, RefOr};
 use utoipa::{IntoParams, Modify, ToSchema};
 
 pub use input::{
@@ -63,7 +64,7 @@ pub(crate) const WEBHOOK_ID_DESCRIPTION: &str =
     (empty, longer than 64 characters, or of another form) is a 404.";
 
 /// A link's value for the webhook an answer shows (its `id`).
-pub(crate) const ANSWERED_ID: &str = "$response.body#/id";
+const ANSWERED_ID: &str = "$response.body#/id";
 /// A link's value for the webhook the request's path named.
 const REQUESTED_ID: &str = "$request.path.id";
 
@@ -170,27 +171,7 @@ pub(crate) async fn list_webhooks(
     responses(
         (status = 201, body = WebhookWithSecret,
             description = "Created; the answer carries the full secret.",
-            headers(("Location" = String, description = "`/api/v1/webhooks/{id}` of the new webhook.")),
-            links(
-                ("GetWebhook" = (operation_id = "getWebhook", description = "Read this webhook.",
-                    parameters(("path.id" = ANSWERED_ID)))),
-                ("UpdateWebhook" = (operation_id = "updateWebhook", description = "Change this webhook.",
-                    parameters(("path.id" = ANSWERED_ID)))),
-                ("RotateSecret" = (operation_id = "rotateWebhookSecret",
-                    description = "Give this webhook a new signing secret.",
-                    parameters(("path.id" = ANSWERED_ID)))),
-                ("DeleteWebhook" = (operation_id = "deleteWebhook", description = "Delete this webhook.",
-                    parameters(("path.id" = ANSWERED_ID)))),
-                ("ListAttempts" = (operation_id = "listAttempts", description = "This webhook's delivery log.",
-                    parameters(("path.id" = ANSWERED_ID)))),
-                ("SendTestEvent" = (operation_id = "sendTestEvent",
-                    description = "Send this webhook a test event.",
-                    parameters(("path.id" = ANSWERED_ID)))),
-                ("RecoverDeliveries" = (operation_id = "recoverDeliveries",
-                    description = "Redeliver this webhook's failed deliveries in a window.",
-                    parameters(("path.id" = ANSWERED_ID)))),
-            )
-        ),
+            headers(("Location" = String, description = "`/api/v1/webhooks/{id}` of the new webhook."))),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 422, response = UnprocessableEntity),
@@ -220,25 +201,7 @@ pub(crate) async fn create_webhook(
     tag = "webhooks",
     params(("id" = WebhookId, Path, description = WEBHOOK_ID_DESCRIPTION)),
     responses(
-        (status = 200, body = WebhookView, description = "The webhook.",
-            links(
-                ("UpdateWebhook" = (operation_id = "updateWebhook", description = "Change this webhook.",
-                    parameters(("path.id" = ANSWERED_ID)))),
-                ("RotateSecret" = (operation_id = "rotateWebhookSecret",
-                    description = "Give this webhook a new signing secret.",
-                    parameters(("path.id" = ANSWERED_ID)))),
-                ("DeleteWebhook" = (operation_id = "deleteWebhook", description = "Delete this webhook.",
-                    parameters(("path.id" = ANSWERED_ID)))),
-                ("ListAttempts" = (operation_id = "listAttempts", description = "This webhook's delivery log.",
-                    parameters(("path.id" = ANSWERED_ID)))),
-                ("SendTestEvent" = (operation_id = "sendTestEvent",
-                    description = "Send this webhook a test event.",
-                    parameters(("path.id" = ANSWERED_ID)))),
-                ("RecoverDeliveries" = (operation_id = "recoverDeliveries",
-                    description = "Redeliver this webhook's failed deliveries in a window.",
-                    parameters(("path.id" = ANSWERED_ID)))),
-            )
-        ),
+        (status = 200, body = WebhookView, description = "The webhook."),
         (status = 401, response = Unauthorized),
         (status = 404, response = NotFound),
         (status = 503, response = ServiceUnavailable),
@@ -260,25 +223,7 @@ pub(crate) async fn get_webhook(
     params(("id" = WebhookId, Path, description = WEBHOOK_ID_DESCRIPTION)),
     request_body = UpdateWebhookRequest,
     responses(
-        (status = 200, body = WebhookView, description = "The updated webhook.",
-            links(
-                ("GetWebhook" = (operation_id = "getWebhook", description = "Read this webhook.",
-                    parameters(("path.id" = ANSWERED_ID)))),
-                ("RotateSecret" = (operation_id = "rotateWebhookSecret",
-                    description = "Give this webhook a new signing secret.",
-                    parameters(("path.id" = ANSWERED_ID)))),
-                ("DeleteWebhook" = (operation_id = "deleteWebhook", description = "Delete this webhook.",
-                    parameters(("path.id" = ANSWERED_ID)))),
-                ("ListAttempts" = (operation_id = "listAttempts", description = "This webhook's delivery log.",
-                    parameters(("path.id" = ANSWERED_ID)))),
-                ("SendTestEvent" = (operation_id = "sendTestEvent",
-                    description = "Send this webhook a test event.",
-                    parameters(("path.id" = ANSWERED_ID)))),
-                ("RecoverDeliveries" = (operation_id = "recoverDeliveries",
-                    description = "Redeliver this webhook's failed deliveries in a window.",
-                    parameters(("path.id" = ANSWERED_ID)))),
-            )
-        ),
+        (status = 200, body = WebhookView, description = "The updated webhook."),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 404, response = NotFound),
@@ -523,12 +468,130 @@ impl Modify for AtLeastOneChange {
     }
 }
 
+/// What can be done with a webhook: every answer that shows one (create, read, change,
+/// rotate-secret) links to each of these by the answer's `id`, but to its own operation. For
+/// clients, and for schemathesis's stateful phase, which follows them with real ids
+/// (tests/tests/contract).
+const WEBHOOK_LINKS: [(&str, &str, &str); 7] = [
+    ("GetWebhook", "getWebhook", "Read this webhook."),
+    ("UpdateWebhook", "updateWebhook", "Change this webhook."),
+    (
+        "RotateSecret",
+        "rotateWebhookSecret",
+        "Give this webhook a new signing secret.",
+    ),
+    ("DeleteWebhook", "deleteWebhook", "Delete this webhook."),
+    (
+        "ListAttempts",
+        "listAttempts",
+        "This webhook's delivery log.",
+    ),
+    (
+        "SendTestEvent",
+        "sendTestEvent",
+        "Send this webhook a test event.",
+    ),
+    (
+        "RecoverDeliveries",
+        "recoverDeliveries",
+        "Redeliver this webhook's failed deliveries in a window.",
+    ),
+];
+
+/// Adds [`WEBHOOK_LINKS`] to every answer whose body is a `Webhook` or a `WebhookWithSecret`,
+/// whichever feature's route gives it (`crate::openapi::admin_routes` applies it to them all).
+pub struct WebhookLinks;
+
+impl Modify for WebhookLinks {
+    fn modify(&self, document: &mut Document) {
+        let shows_a_webhook = [WebhookView::name(), WebhookWithSecret::name()]
+            .map(|name| Ref::from_schema_name(name).ref_location);
+        for item in document.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let own = operation.operation_id.clone();
+                for answer in operation.responses.responses.values_mut() {
+                    let RefOr::T(answer) = answer else { continue };
+                    let body = answer.content.get("application/json");
+                    let shows = body.and_then(|c| c.schema.as_ref()).is_some_and(
+                        |schema| matches!(schema, RefOr::Ref(r) if shows_a_webhook.contains(&r.ref_location)),
+                    );
+                    if !shows {
+                        continue;
+                    }
+                    for (name, target, description) in WEBHOOK_LINKS {
+                        if own.as_deref() == Some(target) {
+                            continue;
+                        }
+                        let link = LinkBuilder::new()
+                            .operation_id(target)
+                            .parameter("path.id", ANSWERED_ID)
+                            .description(description)
+                            .build();
+                        answer.links.insert(name.to_owned(), RefOr::T(link));
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::Value;
     use utoipa::OpenApi;
     use webhooks_shared::domain::ids::MAX_ID_CHARS;
+
+    #[test]
+    fn every_answer_showing_a_webhook_links_to_what_can_be_done_with_it_but_itself() {
+        use std::collections::BTreeSet;
+        let document = serde_json::to_value(crate::openapi::admin_routes()).expect("JSON");
+        // (target operation, its `path.id`) of each link of an answer.
+        let links = |path: &str, method: &str, status: &str| -> BTreeSet<(String, String)> {
+            let answer = &document["paths"][path][method]["responses"][status];
+            let links = answer["links"].as_object().cloned().unwrap_or_default();
+            links
+                .values()
+                .map(|link| {
+                    let text = |value: &Value| value.as_str().unwrap_or_default().to_owned();
+                    (
+                        text(&link["operation_id"]),
+                        text(&link["parameters"]["path.id"]),
+                    )
+                })
+                .collect()
+        };
+        let all_but = |own: &str| -> BTreeSet<(String, String)> {
+            WEBHOOK_LINKS
+                .iter()
+                .filter(|(_, target, _)| *target != own)
+                .map(|(_, target, _)| (target.to_string(), ANSWERED_ID.to_owned()))
+                .collect()
+        };
+        let webhook = "/api/v1/webhooks/{id}";
+        assert_eq!(
+            links("/api/v1/webhooks", "post", "201"),
+            all_but("createWebhook")
+        );
+        assert_eq!(links(webhook, "get", "200"), all_but("getWebhook"));
+        assert_eq!(links(webhook, "patch", "200"), all_but("updateWebhook"));
+        let rotate = "/api/v1/webhooks/{id}/rotate-secret";
+        assert_eq!(links(rotate, "post", "200"), all_but("rotateWebhookSecret"));
+        // Answers that show no webhook get none of these.
+        assert!(links("/api/v1/webhooks", "get", "200").is_empty());
+        let test_event = links("/api/v1/webhooks/{id}/test-event", "post", "202");
+        assert!(!test_event.is_empty());
+        assert!(test_event
+            .iter()
+            .all(|(target, _)| target != "updateWebhook"));
+    }
 
     /// Attributes take literals, not constants: the document's numbers are held to the ones
     /// the routes enforce. And `AtLeastOneChange` did its work.
