@@ -1,5 +1,5 @@
-//! The OpenAPI document: served without auth, in step with the router both ways, and real
-//! answers validate against its schemas.
+//! The OpenAPI document: valid, served without auth, in step with the router both ways, and
+//! real answers validate against its schemas.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -63,6 +63,29 @@ async fn the_document_is_served_without_auth() {
     assert_eq!(answer.content_type, "application/json");
     assert_eq!(answer.json, document());
     assert_eq!(answer.json["openapi"], "3.1.0");
+}
+
+/// The derived document is a valid OpenAPI 3.1 document by a validator other than the tools
+/// that make and read it (utoipa, schemathesis).
+#[test]
+fn the_document_is_valid_openapi_3_1() {
+    let root = &Harness::get().root;
+    let validator = root.join(".venv/bin/openapi-spec-validator");
+    assert!(
+        validator.exists(),
+        "{} is missing: run `bash infra/venv.sh` (make test does)",
+        validator.display()
+    );
+    let output = std::process::Command::new(validator)
+        .arg(root.join("functions/admin-api/openapi.json"))
+        .output()
+        .expect("run openapi-spec-validator");
+    assert!(
+        output.status.success(),
+        "openapi.json is not a valid OpenAPI document:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
