@@ -164,19 +164,22 @@ fn html_part(d: &DigestFacts) -> String {
     let (webhook, total, noun) = (d.webhook, d.total, d.noun);
     let mut html = format!(
         "<h2>Webhook &ldquo;{}&rdquo;: {total} {noun} permanently failed</h2>\
-         <p>URL: <code>{}</code><br>Webhook id: <code>{}</code></p>\
-         <table border=\"1\" cellpadding=\"4\" cellspacing=\"0\">\
-         <tr><th>#</th><th>Event</th><th>Resource</th><th>Event id</th><th>Last answer</th><th>Attempts</th><th>At</th><th>Why</th><th>Payload</th></tr>",
+         <p>URL: <code>{}</code><br>Webhook id: <code>{}</code></p>",
         escape(&webhook.name),
         escape(&webhook.url),
         escape(webhook.id.as_str())
     );
+    // Before the table: a paragraph inside a <table> is not HTML, and mail clients move it.
     if let Some(page) = &d.page {
         html.push_str(&format!(
             "<p><a href=\"{}\">Open the webhook&rsquo;s delivery history in the console</a></p>",
             escape(page)
         ));
     }
+    html.push_str(
+        "<table border=\"1\" cellpadding=\"4\" cellspacing=\"0\">\
+         <tr><th>#</th><th>Event</th><th>Resource</th><th>Event id</th><th>Last answer</th><th>Attempts</th><th>At</th><th>Why</th><th>Payload</th></tr>",
+    );
     for (i, f) in d.listed.iter().enumerate() {
         html.push_str(&html_row(i + 1, f));
     }
@@ -303,6 +306,10 @@ mod tests {
             "{}",
             email.html
         );
+        // Outside the table: only rows belong in one.
+        let table = email.html.find("<table").expect("a table");
+        let link = email.html.find("<a href").expect("a link");
+        assert!(link < table, "{}", email.html);
         let unlinked = compose_digest(&webhook(), 1, &[failure(0)], None);
         assert!(!unlinked.html.contains("<a href"));
     }
