@@ -43,26 +43,27 @@ fn flatten_all_of(document: &mut Value) {
         return;
     };
     for (name, schema) in &schemas {
-        let Some(parts) = schema["allOf"].as_array() else {
+        let Some(written) = schema["allOf"].as_array() else {
             continue;
         };
-        let parts: Option<Vec<&Map<String, Value>>> = parts
+        // Each part as written (a `$ref` to a flattened type, or the type's own fields) and
+        // the object it describes.
+        let parts: Option<Vec<(bool, &Map<String, Value>)>> = written
             .iter()
-            .map(|part| resolved(&schemas, part).as_object())
+            .map(|part| {
+                let object = resolved(&schemas, part).as_object()?;
+                let is_object = object.get("type") == Some(&"object".into());
+                is_object.then_some((part.get("$ref").is_some(), object))
+            })
             .collect();
-        let Some(parts) =
-            parts.filter(|p| p.iter().all(|p| p.get("type") == Some(&"object".into())))
-        else {
+        let Some(parts) = parts else {
             continue;
         };
         let mut properties = Map::new();
         let mut required = Vec::new();
         let mut closed = true;
-        for (part, written) in parts
-            .iter()
-            .zip(schema["allOf"].as_array().into_iter().flatten())
-        {
-            if written.get("$ref").is_some() {
+        for (flattened, part) in parts {
+            if flattened {
                 closed &= part.get("additionalProperties") == Some(&Value::Bool(false));
             }
             if let Some(own) = part.get("properties").and_then(Value::as_object) {
@@ -145,9 +146,9 @@ fn unwrapped(text: &str) -> String {
             || line.starts_with("- ")
             || line.starts_with("* ")
             || line.starts_with('#')
-            || line
-                .split_once(". ")
-                .is_some_and(|(n, _)| n.parse::<u32>().is_ok())
+            // In CommonMark only a list starting at 1 may interrupt a paragraph: "a\n400. The"
+            // is one paragraph.
+            || line.starts_with("1. ")
     };
     // A heading is a line of its own; a blank line ends a paragraph.
     let joins =
@@ -327,8 +328,8 @@ mod tests {
     #[test]
     fn a_line_break_inside_a_paragraph_is_a_space_and_blocks_keep_their_lines() {
         assert_eq!(
-            unwrapped("Malformed request: bad JSON,\nunknown fields.\n\n## Auth\nEvery call:\n- one\n- two\n  more\n1. first"),
-            "Malformed request: bad JSON, unknown fields.\n\n## Auth\nEvery call:\n- one\n- two more\n1. first"
+            unwrapped("Malformed request: bad JSON,\nunknown fields.\n\n## Auth\nEvery call:\n- one\n- two\n  more\n1. first\nis a\n400. Answers"),
+            "Malformed request: bad JSON, unknown fields.\n\n## Auth\nEvery call:\n- one\n- two more\n1. first is a 400. Answers"
         );
     }
 
