@@ -14,9 +14,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::event_types::EventTypeName;
 use crate::paging;
-use crate::problems::{paused, unavailable, ApiResult, RouteResult};
+use crate::path_ids::{ATTEMPT_ID_DESCRIPTION, DELIVERY_ID_DESCRIPTION, WEBHOOK_ID_DESCRIPTION};
+use crate::problems::{paused, unavailable, ApiResult, Paused, RouteResult};
 use crate::test_events::is_test_event;
-use crate::webhooks::WEBHOOK_ID_DESCRIPTION;
 use crate::AdminApi;
 use webhooks_shared::adapters::openapi::{BadRequest, NotFound, ServiceUnavailable, Unauthorized};
 use webhooks_shared::domain::clock::Timestamp;
@@ -30,13 +30,6 @@ use webhooks_shared::domain::problem::Problem;
 
 /// The log shows at most this many attempts per call (and this many by default).
 pub const MAX_LOG_LIMIT: u32 = 100;
-
-/// The `{attempt_id}` of the routes, as the API document describes it.
-const ATTEMPT_ID_DESCRIPTION: &str = "Attempt id (`<delivery_id>.<attempt>`, e.g. \
-    `dlv_01jd8x9k4m2n3p4q5r6s7t8v9w.2`). A path id that cannot be one of ours is a 404.";
-/// The `{delivery_id}` of the routes, as the API document describes it.
-const DELIVERY_ID_DESCRIPTION: &str =
-    "Delivery id (`dlv_…`). A path id that cannot be one of ours is a 404.";
 
 /// One line of the delivery log.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -364,8 +357,7 @@ pub(crate) async fn get_attempt(
         ),
         (status = 401, response = Unauthorized),
         (status = 404, response = NotFound),
-        (status = 409, description = "The webhook is paused; resume it first.", body = Problem,
-            content_type = "application/problem+json"),
+        (status = 409, response = Paused),
         (status = 503, response = ServiceUnavailable),
     ),
 )]

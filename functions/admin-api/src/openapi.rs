@@ -20,6 +20,8 @@ use webhooks_shared::adapters::openapi::{
     Unauthorized, UnprocessableEntity,
 };
 
+use crate::problems::Paused;
+use crate::webhooks::ChangedConcurrently;
 use crate::{attempts, event_types, http, recovery, secrets, test_events, webhooks};
 
 /// Everything but the routes.
@@ -42,6 +44,8 @@ use crate::{attempts, event_types, http, recovery, secrets, test_events, webhook
         PayloadTooLarge,
         UnprocessableEntity,
         ServiceUnavailable,
+        Paused,
+        ChangedConcurrently,
     )),
     modifiers(&SecuritySchemes),
 )]

@@ -14,6 +14,15 @@ use webhooks_shared::domain::problem::Problem;
 
 use crate::problems::ProblemResponse;
 
+/// The id parameters as the API document describes them: what they hold, and the 404 that
+/// [`refuse_malformed_ids`] answers for one that cannot be ours.
+pub(crate) const WEBHOOK_ID_DESCRIPTION: &str = "Webhook id (`wh_…`). A path id that cannot be \
+    one of ours (empty, longer than 64 characters, or of another form) is a 404.";
+pub(crate) const ATTEMPT_ID_DESCRIPTION: &str = "Attempt id (`<delivery_id>.<attempt>`, e.g. \
+    `dlv_01jd8x9k4m2n3p4q5r6s7t8v9w.2`). A path id that cannot be one of ours is a 404.";
+pub(crate) const DELIVERY_ID_DESCRIPTION: &str =
+    "Delivery id (`dlv_…`). A path id that cannot be one of ours is a 404.";
+
 /// The route parameters that hold ids, and the kind of id each holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdKind {

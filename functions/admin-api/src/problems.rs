@@ -21,6 +21,14 @@ pub(crate) fn unavailable(err: impl std::fmt::Display) -> Problem {
     Problem::unavailable()
 }
 
+/// [`paused`]'s answer, as the API document describes it.
+#[derive(utoipa::ToResponse)]
+#[response(
+    description = "The webhook is paused; resume it first.",
+    content_type = "application/problem+json"
+)]
+pub struct Paused(#[allow(dead_code)] Problem);
+
 /// Redelivery, recovery and test events are refused while the webhook is paused (409).
 pub(crate) fn paused(id: &WebhookId) -> Problem {
     Problem::conflict(format!(

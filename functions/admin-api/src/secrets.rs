@@ -6,12 +6,12 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::Json;
 
+use crate::path_ids::WEBHOOK_ID_DESCRIPTION;
 use crate::problems::{unavailable, ApiResult, RouteResult};
-use crate::webhooks::{WebhookWithSecret, WEBHOOK_ID_DESCRIPTION};
+use crate::webhooks::{ChangedConcurrently, WebhookWithSecret};
 use crate::AdminApi;
 use webhooks_shared::adapters::openapi::{NotFound, ServiceUnavailable, Unauthorized};
 use webhooks_shared::domain::ids::WebhookId;
-use webhooks_shared::domain::problem::Problem;
 use webhooks_shared::domain::signing::SigningSecret;
 
 /// Rotate a webhook's signing secret
@@ -28,8 +28,7 @@ use webhooks_shared::domain::signing::SigningSecret;
         (status = 200, body = WebhookWithSecret, description = "The webhook with its new secret."),
         (status = 401, response = Unauthorized),
         (status = 404, response = NotFound),
-        (status = 409, body = Problem, content_type = "application/problem+json",
-            description = "The webhook was changed concurrently; retry."),
+        (status = 409, response = ChangedConcurrently),
         (status = 503, response = ServiceUnavailable),
     )
 )]

@@ -21,8 +21,8 @@ use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 use crate::event_types::EventTypeName;
-use crate::problems::{body_of, paused, unavailable, ApiResult, RouteResult};
-use crate::webhooks::WEBHOOK_ID_DESCRIPTION;
+use crate::path_ids::WEBHOOK_ID_DESCRIPTION;
+use crate::problems::{body_of, paused, unavailable, ApiResult, Paused, RouteResult};
 use crate::AdminApi;
 use webhooks_shared::adapters::openapi::{
     BadRequest, NotFound, ServiceUnavailable, Unauthorized, UnprocessableEntity,
@@ -159,8 +159,7 @@ pub struct TestEventView {
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 404, response = NotFound),
-        (status = 409, description = "The webhook is paused; resume it first.", body = Problem,
-            content_type = "application/problem+json"),
+        (status = 409, response = Paused),
         (status = 422, response = UnprocessableEntity),
         (status = 503, response = ServiceUnavailable),
     ),

@@ -22,8 +22,8 @@ pub use call::{RecoveryCall, MAX_RECOVERY_LINES};
 use sweep::{encode_cursor, Sweep};
 pub use sweep::{RecoveryWindow, RECOVERY_CHUNK};
 
-use crate::problems::{body_of, paused, unavailable, ApiResult, RouteResult};
-use crate::webhooks::WEBHOOK_ID_DESCRIPTION;
+use crate::path_ids::WEBHOOK_ID_DESCRIPTION;
+use crate::problems::{body_of, paused, unavailable, ApiResult, Paused, RouteResult};
 use crate::AdminApi;
 use webhooks_shared::adapters::openapi::{
     NotFound, ServiceUnavailable, Unauthorized, UnprocessableEntity,
@@ -94,8 +94,7 @@ pub struct RecoveryView {
             body = Problem, content_type = "application/problem+json"),
         (status = 401, response = Unauthorized),
         (status = 404, response = NotFound),
-        (status = 409, description = "The webhook is paused; resume it first.", body = Problem,
-            content_type = "application/problem+json"),
+        (status = 409, response = Paused),
         (status = 422, response = UnprocessableEntity),
         (status = 503, response = ServiceUnavailable),
     ),

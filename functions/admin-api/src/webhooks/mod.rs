@@ -29,7 +29,7 @@ pub use input::{
 pub use views::{LastDelivery, WebhookList, WebhookView, WebhookWithSecret};
 
 use crate::paging;
-use crate::path_ids::IdKind;
+use crate::path_ids::{IdKind, WEBHOOK_ID_DESCRIPTION};
 use crate::problems::{body_of, unavailable, ApiResult, RouteResult};
 use crate::AdminApi;
 use webhooks_shared::adapters::openapi::{
@@ -52,16 +52,21 @@ fn webhook_not_found(id: &WebhookId) -> Problem {
     Problem::not_found(format!("no webhook with id {id:?}"))
 }
 
+/// [`changed_concurrently`]'s answer, as the API document describes it (a change, a delete
+/// or a secret's rotation that lost a race).
+#[derive(utoipa::ToResponse)]
+#[response(
+    description = "The webhook was changed by another request at the same time (e.g. a PATCH \
+                   landed meanwhile); read it again and retry.",
+    content_type = "application/problem+json"
+)]
+pub struct ChangedConcurrently(#[allow(dead_code)] Problem);
+
 fn changed_concurrently(id: &WebhookId) -> Problem {
     Problem::conflict(format!(
         "webhook {id:?} was changed by another request at the same time; read it again and retry"
     ))
 }
-
-/// The `{id}` of the webhook routes, as the API document describes it.
-pub(crate) const WEBHOOK_ID_DESCRIPTION: &str =
-    "Webhook id (`wh_…`). A path id that cannot be one of ours \
-    (empty, longer than 64 characters, or of another form) is a 404.";
 
 /// A link's value for the webhook an answer shows (its `id`).
 const ANSWERED_ID: &str = "$response.body#/id";
@@ -227,8 +232,7 @@ pub(crate) async fn get_webhook(
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 404, response = NotFound),
-        (status = 409, body = Problem, content_type = "application/problem+json",
-            description = "The webhook was changed concurrently; read it again and retry."),
+        (status = 409, response = ChangedConcurrently),
         (status = 422, response = UnprocessableEntity),
         (status = 503, response = ServiceUnavailable),
     )
@@ -261,9 +265,7 @@ pub(crate) async fn update_webhook(
         ),
         (status = 401, response = Unauthorized),
         (status = 404, response = NotFound),
-        (status = 409, body = Problem, content_type = "application/problem+json",
-            description = "The webhook was changed concurrently (e.g. a PATCH landed meanwhile); \
-                read it again and retry."),
+        (status = 409, response = ChangedConcurrently),
         (status = 503, response = ServiceUnavailable),
     )
 )]
